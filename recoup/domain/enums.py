@@ -1,0 +1,123 @@
+"""Closed vocabularies of the product (SPEC §1, §3). Values are the public contract."""
+
+from enum import StrEnum
+
+
+class Mode(StrEnum):
+    invoice = "invoice"
+    customer = "customer"
+
+
+class CatchUp(StrEnum):
+    latest = "latest"
+    all = "all"
+
+
+class Transition(StrEnum):
+    days_overdue = "days_overdue"
+    days_overdue_and_balance = "days_overdue_and_balance"
+
+
+class Channel(StrEnum):
+    email = "email"
+    letter = "letter"
+    sms = "sms"
+
+
+class ActionType(StrEnum):
+    send_email = "send_email"
+    send_letter = "send_letter"
+    send_sms = "send_sms"
+    late_fee_fixed = "late_fee_fixed"
+    late_fee_percent = "late_fee_percent"
+    interest = "interest"
+    change_account_status = "change_account_status"
+    retry_payment = "retry_payment"
+    webhook = "webhook"
+    manual = "manual"
+
+
+class ActionMode(StrEnum):
+    automatic = "automatic"
+    manual = "manual"
+
+
+class InvoiceStatus(StrEnum):
+    open = "open"
+    partially_paid = "partially_paid"
+    paid = "paid"
+    cancelled = "cancelled"
+
+
+class PlanStatus(StrEnum):
+    active = "active"
+    paused = "paused"
+    recovered = "recovered"
+    unrecovered = "unrecovered"
+    stopped = "stopped"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_PLAN_STATUSES
+
+
+FINAL_PLAN_STATUSES = frozenset({PlanStatus.recovered, PlanStatus.unrecovered, PlanStatus.stopped})
+OPEN_PLAN_STATUSES = frozenset({PlanStatus.active, PlanStatus.paused})
+
+
+class InstanceStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    skipped = "skipped"
+    cancelled = "cancelled"
+
+
+UNFINISHED_INSTANCE_STATUSES = frozenset({InstanceStatus.pending, InstanceStatus.running})
+
+
+class TaskStatus(StrEnum):
+    open = "open"
+    claimed = "claimed"
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+OPEN_TASK_STATUSES = frozenset({TaskStatus.open, TaskStatus.claimed})
+
+
+class Event(StrEnum):
+    reminder_sent = "reminder_sent"
+    plan_opened = "plan_opened"
+    level_reached = "level_reached"
+    level_skipped = "level_skipped"
+    action_queued = "action_queued"
+    action_done = "action_done"
+    action_failed = "action_failed"
+    action_skipped = "action_skipped"
+    action_cancelled = "action_cancelled"
+    action_retry = "action_retry"
+    task_created = "task_created"
+    task_claimed = "task_claimed"
+    task_completed = "task_completed"
+    task_cancelled = "task_cancelled"
+    payment_recorded = "payment_recorded"
+    plan_paused = "plan_paused"
+    plan_resumed = "plan_resumed"
+    plan_stopped = "plan_stopped"
+    plan_recovered = "plan_recovered"
+    plan_unrecovered = "plan_unrecovered"
+    status_changed = "status_changed"
+    status_restored = "status_restored"
+    charge_created = "charge_created"
+    config_changed = "config_changed"
+    invoice_joined = "invoice_joined"
+    invoice_disputed = "invoice_disputed"
+    invoice_undisputed = "invoice_undisputed"
+    run_started = "run_started"
+    run_finished = "run_finished"
+
+
+SYSTEM_ACTOR = "system"
+CANCELLED_ACCOUNT_STATUS = "cancelled"

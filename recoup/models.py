@@ -1,0 +1,363 @@
+"""SQLAlchemy models for everything in SPEC §1. Tables plural; statuses stored as their values."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from recoup.core.clock import utc_now
+from recoup.core.db import Amount, Base, UTCDateTime
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class SettingsRow(Base):
+    __tablename__ = "settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    mode: Mapped[str] = mapped_column(String(16), default="invoice")
+    invoice_types: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["commercial"])
+    customer_balance: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    max_levels: Mapped[int] = mapped_column(Integer, default=15)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    catch_up: Mapped[str] = mapped_column(String(16), default="latest")
+    company: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+
+class TemplateRow(Base):
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("code", "language"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(Text, nullable=True)
+    body: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ActionRow(Base):
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16), default="automatic")
+    role: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    instructions: Mapped[str | None] = mapped_column(Text, nullable=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PolicyRow(Base):
+    __tablename__ = "policies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    priority: Mapped[int] = mapped_column(Integer, unique=True)
+    min_balance: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    attach_invoice: Mapped[bool] = mapped_column(Boolean, default=False)
+    transition: Mapped[str] = mapped_column(String(32), default="days_overdue")
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    levels: Mapped[list[LevelRow]] = relationship(
+        back_populates="policy",
+        order_by="LevelRow.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+
+class LevelRow(Base):
+    __tablename__ = "levels"
+    __table_args__ = (UniqueConstraint("policy_id", "code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(100))
+    days: Mapped[int] = mapped_column(Integer)
+    reminder: Mapped[bool] = mapped_column(Boolean, default=False)
+    end: Mapped[bool] = mapped_column(Boolean, default=False)
+    min_balance: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # Action codes in order; actions are referenced by code like in the YAML file.
+    actions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    policy: Mapped[PolicyRow] = relationship(back_populates="levels")
+
+
+# --- the book ------------------------------------------------------------------------------
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    category: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    is_company: Mapped[bool] = mapped_column(Boolean, default=False)
+    payment_method: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    policy: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(50), default="active")
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (Index("ix_invoices_customer_currency", "customer_id", "currency"),)
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    number: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(50), default="commercial")
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date, index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(Amount)
+    amount_due: Mapped[Decimal] = mapped_column(Amount)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    disputed: Mapped[bool] = mapped_column(Boolean, default=False)
+    pdf_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # R15: the next business date the run must look at this invoice outside a plan
+    # (a reminder or the opening of a plan); NULL when nothing can happen until it changes.
+    next_check_on: Mapped[date | None] = mapped_column(Date, nullable=True, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+    customer: Mapped[Customer] = relationship(lazy="joined")
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), nullable=True)
+    amount: Mapped[Decimal] = mapped_column(Amount)
+    currency: Mapped[str] = mapped_column(String(3))
+    date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class PaymentAllocation(Base):
+    """How a payment was spread over invoices (R8: oldest due first when it names none)."""
+
+    __tablename__ = "payment_allocations"
+    __table_args__ = (UniqueConstraint("payment_id", "invoice_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), index=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Amount)
+
+
+# --- dunning -------------------------------------------------------------------------------
+
+
+class Plan(Base):
+    """A collection plan: one per invoice (invoice mode) or per (customer, currency)."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    invoice_id: Mapped[str | None] = mapped_column(
+        ForeignKey("invoices.id"), nullable=True, index=True
+    )
+    currency: Mapped[str] = mapped_column(String(3))
+    mode: Mapped[str] = mapped_column(String(16))
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
+    status: Mapped[str] = mapped_column(String(20), default="active", index=True)
+    level: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    balance: Mapped[Decimal] = mapped_column(Amount)
+    opened_on: Mapped[date] = mapped_column(Date)
+    closed_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    anchor_date: Mapped[date] = mapped_column(Date)  # due date (customer mode: oldest overdue)
+    paused_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    pause_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pause_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    paused_days: Mapped[int] = mapped_column(Integer, default=0)
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # R15: the next business date the run must look at this plan; NULL: waiting on people.
+    next_step_on: Mapped[date | None] = mapped_column(Date, nullable=True, index=True)
+    # "inv:<id>" or "cust:<id>:<currency>" while the plan is open, NULL once final: the
+    # database refuses a second open plan for the same debt.
+    open_key: Mapped[str | None] = mapped_column(String(250), nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+    policy: Mapped[PolicyRow] = relationship(lazy="joined")
+
+
+class PlanInvoice(Base):
+    """Invoices covered by a plan (one in invoice mode; those joining in customer mode)."""
+
+    __tablename__ = "plan_invoices"
+    __table_args__ = (UniqueConstraint("plan_id", "invoice_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    joined_on: Mapped[date] = mapped_column(Date)
+
+
+class ActionInstance(Base):
+    """An action due on a plan (or, for reminders, on an invoice). `key` is the idempotency
+    key: unique per (plan or invoice, level, action), so no step can ever be queued twice."""
+
+    __tablename__ = "action_instances"
+    __table_args__ = (Index("ix_action_instances_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True, index=True)
+    invoice_id: Mapped[str | None] = mapped_column(
+        ForeignKey("invoices.id"), nullable=True, index=True
+    )
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
+    level: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    leased_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    due_on: Mapped[date] = mapped_column(Date)  # the business date it was queued for
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True, index=True)
+    action_instance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("action_instances.id"), nullable=True, unique=True
+    )
+    level: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    action: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    role: Mapped[str] = mapped_column(String(100))
+    instructions: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Charge(Base):
+    """A late fee or interest owed; unique per action instance so a fee is charged once."""
+
+    __tablename__ = "charges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action_instance_id: Mapped[int] = mapped_column(
+        ForeignKey("action_instances.id"), unique=True
+    )
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), nullable=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True)
+    amount: Mapped[Decimal] = mapped_column(Amount)
+    currency: Mapped[str] = mapped_column(String(3))
+    service: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))  # the action type that created it
+    created_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class StatusChange(Base):
+    """An account status set by a plan, remembered so it can be restored (R12)."""
+
+    __tablename__ = "status_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action_instance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("action_instances.id"), nullable=True, unique=True
+    )
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    previous_status: Mapped[str] = mapped_column(String(50))
+    new_status: Mapped[str] = mapped_column(String(50))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    restored_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Document(Base):
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True, index=True)
+    action_instance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("action_instances.id"), nullable=True
+    )
+    kind: Mapped[str] = mapped_column(String(32), default="letter")
+    path: Mapped[str] = mapped_column(Text)
+    invoice_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    as_of: Mapped[date] = mapped_column(Date, index=True)
+    execute: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    actor: Mapped[str] = mapped_column(String(200), default="system")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LogEntry(Base):
+    """Append-only history (R14)."""
+
+    __tablename__ = "log_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
+    on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    event: Mapped[str] = mapped_column(String(40), index=True)
+    actor: Mapped[str] = mapped_column(String(200), default="system")
+    customer_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    invoice_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    plan_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    level: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    action: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
