@@ -1,0 +1,122 @@
+"""What every CLI command shares: the database, the acting user, output as table or JSON."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
+
+from recoup.core.config import EnvConfig, load_env
+from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
+from recoup.core.errors import RecoupError
+from recoup.domain.enums import SYSTEM_ACTOR
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+JSON_OPTION = typer.Option(False, "--json", help="Print a JSON array instead of a table.")
+USER_OPTION = typer.Option(
+    None, "--user", envvar="RECOUP_USER", help="Who is acting (recorded in the log)."
+)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Business errors print their message and exit 1; no traceback for users."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except RecoupError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+_factories: dict[str, sessionmaker[Session]] = {}
+
+
+def env() -> EnvConfig:
+    return load_env()
+
+
+def session_factory() -> sessionmaker[Session]:
+    url = env().database_url
+    if url not in _factories:
+        _factories[url] = make_sessionmaker(make_engine(url))
+    return _factories[url]
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """One unit of work per command: commit on success, roll back on error."""
+    with unit_of_work(session_factory()) as session:
+        yield session
+
+
+def actor_name(user: str | None) -> str:
+    return user.strip() if user and user.strip() else SYSTEM_ACTOR
+
+
+def parse_date(value: str | None, option: str = "--as-of") -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise RecoupError(f"{option}: {value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def print_json(rows: Iterable[dict[str, Any]]) -> None:
+    sys.stdout.write(json.dumps([to_jsonable(r) for r in rows], indent=2, ensure_ascii=False))
+    sys.stdout.write("\n")
+
+
+def print_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], *, title: str | None = None
+) -> None:
+    if not rows:
+        console.print(f"[dim]no {title.lower() if title else 'rows'}[/dim]")
+        return
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        justify = "right" if column in ("balance", "amount", "id", "days_overdue") else "left"
+        table.add_column(column, justify=justify)
+    for row in rows:
+        table.add_row(*["" if row.get(c) is None else str(to_jsonable(row.get(c))) for c in columns])
+    console.print(table)
+
+
+def output(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], *, as_json: bool, title: str
+) -> None:
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, columns, title=title)
