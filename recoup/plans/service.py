@@ -1,0 +1,76 @@
+"""Pause, resume and stop plans by hand or on dispute (R10). Services flush, never commit."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from recoup.core.errors import Conflict, NotFound
+from recoup.core.log import log
+from recoup.core.schedule import CHECK_NOW
+from recoup.domain.enums import Event, PlanStatus
+from recoup.models import Plan
+from recoup.plans.closing import close_plan
+
+
+def get_plan(session: Session, plan_id: int) -> Plan:
+    plan = session.get(Plan, plan_id)
+    if plan is None:
+        raise NotFound(f"plan {plan_id} not found")
+    return plan
+
+
+def pause_plan(
+    session: Session,
+    plan: Plan,
+    *,
+    reason: str,
+    until: date | None,
+    on: date,
+    actor: str | None = None,
+) -> None:
+    if plan.status != PlanStatus.active:
+        raise Conflict(f"plan {plan.id} is {plan.status}: only an active plan can be paused")
+    if until is not None and until <= on:
+        raise Conflict(f"--until {until} must be after {on}")
+    plan.status = PlanStatus.paused
+    plan.paused_on = on
+    plan.pause_reason = reason
+    plan.pause_until = until
+    plan.next_step_on = until  # R15: nothing to look at before the until date
+    log(
+        session, Event.plan_paused, on=on, actor=actor, customer_id=plan.customer_id,
+        invoice_id=plan.invoice_id, plan_id=plan.id, level=plan.level, reason=reason,
+        until=until,
+    )
+    session.flush()
+
+
+def resume_plan(
+    session: Session, plan: Plan, *, on: date, actor: str | None = None, reason: str = "by hand"
+) -> None:
+    if plan.status != PlanStatus.paused:
+        raise Conflict(f"plan {plan.id} is {plan.status}: only a paused plan can be resumed")
+    resumed_on = min(on, plan.pause_until) if plan.pause_until else on
+    paused = max(0, (resumed_on - plan.paused_on).days) if plan.paused_on else 0
+    plan.paused_days += paused
+    plan.status = PlanStatus.active
+    plan.paused_on = None
+    plan.pause_reason = None
+    plan.pause_until = None
+    plan.next_step_on = CHECK_NOW
+    log(
+        session, Event.plan_resumed, on=on, actor=actor, customer_id=plan.customer_id,
+        invoice_id=plan.invoice_id, plan_id=plan.id, level=plan.level, reason=reason,
+        paused_days=paused,
+    )
+    session.flush()
+
+
+def stop_plan(
+    session: Session, plan: Plan, *, reason: str, on: date, actor: str | None = None
+) -> None:
+    if PlanStatus(plan.status).is_final:
+        raise Conflict(f"plan {plan.id} is {plan.status}: it cannot be stopped")
+    close_plan(session, plan, PlanStatus.stopped, on=on, actor=actor, reason=reason)
