@@ -286,9 +286,7 @@ class Charge(Base):
     __tablename__ = "charges"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    action_instance_id: Mapped[int] = mapped_column(
-        ForeignKey("action_instances.id"), unique=True
-    )
+    action_instance_id: Mapped[int] = mapped_column(ForeignKey("action_instances.id"), unique=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), nullable=True)
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True)

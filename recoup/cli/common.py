@@ -109,7 +109,9 @@ def print_table(
         justify = "right" if column in ("balance", "amount", "id", "days_overdue") else "left"
         table.add_column(column, justify=justify)
     for row in rows:
-        table.add_row(*["" if row.get(c) is None else str(to_jsonable(row.get(c))) for c in columns])
+        table.add_row(
+            *["" if row.get(c) is None else str(to_jsonable(row.get(c))) for c in columns]
+        )
     console.print(table)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cache
 
 from babel.numbers import get_currency_precision, list_currencies
 
@@ -15,7 +15,7 @@ class CurrencyMismatch(ValueError):
     pass
 
 
-@lru_cache(maxsize=None)
+@cache
 def known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
@@ -24,7 +24,7 @@ def is_currency(code: str) -> bool:
     return code in known_currencies()
 
 
-@lru_cache(maxsize=None)
+@cache
 def minor_unit(currency: str) -> Decimal:
     """The smallest amount of a currency: 0.01 for EUR, 1 for JPY, 0.001 for KWD."""
     digits: int = get_currency_precision(currency)
@@ -38,7 +38,7 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
 
 def parse_amount(text: str | int | Decimal) -> Decimal:
     """Parse a decimal string strictly; floats are refused so no binary rounding sneaks in."""
-    if isinstance(text, bool) or isinstance(text, float):
+    if isinstance(text, (bool, float)):
         raise ValueError(f"amount must be a decimal string, not {type(text).__name__}")
     try:
         value = Decimal(str(text).strip())

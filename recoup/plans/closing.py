@@ -50,9 +50,16 @@ def cancel_pending_work(
         instance.finished_at = now
         instance.lease_until = None
         log(
-            session, Event.action_cancelled, on=on, actor=actor, customer_id=plan.customer_id,
-            invoice_id=plan.invoice_id, plan_id=plan.id, level=instance.level,
-            action=instance.action, reason=reason,
+            session,
+            Event.action_cancelled,
+            on=on,
+            actor=actor,
+            customer_id=plan.customer_id,
+            invoice_id=plan.invoice_id,
+            plan_id=plan.id,
+            level=instance.level,
+            action=instance.action,
+            reason=reason,
         )
     tasks = session.scalars(
         select(Task).where(
@@ -64,9 +71,17 @@ def cancel_pending_work(
         task.outcome = reason
         task.completed_at = now
         log(
-            session, Event.task_cancelled, on=on, actor=actor, customer_id=plan.customer_id,
-            invoice_id=plan.invoice_id, plan_id=plan.id, level=task.level, action=task.action,
-            task_id=task.id, reason=reason,
+            session,
+            Event.task_cancelled,
+            on=on,
+            actor=actor,
+            customer_id=plan.customer_id,
+            invoice_id=plan.invoice_id,
+            plan_id=plan.id,
+            level=task.level,
+            action=task.action,
+            task_id=task.id,
+            reason=reason,
         )
 
 
@@ -98,8 +113,13 @@ def restore_account_status(session: Session, plan: Plan, *, on: date, actor: str
     previous = changes[0].previous_status  # the status before this plan touched it
     if other_open is not None:
         log(
-            session, Event.action_skipped, on=on, actor=actor, customer_id=plan.customer_id,
-            plan_id=plan.id, reason="status not restored: another open plan also changed it",
+            session,
+            Event.action_skipped,
+            on=on,
+            actor=actor,
+            customer_id=plan.customer_id,
+            plan_id=plan.id,
+            reason="status not restored: another open plan also changed it",
             status=customer.status,
         )
         # hand the memory of the original status to the plan that still holds it
@@ -112,8 +132,14 @@ def restore_account_status(session: Session, plan: Plan, *, on: date, actor: str
     current = customer.status
     customer.status = previous
     log(
-        session, Event.status_restored, on=on, actor=actor, customer_id=plan.customer_id,
-        plan_id=plan.id, previous=current, status=previous,
+        session,
+        Event.status_restored,
+        on=on,
+        actor=actor,
+        customer_id=plan.customer_id,
+        plan_id=plan.id,
+        previous=current,
+        status=previous,
     )
 
 
@@ -145,9 +171,17 @@ def close_plan(
     if status is PlanStatus.stopped:
         plan.stop_reason = reason
     log(
-        session, event, on=on, actor=actor, customer_id=plan.customer_id,
-        invoice_id=plan.invoice_id, plan_id=plan.id, level=plan.level,
-        balance=plan.balance, currency=plan.currency, reason=reason,
+        session,
+        event,
+        on=on,
+        actor=actor,
+        customer_id=plan.customer_id,
+        invoice_id=plan.invoice_id,
+        plan_id=plan.id,
+        level=plan.level,
+        balance=plan.balance,
+        currency=plan.currency,
+        reason=reason,
     )
     session.flush()
 
@@ -205,9 +239,11 @@ def refresh_plans_after_change(
     for plan in plans.values():
         if plan.invoice_id is not None:
             invoice = by_id[plan.invoice_id]
-            plan.balance = invoice.amount_due if invoice.status in (
-                InvoiceStatus.open, InvoiceStatus.partially_paid
-            ) else Decimal(0)
+            plan.balance = (
+                invoice.amount_due
+                if invoice.status in (InvoiceStatus.open, InvoiceStatus.partially_paid)
+                else Decimal(0)
+            )
             recovered = plan.balance <= 0
         else:
             plan.balance = customer_plan_balance(session, plan, settings, on)

@@ -40,8 +40,15 @@ def pause_plan(
     plan.pause_until = until
     plan.next_step_on = until  # R15: nothing to look at before the until date
     log(
-        session, Event.plan_paused, on=on, actor=actor, customer_id=plan.customer_id,
-        invoice_id=plan.invoice_id, plan_id=plan.id, level=plan.level, reason=reason,
+        session,
+        Event.plan_paused,
+        on=on,
+        actor=actor,
+        customer_id=plan.customer_id,
+        invoice_id=plan.invoice_id,
+        plan_id=plan.id,
+        level=plan.level,
+        reason=reason,
         until=until,
     )
     session.flush()
@@ -61,8 +68,15 @@ def resume_plan(
     plan.pause_until = None
     plan.next_step_on = CHECK_NOW
     log(
-        session, Event.plan_resumed, on=on, actor=actor, customer_id=plan.customer_id,
-        invoice_id=plan.invoice_id, plan_id=plan.id, level=plan.level, reason=reason,
+        session,
+        Event.plan_resumed,
+        on=on,
+        actor=actor,
+        customer_id=plan.customer_id,
+        invoice_id=plan.invoice_id,
+        plan_id=plan.id,
+        level=plan.level,
+        reason=reason,
         paused_days=paused,
     )
     session.flush()

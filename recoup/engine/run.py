@@ -1,0 +1,824 @@
+"""The daily dunning run: find the day's work (R15), evaluate it (pure), apply the decisions in
+one transaction per chunk, then execute the queued actions (unless --no-execute)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from recoup.core.clock import utc_now
+from recoup.core.config import EnvConfig
+from recoup.core.errors import InvalidInput
+from recoup.core.log import log_row
+from recoup.core.settings import get_settings
+from recoup.domain.enums import (
+    OPEN_PLAN_STATUSES,
+    OPEN_TASK_STATUSES,
+    UNFINISHED_INSTANCE_STATUSES,
+    Event,
+    InstanceStatus,
+    InvoiceStatus,
+    Mode,
+    PlanStatus,
+    TaskStatus,
+)
+from recoup.domain.evaluator import (
+    ClosePlan,
+    CustomerFacts,
+    InvoiceFacts,
+    JoinInvoices,
+    OpenPlan,
+    Outcome,
+    PlanState,
+    QueueReminder,
+    ReachLevel,
+    ResumePlan,
+    SkipLevel,
+    SkipReminder,
+    Unit,
+    UpdatePlan,
+    evaluate,
+)
+from recoup.domain.policy import Action, Config, Level, Policy
+from recoup.domain.rules import Resolution, resolve_policy
+from recoup.engine.lock import run_lock
+from recoup.models import (
+    ActionInstance,
+    Customer,
+    Invoice,
+    LogEntry,
+    Plan,
+    PlanInvoice,
+    PolicyRow,
+    Run,
+    Task,
+)
+from recoup.plans.closing import close_plan
+
+CHUNK = 2000
+OPEN_INVOICE_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
+OPEN_PLAN_VALUES = tuple(s.value for s in OPEN_PLAN_STATUSES)
+
+
+@dataclass
+class RunStats:
+    run_id: int = 0
+    as_of: date | None = None
+    considered: int = 0
+    reminders: int = 0
+    plans_opened: int = 0
+    plans_advanced: int = 0
+    plans_recovered: int = 0
+    plans_unrecovered: int = 0
+    levels_skipped: int = 0
+    actions_queued: int = 0
+    tasks_created: int = 0
+    actions_done: int = 0
+    actions_failed: int = 0
+    actions_skipped: int = 0
+    actions_retried: int = 0
+    executed: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in vars(self).items()}
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI turns into a progress bar."""
+
+    start: Callable[[str, int], None] = lambda label, total: None
+    advance: Callable[[int], None] = lambda n: None
+
+
+def load_domain_config(session: Session) -> Config:
+    from recoup.config.service import load_config
+
+    return load_config(session)
+
+
+def customer_fields(customer: Any) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "category": customer.category,
+        "country": customer.country,
+        "currency": customer.currency,
+        "is_company": customer.is_company,
+        "payment_method": customer.payment_method,
+        "language": customer.language,
+        "policy": customer.policy,
+        "attributes": customer.attributes or {},
+    }
+
+
+@dataclass
+class _Context:
+    as_of: date
+    config: Config
+    policies_by_name: dict[str, Policy]
+    policy_ids: dict[str, int]
+    policy_names: dict[int, str]
+    actions: dict[str, Action]
+    run_id: int
+    actor: str
+    stats: RunStats
+    resolutions: dict[str, Resolution] = field(default_factory=dict)
+
+    def resolve(self, customer: Any) -> Resolution:
+        cached = self.resolutions.get(customer.id)
+        if cached is None:
+            cached = resolve_policy(customer_fields(customer), self.config.policies)
+            self.resolutions[customer.id] = cached
+        return cached
+
+
+def run_dunning(
+    factory: sessionmaker[Session],
+    *,
+    as_of: date,
+    env: EnvConfig,
+    execute: bool = True,
+    actor: str = "system",
+    progress: Progress | None = None,
+) -> RunStats:
+    """One run for the business date `as_of`. Safe to repeat and to restart after a crash:
+    each chunk commits its decisions together with the markers that say they were made."""
+    progress = progress or Progress()
+    engine = factory.kw["bind"]
+    assert isinstance(engine, Engine)
+    with run_lock(engine):
+        stats = RunStats(as_of=as_of, executed=execute)
+        with factory.begin() as session:
+            config = load_domain_config(session)
+            if not config.policies:
+                raise InvalidInput("no policies configured: run `recoup config apply FILE` first")
+            settings = get_settings(session)
+            run = Run(as_of=as_of, execute=execute, status="running", actor=actor)
+            session.add(run)
+            session.flush()
+            stats.run_id = run.id
+            rows = session.execute(select(PolicyRow.id, PolicyRow.name)).all()
+            policy_ids = {name: pid for pid, name in rows}
+            mode = Mode(settings.mode)
+        ctx = _Context(
+            as_of=as_of,
+            config=config,
+            policies_by_name={p.name: p for p in config.policies},
+            policy_ids=policy_ids,
+            policy_names={v: k for k, v in policy_ids.items()},
+            actions={a.code: a for a in config.actions},
+            run_id=stats.run_id,
+            actor=actor,
+            stats=stats,
+        )
+        with factory() as session:
+            units = _find_units(session, as_of, mode)
+        progress.start("Evaluating", len(units))
+        for start in range(0, len(units), CHUNK):
+            chunk = units[start : start + CHUNK]
+            with factory.begin() as session:
+                if mode is Mode.invoice:
+                    _process_invoice_chunk(session, ctx, [u[0] for u in chunk])
+                else:
+                    _process_customer_chunk(session, ctx, chunk)
+            progress.advance(len(chunk))
+        stats.considered = len(units)
+        if execute:
+            from recoup.actions.framework import execute_pending
+
+            progress.start("Executing actions", _count_due(factory))
+            result = execute_pending(
+                factory,
+                env=env,
+                today=as_of,
+                worker_id=f"run-{socket.gethostname()}-{os.getpid()}",
+                on_progress=progress.advance,
+            )
+            stats.actions_done = result.done
+            stats.actions_failed = result.failed
+            stats.actions_skipped += result.skipped
+            stats.actions_retried = result.retried
+        with factory.begin() as session:
+            stats.plans_unrecovered = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(LogEntry)
+                    .where(LogEntry.event == Event.plan_unrecovered.value, LogEntry.on == as_of)
+                )
+                or 0
+            )
+            run = session.get(Run, stats.run_id)
+            assert run is not None
+            run.status = "finished"
+            run.finished_at = utc_now()
+            run.stats = stats.as_dict()
+        return stats
+
+
+def _count_due(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(ActionInstance)
+                .where(
+                    ActionInstance.status == InstanceStatus.pending.value,
+                    ActionInstance.next_attempt_at.is_not(None),
+                )
+            )
+            or 0
+        )
+
+
+def _find_units(session: Session, as_of: date, mode: Mode) -> list[tuple[str, str]]:
+    """R15: only invoices whose check date has come and plans whose step date has come."""
+    if mode is Mode.invoice:
+        ids = set(session.scalars(select(Invoice.id).where(Invoice.next_check_on <= as_of)).all())
+        plan_invoices = session.scalars(
+            select(Plan.invoice_id).where(
+                Plan.next_step_on <= as_of,
+                Plan.status.in_(OPEN_PLAN_VALUES),
+                Plan.invoice_id.is_not(None),
+            )
+        ).all()
+        ids.update(i for i in plan_invoices if i is not None)
+        return sorted((i, "") for i in ids)
+    pairs = set(
+        session.execute(
+            select(Invoice.customer_id, Invoice.currency).where(Invoice.next_check_on <= as_of)
+        ).tuples()
+    )
+    pairs.update(
+        session.execute(
+            select(Plan.customer_id, Plan.currency).where(
+                Plan.next_step_on <= as_of, Plan.status.in_(OPEN_PLAN_VALUES)
+            )
+        ).tuples()
+    )
+    return sorted(pairs)
+
+
+# --- loading state -------------------------------------------------------------------------
+
+
+def _invoice_facts(row: Invoice) -> InvoiceFacts:
+    return InvoiceFacts(
+        id=row.id,
+        due_date=row.due_date,
+        currency=row.currency,
+        amount_due=row.amount_due,
+        type=row.type,
+        status=InvoiceStatus(row.status),
+        disputed=row.disputed,
+        number=row.number,
+    )
+
+
+def _plan_counts(
+    session: Session, plan_ids: Sequence[int]
+) -> tuple[dict[int, int], dict[int, int]]:
+    if not plan_ids:
+        return {}, {}
+    tasks = dict(
+        session.execute(
+            select(Task.plan_id, func.count())
+            .where(
+                Task.plan_id.in_(plan_ids),
+                Task.status.in_([s.value for s in OPEN_TASK_STATUSES]),
+            )
+            .group_by(Task.plan_id)
+        ).tuples()
+    )
+    unfinished = dict(
+        session.execute(
+            select(ActionInstance.plan_id, func.count())
+            .where(
+                ActionInstance.plan_id.in_(plan_ids),
+                ActionInstance.status.in_([s.value for s in UNFINISHED_INSTANCE_STATUSES]),
+            )
+            .group_by(ActionInstance.plan_id)
+        ).tuples()
+    )
+    return tasks, unfinished  # type: ignore[return-value]
+
+
+def _plan_state(
+    plan: Plan, tasks: dict[int, int], unfinished: dict[int, int], joined: frozenset[str]
+) -> PlanState:
+    return PlanState(
+        status=PlanStatus(plan.status),
+        level=plan.level,
+        anchor_date=plan.anchor_date,
+        balance=plan.balance,
+        paused_days=plan.paused_days,
+        paused_on=plan.paused_on,
+        pause_until=plan.pause_until,
+        pause_reason=plan.pause_reason,
+        open_tasks=tasks.get(plan.id, 0),
+        unfinished_actions=unfinished.get(plan.id, 0),
+        joined=joined,
+    )
+
+
+def _reminders_done(
+    session: Session, invoice_ids: Sequence[str]
+) -> dict[str, set[tuple[str, str]]]:
+    done: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    if invoice_ids:
+        rows = session.execute(
+            select(ActionInstance.invoice_id, ActionInstance.level).where(
+                ActionInstance.invoice_id.in_(invoice_ids), ActionInstance.plan_id.is_(None)
+            )
+        ).tuples()
+        for invoice_id, level in rows:
+            if invoice_id is not None:
+                done[invoice_id].add((invoice_id, level))
+    return done
+
+
+def _process_invoice_chunk(session: Session, ctx: _Context, invoice_ids: list[str]) -> None:
+    invoices = session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids))).all()
+    plans: dict[str, Plan] = {}
+    for plan in session.scalars(
+        select(Plan)
+        .join(PlanInvoice, PlanInvoice.plan_id == Plan.id)
+        .where(PlanInvoice.invoice_id.in_(invoice_ids))
+        .order_by(Plan.id)
+    ):
+        if plan.invoice_id is not None:
+            plans[plan.invoice_id] = plan  # the latest plan of the invoice wins
+    tasks, unfinished = _plan_counts(session, [p.id for p in plans.values()])
+    done = _reminders_done(session, invoice_ids)
+    writer = _Writer(session, ctx)
+    for invoice in invoices:
+        customer = invoice.customer
+        resolution = ctx.resolve(customer)
+        plan = plans.get(invoice.id)
+        unit = Unit(
+            today=ctx.as_of,
+            settings=ctx.config.settings,
+            customer=CustomerFacts(customer.id, customer.excluded, customer.status),
+            currency=invoice.currency,
+            invoices=(_invoice_facts(invoice),),
+            policy=resolution.policy,
+            policy_reason=resolution.reason,
+            plan=_plan_state(plan, tasks, unfinished, frozenset({invoice.id})) if plan else None,
+            reminders_done=frozenset(done.get(invoice.id, set())),
+            actions=ctx.actions,
+        )
+        writer.add(unit, evaluate(unit), plan, customer.id, [invoice])
+    writer.write()
+
+
+def _process_customer_chunk(session: Session, ctx: _Context, pairs: list[tuple[str, str]]) -> None:
+    customer_ids = sorted({c for c, _ in pairs})
+    wanted = set(pairs)
+    customers = {
+        c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
+    }
+    by_pair: dict[tuple[str, str], list[Invoice]] = defaultdict(list)
+    for invoice in session.scalars(
+        select(Invoice).where(
+            Invoice.customer_id.in_(customer_ids),
+            or_(Invoice.status.in_(OPEN_INVOICE_VALUES), Invoice.next_check_on.is_not(None)),
+        )
+    ):
+        if (invoice.customer_id, invoice.currency) in wanted:
+            by_pair[(invoice.customer_id, invoice.currency)].append(invoice)
+    open_plans: dict[tuple[str, str], Plan] = {}
+    for plan in session.scalars(
+        select(Plan).where(Plan.customer_id.in_(customer_ids), Plan.status.in_(OPEN_PLAN_VALUES))
+    ):
+        open_plans[(plan.customer_id, plan.currency)] = plan
+    all_invoice_ids = [inv.id for invs in by_pair.values() for inv in invs]
+    # invoices already dunned by a plan (an invoice is covered by one plan, ever)
+    covered: dict[str, int] = {}
+    if all_invoice_ids:
+        for invoice_id, plan_id in session.execute(
+            select(PlanInvoice.invoice_id, PlanInvoice.plan_id).where(
+                PlanInvoice.invoice_id.in_(all_invoice_ids)
+            )
+        ).tuples():
+            covered[invoice_id] = plan_id
+    tasks, unfinished = _plan_counts(session, [p.id for p in open_plans.values()])
+    done = _reminders_done(session, all_invoice_ids)
+    writer = _Writer(session, ctx)
+    for pair in pairs:
+        customer = customers.get(pair[0])
+        if customer is None:
+            continue
+        resolution = ctx.resolve(customer)
+        plan = open_plans.get(pair)
+        invoices = [
+            inv
+            for inv in by_pair.get(pair, [])
+            if inv.id not in covered or (plan is not None and covered[inv.id] == plan.id)
+        ]
+        joined = frozenset(
+            inv.id for inv in invoices if plan is not None and covered.get(inv.id) == plan.id
+        )
+        reminders: set[tuple[str, str]] = set()
+        for inv in invoices:
+            reminders |= done.get(inv.id, set())
+        unit = Unit(
+            today=ctx.as_of,
+            settings=ctx.config.settings,
+            customer=CustomerFacts(customer.id, customer.excluded, customer.status),
+            currency=pair[1],
+            invoices=tuple(_invoice_facts(inv) for inv in invoices),
+            policy=resolution.policy,
+            policy_reason=resolution.reason,
+            plan=_plan_state(plan, tasks, unfinished, joined) if plan else None,
+            reminders_done=frozenset(reminders),
+            actions=ctx.actions,
+        )
+        # invoices no longer open (or covered by another plan) need no further checks
+        stale = [inv for inv in by_pair.get(pair, []) if inv not in invoices]
+        writer.add(unit, evaluate(unit), plan, customer.id, invoices, stale=stale)
+    writer.write()
+
+
+# --- applying decisions --------------------------------------------------------------------
+
+
+class _Writer:
+    """Turns decisions into rows, written in bulk at the end of the chunk."""
+
+    def __init__(self, session: Session, ctx: _Context) -> None:
+        self.session = session
+        self.ctx = ctx
+        self.logs: list[dict[str, Any]] = []
+        self.instances: list[dict[str, Any]] = []
+        self.manual_keys: dict[str, dict[str, Any]] = {}
+        self.invoice_checks: list[dict[str, Any]] = []
+        self.plan_invoices: list[dict[str, Any]] = []
+        self.now = utc_now()
+        self.items: list[
+            tuple[Unit, Outcome, Plan | None, str, Sequence[Invoice], Iterable[Invoice]]
+        ] = []
+
+    def add(
+        self,
+        unit: Unit,
+        outcome: Outcome,
+        plan: Plan | None,
+        customer_id: str,
+        invoices: Sequence[Invoice],
+        stale: Iterable[Invoice] = (),
+    ) -> None:
+        self.items.append((unit, outcome, plan, customer_id, invoices, stale))
+
+    def write(self) -> None:
+        """Insert the chunk's new plans in one batch (their ids key the actions), then apply."""
+        opened: dict[int, Plan] = {}
+        for index, (unit, outcome, _plan, customer_id, invoices, _stale) in enumerate(self.items):
+            for decision in outcome.decisions:
+                if isinstance(decision, OpenPlan):
+                    opened[index] = self._new_plan(unit, decision, customer_id, invoices)
+        if opened:
+            self.session.add_all(opened.values())
+            self.session.flush()
+        for index, (unit, outcome, plan, customer_id, invoices, stale) in enumerate(self.items):
+            self.apply(unit, outcome, opened.get(index, plan), customer_id, invoices, stale)
+        self.items = []
+        self.flush()
+
+    def _new_plan(
+        self, unit: Unit, decision: OpenPlan, customer_id: str, invoices: Sequence[Invoice]
+    ) -> Plan:
+        assert unit.policy is not None
+        invoice_mode = unit.settings.mode is Mode.invoice
+        invoice_id = invoices[0].id if invoice_mode else None
+        return Plan(
+            customer_id=customer_id,
+            invoice_id=invoice_id,
+            currency=unit.currency,
+            mode=unit.settings.mode.value,
+            policy_id=self.ctx.policy_ids[unit.policy.name],
+            status=PlanStatus.active.value,
+            level=None,
+            balance=decision.balance,
+            opened_on=self.ctx.as_of,
+            anchor_date=decision.anchor_date,
+            paused_days=0,
+            open_key=f"inv:{invoice_id}" if invoice_mode else f"cust:{customer_id}:{unit.currency}",
+            created_at=self.now,
+            updated_at=self.now,
+        )
+
+    def _log(self, event: Event, **kwargs: Any) -> None:
+        self.logs.append(
+            log_row(
+                event, on=self.ctx.as_of, actor=self.ctx.actor, run_id=self.ctx.run_id, **kwargs
+            )
+        )
+
+    def _queue_level(
+        self,
+        *,
+        key_prefix: str,
+        level: Level,
+        policy: Policy,
+        customer_id: str,
+        plan_id: int | None,
+        invoice_id: str | None,
+        run_actions: bool,
+        reason: str | None = None,
+    ) -> None:
+        for code in level.actions:
+            action = self.ctx.actions.get(code)
+            if action is None:
+                continue
+            key = f"{key_prefix}:{level.code}:{code}"
+            row = {
+                "key": key,
+                "plan_id": plan_id,
+                "invoice_id": invoice_id,
+                "customer_id": customer_id,
+                "policy_id": self.ctx.policy_ids[policy.name],
+                "level": level.code,
+                "action": code,
+                "type": action.type.value,
+                "attempts": 0,
+                "due_on": self.ctx.as_of,
+                "created_at": self.now,
+                "status": InstanceStatus.pending.value,
+                "next_attempt_at": self.now,
+                "error": None,
+                "finished_at": None,
+            }
+            common = {
+                "customer_id": customer_id,
+                "invoice_id": invoice_id,
+                "plan_id": plan_id,
+                "level": level.code,
+                "action": code,
+            }
+            if not run_actions:
+                row.update(
+                    status=InstanceStatus.skipped.value,
+                    next_attempt_at=None,
+                    error=reason,
+                    finished_at=self.now,
+                )
+                self._log(Event.action_skipped, reason=reason, **common)
+                self.ctx.stats.actions_skipped += 1
+            elif action.is_manual:
+                row["next_attempt_at"] = None  # for people, not machines
+                self.manual_keys[key] = {
+                    "role": action.role or "collector",
+                    "instructions": action.instructions,
+                    "plan_id": plan_id,
+                    "level": level.code,
+                    "action": code,
+                    "customer_id": customer_id,
+                    "invoice_id": invoice_id,
+                }
+                self._log(Event.action_queued, type=action.type.value, manual=True, **common)
+                self.ctx.stats.actions_queued += 1
+            else:
+                self._log(Event.action_queued, type=action.type.value, **common)
+                self.ctx.stats.actions_queued += 1
+            self.instances.append(row)
+
+    def apply(
+        self,
+        unit: Unit,
+        outcome: Outcome,
+        plan: Plan | None,
+        customer_id: str,
+        invoices: Sequence[Invoice],
+        stale: Iterable[Invoice] = (),
+    ) -> None:
+        ctx = self.ctx
+        policy = unit.policy
+        invoice_mode = unit.settings.mode is Mode.invoice
+        invoice_id = invoices[0].id if invoice_mode and invoices else None
+        for inv in invoices:
+            nxt = outcome.invoice_next_check.get(inv.id)
+            if inv.next_check_on != nxt:
+                self.invoice_checks.append({"id": inv.id, "next_check_on": nxt})
+        for inv in stale:
+            if inv.next_check_on is not None:
+                self.invoice_checks.append({"id": inv.id, "next_check_on": None})
+        if not outcome.decisions and plan is None:
+            return
+        assert policy is not None or not outcome.decisions
+        plan_updates: dict[str, Any] = {}
+        for decision in outcome.decisions:
+            assert policy is not None
+            if isinstance(decision, QueueReminder):
+                ctx.stats.reminders += 1
+                self._log(
+                    Event.level_reached,
+                    customer_id=customer_id,
+                    invoice_id=decision.invoice_id,
+                    level=decision.level.code,
+                    reminder=True,
+                )
+                self._queue_level(
+                    key_prefix=f"inv:{decision.invoice_id}",
+                    level=decision.level,
+                    policy=policy,
+                    customer_id=customer_id,
+                    plan_id=None,
+                    invoice_id=decision.invoice_id,
+                    run_actions=True,
+                )
+            elif isinstance(decision, SkipReminder):
+                self._log(
+                    Event.level_skipped,
+                    customer_id=customer_id,
+                    invoice_id=decision.invoice_id,
+                    level=decision.level.code,
+                    reason=decision.reason,
+                    reminder=True,
+                )
+                ctx.stats.levels_skipped += 1
+                self._queue_level(
+                    key_prefix=f"inv:{decision.invoice_id}",
+                    level=decision.level,
+                    policy=policy,
+                    customer_id=customer_id,
+                    plan_id=None,
+                    invoice_id=decision.invoice_id,
+                    run_actions=False,
+                    reason=decision.reason,
+                )
+            elif isinstance(decision, OpenPlan):
+                assert plan is not None  # created in one batch by write()
+                ctx.stats.plans_opened += 1
+                self._log(
+                    Event.plan_opened,
+                    customer_id=customer_id,
+                    invoice_id=invoice_id,
+                    plan_id=plan.id,
+                    policy=policy.name,
+                    balance=decision.balance,
+                    currency=unit.currency,
+                    anchor_date=decision.anchor_date,
+                )
+                self.plan_invoices.extend(
+                    {"plan_id": plan.id, "invoice_id": i, "joined_on": ctx.as_of}
+                    for i in decision.invoice_ids
+                )
+            elif isinstance(decision, JoinInvoices):
+                assert plan is not None
+                self.plan_invoices.extend(
+                    {"plan_id": plan.id, "invoice_id": i, "joined_on": ctx.as_of}
+                    for i in decision.invoice_ids
+                )
+                for i in decision.invoice_ids:
+                    self._log(
+                        Event.invoice_joined, customer_id=customer_id, invoice_id=i, plan_id=plan.id
+                    )
+            elif isinstance(decision, UpdatePlan):
+                plan_updates.update(anchor_date=decision.anchor_date, balance=decision.balance)
+            elif isinstance(decision, ResumePlan):
+                assert plan is not None
+                plan_updates.update(
+                    status=PlanStatus.active.value,
+                    paused_days=plan.paused_days + decision.paused_days,
+                    paused_on=None,
+                    pause_until=None,
+                    pause_reason=None,
+                )
+                self._log(
+                    Event.plan_resumed,
+                    customer_id=customer_id,
+                    invoice_id=plan.invoice_id,
+                    plan_id=plan.id,
+                    reason=decision.reason,
+                    paused_days=decision.paused_days,
+                )
+            elif isinstance(decision, ReachLevel):
+                assert plan is not None
+                plan_updates["level"] = decision.level.code
+                ctx.stats.plans_advanced += 1
+                self._log(
+                    Event.level_reached,
+                    customer_id=customer_id,
+                    invoice_id=plan.invoice_id,
+                    plan_id=plan.id,
+                    level=decision.level.code,
+                    days_overdue=decision.days_overdue,
+                )
+                self._queue_level(
+                    key_prefix=f"plan:{plan.id}",
+                    level=decision.level,
+                    policy=policy,
+                    customer_id=customer_id,
+                    plan_id=plan.id,
+                    invoice_id=plan.invoice_id,
+                    run_actions=True,
+                )
+            elif isinstance(decision, SkipLevel):
+                assert plan is not None
+                plan_updates["level"] = decision.level.code
+                ctx.stats.levels_skipped += 1
+                self._log(
+                    Event.level_skipped,
+                    customer_id=customer_id,
+                    invoice_id=plan.invoice_id,
+                    plan_id=plan.id,
+                    level=decision.level.code,
+                    reason=decision.reason,
+                )
+                self._queue_level(
+                    key_prefix=f"plan:{plan.id}",
+                    level=decision.level,
+                    policy=policy,
+                    customer_id=customer_id,
+                    plan_id=plan.id,
+                    invoice_id=plan.invoice_id,
+                    run_actions=False,
+                    reason=decision.reason,
+                )
+            elif isinstance(decision, ClosePlan):
+                assert plan is not None
+                self._apply_plan_updates(plan, plan_updates)
+                plan_updates = {}
+                self.flush()  # closing reads the instances just queued
+                close_plan(
+                    self.session,
+                    plan,
+                    decision.status,
+                    on=ctx.as_of,
+                    actor=ctx.actor,
+                    reason=decision.reason,
+                )
+                if decision.status is PlanStatus.recovered:
+                    ctx.stats.plans_recovered += 1
+                return
+        if plan is not None:
+            plan_updates["next_step_on"] = outcome.plan_next_step
+            self._apply_plan_updates(plan, plan_updates)
+
+    def _apply_plan_updates(self, plan: Plan, updates: dict[str, Any]) -> None:
+        for key, value in updates.items():
+            if getattr(plan, key) != value:
+                setattr(plan, key, value)
+
+    def flush(self) -> None:
+        session = self.session
+        session.flush()
+        if self.plan_invoices:
+            session.execute(insert(PlanInvoice), self.plan_invoices)
+            self.plan_invoices = []
+        if self.instances:
+            session.execute(insert(ActionInstance), self.instances)
+            self.instances = []
+        if self.manual_keys:
+            ids = dict(
+                session.execute(
+                    select(ActionInstance.key, ActionInstance.id).where(
+                        ActionInstance.key.in_(list(self.manual_keys))
+                    )
+                ).tuples()
+            )
+            task_rows = []
+            for key, info in self.manual_keys.items():
+                task_rows.append(
+                    {
+                        "plan_id": info["plan_id"],
+                        "action_instance_id": ids[key],
+                        "level": info["level"],
+                        "action": info["action"],
+                        "role": info["role"],
+                        "instructions": info["instructions"],
+                        "status": TaskStatus.open.value,
+                        "created_on": self.ctx.as_of,
+                        "created_at": self.now,
+                    }
+                )
+                self._log(
+                    Event.task_created,
+                    customer_id=info["customer_id"],
+                    invoice_id=info["invoice_id"],
+                    plan_id=info["plan_id"],
+                    level=info["level"],
+                    action=info["action"],
+                    role=info["role"],
+                )
+                self.ctx.stats.tasks_created += 1
+            session.execute(insert(Task), task_rows)
+            self.manual_keys = {}
+        if self.invoice_checks:
+            session.execute(update(Invoice), self.invoice_checks)
+            self.invoice_checks = []
+        if self.logs:
+            session.execute(insert(LogEntry), self.logs)
+            self.logs = []
+
+
+def plan_balance(invoices: Iterable[Invoice]) -> Decimal:
+    return sum((inv.amount_due for inv in invoices), Decimal(0))
