@@ -1,0 +1,644 @@
+"""The policies-as-code file (SPEC §4): a YAML-loaded dict to `Config` and back.
+
+The parser checks shapes and vocabularies and collects every problem as a `ConfigIssue` with
+the path of the offending value (`policies[0].levels[2].days`); the meaning of the whole (ends,
+references, locks) is `recoup.domain.validation`'s job. `config_to_dict` writes the same shape,
+so an exported file applies unchanged.
+
+Amounts are decimal strings (ints accepted). Floats are refused: by the time YAML has turned
+`15.10` into a float the written digits are gone, so the user is asked to quote the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from recoup.domain.enums import ActionMode, ActionType, CatchUp, Channel, Mode, Transition
+from recoup.domain.policy import (
+    Action,
+    Condition,
+    Config,
+    Level,
+    Policy,
+    RuleSet,
+    Settings,
+    Template,
+)
+
+E = TypeVar("E", bound=StrEnum)
+
+
+@dataclass(frozen=True, order=True)
+class ConfigIssue:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ParsedConfig:
+    """The parsed configuration and what was wrong with the file.
+
+    Items with a problem are still present (with defaults in place of bad values) so that
+    positions match the file; their keys are in `broken` (`settings`, `template:<code>`,
+    `action:<code>`, `policy:<name>`) so the validator neither checks them nor reports
+    references to them, which would only repeat the same mistake.
+    """
+
+    config: Config
+    issues: tuple[ConfigIssue, ...] = ()
+    broken: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+
+TOP_LEVEL_KEYS = ("settings", "templates", "actions", "policies")
+SETTINGS_KEYS = (
+    "mode",
+    "invoice_types",
+    "customer_balance",
+    "max_levels",
+    "timezone",
+    "catch_up",
+    "company",
+)
+TEMPLATE_KEYS = ("code", "channel", "language", "subject", "body", "active")
+ACTION_COMMON_KEYS = ("code", "type", "mode", "role", "instructions")
+LEVEL_KEYS = ("code", "days", "reminder", "end", "min_balance", "actions")
+POLICY_KEYS = (
+    "name",
+    "description",
+    "active",
+    "default",
+    "priority",
+    "min_balance",
+    "currency",
+    "attach_invoice",
+    "transition",
+    "levels",
+    "rules",
+)
+
+# The kinds of type-specific action fields (SPEC §3); each is stored in Action.params.
+STR, BOOL, DECIMAL, AMOUNTS = "str", "bool", "decimal", "amounts"
+ACTION_FIELDS: dict[ActionType, dict[str, str]] = {
+    ActionType.send_email: {"template": STR, "attach_invoice": BOOL},
+    ActionType.send_letter: {"template": STR},
+    ActionType.send_sms: {"template": STR},
+    ActionType.late_fee_fixed: {"amounts": AMOUNTS, "service": STR},
+    ActionType.late_fee_percent: {"rate": DECIMAL, "min": AMOUNTS, "max": AMOUNTS, "service": STR},
+    ActionType.interest: {"annual_rate": DECIMAL, "service": STR},
+    ActionType.change_account_status: {"status": STR},
+    ActionType.retry_payment: {},
+    ActionType.webhook: {"url": STR},
+    ActionType.manual: {},
+}
+RULE_KEYS = ("field", "op", "value")
+COMBINATORS = ("all", "any")
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "nothing"
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "text",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
+
+
+class _Reader:
+    """Reads one file, appending an issue for every problem instead of stopping."""
+
+    def __init__(self) -> None:
+        self.issues: list[ConfigIssue] = []
+
+    def issue(self, path: str, message: str) -> None:
+        self.issues.append(ConfigIssue(path, message))
+
+    def mapping(self, value: object, path: str) -> Mapping[str, Any] | None:
+        if not isinstance(value, Mapping):
+            self.issue(path, f"must be a mapping, not {_type_name(value)}")
+            return None
+        return value
+
+    def sequence(self, value: object, path: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.issue(path, f"must be a list, not {_type_name(value)}")
+            return []
+        return value
+
+    def unknown_keys(self, obj: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
+        for key in obj:
+            if key not in allowed:
+                where = f"{path}.{key}" if path else str(key)
+                self.issue(where, f"unknown field (expected one of: {', '.join(allowed)})")
+
+    def text(
+        self, obj: Mapping[str, Any], key: str, path: str, *, required: bool = False
+    ) -> str | None:
+        value = obj.get(key)
+        if value is None:
+            if required:
+                self.issue(f"{path}.{key}", "is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            self.issue(f"{path}.{key}", f"must be text, not {_type_name(value)}")
+            return None
+        text = str(value).strip()
+        if required and not text:
+            self.issue(f"{path}.{key}", "must not be empty")
+            return None
+        return text
+
+    def raw_text(self, obj: Mapping[str, Any], key: str, path: str) -> str | None:
+        """Like text() but keeps whitespace: template bodies are written as they are."""
+        value = obj.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.issue(f"{path}.{key}", f"must be text, not {_type_name(value)}")
+            return None
+        return value
+
+    def boolean(self, obj: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+        value = obj.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.issue(f"{path}.{key}", f"must be true or false, not {_type_name(value)}")
+            return default
+        return value
+
+    def integer(
+        self, obj: Mapping[str, Any], key: str, path: str, *, required: bool = False
+    ) -> int | None:
+        value = obj.get(key)
+        if value is None:
+            if required:
+                self.issue(f"{path}.{key}", "is required (an integer)")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.issue(f"{path}.{key}", f"must be an integer, not {_type_name(value)}")
+            return None
+        return value
+
+    def choice(
+        self, obj: Mapping[str, Any], key: str, path: str, enum: type[E], default: E | None
+    ) -> E | None:
+        value = obj.get(key)
+        if value is None:
+            if default is None:
+                self.issue(f"{path}.{key}", f"is required (one of: {_choices(enum)})")
+            return default
+        try:
+            return enum(value)
+        except ValueError:
+            expected = _choices(enum)
+            self.issue(f"{path}.{key}", f"unknown value {value!r} (expected one of: {expected})")
+            return None
+
+    def decimal(self, value: object, path: str) -> Decimal | None:
+        if isinstance(value, float):
+            self.issue(
+                path,
+                f"write amounts and rates as quoted decimal strings, e.g. \"{value}\" "
+                "(an unquoted number with a decimal point is read as a float)",
+            )
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+            self.issue(path, f"must be a decimal string, not {_type_name(value)}")
+            return None
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            self.issue(path, f"not a decimal number: {value!r}")
+            return None
+        if not number.is_finite():
+            self.issue(path, f"not a finite number: {value!r}")
+            return None
+        return number
+
+    def amounts(self, value: object, path: str) -> dict[str, Decimal]:
+        """Amounts per currency: {EUR: "15.00"}; currency codes are checked by the validator."""
+        if value is None:
+            return {}
+        obj = self.mapping(value, path)
+        if obj is None:
+            return {}
+        result: dict[str, Decimal] = {}
+        for currency, amount in obj.items():
+            number = self.decimal(amount, f"{path}.{currency}")
+            if number is not None:
+                result[str(currency)] = number
+        return result
+
+    def text_list(self, value: object, path: str) -> tuple[str, ...]:
+        items = self.sequence(value, path)
+        result: list[str] = []
+        for index, item in enumerate(items):
+            if isinstance(item, bool) or not isinstance(item, str | int) or not str(item).strip():
+                self.issue(f"{path}[{index}]", f"must be non-empty text, not {_type_name(item)}")
+                continue
+            result.append(str(item).strip())
+        return tuple(result)
+
+
+def _choices(enum: type[StrEnum]) -> str:
+    return ", ".join(member.value for member in enum)
+
+
+def parse_config(raw: object) -> ParsedConfig:
+    """Parse a YAML-loaded document (SPEC §4) into a Config, collecting every issue."""
+    reader = _Reader()
+    broken: set[str] = set()
+    if raw is None:
+        raw = {}
+    document = reader.mapping(raw, "(file)")
+    if document is None:
+        return ParsedConfig(Config(), tuple(reader.issues), frozenset({"settings"}))
+    reader.unknown_keys(document, TOP_LEVEL_KEYS, "")
+
+    settings = _parse_settings(reader, document.get("settings"), broken)
+    templates: list[Template] = []
+    for index, item in enumerate(reader.sequence(document.get("templates"), "templates")):
+        before = len(reader.issues)
+        templates.append(_parse_template(reader, item, index))
+        _mark(reader, before, broken, templates[-1])
+    actions: list[Action] = []
+    for index, item in enumerate(reader.sequence(document.get("actions"), "actions")):
+        before = len(reader.issues)
+        actions.append(_parse_action(reader, item, index))
+        _mark(reader, before, broken, actions[-1])
+    policies: list[Policy] = []
+    for index, item in enumerate(reader.sequence(document.get("policies"), "policies")):
+        before = len(reader.issues)
+        policies.append(_parse_policy(reader, item, index))
+        _mark(reader, before, broken, policies[-1])
+    config = Config(
+        settings=settings,
+        templates=tuple(templates),
+        actions=tuple(actions),
+        policies=tuple(policies),
+    )
+    return ParsedConfig(config, tuple(reader.issues), frozenset(broken))
+
+
+def _mark(reader: _Reader, before: int, broken: set[str], item: Template | Action | Policy) -> None:
+    """An item whose parsing added issues is broken: the validator leaves it alone."""
+    if len(reader.issues) > before:
+        broken.add(item_key(item))
+
+
+def item_key(item: Template | Action | Policy) -> str:
+    if isinstance(item, Template):
+        return f"template:{item.code}"
+    if isinstance(item, Action):
+        return f"action:{item.code}"
+    return f"policy:{item.name}"
+
+
+def _parse_settings(reader: _Reader, value: object, broken: set[str]) -> Settings:
+    path = "settings"
+    if value is None:
+        return Settings()
+    before = len(reader.issues)
+    obj = reader.mapping(value, path)
+    if obj is None:
+        broken.add("settings")
+        return Settings()
+    reader.unknown_keys(obj, SETTINGS_KEYS, path)
+    defaults = Settings()
+    mode = reader.choice(obj, "mode", path, Mode, defaults.mode) or defaults.mode
+    catch_up = reader.choice(obj, "catch_up", path, CatchUp, defaults.catch_up) or defaults.catch_up
+    invoice_types = (
+        reader.text_list(obj["invoice_types"], f"{path}.invoice_types")
+        if "invoice_types" in obj
+        else defaults.invoice_types
+    )
+    customer_balance = (
+        reader.text_list(obj["customer_balance"], f"{path}.customer_balance")
+        if obj.get("customer_balance") is not None
+        else None
+    )
+    max_levels = reader.integer(obj, "max_levels", path)
+    timezone = reader.text(obj, "timezone", path) or defaults.timezone
+    company: dict[str, str] = {}
+    if obj.get("company") is not None:
+        company_obj = reader.mapping(obj["company"], f"{path}.company")
+        for key, item in (company_obj or {}).items():
+            if isinstance(item, bool) or not isinstance(item, str | int):
+                reader.issue(f"{path}.company.{key}", f"must be text, not {_type_name(item)}")
+                continue
+            company[str(key)] = str(item)
+    if len(reader.issues) > before:
+        broken.add("settings")
+    return Settings(
+        mode=mode,
+        invoice_types=invoice_types,
+        customer_balance=customer_balance,
+        max_levels=max_levels if max_levels is not None else defaults.max_levels,
+        timezone=timezone,
+        catch_up=catch_up,
+        company=company,
+    )
+
+
+def _parse_template(reader: _Reader, value: object, index: int) -> Template:
+    path = f"templates[{index}]"
+    obj = reader.mapping(value, path)
+    if obj is None:
+        return Template(code="", channel=Channel.email, language="", body="")
+    reader.unknown_keys(obj, TEMPLATE_KEYS, path)
+    code = reader.text(obj, "code", path, required=True) or ""
+    channel = reader.choice(obj, "channel", path, Channel, None) or Channel.email
+    language = reader.text(obj, "language", path, required=True) or ""
+    subject = reader.raw_text(obj, "subject", path)
+    body = reader.raw_text(obj, "body", path)
+    if body is None:
+        reader.issue(f"{path}.body", "is required")
+        body = ""
+    active = reader.boolean(obj, "active", path, True)
+    return Template(
+        code=code, channel=channel, language=language, body=body, subject=subject, active=active
+    )
+
+
+def _parse_action(reader: _Reader, value: object, index: int) -> Action:
+    path = f"actions[{index}]"
+    obj = reader.mapping(value, path)
+    if obj is None:
+        return Action(code="", type=ActionType.manual)
+    code = reader.text(obj, "code", path, required=True) or ""
+    action_type = reader.choice(obj, "type", path, ActionType, None)
+    mode = reader.choice(obj, "mode", path, ActionMode, ActionMode.automatic)
+    role = reader.text(obj, "role", path)
+    instructions = reader.raw_text(obj, "instructions", path)
+    params: dict[str, Any] = {}
+    if action_type is None:
+        # Without a type the other fields cannot be judged; one issue is enough.
+        return Action(code=code, type=ActionType.manual, role=role, instructions=instructions)
+    fields = ACTION_FIELDS[action_type]
+    for key, item in obj.items():
+        if key in ACTION_COMMON_KEYS:
+            continue
+        where = f"{path}.{key}"
+        kind = fields.get(key)
+        if kind is None:
+            allowed = ", ".join((*ACTION_COMMON_KEYS, *fields))
+            reader.issue(where, f"unknown field for type {action_type.value} (expected: {allowed})")
+        elif item is None:
+            continue
+        elif kind == STR:
+            text = reader.text(obj, key, path)
+            if text is not None:
+                params[key] = text
+        elif kind == BOOL:
+            params[key] = reader.boolean(obj, key, path, False)
+        elif kind == DECIMAL:
+            number = reader.decimal(item, where)
+            if number is not None:
+                params[key] = number
+        else:
+            params[key] = reader.amounts(item, where)
+    return Action(
+        code=code,
+        type=action_type,
+        mode=mode or ActionMode.automatic,
+        role=role,
+        instructions=instructions,
+        params=params,
+    )
+
+
+def _parse_level(reader: _Reader, value: object, path: str) -> Level:
+    obj = reader.mapping(value, path)
+    if obj is None:
+        return Level(code="", days=0)
+    reader.unknown_keys(obj, LEVEL_KEYS, path)
+    code = reader.text(obj, "code", path, required=True) or ""
+    days = reader.integer(obj, "days", path, required=True)
+    return Level(
+        code=code,
+        days=days if days is not None else 0,
+        actions=reader.text_list(obj.get("actions"), f"{path}.actions"),
+        reminder=reader.boolean(obj, "reminder", path, False),
+        end=reader.boolean(obj, "end", path, False),
+        min_balance=reader.amounts(obj.get("min_balance"), f"{path}.min_balance"),
+    )
+
+
+def _parse_policy(reader: _Reader, value: object, index: int) -> Policy:
+    path = f"policies[{index}]"
+    obj = reader.mapping(value, path)
+    if obj is None:
+        return Policy(name="", priority=0, levels=())
+    reader.unknown_keys(obj, POLICY_KEYS, path)
+    name = reader.text(obj, "name", path, required=True) or ""
+    priority = reader.integer(obj, "priority", path, required=True)
+    levels = tuple(
+        _parse_level(reader, item, f"{path}.levels[{j}]")
+        for j, item in enumerate(reader.sequence(obj.get("levels"), f"{path}.levels"))
+    )
+    rules = _parse_rules(reader, obj["rules"], f"{path}.rules") if obj.get("rules") else None
+    return Policy(
+        name=name,
+        priority=priority if priority is not None else 0,
+        levels=levels,
+        description=reader.raw_text(obj, "description", path) or "",
+        active=reader.boolean(obj, "active", path, True),
+        default=reader.boolean(obj, "default", path, False),
+        min_balance=reader.amounts(obj.get("min_balance"), f"{path}.min_balance"),
+        currency=reader.text(obj, "currency", path) or None,
+        attach_invoice=reader.boolean(obj, "attach_invoice", path, False),
+        transition=reader.choice(obj, "transition", path, Transition, Transition.days_overdue)
+        or Transition.days_overdue,
+        rules=rules,
+    )
+
+
+def _parse_rules(reader: _Reader, value: object, path: str) -> RuleSet | None:
+    """`{all: [...]}` or `{any: [...]}`; a bare condition means `{all: [condition]}`."""
+    obj = reader.mapping(value, path)
+    if obj is None:
+        return None
+    if "field" in obj:
+        condition = _parse_condition(reader, obj, path)
+        return RuleSet("all", (condition,)) if condition is not None else None
+    return _parse_rule_set(reader, obj, path)
+
+
+def _parse_rule_set(reader: _Reader, obj: Mapping[str, Any], path: str) -> RuleSet | None:
+    keys = list(obj)
+    if len(keys) != 1 or keys[0] not in COMBINATORS:
+        reader.issue(path, "must be {all: [...]} or {any: [...]} (or one {field, op, value})")
+        return None
+    combinator = str(keys[0])
+    items: list[Condition | RuleSet] = []
+    for index, item in enumerate(reader.sequence(obj[combinator], f"{path}.{combinator}")):
+        where = f"{path}.{combinator}[{index}]"
+        item_obj = reader.mapping(item, where)
+        if item_obj is None:
+            continue
+        parsed: Condition | RuleSet | None
+        if "field" in item_obj or "op" in item_obj:
+            parsed = _parse_condition(reader, item_obj, where)
+        else:
+            parsed = _parse_rule_set(reader, item_obj, where)
+        if parsed is not None:
+            items.append(parsed)
+    if not items:
+        reader.issue(f"{path}.{combinator}", "must list at least one condition")
+    return RuleSet(combinator, tuple(items))
+
+
+def _parse_condition(reader: _Reader, obj: Mapping[str, Any], path: str) -> Condition | None:
+    reader.unknown_keys(obj, RULE_KEYS, path)
+    field_name = reader.text(obj, "field", path, required=True)
+    op = reader.text(obj, "op", path, required=True)
+    if "value" not in obj:
+        reader.issue(f"{path}.value", "is required")
+        return None
+    value = _rule_value(reader, obj["value"], f"{path}.value")
+    if field_name is None or op is None:
+        return None
+    return Condition(field=field_name, op=op, value=value)
+
+
+def _rule_value(reader: _Reader, value: object, path: str) -> Any:
+    if isinstance(value, float):
+        reader.issue(path, f"write decimal numbers quoted, e.g. \"{value}\" (floats are inexact)")
+        return str(value)
+    if isinstance(value, list):
+        return [_rule_value(reader, item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    # Dates and the like compare as their ISO text.
+    return str(value)
+
+
+# --- back to the file's shape ---------------------------------------------------------------
+
+
+def _decimal_text(value: Decimal) -> str:
+    return str(value)
+
+
+def _jsonable_param(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return _decimal_text(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable_param(v) for k, v in value.items()}
+    return value
+
+
+def amounts_to_dict(amounts: Mapping[str, Decimal]) -> dict[str, str]:
+    return {currency: _decimal_text(amount) for currency, amount in amounts.items()}
+
+
+def settings_to_dict(settings: Settings) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "mode": settings.mode.value,
+        "invoice_types": list(settings.invoice_types),
+    }
+    if settings.customer_balance is not None:
+        result["customer_balance"] = list(settings.customer_balance)
+    result.update(
+        max_levels=settings.max_levels,
+        timezone=settings.timezone,
+        catch_up=settings.catch_up.value,
+    )
+    if settings.company:
+        result["company"] = dict(settings.company)
+    return result
+
+
+def template_to_dict(template: Template) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "code": template.code,
+        "channel": template.channel.value,
+        "language": template.language,
+    }
+    if template.subject is not None:
+        result["subject"] = template.subject
+    result["body"] = template.body
+    result["active"] = template.active
+    return result
+
+
+def action_params_to_dict(action: Action) -> dict[str, Any]:
+    """The type-specific fields as JSON-ready values (decimals as strings), in SPEC order."""
+    order = list(ACTION_FIELDS.get(action.type, {}))
+    keys = sorted(action.params, key=lambda k: order.index(k) if k in order else len(order))
+    return {key: _jsonable_param(action.params[key]) for key in keys}
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    result: dict[str, Any] = {"code": action.code, "type": action.type.value}
+    if action.mode is not ActionMode.automatic:
+        result["mode"] = action.mode.value
+    if action.role is not None:
+        result["role"] = action.role
+    if action.instructions is not None:
+        result["instructions"] = action.instructions
+    result.update(action_params_to_dict(action))
+    return result
+
+
+def level_to_dict(level: Level) -> dict[str, Any]:
+    result: dict[str, Any] = {"code": level.code, "days": level.days}
+    if level.reminder:
+        result["reminder"] = True
+    if level.end:
+        result["end"] = True
+    if level.min_balance:
+        result["min_balance"] = amounts_to_dict(level.min_balance)
+    result["actions"] = list(level.actions)
+    return result
+
+
+def rules_to_dict(rules: RuleSet | Condition) -> dict[str, Any]:
+    if isinstance(rules, Condition):
+        return {"field": rules.field, "op": rules.op, "value": rules.value}
+    return {rules.combinator: [rules_to_dict(item) for item in rules.items]}
+
+
+def policy_to_dict(policy: Policy, *, with_levels: bool = True) -> dict[str, Any]:
+    result: dict[str, Any] = {"name": policy.name}
+    if policy.description:
+        result["description"] = policy.description
+    result.update(active=policy.active, default=policy.default, priority=policy.priority)
+    if policy.min_balance:
+        result["min_balance"] = amounts_to_dict(policy.min_balance)
+    if policy.currency is not None:
+        result["currency"] = policy.currency
+    result["attach_invoice"] = policy.attach_invoice
+    result["transition"] = policy.transition.value
+    if with_levels:
+        result["levels"] = [level_to_dict(level) for level in policy.levels]
+    if policy.rules is not None:
+        result["rules"] = rules_to_dict(policy.rules)
+    return result
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The SPEC §4 shape; `parse_config(config_to_dict(c)).config == c`."""
+    return {
+        "settings": settings_to_dict(config.settings),
+        "templates": [template_to_dict(t) for t in config.templates],
+        "actions": [action_to_dict(a) for a in config.actions],
+        "policies": [policy_to_dict(p) for p in config.policies],
+    }
