@@ -1,9 +1,343 @@
-"""Placeholder until this feature's commands land."""
+"""Operating commands (SPEC §5): plans, plan show, pause/resume/stop, tasks, task claim/complete,
+charges, log, explain. Listings print a table, or a JSON array with `--json`."""
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 import typer
+from rich.panel import Panel
+from sqlalchemy import select
+
+from recoup.cli.common import (
+    JSON_OPTION,
+    USER_OPTION,
+    actor_name,
+    console,
+    handle_errors,
+    output,
+    parse_date,
+    print_json,
+    print_table,
+    transaction,
+)
+from recoup.core.errors import InvalidInput
+from recoup.core.settings import business_today
+from recoup.engine.explain import explain_invoice
+from recoup.models import ActionInstance, Charge, LogEntry, Plan, PlanInvoice, Task
+from recoup.plans.service import get_plan, pause_plan, resume_plan, stop_plan
+from recoup.tasks.service import claim_task, complete_task, get_task, list_tasks
+
+PLAN_FIELDS = [
+    "id",
+    "customer_id",
+    "invoice_id",
+    "currency",
+    "status",
+    "level",
+    "balance",
+    "opened_on",
+    "closed_on",
+]
+LOG_FIELDS = [
+    "at",
+    "on",
+    "event",
+    "actor",
+    "customer_id",
+    "invoice_id",
+    "plan_id",
+    "level",
+    "action",
+    "details",
+]
+CHARGE_FIELDS = ["id", "customer_id", "invoice_id", "amount", "currency", "service"]
+TASK_FIELDS = ["id", "plan_id", "role", "status", "action", "claimed_by"]
+
+plan_app = typer.Typer(help="One collection plan.", no_args_is_help=True)
+task_app = typer.Typer(help="One task for a person.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("plans")(plans)
+    app.add_typer(plan_app, name="plan")
+    app.command("pause")(pause)
+    app.command("resume")(resume)
+    app.command("stop")(stop)
+    app.command("tasks")(tasks)
+    app.add_typer(task_app, name="task")
+    app.command("charges")(charges)
+    app.command("log")(show_log)
+    app.command("explain")(explain)
+
+
+def plan_row(plan: Plan) -> dict[str, Any]:
+    return {name: getattr(plan, name) for name in PLAN_FIELDS}
+
+
+def log_row_out(entry: LogEntry) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in LOG_FIELDS}
+
+
+def task_row(task: Task) -> dict[str, Any]:
+    return {name: getattr(task, name) for name in TASK_FIELDS}
+
+
+@handle_errors
+def plans(
+    status: str | None = typer.Option(None, help="Only plans in this status."),
+    customer: str | None = typer.Option(None, help="Only this customer's plans."),
+    limit: int = typer.Option(1000, help="At most this many (newest first)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List collection plans."""
+    with transaction() as session:
+        query = select(Plan).order_by(Plan.id.desc()).limit(limit)
+        if status:
+            query = query.where(Plan.status == status)
+        if customer:
+            query = query.where(Plan.customer_id == customer)
+        rows = [plan_row(p) for p in session.scalars(query)]
+    output(rows, PLAN_FIELDS, as_json=as_json, title="Plans")
+
+
+@plan_app.command("show")
+@handle_errors
+def plan_show(plan_id: int, as_json: bool = JSON_OPTION) -> None:
+    """A plan with its invoices, actions, tasks, charges and log."""
+    with transaction() as session:
+        plan = get_plan(session, plan_id)
+        detail = plan_row(plan)
+        detail.update(
+            policy=plan.policy.name,
+            anchor_date=plan.anchor_date,
+            paused_days=plan.paused_days,
+            pause_reason=plan.pause_reason,
+            pause_until=plan.pause_until,
+            stop_reason=plan.stop_reason,
+            next_step_on=plan.next_step_on,
+        )
+        detail["invoices"] = list(
+            session.scalars(select(PlanInvoice.invoice_id).where(PlanInvoice.plan_id == plan.id))
+        )
+        detail["actions"] = [
+            {
+                "id": a.id,
+                "level": a.level,
+                "action": a.action,
+                "type": a.type,
+                "status": a.status,
+                "attempts": a.attempts,
+                "error": a.error,
+            }
+            for a in session.scalars(
+                select(ActionInstance)
+                .where(ActionInstance.plan_id == plan.id)
+                .order_by(ActionInstance.id)
+            )
+        ]
+        detail["tasks"] = [
+            task_row(t)
+            for t in session.scalars(select(Task).where(Task.plan_id == plan.id).order_by(Task.id))
+        ]
+        detail["charges"] = [
+            {name: getattr(c, name) for name in CHARGE_FIELDS}
+            for c in session.scalars(select(Charge).where(Charge.plan_id == plan.id))
+        ]
+        detail["log"] = [
+            log_row_out(e)
+            for e in session.scalars(
+                select(LogEntry).where(LogEntry.plan_id == plan.id).order_by(LogEntry.id)
+            )
+        ]
+    if as_json:
+        print_json([detail])
+        return
+    summary = "\n".join(
+        f"[bold]{k}[/bold]: {v}"
+        for k, v in detail.items()
+        if k not in ("actions", "tasks", "charges", "log") and v is not None
+    )
+    console.print(Panel(summary, title=f"Plan {plan_id}"))
+    print_table(
+        detail["actions"],
+        ["id", "level", "action", "type", "status", "attempts", "error"],
+        title="Actions",
+    )
+    print_table(detail["tasks"], TASK_FIELDS, title="Tasks")
+    print_table(detail["charges"], CHARGE_FIELDS, title="Charges")
+    print_table(detail["log"], ["on", "event", "actor", "level", "action", "details"], title="Log")
+
+
+def _today(session: Any, on: str | None) -> date:
+    return parse_date(on, "--on") or business_today(session)
+
+
+@handle_errors
+def pause(
+    plan_id: int,
+    reason: str = typer.Option(..., "--reason", help="Why the plan is paused."),
+    until: str | None = typer.Option(None, "--until", help="Resume on this date (YYYY-MM-DD)."),
+    on: str | None = typer.Option(None, "--on", help="Business date (default: today)."),
+    user: str | None = USER_OPTION,
+) -> None:
+    """Pause an active plan; paused days do not count as overdue."""
+    if not reason.strip():
+        raise InvalidInput("--reason must not be empty")
+    with transaction() as session:
+        plan = get_plan(session, plan_id)
+        pause_plan(
+            session,
+            plan,
+            reason=reason,
+            until=parse_date(until, "--until"),
+            on=_today(session, on),
+            actor=actor_name(user),
+        )
+    console.print(f"plan {plan_id} paused")
+
+
+@handle_errors
+def resume(
+    plan_id: int,
+    on: str | None = typer.Option(None, "--on", help="Business date (default: today)."),
+    user: str | None = USER_OPTION,
+) -> None:
+    """Resume a paused plan."""
+    with transaction() as session:
+        plan = get_plan(session, plan_id)
+        resume_plan(session, plan, on=_today(session, on), actor=actor_name(user))
+    console.print(f"plan {plan_id} resumed")
+
+
+@handle_errors
+def stop(
+    plan_id: int,
+    reason: str = typer.Option(..., "--reason", help="Why dunning stops for good."),
+    on: str | None = typer.Option(None, "--on", help="Business date (default: today)."),
+    user: str | None = USER_OPTION,
+) -> None:
+    """Stop a plan for good; its pending work is cancelled."""
+    if not reason.strip():
+        raise InvalidInput("--reason must not be empty")
+    with transaction() as session:
+        plan = get_plan(session, plan_id)
+        stop_plan(session, plan, reason=reason, on=_today(session, on), actor=actor_name(user))
+    console.print(f"plan {plan_id} stopped")
+
+
+@handle_errors
+def tasks(
+    status: str | None = typer.Option(None, help="open, claimed, completed or cancelled."),
+    role: str | None = typer.Option(None, help="Only tasks for this role."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List tasks waiting for people."""
+    with transaction() as session:
+        rows = [task_row(t) for t in list_tasks(session, status=status, role=role)]
+    output(rows, TASK_FIELDS, as_json=as_json, title="Tasks")
+
+
+@task_app.command("claim")
+@handle_errors
+def task_claim(task_id: int, user: str | None = USER_OPTION) -> None:
+    """Claim an open task."""
+    with transaction() as session:
+        task = get_task(session, task_id)
+        claim_task(session, task, user=actor_name(user), on=business_today(session))
+    console.print(f"task {task_id} claimed by {actor_name(user)}")
+
+
+@task_app.command("complete")
+@handle_errors
+def task_complete(
+    task_id: int,
+    note: str | None = typer.Option(None, "--note", help="What was done (the outcome)."),
+    user: str | None = USER_OPTION,
+) -> None:
+    """Complete a task; its plan may then move on."""
+    with transaction() as session:
+        task = get_task(session, task_id)
+        complete_task(
+            session, task, user=actor_name(user), on=business_today(session), outcome=note
+        )
+    console.print(f"task {task_id} completed")
+
+
+@handle_errors
+def charges(
+    customer: str | None = typer.Option(None, help="Only this customer's charges."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List late fees and interest charged."""
+    with transaction() as session:
+        query = select(Charge).order_by(Charge.id)
+        if customer:
+            query = query.where(Charge.customer_id == customer)
+        rows = [{name: getattr(c, name) for name in CHARGE_FIELDS} for c in session.scalars(query)]
+    output(rows, CHARGE_FIELDS, as_json=as_json, title="Charges")
+
+
+@handle_errors
+def show_log(
+    plan: int | None = typer.Option(None, "--plan", help="Only this plan."),
+    invoice: str | None = typer.Option(None, "--invoice", help="Only this invoice."),
+    customer: str | None = typer.Option(None, "--customer", help="Only this customer."),
+    event: str | None = typer.Option(None, "--event", help="Only this event."),
+    limit: int = typer.Option(200, help="At most this many (newest last)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The log: everything that happened, and why."""
+    with transaction() as session:
+        query = select(LogEntry).order_by(LogEntry.id.desc()).limit(limit)
+        if plan is not None:
+            query = query.where(LogEntry.plan_id == plan)
+        if invoice:
+            query = query.where(LogEntry.invoice_id == invoice)
+        if customer:
+            query = query.where(LogEntry.customer_id == customer)
+        if event:
+            query = query.where(LogEntry.event == event)
+        rows = [log_row_out(e) for e in reversed(list(session.scalars(query)))]
+    output(rows, LOG_FIELDS, as_json=as_json, title="Log")
+
+
+@handle_errors
+def explain(
+    invoice_id: str,
+    as_of: str | None = typer.Option(None, "--as-of", help="Explain as of this date."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Why an invoice is (or is not) being dunned, and what happens next."""
+    with transaction() as session:
+        day = parse_date(as_of) or business_today(session)
+        result = explain_invoice(session, invoice_id, day)
+        session.rollback()  # explaining never changes anything
+    if as_json:
+        print_json([result.as_dict()])
+        return
+    lines = [
+        f"[bold]Invoice {result.invoice_id}[/bold] of customer {result.customer_id}, "
+        f"as of {result.as_of}",
+        f"Policy: {result.policy or 'none'} ({result.policy_reason})",
+    ]
+    if result.days_overdue is not None:
+        lines.append(f"Days overdue: {result.days_overdue}")
+    lines.append(f"Balance: {result.balance} {result.currency}")
+    if result.plan_id:
+        lines.append(
+            f"Plan {result.plan_id}: {result.plan_status}, level {result.level or '(none yet)'}"
+        )
+    else:
+        lines.append("Plan: none")
+    if result.today:
+        lines.append("[bold]On this date the run would:[/bold]")
+        lines += [f"  • {line}" for line in result.today]
+    else:
+        lines.append("[bold]On this date the run would do nothing.[/bold]")
+    if result.next_level and result.next_on:
+        lines.append(f"Next: level {result.next_level!r} on {result.next_on}")
+    lines.append("[bold]Why:[/bold]")
+    lines += [f"  - {r}" for r in result.reasons] or ["  - no policy step applies"]
+    console.print("\n".join(lines), highlight=False)

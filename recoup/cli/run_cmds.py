@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-import typer
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from recoup.cli.common import console, handle_errors, session_factory
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from recoup.cli.common import (
+    USER_OPTION,
+    actor_name,
+    console,
+    env,
+    err_console,
+    handle_errors,
+    parse_date,
+    print_json,
+    session_factory,
+)
 from recoup.core.schema import upgrade
+from recoup.core.settings import business_today
+from recoup.engine import run as engine_run
 
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
+    app.command("run")(run)
 
 
 @handle_errors
@@ -18,3 +36,87 @@ def init() -> None:
     engine = session_factory().kw["bind"]
     upgrade(engine)
     console.print(f"database ready: {engine.url.render_as_string(hide_password=True)}")
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[engine_run.Progress]:
+    """A Rich progress bar on stderr, one task per phase of the run."""
+    bar = Progress(
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not enabled,
+        transient=False,
+    )
+    state: dict[str, int] = {}
+
+    def start(label: str, total: int) -> None:
+        state["task"] = bar.add_task(label, total=total)
+
+    def advance(n: int) -> None:
+        if "task" in state:
+            bar.advance(state["task"], n)
+
+    with bar:
+        yield engine_run.Progress(start=start, advance=advance)
+
+
+@handle_errors
+def run(
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Business date to run for (YYYY-MM-DD); default: today."
+    ),
+    no_execute: bool = typer.Option(
+        False, "--no-execute", help="Only decide and queue; leave execution to `recoup worker`."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    user: str | None = USER_OPTION,
+) -> None:
+    """Run the day's dunning: reminders, plans, levels, actions."""
+    day = parse_date(as_of)
+    factory = session_factory()
+    if day is None:
+        with factory() as session:
+            day = business_today(session)
+    with progress_bar(enabled=not (quiet or as_json)) as progress:
+        stats = engine_run.run_dunning(
+            factory,
+            as_of=day,
+            env=env(),
+            execute=not no_execute,
+            actor=actor_name(user),
+            progress=progress,
+        )
+    if as_json:
+        print_json([stats.as_dict()])
+        return
+    print_summary(stats)
+
+
+def print_summary(stats: engine_run.RunStats) -> None:
+    table = Table(title=f"Run {stats.run_id} for {stats.as_of}", show_header=True)
+    table.add_column("", style="bold")
+    table.add_column("count", justify="right")
+    rows = [
+        ("invoices considered", stats.considered),
+        ("reminders", stats.reminders),
+        ("plans opened", stats.plans_opened),
+        ("plans advanced", stats.plans_advanced),
+        ("plans recovered", stats.plans_recovered),
+        ("plans unrecovered", stats.plans_unrecovered),
+        ("levels skipped", stats.levels_skipped),
+        ("actions queued", stats.actions_queued),
+        ("tasks created", stats.tasks_created),
+        ("actions done", stats.actions_done),
+        ("actions failed", stats.actions_failed),
+        ("actions skipped", stats.actions_skipped),
+        ("actions to retry", stats.actions_retried),
+    ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    console.print(table)
+    if not stats.executed:
+        console.print("[dim]--no-execute: queued actions wait for `recoup worker`.[/dim]")

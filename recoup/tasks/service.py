@@ -1,0 +1,97 @@
+"""Tasks for people (R6): claim and complete. Completing one lets the plan move on."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recoup.core.clock import utc_now
+from recoup.core.errors import Conflict, InvalidInput, NotFound
+from recoup.core.log import log
+from recoup.core.schedule import CHECK_NOW
+from recoup.domain.enums import Event, InstanceStatus, PlanStatus, TaskStatus
+from recoup.models import ActionInstance, Plan, Task
+
+
+def get_task(session: Session, task_id: int) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    return task
+
+
+def _plan_refs(session: Session, task: Task) -> dict[str, object]:
+    plan = session.get(Plan, task.plan_id) if task.plan_id else None
+    return {
+        "customer_id": plan.customer_id if plan else None,
+        "invoice_id": plan.invoice_id if plan else None,
+        "plan_id": task.plan_id,
+        "level": task.level,
+        "action": task.action,
+    }
+
+
+def claim_task(session: Session, task: Task, *, user: str, on: date) -> None:
+    if user == "system":
+        raise InvalidInput("claiming a task needs a person: pass --user NAME or set RECOUP_USER")
+    if task.status != TaskStatus.open:
+        who = f" by {task.claimed_by}" if task.claimed_by else ""
+        raise Conflict(f"task {task.id} is {task.status}{who}: only an open task can be claimed")
+    task.status = TaskStatus.claimed
+    task.claimed_by = user
+    task.claimed_at = utc_now()
+    log(
+        session, Event.task_claimed, on=on, actor=user, task_id=task.id, **_plan_refs(session, task)
+    )
+    session.flush()
+
+
+def complete_task(
+    session: Session, task: Task, *, user: str, on: date, outcome: str | None = None
+) -> None:
+    if user == "system":
+        raise InvalidInput("completing a task needs a person: pass --user NAME or set RECOUP_USER")
+    if task.status not in (TaskStatus.open, TaskStatus.claimed):
+        raise Conflict(f"task {task.id} is {task.status}: it cannot be completed")
+    if task.status == TaskStatus.claimed and task.claimed_by not in (None, user):
+        raise Conflict(f"task {task.id} is claimed by {task.claimed_by}, not {user}")
+    now = utc_now()
+    task.status = TaskStatus.completed
+    task.claimed_by = task.claimed_by or user
+    task.completed_at = now
+    task.outcome = outcome
+    if task.action_instance_id is not None:
+        instance = session.get(ActionInstance, task.action_instance_id)
+        if instance is not None and instance.status in (
+            InstanceStatus.pending,
+            InstanceStatus.running,
+        ):
+            instance.status = InstanceStatus.done
+            instance.finished_at = now
+            instance.result = {"task_id": task.id, "completed_by": user, "outcome": outcome}
+    log(
+        session,
+        Event.task_completed,
+        on=on,
+        actor=user,
+        task_id=task.id,
+        outcome=outcome,
+        **_plan_refs(session, task),
+    )
+    plan = session.get(Plan, task.plan_id) if task.plan_id else None
+    if plan is not None and plan.status == PlanStatus.active:
+        plan.next_step_on = CHECK_NOW  # the plan may move on at the next run
+    session.flush()
+
+
+def list_tasks(
+    session: Session, *, status: str | None = None, role: str | None = None
+) -> list[Task]:
+    query = select(Task).order_by(Task.id)
+    if status:
+        query = query.where(Task.status == status)
+    if role:
+        query = query.where(Task.role == role)
+    return list(session.scalars(query))
