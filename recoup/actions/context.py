@@ -1,0 +1,148 @@
+"""Everything an executor needs about one action instance, loaded in a handful of queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recoup.core.config import EnvConfig
+from recoup.core.settings import get_settings
+from recoup.domain.enums import InvoiceStatus
+from recoup.domain.money import Money
+from recoup.models import (
+    ActionInstance,
+    ActionRow,
+    Customer,
+    Invoice,
+    LevelRow,
+    Plan,
+    PlanInvoice,
+    PolicyRow,
+    SettingsRow,
+)
+
+OUTSTANDING = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
+
+
+@dataclass
+class ActionContext:
+    session: Session
+    instance: ActionInstance
+    env: EnvConfig
+    today: date
+    now: datetime
+    customer: Customer
+    policy: PolicyRow | None
+    settings: SettingsRow
+    action: ActionRow | None = None
+    level: LevelRow | None = None
+    plan: Plan | None = None
+    # invoice mode and reminders: the one invoice; customer mode: None
+    invoice: Invoice | None = None
+    # the outstanding invoices the message is about, oldest due first
+    invoices: list[Invoice] = field(default_factory=list)
+    run_id: int | None = None
+
+    @property
+    def is_reminder(self) -> bool:
+        return self.instance.plan_id is None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.action.params or {}) if self.action is not None else {}
+
+    @property
+    def currency(self) -> str:
+        if self.plan is not None:
+            return self.plan.currency
+        assert self.invoice is not None
+        return self.invoice.currency
+
+    @property
+    def balance(self) -> Money:
+        """What is still owed: the plan's balance, or the reminder invoice's amount due."""
+        if self.plan is not None:
+            return Money(self.plan.balance, self.plan.currency)
+        assert self.invoice is not None
+        return Money(self.invoice.amount_due, self.invoice.currency)
+
+    @property
+    def invoice_id(self) -> str | None:
+        if self.plan is not None:
+            return self.plan.invoice_id
+        return self.instance.invoice_id
+
+    def log_kwargs(self) -> dict[str, Any]:
+        """The columns every log entry about this instance carries."""
+        return {
+            "on": self.today,
+            "customer_id": self.instance.customer_id,
+            "invoice_id": self.invoice_id,
+            "plan_id": self.instance.plan_id,
+            "level": self.instance.level,
+            "action": self.instance.action,
+            "run_id": self.run_id,
+        }
+
+
+def load_context(
+    session: Session,
+    instance: ActionInstance,
+    *,
+    env: EnvConfig,
+    today: date,
+    now: datetime,
+    run_id: int | None = None,
+) -> ActionContext:
+    customer = session.get(Customer, instance.customer_id)
+    if customer is None:  # the foreign key makes this impossible
+        raise LookupError(f"customer {instance.customer_id} not found")
+    plan = session.get(Plan, instance.plan_id) if instance.plan_id is not None else None
+    policy = session.get(PolicyRow, instance.policy_id)
+    level = None
+    if policy is not None:
+        level = next((lvl for lvl in policy.levels if lvl.code == instance.level), None)
+    action = session.scalar(select(ActionRow).where(ActionRow.code == instance.action))
+    invoice_id = plan.invoice_id if plan is not None else instance.invoice_id
+    invoice = session.get(Invoice, invoice_id) if invoice_id is not None else None
+    if plan is not None:
+        invoices = list(
+            session.scalars(
+                select(Invoice)
+                .join(PlanInvoice, PlanInvoice.invoice_id == Invoice.id)
+                .where(
+                    PlanInvoice.plan_id == plan.id,
+                    Invoice.status.in_(OUTSTANDING),
+                    Invoice.amount_due > Decimal(0),
+                )
+                .order_by(Invoice.due_date, Invoice.id)
+            ).all()
+        )
+        if not invoices and invoice is not None:
+            invoices = [invoice]
+    else:
+        invoices = [invoice] if invoice is not None else []
+    return ActionContext(
+        session=session,
+        instance=instance,
+        env=env,
+        today=today,
+        now=now,
+        customer=customer,
+        policy=policy,
+        settings=get_settings(session),
+        action=action,
+        level=level,
+        plan=plan,
+        invoice=invoice,
+        invoices=invoices,
+        run_id=run_id,
+    )
+
+
+__all__ = ["ActionContext", "load_context"]

@@ -1,0 +1,170 @@
+"""Building and delivering emails: SMTP when RECOUP_SMTP_URL is set, else an outbox folder
+of `.eml` files (SPEC §5). Every message carries a Message-ID derived from the action
+instance key, so a retried send is recognisably the same message (R13)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import smtplib
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from recoup.core.errors import RecoupError
+
+SMTP_TIMEOUT = 30.0
+DEFAULT_SENDER = "recoup@localhost"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class PermanentDeliveryError(RecoupError):
+    """The server refused the message for good (5xx): retrying cannot help."""
+
+
+def message_id_for(key: str) -> str:
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}@recoup>"
+
+
+def safe_filename(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "message"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    maintype: str = "application"
+    subtype: str = "pdf"
+
+
+def build_message(
+    *,
+    key: str,
+    sender: str,
+    sender_name: str | None,
+    to: str,
+    to_name: str | None,
+    subject: str,
+    text: str,
+    html: str | None,
+    attachments: Sequence[Attachment] = (),
+    reply_to: str | None = None,
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Message-ID"] = message_id_for(key)
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    msg["From"] = formataddr((sender_name, sender)) if sender_name else sender
+    msg["To"] = formataddr((to_name, to)) if to_name else to
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    msg["Subject"] = subject
+    msg["X-Recoup-Key"] = key
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    for attachment in attachments:
+        msg.add_attachment(
+            attachment.content,
+            maintype=attachment.maintype,
+            subtype=attachment.subtype,
+            filename=attachment.filename,
+        )
+    return msg
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    host: str
+    port: int
+    ssl: bool
+    starttls: bool
+    username: str | None
+    password: str | None
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """`smtp://user:pass@host:port?starttls=true` or `smtps://user:pass@host:port`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise RecoupError(f"RECOUP_SMTP_URL must start with smtp:// or smtps://, not {url!r}")
+    if not parts.hostname:
+        raise RecoupError(f"RECOUP_SMTP_URL has no host: {url!r}")
+    query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    use_ssl = parts.scheme == "smtps"
+    starttls = not use_ssl and (query.get("starttls") in _TRUE or query.get("tls") in _TRUE)
+    port = parts.port or (465 if use_ssl else 587 if starttls else 25)
+    return SmtpTarget(
+        host=parts.hostname,
+        port=port,
+        ssl=use_ssl,
+        starttls=starttls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def send_smtp(msg: EmailMessage, url: str, *, sender: str, recipients: Sequence[str]) -> str:
+    """Send through the SMTP server; returns a short description for the result."""
+    target = parse_smtp_url(url)
+    context = ssl.create_default_context()
+    client: smtplib.SMTP
+    if target.ssl:
+        client = smtplib.SMTP_SSL(target.host, target.port, timeout=SMTP_TIMEOUT, context=context)
+    else:
+        client = smtplib.SMTP(target.host, target.port, timeout=SMTP_TIMEOUT)
+    try:
+        client.ehlo()
+        if target.starttls:
+            client.starttls(context=context)
+            client.ehlo()
+        if target.username:
+            client.login(target.username, target.password or "")
+        try:
+            client.send_message(msg, from_addr=sender, to_addrs=list(recipients))
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            if codes and all(code >= 500 for code in codes):
+                raise PermanentDeliveryError(
+                    f"recipient refused by {target.host}: {exc.recipients}"
+                ) from exc
+            raise
+        except smtplib.SMTPDataError as exc:
+            if exc.smtp_code >= 500:
+                raise PermanentDeliveryError(
+                    f"message refused by {target.host}: {exc.smtp_code} {exc.smtp_error!r}"
+                ) from exc
+            raise
+    finally:
+        try:
+            client.quit()
+        except smtplib.SMTPException:
+            client.close()
+    return f"smtp://{target.host}:{target.port}"
+
+
+def write_outbox(msg: EmailMessage, outbox: Path, *, instance_id: int, key: str) -> Path:
+    """Write the message as `<outbox>/<instance id>-<safe key>.eml`; a retry overwrites it."""
+    outbox.mkdir(parents=True, exist_ok=True)
+    path = outbox / f"{instance_id}-{safe_filename(key)}.eml"
+    tmp = path.with_suffix(".eml.tmp")
+    tmp.write_bytes(msg.as_bytes())
+    tmp.replace(path)
+    return path
+
+
+__all__ = [
+    "Attachment",
+    "PermanentDeliveryError",
+    "build_message",
+    "message_id_for",
+    "parse_smtp_url",
+    "safe_filename",
+    "send_smtp",
+    "write_outbox",
+]

@@ -1,0 +1,321 @@
+"""Executors of the automatic action types: send_email, late_fee_fixed, late_fee_percent,
+interest, change_account_status (SPEC §3).
+
+Each takes the instance's context, performs its effect inside the caller's transaction (the
+framework commits) and returns `Done(result)` or `Skipped(reason)`. Effects are idempotent per
+action instance (R13): a charge or a status change already recorded for the instance is found
+and reported instead of being made twice; an email keeps the Message-ID of its instance key.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from recoup.actions.context import ActionContext
+from recoup.actions.email import (
+    DEFAULT_SENDER,
+    Attachment,
+    PermanentDeliveryError,
+    build_message,
+    message_id_for,
+    send_smtp,
+    write_outbox,
+)
+from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
+from recoup.actions.render import build_variables, render_row, select_template
+from recoup.core.log import log
+from recoup.domain import fees
+from recoup.domain.enums import CANCELLED_ACCOUNT_STATUS, ActionType, Channel, Event
+from recoup.domain.money import parse_amount
+from recoup.models import Charge, StatusChange
+
+logger = logging.getLogger(__name__)
+
+
+# --- parameters ----------------------------------------------------------------------------
+
+
+def _decimal(ctx: ActionContext, value: Any, what: str) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, float):  # a YAML number: its shortest repr is what the user wrote
+        value = repr(value)
+    try:
+        return parse_amount(value)
+    except ValueError as exc:
+        raise PermanentFailure(f"action {ctx.instance.action}: {what}: {exc}") from exc
+
+
+def _per_currency(ctx: ActionContext, key: str) -> dict[str, Decimal]:
+    raw = ctx.params.get(key) or {}
+    if not isinstance(raw, dict):
+        raise PermanentFailure(f"action {ctx.instance.action}: {key} must map currency to amount")
+    out: dict[str, Decimal] = {}
+    for currency, value in raw.items():
+        amount = _decimal(ctx, value, f"{key}.{currency}")
+        if amount is not None:
+            out[str(currency).upper()] = amount
+    return out
+
+
+# --- charges -------------------------------------------------------------------------------
+
+
+def _charge_result(charge: Charge, **extra: Any) -> dict[str, Any]:
+    return {
+        "charge_id": charge.id,
+        "amount": str(charge.amount),
+        "currency": charge.currency,
+        "service": charge.service,
+        **extra,
+    }
+
+
+def _existing_charge(ctx: ActionContext) -> Charge | None:
+    return ctx.session.scalar(select(Charge).where(Charge.action_instance_id == ctx.instance.id))
+
+
+def _charge(ctx: ActionContext, decision: fees.FeeDecision, **details: Any) -> Outcome:
+    if isinstance(decision, fees.NoFee):
+        return Skipped(decision.reason, details)
+    service = ctx.params.get("service")
+    if not service:
+        raise PermanentFailure(f"action {ctx.instance.action} has no service code for its charge")
+    charge = Charge(
+        action_instance_id=ctx.instance.id,
+        customer_id=ctx.instance.customer_id,
+        invoice_id=ctx.invoice_id,
+        plan_id=ctx.instance.plan_id,
+        amount=decision.amount,
+        currency=decision.currency,
+        service=str(service),
+        kind=ctx.instance.type,
+        created_on=ctx.today,
+    )
+    ctx.session.add(charge)
+    ctx.session.flush()
+    log(
+        ctx.session,
+        Event.charge_created,
+        **ctx.log_kwargs(),
+        charge_id=charge.id,
+        amount=charge.amount,
+        currency=charge.currency,
+        service=charge.service,
+        kind=charge.kind,
+        **details,
+    )
+    return Done(_charge_result(charge, **details))
+
+
+def _already_charged(ctx: ActionContext) -> Outcome | None:
+    existing = _existing_charge(ctx)
+    if existing is None:
+        return None
+    return Done(_charge_result(existing, already_charged=True))
+
+
+@register(ActionType.late_fee_fixed)
+def late_fee_fixed(ctx: ActionContext) -> Outcome:
+    done = _already_charged(ctx)
+    if done is not None:
+        return done
+    decision = fees.fixed_fee(_per_currency(ctx, "amounts"), ctx.currency)
+    return _charge(ctx, decision)
+
+
+@register(ActionType.late_fee_percent)
+def late_fee_percent(ctx: ActionContext) -> Outcome:
+    done = _already_charged(ctx)
+    if done is not None:
+        return done
+    rate = _decimal(ctx, ctx.params.get("rate"), "rate")
+    if rate is None:
+        raise PermanentFailure(f"action {ctx.instance.action} has no rate")
+    currency = ctx.currency
+    decision = fees.percent_fee(
+        ctx.balance,
+        rate,
+        minimum=_per_currency(ctx, "min").get(currency),
+        maximum=_per_currency(ctx, "max").get(currency),
+    )
+    return _charge(ctx, decision, rate=str(rate), balance=str(ctx.balance.amount))
+
+
+@register(ActionType.interest)
+def interest(ctx: ActionContext) -> Outcome:
+    done = _already_charged(ctx)
+    if done is not None:
+        return done
+    rate = _decimal(ctx, ctx.params.get("annual_rate"), "annual_rate")
+    if rate is None:
+        raise PermanentFailure(f"action {ctx.instance.action} has no annual_rate")
+    if ctx.plan is not None:
+        days = fees.days_overdue(ctx.today, ctx.plan.anchor_date, ctx.plan.paused_days)
+    else:
+        assert ctx.invoice is not None
+        days = fees.days_overdue(ctx.today, ctx.invoice.due_date)
+    decision = fees.interest(ctx.balance, rate, days)
+    return _charge(ctx, decision, annual_rate=str(rate), days=days, balance=str(ctx.balance.amount))
+
+
+# --- account status (R12) ------------------------------------------------------------------
+
+
+@register(ActionType.change_account_status)
+def change_account_status(ctx: ActionContext) -> Outcome:
+    status = ctx.params.get("status")
+    if not status:
+        raise PermanentFailure(f"action {ctx.instance.action} has no status to set")
+    status = str(status)
+    if status == CANCELLED_ACCOUNT_STATUS:
+        return Skipped("status cancelled is final: dunning never sets it")
+    existing = ctx.session.scalar(
+        select(StatusChange).where(StatusChange.action_instance_id == ctx.instance.id)
+    )
+    if existing is not None:
+        return Done(
+            {
+                "status": existing.new_status,
+                "previous_status": existing.previous_status,
+                "already_recorded": True,
+            }
+        )
+    if ctx.plan is None:
+        return Skipped("an account status is changed by a plan, not by a reminder")
+    customer = ctx.customer
+    previous = customer.status
+    changed = previous != status
+    # Recorded even when the status is already the one asked for: this plan then also holds
+    # it, so another plan's recovery does not restore it while this one is still open (R12).
+    ctx.session.add(
+        StatusChange(
+            action_instance_id=ctx.instance.id,
+            plan_id=ctx.plan.id,
+            customer_id=customer.id,
+            previous_status=previous,
+            new_status=status,
+            changed_at=ctx.now,
+        )
+    )
+    if changed:
+        customer.status = status
+        log(
+            ctx.session,
+            Event.status_changed,
+            **ctx.log_kwargs(),
+            previous=previous,
+            status=status,
+        )
+    ctx.session.flush()
+    result: dict[str, Any] = {"status": status, "previous_status": previous, "changed": changed}
+    if not changed:
+        result["note"] = f"customer already had status {status}"
+    return Done(result)
+
+
+# --- email ---------------------------------------------------------------------------------
+
+
+def _resolve_pdf(ctx: ActionContext, pdf_path: str) -> Path | None:
+    path = Path(pdf_path)
+    candidates = [path] if path.is_absolute() else [ctx.env.data_dir / path, path]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _invoice_pdfs(ctx: ActionContext) -> tuple[list[Attachment], list[str]]:
+    attachments: list[Attachment] = []
+    missing: list[str] = []
+    for invoice in ctx.invoices:
+        if not invoice.pdf_path:
+            continue
+        found = _resolve_pdf(ctx, invoice.pdf_path)
+        if found is None:
+            missing.append(invoice.pdf_path)
+            logger.warning("invoice %s: PDF %s not found", invoice.id, invoice.pdf_path)
+            continue
+        attachments.append(Attachment(filename=found.name, content=found.read_bytes()))
+    return attachments, missing
+
+
+@register(ActionType.send_email)
+def send_email(ctx: ActionContext) -> Outcome:
+    code = ctx.params.get("template")
+    if not code:
+        raise PermanentFailure(f"action {ctx.instance.action} has no template")
+    customer = ctx.customer
+    if not customer.email:
+        return Skipped("customer has no email")
+    template = select_template(ctx.session, str(code), Channel.email.value, customer.language)
+    if template is None:
+        return Skipped(
+            f"no active template {code} for language {customer.language or 'unset'}",
+            {"template": code},
+        )
+    company = dict(ctx.settings.company or {})
+    variables = build_variables(
+        customer=customer,
+        today=ctx.today,
+        invoice=ctx.invoice,
+        invoices=ctx.invoices,
+        plan=ctx.plan,
+        level=ctx.level,
+        balance=ctx.balance,
+        company=company,
+    )
+    rendered = render_row(template, variables)
+    attach = bool(ctx.params.get("attach_invoice")) or bool(
+        ctx.policy is not None and ctx.policy.attach_invoice
+    )
+    attachments, missing = _invoice_pdfs(ctx) if attach else ([], [])
+    sender = str(company.get("email") or DEFAULT_SENDER)
+    msg = build_message(
+        key=ctx.instance.key,
+        sender=sender,
+        sender_name=company.get("name"),
+        to=customer.email,
+        to_name=customer.name,
+        subject=rendered.subject or str(code),
+        text=rendered.text,
+        html=rendered.html,
+        attachments=attachments,
+        reply_to=company.get("reply_to"),
+    )
+    result: dict[str, Any] = {
+        "to": customer.email,
+        "template": template.code,
+        "language": template.language,
+        "subject": msg["Subject"],
+        "message_id": message_id_for(ctx.instance.key),
+        "attachments": [a.filename for a in attachments],
+    }
+    if missing:
+        result["missing_attachments"] = missing
+    if ctx.env.smtp_url:
+        try:
+            result["delivery"] = send_smtp(
+                msg, ctx.env.smtp_url, sender=sender, recipients=[customer.email]
+            )
+        except PermanentDeliveryError as exc:
+            raise PermanentFailure(exc.message) from exc
+    else:
+        path = write_outbox(
+            msg, ctx.env.outbox_dir, instance_id=ctx.instance.id, key=ctx.instance.key
+        )
+        result["delivery"] = "outbox"
+        result["path"] = str(path)
+    return Done(result, reminder_sent=True)
+
+
+__all__ = [
+    "change_account_status",
+    "interest",
+    "late_fee_fixed",
+    "late_fee_percent",
+    "send_email",
+]

@@ -1,0 +1,528 @@
+"""Executing automatic action instances: claim, guard, execute, record (R8, R13).
+
+`execute_pending` is an edge, like a worker: it owns its transactions. One transaction claims
+a batch of due instances (status `running` with a lease); then each instance runs in its own
+transaction that locks the row, checks the debt is still due, performs the effect and records
+the outcome. A failure rolls the effect back and is recorded in a fresh transaction: retried
+with backoff, or after MAX_ATTEMPTS `failed` with a task for a collector.
+
+Instances of paused plans are not claimed: they stay `pending` with their `next_attempt_at`
+and run on the first execution after the plan resumes, with nothing to re-arm. Manual
+instances (`next_attempt_at` NULL) are never claimed: people do them through their task.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from recoup.actions.context import ActionContext, load_context
+from recoup.core.clock import utc_now
+from recoup.core.config import EnvConfig
+from recoup.core.errors import RecoupError
+from recoup.core.log import log
+from recoup.domain.enums import (
+    CANCELLED_ACCOUNT_STATUS,
+    ActionMode,
+    ActionType,
+    Event,
+    InstanceStatus,
+    InvoiceStatus,
+    PlanStatus,
+)
+from recoup.models import ActionInstance, Plan, Task
+from recoup.plans.closing import maybe_close_unrecovered
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+BACKOFF_BASE = timedelta(seconds=60)
+BACKOFF_CAP = timedelta(hours=1)
+LEASE = timedelta(minutes=5)
+BATCH_SIZE = 50
+FAILURE_ROLE = "collector"
+# Modules whose import registers executors; a missing optional module is ignored.
+EXECUTOR_MODULES = (
+    "recoup.actions.executors",
+    "recoup.actions.letter",
+    "recoup.actions.sms",
+    "recoup.actions.webhook",
+)
+
+
+# --- outcomes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Done:
+    result: dict[str, Any] = field(default_factory=dict)
+    reminder_sent: bool = False  # an email or message actually went out for a reminder
+
+
+@dataclass(frozen=True)
+class Skipped:
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Outcome = Done | Skipped
+
+
+class PermanentFailure(RecoupError):
+    """An error retrying cannot fix (bad configuration, refused recipient): fail at once."""
+
+
+Executor = Callable[[ActionContext], Outcome]
+EXECUTORS: dict[str, Executor] = {}
+_loaded = False
+
+
+def register(action_type: ActionType | str) -> Callable[[Executor], Executor]:
+    def decorator(fn: Executor) -> Executor:
+        EXECUTORS[str(action_type)] = fn
+        return fn
+
+    return decorator
+
+
+def executor_for(action_type: str) -> Executor | None:
+    global _loaded
+    if not _loaded:
+        for name in EXECUTOR_MODULES:
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise
+        _loaded = True
+    return EXECUTORS.get(action_type)
+
+
+@dataclass
+class ExecutionStats:
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retried: int = 0
+    deferred: int = 0  # released unexecuted (the plan was paused meanwhile)
+
+    @property
+    def processed(self) -> int:
+        return self.done + self.failed + self.skipped + self.retried + self.deferred
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "retried": self.retried,
+            "deferred": self.deferred,
+        }
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before the next attempt after `attempts` failed ones: 1, 2, 4, 8 min… ≤ 1 h."""
+    delay: timedelta = BACKOFF_BASE * (2 ** max(0, attempts - 1))
+    return min(delay, BACKOFF_CAP)
+
+
+# --- claiming ------------------------------------------------------------------------------
+
+
+def _due(now: datetime) -> Any:
+    return or_(
+        and_(
+            ActionInstance.status == InstanceStatus.pending.value,
+            ActionInstance.next_attempt_at.is_not(None),
+            ActionInstance.next_attempt_at <= now,
+        ),
+        and_(  # a dead worker's lease
+            ActionInstance.status == InstanceStatus.running.value,
+            ActionInstance.lease_until < now,
+        ),
+    )
+
+
+def _not_paused() -> Any:
+    return or_(
+        ActionInstance.plan_id.is_(None),
+        ~exists().where(Plan.id == ActionInstance.plan_id, Plan.status == PlanStatus.paused.value),
+    )
+
+
+def claim_batch(session: Session, *, token: str, now: datetime, size: int) -> list[int]:
+    """Lease up to `size` due instances to `token`; returns their ids. PostgreSQL skips rows
+    another worker holds; SQLite has a single writer and the conditional UPDATE re-checks."""
+    query = (
+        select(ActionInstance.id)
+        .where(_due(now), _not_paused())
+        .order_by(ActionInstance.next_attempt_at, ActionInstance.id)
+        .limit(size)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=ActionInstance)
+    ids = list(session.scalars(query).all())
+    if not ids:
+        return []
+    claimed = (
+        session.execute(
+            update(ActionInstance)
+            .where(ActionInstance.id.in_(ids), _due(now))
+            .values(
+                status=InstanceStatus.running.value,
+                leased_by=token,
+                lease_until=now + LEASE,
+            )
+            .returning(ActionInstance.id)
+            .execution_options(synchronize_session=False)
+        )
+        .scalars()
+        .all()
+    )
+    return sorted(claimed)
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+
+def execute_pending(
+    factory: sessionmaker[Session],
+    *,
+    env: EnvConfig,
+    today: date,
+    worker_id: str = "run",
+    limit: int | None = None,
+    now: Callable[[], datetime] = utc_now,
+    on_progress: Callable[[int], None] | None = None,
+    run_id: int | None = None,
+) -> ExecutionStats:
+    """Execute every due automatic instance, each in its own transaction. Returns counts.
+    `on_progress` is called after each instance with the number processed so far."""
+    stats = ExecutionStats()
+    token = f"{worker_id}#{uuid.uuid4().hex[:12]}"
+    processed = 0
+    while limit is None or processed < limit:
+        size = BATCH_SIZE if limit is None else min(BATCH_SIZE, limit - processed)
+        with factory() as session, session.begin():
+            ids = claim_batch(session, token=token, now=now(), size=size)
+        if not ids:
+            break
+        for instance_id in ids:
+            outcome = process_instance(
+                factory,
+                instance_id,
+                token=token,
+                env=env,
+                today=today,
+                now=now,
+                run_id=run_id,
+            )
+            if outcome is not None:
+                setattr(stats, outcome, getattr(stats, outcome) + 1)
+            processed += 1
+            if on_progress is not None:
+                on_progress(processed)
+    return stats
+
+
+def process_instance(
+    factory: sessionmaker[Session],
+    instance_id: int,
+    *,
+    token: str,
+    env: EnvConfig,
+    today: date,
+    now: Callable[[], datetime] = utc_now,
+    run_id: int | None = None,
+) -> str | None:
+    """Run one leased instance; returns the ExecutionStats field to count, None if the lease
+    was lost to another worker."""
+    error: BaseException | None = None
+    with factory() as session:
+        try:
+            instance = session.get(ActionInstance, instance_id, with_for_update=True)
+            if (
+                instance is None
+                or instance.status != InstanceStatus.running
+                or instance.leased_by != token
+            ):
+                session.rollback()
+                return None
+            kind = _execute(session, instance, env=env, today=today, now=now(), run_id=run_id)
+            session.commit()
+            return kind
+        except Exception as exc:  # recorded below, in a fresh transaction
+            session.rollback()
+            error = exc
+    assert error is not None
+    logger.warning("action instance %s failed: %s", instance_id, error, exc_info=error)
+    with factory() as session, session.begin():
+        return _record_failure(
+            session,
+            instance_id,
+            error,
+            token=token,
+            env=env,
+            today=today,
+            now=now(),
+            run_id=run_id,
+        )
+
+
+def _execute(
+    session: Session,
+    instance: ActionInstance,
+    *,
+    env: EnvConfig,
+    today: date,
+    now: datetime,
+    run_id: int | None,
+) -> str:
+    ctx = load_context(session, instance, env=env, today=today, now=now, run_id=run_id)
+    if ctx.plan is not None and ctx.plan.status == PlanStatus.paused:
+        _release(instance)  # keeps next_attempt_at: claimed again once the plan resumes
+        session.flush()
+        return "deferred"
+    if ctx.action is not None and (
+        ctx.action.mode == ActionMode.manual or ctx.action.type == ActionType.manual
+    ):
+        _release(instance)
+        instance.next_attempt_at = None  # a person does it, through the task
+        session.flush()
+        return "deferred"
+    reason = guard(ctx)
+    if reason is not None:
+        outcome: Outcome = Skipped(reason)
+    else:
+        if ctx.action is None:
+            raise PermanentFailure(f"action {instance.action} no longer exists")
+        executor = executor_for(instance.type)
+        if executor is None:
+            raise PermanentFailure(f"no executor for action type {instance.type}")
+        outcome = executor(ctx)
+    return _finish(ctx, outcome)
+
+
+def guard(ctx: ActionContext) -> str | None:
+    """R8: the reason not to act any more, or None when the debt is still due."""
+    customer = ctx.customer
+    if customer.excluded:
+        return "customer is excluded from dunning"
+    if customer.status == CANCELLED_ACCOUNT_STATUS:
+        return "customer account is cancelled"
+    if ctx.plan is not None:
+        plan = ctx.plan
+        if plan.status != PlanStatus.active:
+            return f"plan is {plan.status}"
+        if plan.balance <= 0:
+            return f"nothing left to collect (balance {plan.balance} {plan.currency})"
+        if plan.invoice_id is not None and ctx.invoice is not None:
+            return _invoice_reason(ctx)
+        return None
+    if ctx.invoice is None:
+        return "reminder has no invoice"
+    reason = _invoice_reason(ctx)
+    if reason is None and ctx.today >= ctx.invoice.due_date:
+        return f"due date {ctx.invoice.due_date} passed before the reminder was sent"
+    return reason
+
+
+def _invoice_reason(ctx: ActionContext) -> str | None:
+    invoice = ctx.invoice
+    assert invoice is not None
+    if invoice.status == InvoiceStatus.paid:
+        return f"invoice {invoice.number} is paid"
+    if invoice.status == InvoiceStatus.cancelled:
+        return f"invoice {invoice.number} is cancelled"
+    if invoice.disputed:
+        return f"invoice {invoice.number} is disputed"
+    if invoice.amount_due <= 0:
+        return f"invoice {invoice.number} has nothing due"
+    return None
+
+
+_RESERVED = frozenset(
+    {
+        "on",
+        "actor",
+        "customer_id",
+        "invoice_id",
+        "plan_id",
+        "level",
+        "action",
+        "run_id",
+        "type",
+        "reason",
+        "event",
+    }
+)
+
+
+def _details(values: dict[str, Any]) -> dict[str, Any]:
+    """Result fields for a log entry's details, minus names the log row itself uses."""
+    return {k: v for k, v in values.items() if k not in _RESERVED}
+
+
+def _release(instance: ActionInstance) -> None:
+    instance.status = InstanceStatus.pending
+    instance.leased_by = None
+    instance.lease_until = None
+
+
+def _finish(ctx: ActionContext, outcome: Outcome) -> str:
+    session, instance = ctx.session, ctx.instance
+    instance.attempts += 1
+    instance.leased_by = None
+    instance.lease_until = None
+    instance.finished_at = ctx.now
+    if isinstance(outcome, Done):
+        instance.status = InstanceStatus.done
+        instance.result = outcome.result
+        instance.error = None
+        details = _details(outcome.result)
+        log(session, Event.action_done, **ctx.log_kwargs(), type=instance.type, **details)
+        if ctx.is_reminder and outcome.reminder_sent:
+            log(session, Event.reminder_sent, **ctx.log_kwargs(), **details)
+        kind = "done"
+    else:
+        instance.status = InstanceStatus.skipped
+        instance.result = {"reason": outcome.reason, **outcome.details}
+        log(
+            session,
+            Event.action_skipped,
+            **ctx.log_kwargs(),
+            type=instance.type,
+            reason=outcome.reason,
+            **_details(outcome.details),
+        )
+        kind = "skipped"
+    session.flush()
+    if ctx.plan is not None:
+        maybe_close_unrecovered(session, ctx.plan, on=ctx.today)
+    return kind
+
+
+def _record_failure(
+    session: Session,
+    instance_id: int,
+    error: BaseException,
+    *,
+    token: str,
+    env: EnvConfig,
+    today: date,
+    now: datetime,
+    run_id: int | None,
+) -> str | None:
+    instance = session.get(ActionInstance, instance_id, with_for_update=True)
+    if instance is None or instance.status != InstanceStatus.running or instance.leased_by != token:
+        return None
+    ctx = load_context(session, instance, env=env, today=today, now=now, run_id=run_id)
+    message = _describe(error)
+    instance.attempts += 1
+    instance.error = message
+    instance.leased_by = None
+    instance.lease_until = None
+    permanent = isinstance(error, RecoupError)  # PermanentFailure, template errors…
+    if not permanent and instance.attempts < MAX_ATTEMPTS:
+        instance.status = InstanceStatus.pending
+        instance.next_attempt_at = now + backoff(instance.attempts)
+        log(
+            session,
+            Event.action_retry,
+            **ctx.log_kwargs(),
+            type=instance.type,
+            error=message,
+            attempt=instance.attempts,
+            next_attempt_at=instance.next_attempt_at.isoformat(),
+        )
+        session.flush()
+        return "retried"
+    instance.status = InstanceStatus.failed
+    instance.finished_at = now
+    log(
+        session,
+        Event.action_failed,
+        **ctx.log_kwargs(),
+        type=instance.type,
+        error=message,
+        attempts=instance.attempts,
+    )
+    _open_failure_task(ctx, message)
+    session.flush()
+    if ctx.plan is not None:
+        maybe_close_unrecovered(session, ctx.plan, on=today)
+    return "failed"
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    if not isinstance(error, RecoupError):
+        text = f"{type(error).__name__}: {text}"
+    return text[:2000]
+
+
+def _open_failure_task(ctx: ActionContext, message: str) -> None:
+    """A person looks at what the machine could not do. One task per instance (the unique
+    action_instance_id): a second failure of the same instance reuses it."""
+    session, instance = ctx.session, ctx.instance
+    existing = session.scalar(select(Task).where(Task.action_instance_id == instance.id))
+    if existing is not None:
+        return
+    where = (
+        f"plan {instance.plan_id}"
+        if instance.plan_id is not None
+        else (f"invoice {instance.invoice_id} (reminder)")
+    )
+    task = Task(
+        plan_id=instance.plan_id,
+        action_instance_id=instance.id,
+        level=instance.level,
+        action=instance.action,
+        role=FAILURE_ROLE,
+        instructions=(
+            f"Action {instance.action} ({instance.type}) on {where}, level {instance.level}, "
+            f"failed after {instance.attempts} attempt(s): {message}. "
+            "Do it by hand or fix the cause, then complete this task."
+        ),
+        status="open",
+        created_on=ctx.today,
+    )
+    session.add(task)
+    session.flush()
+    log(
+        session,
+        Event.task_created,
+        **ctx.log_kwargs(),
+        task_id=task.id,
+        role=FAILURE_ROLE,
+        reason="action failed",
+    )
+
+
+__all__ = [
+    "BACKOFF_BASE",
+    "BACKOFF_CAP",
+    "EXECUTORS",
+    "LEASE",
+    "MAX_ATTEMPTS",
+    "Done",
+    "ExecutionStats",
+    "Outcome",
+    "PermanentFailure",
+    "Skipped",
+    "backoff",
+    "claim_batch",
+    "execute_pending",
+    "executor_for",
+    "guard",
+    "process_instance",
+    "register",
+]

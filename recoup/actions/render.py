@@ -1,0 +1,384 @@
+"""Rendering message templates (SPEC §3): sandboxed Jinja2, strict about unknown variables,
+with the `money` and `date` filters formatting in the customer's language (Babel).
+
+Templates see plain values, never ORM objects: `customer`, `invoice`, `invoices`, `balance`,
+`plan`, `level`, `company`, `today` (and `locale`). Amounts are `Money` values, so
+`{{ balance|money }}` and `{{ invoice.amount_due|money }}` both format with their currency.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as babel_format_date
+from babel.numbers import format_currency
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, pass_context
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recoup.core.errors import RecoupError
+from recoup.domain.fees import days_overdue
+from recoup.domain.money import Money
+from recoup.models import Customer, Invoice, LevelRow, Plan, TemplateRow
+
+DEFAULT_LOCALE = "en"
+_HTML_RE = re.compile(r"<\s*(html|body|p|div|br|table|span|a|strong|em|b|i|ul|ol|h[1-6])\b", re.I)
+_TAG_RE = re.compile(r"<[^>]+>")
+
+
+class TemplateError(RecoupError):
+    """A template that cannot be rendered: unknown variable, syntax error, forbidden access."""
+
+    status_code = 422
+
+
+class TemplateNotFound(RecoupError):
+    status_code = 404
+
+
+# --- locale and filters --------------------------------------------------------------------
+
+
+def normalize_language(language: str | None) -> str | None:
+    if not language:
+        return None
+    return language.strip().replace("-", "_") or None
+
+
+@lru_cache(maxsize=256)
+def babel_locale(language: str | None) -> str:
+    """The Babel locale for a customer language; unknown or empty: English."""
+    lang = normalize_language(language)
+    if lang is None:
+        return DEFAULT_LOCALE
+    try:
+        return str(Locale.parse(lang))
+    except (UnknownLocaleError, ValueError):
+        base = lang.split("_", 1)[0]
+        try:
+            return str(Locale.parse(base))
+        except (UnknownLocaleError, ValueError):
+            return DEFAULT_LOCALE
+
+
+def format_money(value: Any, currency: str | None = None, *, locale: str) -> str:
+    """Money (or anything with amount and currency), or a decimal with a currency."""
+    if isinstance(value, Money):
+        amount, code = value.amount, value.currency
+    elif isinstance(value, Mapping) and "amount" in value and "currency" in value:
+        amount, code = Decimal(str(value["amount"])), str(value["currency"])
+    elif hasattr(value, "amount") and hasattr(value, "currency"):
+        amount, code = Decimal(str(value.amount)), str(value.currency)
+    else:
+        if currency is None:
+            raise TemplateError(f"money filter needs a currency for {value!r}")
+        amount, code = Decimal(str(value)), currency
+    if currency is not None and currency != code:
+        raise TemplateError(f"money filter: amount is in {code}, not {currency}")
+    return str(format_currency(amount, code, locale=locale))
+
+
+def format_day(value: Any, fmt: str = "medium", *, locale: str) -> str:
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
+    if not isinstance(value, date):
+        raise TemplateError(f"date filter needs a date, not {value!r}")
+    return str(babel_format_date(value, format=fmt, locale=locale))
+
+
+@pass_context
+def _money_filter(ctx: Context, value: Any, currency: str | None = None) -> str:
+    if (
+        currency is None
+        and not isinstance(value, Money | Mapping)
+        and not hasattr(value, "currency")
+    ):
+        balance = ctx.get("balance")
+        currency = getattr(balance, "currency", None)
+    return format_money(value, currency, locale=ctx.get("locale") or DEFAULT_LOCALE)
+
+
+@pass_context
+def _date_filter(ctx: Context, value: Any, fmt: str = "medium") -> str:
+    return format_day(value, fmt, locale=ctx.get("locale") or DEFAULT_LOCALE)
+
+
+def _make_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=True
+    )
+    env.filters["money"] = _money_filter
+    env.filters["date"] = _date_filter
+    return env
+
+
+TEXT_ENV = _make_env(autoescape=False)
+HTML_ENV = _make_env(autoescape=True)
+
+
+def looks_like_html(body: str) -> bool:
+    return bool(_HTML_RE.search(body))
+
+
+def html_to_text(markup: str) -> str:
+    text = re.sub(r"(?i)<\s*br\s*/?>", "\n", markup)
+    text = re.sub(r"(?i)</\s*(p|div|h[1-6]|li|tr)\s*>", "\n\n", text)
+    text = _TAG_RE.sub("", text)
+    text = html.unescape(text)
+    lines = [line.rstrip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def text_to_html(text: str) -> str:
+    paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+    inner = "\n".join("<p>" + html.escape(p).replace("\n", "<br>\n") + "</p>" for p in paragraphs)
+    return (
+        f'<!DOCTYPE html>\n<html><body style="font-family: sans-serif">\n{inner}\n</body></html>\n'
+    )
+
+
+def render_string(
+    source: str, variables: Mapping[str, Any], *, name: str, autoescape: bool = False
+) -> str:
+    """Render one template text; every problem becomes a TemplateError naming the template."""
+    env = HTML_ENV if autoescape else TEXT_ENV
+    try:
+        return env.from_string(source).render(dict(variables))
+    except TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"template {name}: syntax error line {exc.lineno}: {exc.message}"
+        ) from exc
+    except UndefinedError as exc:
+        raise TemplateError(f"template {name}: {exc.message}") from exc
+    except SecurityError as exc:
+        raise TemplateError(f"template {name}: forbidden: {exc}") from exc
+    except TemplateError as exc:
+        raise TemplateError(f"template {name}: {exc.message}") from exc
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise TemplateError(f"template {name}: {exc}") from exc
+
+
+# --- template selection --------------------------------------------------------------------
+
+
+def select_template(
+    session: Session, code: str, channel: str, language: str | None
+) -> TemplateRow | None:
+    """The active template `code` of the channel in the customer's language, else its base
+    language (`fr` for `fr_CA`), else the first language defined (lowest position, then id)."""
+    rows = session.scalars(
+        select(TemplateRow)
+        .where(
+            TemplateRow.code == code,
+            TemplateRow.channel == channel,
+            TemplateRow.active.is_(True),
+        )
+        .order_by(TemplateRow.position, TemplateRow.id)
+    ).all()
+    if not rows:
+        return None
+    by_lang = {(normalize_language(r.language) or "").lower(): r for r in reversed(rows)}
+    lang = (normalize_language(language) or "").lower()
+    if lang:
+        if lang in by_lang:
+            return by_lang[lang]
+        base = lang.split("_", 1)[0]
+        if base in by_lang:
+            return by_lang[base]
+    return rows[0]
+
+
+# --- the variables templates see -----------------------------------------------------------
+
+
+def customer_view(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "email": customer.email,
+        "phone": customer.phone,
+        "language": customer.language,
+        "country": customer.country,
+        "currency": customer.currency,
+        "category": customer.category,
+        "is_company": customer.is_company,
+        "payment_method": customer.payment_method,
+        "status": customer.status,
+        "address": customer.address,
+        "attributes": dict(customer.attributes or {}),
+    }
+
+
+def invoice_view(invoice: Invoice, today: date | None = None) -> dict[str, Any]:
+    return {
+        "id": invoice.id,
+        "number": invoice.number,
+        "type": invoice.type,
+        "issue_date": invoice.issue_date,
+        "due_date": invoice.due_date,
+        "currency": invoice.currency,
+        "amount": Money(invoice.amount, invoice.currency),
+        "amount_due": Money(invoice.amount_due, invoice.currency),
+        "status": invoice.status,
+        "disputed": invoice.disputed,
+        "days_overdue": (today - invoice.due_date).days if today else None,
+    }
+
+
+def plan_view(plan: Plan, today: date | None = None) -> dict[str, Any]:
+    return {
+        "id": plan.id,
+        "status": plan.status,
+        "level": plan.level,
+        "currency": plan.currency,
+        "mode": plan.mode,
+        "balance": Money(plan.balance, plan.currency),
+        "opened_on": plan.opened_on,
+        "anchor_date": plan.anchor_date,
+        "days_overdue": (
+            days_overdue(today, plan.anchor_date, plan.paused_days) if today else None
+        ),
+    }
+
+
+def level_view(level: LevelRow | None) -> dict[str, Any] | None:
+    if level is None:
+        return None
+    return {"code": level.code, "days": level.days, "reminder": level.reminder, "end": level.end}
+
+
+def build_variables(
+    *,
+    customer: Customer,
+    today: date,
+    invoice: Invoice | None = None,
+    invoices: Sequence[Invoice] | None = None,
+    plan: Plan | None = None,
+    level: LevelRow | None = None,
+    balance: Money | None = None,
+    company: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Template variables from ORM rows (the executor and `template preview` use this)."""
+    invoice_list: list[Invoice] = list(invoices) if invoices is not None else []
+    if not invoice_list and invoice is not None:
+        invoice_list = [invoice]
+    if balance is None:
+        if plan is not None:
+            balance = Money(plan.balance, plan.currency)
+        elif invoice is not None:
+            balance = Money(invoice.amount_due, invoice.currency)
+        elif invoice_list:
+            currency = invoice_list[0].currency
+            balance = Money(sum((i.amount_due for i in invoice_list), Decimal(0)), currency)
+    return {
+        "customer": customer_view(customer),
+        "invoice": invoice_view(invoice, today) if invoice is not None else None,
+        "invoices": [invoice_view(i, today) for i in invoice_list],
+        "balance": balance,
+        "plan": plan_view(plan, today) if plan is not None else None,
+        "level": level_view(level),
+        "company": dict(company or {}),
+        "today": today,
+        "locale": babel_locale(customer.language),
+    }
+
+
+@dataclass(frozen=True)
+class Rendered:
+    code: str
+    channel: str
+    language: str
+    subject: str | None
+    text: str
+    html: str | None
+
+
+def render_row(template: TemplateRow, variables: Mapping[str, Any]) -> Rendered:
+    name = f"{template.code} ({template.language})"
+    subject = None
+    if template.subject:
+        subject = render_string(template.subject, variables, name=f"{name} subject")
+        subject = " ".join(subject.split())  # one header line
+    html_body: str | None
+    if looks_like_html(template.body):
+        html_body = render_string(template.body, variables, name=name, autoescape=True)
+        text = html_to_text(html_body)
+    else:
+        text = render_string(template.body, variables, name=name)
+        html_body = text_to_html(text) if template.channel == "email" else None
+    return Rendered(
+        code=template.code,
+        channel=template.channel,
+        language=template.language,
+        subject=subject,
+        text=text,
+        html=html_body,
+    )
+
+
+def render_template(
+    session: Session,
+    code: str,
+    channel: str,
+    *,
+    customer: Customer,
+    today: date,
+    invoice: Invoice | None = None,
+    invoices: Iterable[Invoice] | None = None,
+    plan: Plan | None = None,
+    level: LevelRow | None = None,
+    balance: Money | None = None,
+    company: Mapping[str, Any] | None = None,
+    language: str | None = None,
+) -> Rendered:
+    """Choose the template for the customer's language (or `language`) and render it.
+    Raises TemplateNotFound when no active template of that code and channel exists."""
+    wanted = language if language is not None else customer.language
+    template = select_template(session, code, channel, wanted)
+    if template is None:
+        raise TemplateNotFound(
+            f"no active template {code} ({channel}) for language {wanted or 'unset'}"
+        )
+    if company is None:
+        from recoup.core.settings import get_settings
+
+        company = get_settings(session).company or {}
+    variables = build_variables(
+        customer=customer,
+        today=today,
+        invoice=invoice,
+        invoices=list(invoices) if invoices is not None else None,
+        plan=plan,
+        level=level,
+        balance=balance,
+        company=company,
+    )
+    return render_row(template, variables)
+
+
+__all__ = [
+    "Rendered",
+    "TemplateError",
+    "TemplateNotFound",
+    "babel_locale",
+    "build_variables",
+    "format_day",
+    "format_money",
+    "render_row",
+    "render_string",
+    "render_template",
+    "select_template",
+]
