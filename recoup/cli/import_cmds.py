@@ -1,9 +1,172 @@
-"""Placeholder until this feature's commands land."""
+"""`recoup import customers|invoices|payments FILE.csv` and `recoup invoice dispute|undispute`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from recoup.book import service
+from recoup.book.schemas import CsvTable, read_csv
+from recoup.cli.common import USER_OPTION, actor_name, console, err_console, handle_errors
+from recoup.cli.common import transaction as _transaction
+from recoup.core.errors import InvalidInput, RecoupError
+
+PROGRESS_THRESHOLD = 1000  # rows: show a progress bar above this
+
+import_app = typer.Typer(
+    help="Import customers, invoices or payments from a CSV file (all rows or none).",
+    no_args_is_help=True,
+)
+invoice_app = typer.Typer(help="Disputes on invoices.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(import_app, name="import")
+    app.add_typer(invoice_app, name="invoice")
+
+
+FILE_ARGUMENT = typer.Argument(..., help="A CSV file with a header row.", show_default=False)
+
+
+def _read(path: Path) -> CsvTable:
+    if not path.is_file():
+        raise RecoupError(f"{path}: no such file")
+    table = read_csv(path)
+    if table.errors and not table.header:
+        raise InvalidInput(
+            f"{path}: cannot read the file", details=[str(e) for e in table.errors]
+        )
+    return table
+
+
+@contextmanager
+def _progress(rows: int) -> Iterator[service.Progress | None]:
+    if rows <= PROGRESS_THRESHOLD:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("checking", total=rows)
+
+        def update(phase: str, done: int, total: int) -> None:
+            bar.update(task, description=phase, completed=done, total=total)
+
+        yield update
+
+
+def _run(
+    path: Path,
+    user: str | None,
+    importer: Callable[..., service.ImportReport],
+) -> service.ImportReport:
+    table = _read(path)
+    with _progress(len(table.rows)) as progress, _transaction() as session:
+        report = importer(session, table, actor=actor_name(user), progress=progress)
+    _print_report(report)
+    return report
+
+
+def _print_report(report: service.ImportReport) -> None:
+    if report.kind == "payments":
+        console.print(
+            f"payments: {report.created} recorded, {report.unchanged} unchanged "
+            f"(already recorded); {report.allocations} invoice allocation"
+            f"{'s' if report.allocations != 1 else ''}"
+        )
+        for item in report.unallocated:
+            console.print(
+                f"  unallocated: payment {item.payment_id} (customer {item.customer_id}) "
+                f"{item.amount} {item.currency} beyond what was due"
+            )
+    else:
+        console.print(
+            f"{report.kind}: {report.created} created, {report.updated} updated, "
+            f"{report.unchanged} unchanged"
+        )
+    if report.plans_recovered:
+        console.print(
+            f"plans recovered: {len(report.plans_recovered)} "
+            f"({', '.join(str(i) for i in report.plans_recovered)})"
+        )
+    if report.plans_paused:
+        console.print(f"plans paused for dispute: {', '.join(map(str, report.plans_paused))}")
+    if report.plans_resumed:
+        console.print(f"plans resumed: {', '.join(map(str, report.plans_resumed))}")
+
+
+@import_app.command("customers")
+@handle_errors
+def import_customers(path: Path = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
+    """Customers: id, name, email, phone, language, country, currency, category, is_company,
+    payment_method, policy, status, excluded (optional address; other columns become
+    attributes). Rows are matched by id: new ones are created, known ones updated."""
+    _run(path, user, service.import_customers)
+
+
+@import_app.command("invoices")
+@handle_errors
+def import_invoices(path: Path = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
+    """Invoices: id, customer_id, number, type, issue_date, due_date, currency, amount,
+    amount_due, status, disputed (optional pdf_path). Matched by id."""
+    _run(path, user, service.import_invoices)
+
+
+@import_app.command("payments")
+@handle_errors
+def import_payments(path: Path = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
+    """Payments: id, customer_id, invoice_id (optional: else the oldest due invoices are paid
+    first), amount, currency, date. Plans whose debt is paid close as recovered."""
+    _run(path, user, service.import_payments)
+
+
+@invoice_app.command("dispute")
+@handle_errors
+def dispute(
+    invoice_id: str = typer.Argument(..., metavar="ID", help="The invoice id."),
+    reason: str | None = typer.Option(None, "--reason", help="Why the customer disputes it."),
+    user: str | None = USER_OPTION,
+) -> None:
+    """Mark an invoice disputed: its plan pauses until the dispute is cleared."""
+    with _transaction() as session:
+        result = service.dispute_invoice(
+            session, invoice_id, reason=reason, actor=actor_name(user)
+        )
+    console.print(f"invoice {invoice_id} disputed")
+    _print_dispute(result)
+
+
+@invoice_app.command("undispute")
+@handle_errors
+def undispute(
+    invoice_id: str = typer.Argument(..., metavar="ID", help="The invoice id."),
+    reason: str | None = typer.Option(None, "--reason", help="How the dispute was settled."),
+    user: str | None = USER_OPTION,
+) -> None:
+    """Clear the dispute on an invoice: the plan paused for it resumes."""
+    with _transaction() as session:
+        result = service.undispute_invoice(
+            session, invoice_id, reason=reason, actor=actor_name(user)
+        )
+    console.print(f"invoice {invoice_id} no longer disputed")
+    _print_dispute(result)
+
+
+def _print_dispute(result: service.DisputeResult) -> None:
+    for plan_id in result.plans_paused:
+        console.print(f"plan {plan_id} paused (dispute)")
+    for plan_id in result.plans_resumed:
+        console.print(f"plan {plan_id} resumed")
+    for plan_id in result.plans_recovered:
+        console.print(f"plan {plan_id} closed: recovered")
+    for plan_id in result.plans_untouched:
+        console.print(f"plan {plan_id} left as it is (paused for another reason)")
