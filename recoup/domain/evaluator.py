@@ -264,7 +264,12 @@ class _Builder:
 
     # R9
     def reminders(self, policy: Policy, eligible: list[InvoiceFacts]) -> None:
+        plan = self.unit.plan
         for invoice in eligible:
+            if plan is not None and (
+                self.unit.settings.mode is Mode.invoice or invoice.id in plan.joined
+            ):
+                continue  # a plan already covers it: reminders are behind it
             upcoming: list[date] = []
             for level in policy.reminder_levels:
                 if (invoice.id, level.code) in self.unit.reminders_done:
