@@ -335,7 +335,7 @@ def test_customer_mode_opens_on_oldest_and_sums_balance():
     assert opened.invoice_ids == ("A", "B")
 
 
-X
+    assert outcome.invoice_next_check["C"] == day(20)  # C joins when it falls due
 
 
 def test_customer_mode_invoice_joins_and_anchor_moves_when_oldest_is_paid():
