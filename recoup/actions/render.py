@@ -311,7 +311,8 @@ def render_row(template: TemplateRow, variables: Mapping[str, Any]) -> Rendered:
     subject = None
     if template.subject:
         subject = render_string(template.subject, variables, name=f"{name} subject")
-        subject = " ".join(subject.split())  # one header line
+        # one header line; keep the no-break spaces Babel puts in amounts and dates
+        subject = re.sub(r"[ \t]*[\r\n]+[ \t]*", " ", subject).strip()
     html_body: str | None
     if looks_like_html(template.body):
         html_body = render_string(template.body, variables, name=name, autoescape=True)

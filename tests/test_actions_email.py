@@ -1,0 +1,430 @@
+"""send_email through a real SMTP server (aiosmtpd in the test process) and the outbox;
+retries with backoff when the server is down; nothing sent for a paid debt (R8)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from babel.numbers import format_currency
+from factories_actions import (
+    NOW,
+    execute,
+    make_action,
+    make_customer,
+    make_env,
+    make_instance,
+    make_invoice,
+    make_plan,
+    make_policy,
+    make_template,
+    rearm,
+)
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from recoup.actions.email import message_id_for, parse_smtp_url, safe_filename
+from recoup.actions.framework import MAX_ATTEMPTS, backoff
+from recoup.models import ActionInstance, LogEntry, Task
+
+PDF_BYTES = b"%PDF-1.4\n% test invoice\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+
+EN_SUBJECT = "Invoice {{ invoice.number }} is overdue: {{ balance|money }}"
+FR_SUBJECT = "Facture {{ invoice.number }} impayée : {{ balance|money }}"
+FR_BODY = (
+    "Bonjour {{ customer.name }},\n\nMerci de régler {{ balance|money }} "
+    "(échéance {{ invoice.due_date|date }}).\n"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Collector:
+    envelopes: list[Any] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+    def messages(self) -> list[EmailMessage]:
+        return [
+            email.message_from_bytes(e.content, policy=email.policy.default)  # type: ignore[misc]
+            for e in self.envelopes
+        ]
+
+
+@dataclass
+class SmtpServer:
+    url: str
+    collector: Collector
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    collector = Collector()
+    port = _free_port()
+    controller = Controller(collector, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield SmtpServer(url=f"smtp://127.0.0.1:{port}", collector=collector)
+    finally:
+        controller.stop()
+
+
+def _setup(
+    factory: sessionmaker[Session],
+    *,
+    language: str | None = "fr",
+    email_address: str | None = "compta@exemple.fr",
+    pdf_path: str | None = None,
+    attach_invoice: bool = False,
+    invoice_status: str = "open",
+    amount_due: Decimal | None = None,
+) -> int:
+    with factory() as s, s.begin():
+        customer = make_customer(s, name="Dupont SA", email=email_address, language=language)
+        invoice = make_invoice(
+            s,
+            customer,
+            number="F-2024-001",
+            amount=Decimal("1234.50"),
+            amount_due=amount_due,
+            pdf_path=pdf_path,
+            status=invoice_status,
+        )
+        make_template(s, "notice_1", language="en", subject=EN_SUBJECT, position=0)
+        make_template(s, "notice_1", language="fr", subject=FR_SUBJECT, body=FR_BODY, position=1)
+        action = make_action(s, "email_notice_1", "send_email", template="notice_1")
+        policy = make_policy(
+            s,
+            levels=[("first", 5, ["email_notice_1"]), ("final", 90, [])],
+            attach_invoice=attach_invoice,
+        )
+        plan = make_plan(s, invoice, policy, level="first")
+        return make_instance(s, action, plan=plan, level="first").id
+
+
+def _instance(factory: sessionmaker[Session], instance_id: int) -> ActionInstance:
+    with factory() as s:
+        instance = s.get(ActionInstance, instance_id)
+        assert instance is not None
+        return instance
+
+
+def _events(factory: sessionmaker[Session], event: str) -> list[LogEntry]:
+    with factory() as s:
+        return list(
+            s.scalars(select(LogEntry).where(LogEntry.event == event).order_by(LogEntry.id))
+        )
+
+
+def test_email_in_the_customers_language_with_pdf_and_stable_message_id(
+    session_factory: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Path,
+    smtp_server: SmtpServer,
+) -> None:
+    pdf = tmp_path / "F-2024-001.pdf"
+    pdf.write_bytes(PDF_BYTES)
+    instance_id = _setup(session_factory, pdf_path=str(pdf), attach_invoice=True)
+    env = make_env(db_url, tmp_path, smtp_url=smtp_server.url)
+
+    stats = execute(session_factory, env)
+    assert (stats.done, stats.failed, stats.retried, stats.skipped) == (1, 0, 0, 0)
+
+    [envelope] = smtp_server.collector.envelopes
+    assert envelope.rcpt_tos == ["compta@exemple.fr"]
+    [msg] = smtp_server.collector.messages()
+    amount = format_currency(Decimal("1234.50"), "EUR", locale="fr")
+    assert msg["Subject"] == f"Facture F-2024-001 impayée : {amount}"
+    assert "1 234,50" in amount.replace("\u202f", " ").replace("\xa0", " ")
+    text_part = msg.get_body(preferencelist=("plain",))
+    html_part = msg.get_body(preferencelist=("html",))
+    assert text_part is not None and html_part is not None
+    assert f"Merci de régler {amount}" in text_part.get_content()
+    assert "Dupont SA" in html_part.get_content()
+    [attachment] = list(msg.iter_attachments())
+    assert attachment.get_filename() == "F-2024-001.pdf"
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_content() == PDF_BYTES
+
+    instance = _instance(session_factory, instance_id)
+    assert instance.status == "done"
+    assert msg["Message-ID"] == message_id_for(instance.key)
+    assert instance.result is not None and instance.result["language"] == "fr"
+    [done] = _events(session_factory, "action_done")
+    assert done.details["message_id"] == msg["Message-ID"]
+    assert _events(session_factory, "reminder_sent") == []  # a plan's email, not a reminder
+
+    # a retry of the same instance sends a message with the same Message-ID
+    rearm(session_factory, instance_id)
+    execute(session_factory, env)
+    second = smtp_server.collector.messages()[1]
+    assert second["Message-ID"] == msg["Message-ID"]
+
+
+def test_english_customer_gets_the_english_template(
+    session_factory: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Path,
+    smtp_server: SmtpServer,
+) -> None:
+    _setup(session_factory, language="en", email_address="ap@example.com")
+    execute(session_factory, make_env(db_url, tmp_path, smtp_url=smtp_server.url))
+    [msg] = smtp_server.collector.messages()
+    amount = format_currency(Decimal("1234.50"), "EUR", locale="en")
+    assert msg["Subject"] == f"Invoice F-2024-001 is overdue: {amount}"
+    assert amount == "€1,234.50"
+    assert msg["To"] == "Dupont SA <ap@example.com>"
+
+
+def test_missing_pdf_is_logged_and_the_email_goes_without_it(
+    session_factory: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Path,
+    smtp_server: SmtpServer,
+) -> None:
+    instance_id = _setup(
+        session_factory, pdf_path=str(tmp_path / "nowhere.pdf"), attach_invoice=True
+    )
+    execute(session_factory, make_env(db_url, tmp_path, smtp_url=smtp_server.url))
+    [msg] = smtp_server.collector.messages()
+    assert list(msg.iter_attachments()) == []
+    instance = _instance(session_factory, instance_id)
+    assert instance.result is not None
+    assert instance.result["missing_attachments"] == [str(tmp_path / "nowhere.pdf")]
+    [done] = _events(session_factory, "action_done")
+    assert done.details["missing_attachments"] == [str(tmp_path / "nowhere.pdf")]
+
+
+def test_outbox_mode_writes_one_eml_per_instance(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    instance_id = _setup(session_factory)
+    env = make_env(db_url, tmp_path)
+    execute(session_factory, env)
+    rearm(session_factory, instance_id)
+    execute(session_factory, env)  # the retry overwrites the same file
+    instance = _instance(session_factory, instance_id)
+    files = sorted(env.outbox_dir.glob("*.eml"))
+    assert instance.key == f"plan:{instance.plan_id}:first:email_notice_1"
+    assert [f.name for f in files] == [f"{instance_id}-{safe_filename(instance.key)}.eml"]
+    assert safe_filename(instance.key) == f"plan_{instance.plan_id}_first_email_notice_1"
+    msg = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert msg["To"] == "Dupont SA <compta@exemple.fr>"
+    assert msg["Message-ID"] == message_id_for(instance.key)
+    assert instance.result is not None and instance.result["delivery"] == "outbox"
+
+
+def test_smtp_down_retries_with_backoff_then_fails_with_a_collector_task(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    instance_id = _setup(session_factory)
+    env = make_env(db_url, tmp_path, smtp_url=f"smtp://127.0.0.1:{_free_port()}")
+    now = NOW
+    for attempt in range(1, MAX_ATTEMPTS):
+        stats = execute(session_factory, env, now=now)
+        assert (stats.retried, stats.failed, stats.done) == (1, 0, 0)
+        instance = _instance(session_factory, instance_id)
+        assert instance.status == "pending"
+        assert instance.attempts == attempt
+        assert instance.next_attempt_at == now + backoff(attempt)
+        assert instance.error is not None
+        # not due yet: nothing happens before the backoff is over
+        assert execute(session_factory, env, now=now + backoff(attempt) / 2).retried == 0
+        now = now + backoff(attempt)
+    assert [backoff(a) for a in range(1, 5)] == [
+        timedelta(minutes=1),
+        timedelta(minutes=2),
+        timedelta(minutes=4),
+        timedelta(minutes=8),
+    ]
+    assert backoff(20) == timedelta(hours=1)
+
+    stats = execute(session_factory, env, now=now)
+    assert (stats.retried, stats.failed) == (0, 1)
+    instance = _instance(session_factory, instance_id)
+    assert instance.status == "failed"
+    assert instance.attempts == MAX_ATTEMPTS
+    retries = _events(session_factory, "action_retry")
+    assert len(retries) == MAX_ATTEMPTS - 1
+    assert all(r.details["error"] for r in retries)
+    [failed] = _events(session_factory, "action_failed")
+    assert failed.details["attempts"] == MAX_ATTEMPTS
+    with session_factory() as s:
+        [task] = s.scalars(select(Task)).all()
+        assert task.role == "collector"
+        assert task.status == "open"
+        assert task.plan_id == instance.plan_id
+        assert task.action_instance_id == instance_id
+        assert task.instructions is not None and "email_notice_1" in task.instructions
+        assert f"plan {instance.plan_id}" in task.instructions
+    assert len(_events(session_factory, "task_created")) == 1
+
+
+def test_a_paid_invoices_pending_reminder_is_skipped_never_sent(
+    session_factory: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Path,
+    smtp_server: SmtpServer,
+) -> None:
+    with session_factory() as s, s.begin():
+        customer = make_customer(s, language="en")
+        paid = make_invoice(
+            s, customer, "PAID", due_date=date(2024, 3, 4), amount_due=Decimal(0), status="paid"
+        )
+        due = make_invoice(s, customer, "DUE", due_date=date(2024, 3, 4))
+        make_template(s, "reminder", subject="Invoice {{ invoice.number }} is due soon")
+        action = make_action(s, "email_reminder", "send_email", template="reminder")
+        policy = make_policy(s, levels=[("before_due", -3, ["email_reminder"]), ("final", 90, [])])
+        paid_id = make_instance(s, action, invoice=paid, policy=policy, level="before_due").id
+        due_id = make_instance(s, action, invoice=due, policy=policy, level="before_due").id
+
+    stats = execute(session_factory, make_env(db_url, tmp_path, smtp_url=smtp_server.url))
+    assert (stats.done, stats.skipped) == (1, 1)
+    [msg] = smtp_server.collector.messages()
+    assert msg["Subject"] == "Invoice INV-DUE is due soon"
+    assert _instance(session_factory, paid_id).status == "skipped"
+    assert _instance(session_factory, due_id).status == "done"
+    [skipped] = _events(session_factory, "action_skipped")
+    assert skipped.invoice_id == "PAID"
+    assert skipped.details["reason"] == "invoice INV-PAID is paid"
+    [sent] = _events(session_factory, "reminder_sent")
+    assert sent.invoice_id == "DUE" and sent.plan_id is None
+
+
+def test_plan_paid_meanwhile_is_skipped(
+    session_factory: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Path,
+    smtp_server: SmtpServer,
+) -> None:
+    instance_id = _setup(session_factory, invoice_status="paid", amount_due=Decimal(0))
+    stats = execute(session_factory, make_env(db_url, tmp_path, smtp_url=smtp_server.url))
+    assert stats.skipped == 1
+    assert smtp_server.collector.envelopes == []
+    assert _instance(session_factory, instance_id).status == "skipped"
+
+
+def test_customer_without_email_is_skipped(
+    session_factory: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Path,
+    smtp_server: SmtpServer,
+) -> None:
+    instance_id = _setup(session_factory, email_address=None)
+    execute(session_factory, make_env(db_url, tmp_path, smtp_url=smtp_server.url))
+    assert smtp_server.collector.envelopes == []
+    instance = _instance(session_factory, instance_id)
+    assert instance.status == "skipped"
+    assert instance.result == {"reason": "customer has no email"}
+    [skipped] = _events(session_factory, "action_skipped")
+    assert skipped.details["reason"] == "customer has no email"
+
+
+def test_no_active_template_is_skipped_with_reason(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    with session_factory() as s, s.begin():
+        customer = make_customer(s, language="de")
+        invoice = make_invoice(s, customer)
+        make_template(s, "notice_1", language="en", active=False)
+        action = make_action(s, "mail", "send_email", template="notice_1")
+        policy = make_policy(s, levels=[("first", 5, ["mail"]), ("final", 90, [])])
+        plan = make_plan(s, invoice, policy, level="first")
+        make_instance(s, action, plan=plan, level="first")
+    stats = execute(session_factory, make_env(db_url, tmp_path))
+    assert stats.skipped == 1
+    [skipped] = _events(session_factory, "action_skipped")
+    assert skipped.details["reason"] == "no active template notice_1 for language de"
+
+
+def test_broken_template_fails_at_once_with_a_task(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    with session_factory() as s, s.begin():
+        customer = make_customer(s)
+        invoice = make_invoice(s, customer)
+        make_template(s, "notice_1", body="Hello {{ customer.nickname }}")
+        action = make_action(s, "mail", "send_email", template="notice_1")
+        policy = make_policy(s, levels=[("first", 5, ["mail"]), ("final", 90, [])])
+        plan = make_plan(s, invoice, policy, level="first")
+        instance_id = make_instance(s, action, plan=plan, level="first").id
+    stats = execute(session_factory, make_env(db_url, tmp_path))
+    assert (stats.failed, stats.retried) == (1, 0)
+    instance = _instance(session_factory, instance_id)
+    assert instance.status == "failed"
+    assert instance.error is not None
+    assert "notice_1 (en)" in instance.error and "nickname" in instance.error
+    with session_factory() as s:
+        assert len(s.scalars(select(Task)).all()) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_login(session_factory: sessionmaker[Session], db_url: str, tmp_path: Path) -> None:
+    collector = Collector()
+    port = _free_port()
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth: Any) -> Any:
+        ok = isinstance(auth, LoginPassword) and (auth.login, auth.password) == (
+            b"dunning",
+            b"s3cr:t",
+        )
+        return AuthResult(success=ok)
+
+    controller = Controller(
+        collector,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_require_tls=False,
+        auth_required=True,
+    )
+    controller.start()
+    try:
+        _setup(session_factory)
+        url = f"smtp://dunning:s3cr%3At@127.0.0.1:{port}"
+        stats = execute(session_factory, make_env(db_url, tmp_path, smtp_url=url))
+        assert stats.done == 1
+        assert len(collector.envelopes) == 1
+    finally:
+        controller.stop()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://mail.example.com", ("mail.example.com", 25, False, False, None, None)),
+        (
+            "smtp://u%40x:p%2Fw@mail.example.com:2525?starttls=true",
+            ("mail.example.com", 2525, False, True, "u@x", "p/w"),
+        ),
+        ("smtp://h?starttls=true", ("h", 587, False, True, None, None)),
+        ("smtps://u:p@h", ("h", 465, True, False, "u", "p")),
+    ],
+)
+def test_parse_smtp_url(url: str, expected: tuple[object, ...]) -> None:
+    t = parse_smtp_url(url)
+    assert (t.host, t.port, t.ssl, t.starttls, t.username, t.password) == expected
+
+
+def test_message_id_is_stable_and_key_specific() -> None:
+    assert message_id_for("plan:1:first:mail") == message_id_for("plan:1:first:mail")
+    assert message_id_for("plan:1:first:mail") != message_id_for("plan:2:first:mail")
+    assert message_id_for("plan:1:first:mail").endswith("@recoup>")
