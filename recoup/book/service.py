@@ -43,6 +43,7 @@ from recoup.domain.enums import (
     Mode,
     PlanStatus,
 )
+from recoup.domain.money import minor_unit
 from recoup.models import Customer, Invoice, LogEntry, Payment, PaymentAllocation, Plan
 from recoup.plans.closing import refresh_plans_after_change
 from recoup.plans.service import pause_plan, resume_plan
@@ -115,6 +116,12 @@ class DisputeResult:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def money_text(amount: Decimal, currency: str) -> str:
+    """An amount as text with its currency's decimals (50 -> "50.00" EUR), never rounded."""
+    unit = minor_unit(currency)
+    return str(amount.quantize(unit)) if amount % unit == 0 else str(amount)
 
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -606,8 +613,10 @@ class _Ledger:
                 log_row(
                     Event.payment_recorded, on=payment.date, actor=actor,
                     customer_id=payment.customer_id, invoice_id=invoice.id,
-                    payment_id=payment.id, amount=take, currency=payment.currency,
-                    amount_due=invoice.amount_due, invoice_status=invoice.status,
+                    payment_id=payment.id, amount=money_text(take, payment.currency),
+                    currency=payment.currency,
+                    amount_due=money_text(invoice.amount_due, payment.currency),
+                    invoice_status=invoice.status,
                 )
             )
             report.allocations += 1
@@ -619,7 +628,8 @@ class _Ledger:
                 log_row(
                     Event.payment_recorded, on=payment.date, actor=actor,
                     customer_id=payment.customer_id, invoice_id=None, payment_id=payment.id,
-                    amount=remaining, currency=payment.currency, unallocated=True,
+                    amount=money_text(remaining, payment.currency), currency=payment.currency,
+                    unallocated=True,
                     named_invoice=payment.invoice_id,
                 )
             )
@@ -748,6 +758,7 @@ __all__ = [
     "import_customers",
     "import_invoices",
     "import_payments",
+    "money_text",
     "set_disputed",
     "undispute_invoice",
 ]

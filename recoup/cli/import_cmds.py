@@ -84,9 +84,10 @@ def _print_report(report: service.ImportReport) -> None:
             f"{'s' if report.allocations != 1 else ''}"
         )
         for item in report.unallocated:
+            amount = service.money_text(item.amount, item.currency)
             console.print(
                 f"  unallocated: payment {item.payment_id} (customer {item.customer_id}) "
-                f"{item.amount} {item.currency} beyond what was due"
+                f"{amount} {item.currency} beyond what was due"
             )
     else:
         console.print(
