@@ -24,6 +24,7 @@ from recoup.cli.common import (
 )
 from recoup.core.errors import InvalidInput
 from recoup.core.settings import business_today
+from recoup.domain.money import round_money
 from recoup.engine.explain import explain_invoice
 from recoup.models import ActionInstance, Charge, LogEntry, Plan, PlanInvoice, Task
 from recoup.plans.service import get_plan, pause_plan, resume_plan, stop_plan
@@ -73,7 +74,15 @@ def register(app: typer.Typer) -> None:
 
 
 def plan_row(plan: Plan) -> dict[str, Any]:
-    return {name: getattr(plan, name) for name in PLAN_FIELDS}
+    row = {name: getattr(plan, name) for name in PLAN_FIELDS}
+    row["balance"] = round_money(plan.balance, plan.currency)
+    return row
+
+
+def charge_row(charge: Charge) -> dict[str, Any]:
+    row = {name: getattr(charge, name) for name in CHARGE_FIELDS}
+    row["amount"] = round_money(charge.amount, charge.currency)
+    return row
 
 
 def log_row_out(entry: LogEntry) -> dict[str, Any]:
@@ -142,8 +151,7 @@ def plan_show(plan_id: int, as_json: bool = JSON_OPTION) -> None:
             for t in session.scalars(select(Task).where(Task.plan_id == plan.id).order_by(Task.id))
         ]
         detail["charges"] = [
-            {name: getattr(c, name) for name in CHARGE_FIELDS}
-            for c in session.scalars(select(Charge).where(Charge.plan_id == plan.id))
+            charge_row(c) for c in session.scalars(select(Charge).where(Charge.plan_id == plan.id))
         ]
         detail["log"] = [
             log_row_out(e)
@@ -275,7 +283,7 @@ def charges(
         query = select(Charge).order_by(Charge.id)
         if customer:
             query = query.where(Charge.customer_id == customer)
-        rows = [{name: getattr(c, name) for name in CHARGE_FIELDS} for c in session.scalars(query)]
+        rows = [charge_row(c) for c in session.scalars(query)]
     output(rows, CHARGE_FIELDS, as_json=as_json, title="Charges")
 
 

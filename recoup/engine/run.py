@@ -255,14 +255,14 @@ def _find_units(session: Session, as_of: date, mode: Mode) -> list[tuple[str, st
     pairs = set(
         session.execute(
             select(Invoice.customer_id, Invoice.currency).where(Invoice.next_check_on <= as_of)
-        ).tuples()
+        )
     )
     pairs.update(
         session.execute(
             select(Plan.customer_id, Plan.currency).where(
                 Plan.next_step_on <= as_of, Plan.status.in_(OPEN_PLAN_VALUES)
             )
-        ).tuples()
+        )
     )
     return sorted(pairs)
 
@@ -296,7 +296,7 @@ def _plan_counts(
                 Task.status.in_([s.value for s in OPEN_TASK_STATUSES]),
             )
             .group_by(Task.plan_id)
-        ).tuples()
+        ).all()
     )
     unfinished = dict(
         session.execute(
@@ -306,7 +306,7 @@ def _plan_counts(
                 ActionInstance.status.in_([s.value for s in UNFINISHED_INSTANCE_STATUSES]),
             )
             .group_by(ActionInstance.plan_id)
-        ).tuples()
+        ).all()
     )
     return tasks, unfinished  # type: ignore[return-value]
 
@@ -338,7 +338,7 @@ def _reminders_done(
             select(ActionInstance.invoice_id, ActionInstance.level).where(
                 ActionInstance.invoice_id.in_(invoice_ids), ActionInstance.plan_id.is_(None)
             )
-        ).tuples()
+        )
         for invoice_id, level in rows:
             if invoice_id is not None:
                 done[invoice_id].add((invoice_id, level))
@@ -407,7 +407,7 @@ def _process_customer_chunk(session: Session, ctx: _Context, pairs: list[tuple[s
             select(PlanInvoice.invoice_id, PlanInvoice.plan_id).where(
                 PlanInvoice.invoice_id.in_(all_invoice_ids)
             )
-        ).tuples():
+        ):
             covered[invoice_id] = plan_id
     tasks, unfinished = _plan_counts(session, [p.id for p in open_plans.values()])
     done = _reminders_done(session, all_invoice_ids)
@@ -783,7 +783,7 @@ class _Writer:
                     select(ActionInstance.key, ActionInstance.id).where(
                         ActionInstance.key.in_(list(self.manual_keys))
                     )
-                ).tuples()
+                ).all()
             )
             task_rows = []
             for key, info in self.manual_keys.items():
