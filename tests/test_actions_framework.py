@@ -1,0 +1,230 @@
+"""The execution loop: what is claimed (due, automatic, not paused), leases, limits, the end
+level closing the plan (R7), and two workers at once executing every instance once (R13)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from factories_actions import (
+    NOW,
+    TODAY,
+    execute,
+    make_action,
+    make_customer,
+    make_env,
+    make_instance,
+    make_invoice,
+    make_plan,
+    make_policy,
+)
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from recoup.actions.framework import LEASE, ExecutionStats, execute_pending
+from recoup.models import (
+    ActionInstance,
+    ActionRow,
+    Charge,
+    Customer,
+    LogEntry,
+    Plan,
+    PolicyRow,
+    Task,
+)
+
+
+def _fee_plan(
+    s: Session,
+    invoice_id: str = "I1",
+    *,
+    level: str = "first",
+    plan_status: str = "active",
+) -> tuple[Plan, int]:
+    """A plan on a new invoice of customer C1 with a pending 15 EUR fee at `level`."""
+    customer = s.get(Customer, "C1") or make_customer(s, "C1")
+    invoice = make_invoice(s, customer, invoice_id)
+    action = s.scalar(select(ActionRow).where(ActionRow.code == "fee")) or make_action(
+        s, "fee", "late_fee_fixed", service="LATE_FEE", amounts={"EUR": "15.00"}
+    )
+    policy = s.scalar(select(PolicyRow)) or make_policy(
+        s, levels=[("first", 5, ["fee"]), ("final", 20, ["fee"])]
+    )
+    plan = make_plan(s, invoice, policy, level=level, status=plan_status)
+    return plan, make_instance(s, action, plan=plan, level=level).id
+
+
+def _instance(factory: sessionmaker[Session], instance_id: int) -> ActionInstance:
+    with factory() as s:
+        instance = s.get(ActionInstance, instance_id)
+        assert instance is not None
+        return instance
+
+
+def test_manual_and_future_instances_are_not_claimed(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    with session_factory() as s, s.begin():
+        customer = make_customer(s)
+        invoice = make_invoice(s, customer)
+        call = make_action(s, "call", "manual", mode="manual", role="collector")
+        fee = make_action(s, "fee", "late_fee_fixed", service="F", amounts={"EUR": "15"})
+        policy = make_policy(s, levels=[("first", 5, ["call", "fee"]), ("final", 20, [])])
+        plan = make_plan(s, invoice, policy, level="first")
+        manual_id = make_instance(s, call, plan=plan, level="first", next_attempt_at=None).id
+        later_id = make_instance(
+            s, fee, plan=plan, level="first", next_attempt_at=NOW + timedelta(minutes=5)
+        ).id
+    stats = execute(session_factory, make_env(db_url, tmp_path))
+    assert stats == ExecutionStats()
+    assert _instance(session_factory, manual_id).status == "pending"
+    assert _instance(session_factory, later_id).status == "pending"
+    stats = execute(session_factory, make_env(db_url, tmp_path), now=NOW + timedelta(minutes=5))
+    assert stats.done == 1
+    assert _instance(session_factory, manual_id).status == "pending"
+
+
+def test_manual_mode_instance_queued_by_mistake_is_released_not_executed(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    with session_factory() as s, s.begin():
+        customer = make_customer(s)
+        invoice = make_invoice(s, customer)
+        fee = make_action(
+            s, "fee", "late_fee_fixed", mode="manual", service="F", amounts={"EUR": "15"}
+        )
+        policy = make_policy(s, levels=[("first", 5, ["fee"]), ("final", 20, [])])
+        plan = make_plan(s, invoice, policy, level="first")
+        instance_id = make_instance(s, fee, plan=plan, level="first").id
+    stats = execute(session_factory, make_env(db_url, tmp_path))
+    assert stats.deferred == 1
+    instance = _instance(session_factory, instance_id)
+    assert (instance.status, instance.next_attempt_at, instance.leased_by) == (
+        "pending",
+        None,
+        None,
+    )
+    with session_factory() as s:
+        assert s.scalars(select(Charge)).all() == []
+
+
+def test_paused_plan_waits_and_runs_after_resume(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    with session_factory() as s, s.begin():
+        plan, instance_id = _fee_plan(s, plan_status="paused")
+        plan_id = plan.id
+    env = make_env(db_url, tmp_path)
+    assert execute(session_factory, env) == ExecutionStats()
+    assert _instance(session_factory, instance_id).status == "pending"
+    with session_factory() as s, s.begin():
+        plan = s.get(Plan, plan_id)
+        assert plan is not None
+        plan.status = "active"  # resume: nothing else to re-arm
+    assert execute(session_factory, env).done == 1
+    assert _instance(session_factory, instance_id).status == "done"
+
+
+def test_expired_lease_is_reclaimed_live_lease_is_left(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    with session_factory() as s, s.begin():
+        _, dead_id = _fee_plan(s, "I1")
+        _, live_id = _fee_plan(s, "I2")
+        for instance_id, until in ((dead_id, NOW - timedelta(seconds=1)), (live_id, NOW + LEASE)):
+            instance = s.get(ActionInstance, instance_id)
+            assert instance is not None
+            instance.status = "running"
+            instance.leased_by = "crashed-worker"
+            instance.lease_until = until
+    stats = execute(session_factory, make_env(db_url, tmp_path))
+    assert stats.done == 1
+    assert _instance(session_factory, dead_id).status == "done"
+    live = _instance(session_factory, live_id)
+    assert (live.status, live.leased_by) == ("running", "crashed-worker")
+
+
+def test_limit_and_progress(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    with session_factory() as s, s.begin():
+        for n in range(5):
+            _fee_plan(s, f"I{n}")
+    seen: list[int] = []
+    env = make_env(db_url, tmp_path)
+    stats = execute(session_factory, env, limit=3, on_progress=seen.append)
+    assert stats.done == 3
+    assert seen == [1, 2, 3]
+    assert execute(session_factory, env).done == 2
+
+
+def test_end_level_closes_the_plan_unrecovered(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    with session_factory() as s, s.begin():
+        plan, instance_id = _fee_plan(s, level="final")
+        plan_id = plan.id
+    assert execute(session_factory, make_env(db_url, tmp_path)).done == 1
+    with session_factory() as s:
+        plan = s.get(Plan, plan_id)
+        assert plan is not None
+        assert (plan.status, plan.closed_on, plan.open_key) == ("unrecovered", TODAY, None)
+        events = [e.event for e in s.scalars(select(LogEntry).order_by(LogEntry.id))]
+        assert events == ["charge_created", "action_done", "plan_unrecovered"]
+
+
+def test_unknown_action_type_fails_at_once(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    with session_factory() as s, s.begin():
+        customer = make_customer(s)
+        invoice = make_invoice(s, customer)
+        odd = make_action(s, "odd", "telepathy")
+        policy = make_policy(s, levels=[("first", 5, ["odd"]), ("final", 20, [])])
+        plan = make_plan(s, invoice, policy, level="first")
+        instance_id = make_instance(s, odd, plan=plan, level="first").id
+    stats = execute(session_factory, make_env(db_url, tmp_path))
+    assert (stats.failed, stats.retried) == (1, 0)
+    instance = _instance(session_factory, instance_id)
+    assert instance.error == "no executor for action type telepathy"
+    with session_factory() as s:
+        [task] = s.scalars(select(Task)).all()
+        assert task.role == "collector" and task.action_instance_id == instance_id
+
+
+def test_two_workers_execute_every_instance_once(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    count = 30
+    with session_factory() as s, s.begin():
+        for n in range(count):
+            _fee_plan(s, f"I{n:02d}")
+    env = make_env(db_url, tmp_path)
+    results: list[ExecutionStats] = []
+    errors: list[BaseException] = []
+
+    def work(worker: str) -> None:
+        try:
+            results.append(
+                execute_pending(
+                    session_factory, env=env, today=TODAY, worker_id=worker, now=lambda: NOW
+                )
+            )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f"w{n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(r.done for r in results) == count
+    assert sum(r.retried + r.failed for r in results) == 0
+    with session_factory() as s:
+        charges = s.scalars(select(Charge)).all()
+        assert len(charges) == count
+        assert sum((c.amount for c in charges), Decimal(0)) == Decimal("15.00") * count
+        assert {i.status for i in s.scalars(select(ActionInstance))} == {"done"}
