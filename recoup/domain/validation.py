@@ -7,7 +7,6 @@ comes in as a `ConfigUsage` value: this module never queries anything.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -180,15 +179,18 @@ class _Checker:
     # --- actions -----------------------------------------------------------------------------
 
     def actions(self) -> None:
-        counts = Counter(action.code for action in self.config.actions)
-        reported: set[str] = set()
+        seen: dict[str, int] = {}
         for index, action in enumerate(self.config.actions):
             path = f"actions[{index}]"
             if self.is_broken("action", action.code):
                 continue
-            if counts[action.code] > 1 and action.code not in reported:
-                reported.add(action.code)
-                self.issue(f"{path}.code", f"action code {action.code!r} is used more than once")
+            if action.code in seen:
+                self.issue(
+                    f"{path}.code",
+                    f"action {action.code!r} is defined twice (actions[{seen[action.code]}])",
+                )
+            else:
+                seen[action.code] = index
             self.action(action, path)
 
     def action(self, action: Action, path: str) -> None:
