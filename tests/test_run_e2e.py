@@ -115,6 +115,10 @@ def invoice_csv(*rows: tuple[Any, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def payment_csv(invoice_id: str, amount: str, day: date) -> str:
+    return f"id,customer_id,invoice_id,amount,currency,date\nP1,C1,{invoice_id},{amount},EUR,{day}\n"
+
+
 @pytest.fixture
 def cli(env: dict[str, str], tmp_path: Path) -> Cli:
     return Cli(tmp_path)
@@ -244,9 +248,7 @@ def test_full_payment_recovers_cancels_pending_and_restores_status(cli: Cli) -> 
     cli.run(20, "--no-execute")  # final level queued: suspension pending
     [plan] = cli.plans()
     assert plan["level"] == "final"
-    payment = "id,customer_id,invoice_id,amount,currency,date\nP1,C1,I1,100.00,EUR,{}\n".format(
-        DUE + timedelta(days=21)
-    )
+    payment = payment_csv("I1", "100.00", DUE + timedelta(days=21))
     cli("import", "payments", cli.file("payments.csv", payment))
     [plan] = cli.plans()
     assert plan["status"] == "recovered"
@@ -265,9 +267,7 @@ def test_status_restored_when_plan_recovers(cli: Cli) -> None:
     cli.run(5)
     changed = cli.log("--event", "status_changed")
     assert [(e["customer_id"], e["details"]["status"]) for e in changed] == [("C1", "suspended")]
-    payment = "id,customer_id,invoice_id,amount,currency,date\nP1,C1,I1,100.00,EUR,{}\n".format(
-        DUE + timedelta(days=6)
-    )
+    payment = payment_csv("I1", "100.00", DUE + timedelta(days=6))
     cli("import", "payments", cli.file("payments.csv", payment))
     assert cli.plans()[0]["status"] == "recovered"
     restored = cli.log("--event", "status_restored")
@@ -277,9 +277,7 @@ def test_status_restored_when_plan_recovers(cli: Cli) -> None:
 def test_partial_payment_keeps_the_plan_on_the_lower_balance(cli: Cli) -> None:
     cli.setup()
     cli.run(5)
-    payment = "id,customer_id,invoice_id,amount,currency,date\nP1,C1,I1,30.00,EUR,{}\n".format(
-        DUE + timedelta(days=6)
-    )
+    payment = payment_csv("I1", "30.00", DUE + timedelta(days=6))
     cli("import", "payments", cli.file("payments.csv", payment))
     [plan] = cli.plans()
     assert plan["status"] == "active"
@@ -366,9 +364,7 @@ def test_customer_mode_per_currency_with_joining_and_anchor(cli: Cli) -> None:
     ]
     # C falls due and joins; paying A moves the anchor to B's due date
     cli.run(8)
-    payment = "id,customer_id,invoice_id,amount,currency,date\nP1,C1,A,30.00,EUR,{}\n".format(
-        DUE + timedelta(days=9)
-    )
+    payment = payment_csv("A", "30.00", DUE + timedelta(days=9))
     cli("import", "payments", cli.file("payments.csv", payment))
     cli.run(9)
     eur = [p for p in cli.plans() if p["currency"] == "EUR"][0]
