@@ -1,0 +1,232 @@
+"""What the demo shows at the end: the book, the dunning and the aging, in words a finance
+person reads, with money formatted by Babel."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from babel.numbers import format_currency
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from recoup.domain.enums import InstanceStatus, InvoiceStatus, PlanStatus, TaskStatus
+from recoup.models import ActionInstance, Charge, Invoice, LogEntry, Payment, Plan, Task
+
+AGING_BUCKETS = ("current", "1–30", "31–60", "61–90", "90+")
+OPEN_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
+LOCALE = "en_US"
+
+
+def money(amount: Decimal, currency: str) -> str:
+    return format_currency(amount, currency, locale=LOCALE)
+
+
+def aging_bucket(due_date: date, today: date) -> str:
+    overdue = (today - due_date).days
+    if overdue <= 0:
+        return "current"
+    if overdue <= 30:
+        return "1–30"
+    if overdue <= 60:
+        return "31–60"
+    if overdue <= 90:
+        return "61–90"
+    return "90+"
+
+
+@dataclass
+class Summary:
+    as_of: date
+    invoices: int = 0
+    invoices_paid: int = 0
+    invoices_open: int = 0
+    billed: dict[str, Decimal] = field(default_factory=dict)
+    collected: dict[str, Decimal] = field(default_factory=dict)
+    outstanding: dict[str, Decimal] = field(default_factory=dict)
+    fees: dict[str, Decimal] = field(default_factory=dict)
+    aging: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # currency -> bucket
+    plans: Counter[str] = field(default_factory=Counter)
+    plans_total: int = 0
+    reminders: int = 0
+    emails_sent: int = 0
+    eml_files: int = 0
+    suspensions: int = 0
+    tasks: Counter[str] = field(default_factory=Counter)
+    example_invoice: str | None = None
+    example_plan: int | None = None
+
+    @property
+    def currencies(self) -> list[str]:
+        return sorted(set(self.billed) | set(self.fees))
+
+
+def _add(target: dict[str, Decimal], currency: str, amount: Decimal) -> None:
+    target[currency] = target.get(currency, Decimal(0)) + amount
+
+
+def collect(session: Session, *, as_of: date, outbox: Path) -> Summary:
+    summary = Summary(as_of=as_of)
+    aging: dict[str, dict[str, Decimal]] = defaultdict(
+        lambda: {bucket: Decimal(0) for bucket in AGING_BUCKETS}
+    )
+    for inv in session.execute(
+        select(
+            Invoice.currency, Invoice.amount, Invoice.amount_due, Invoice.status, Invoice.due_date
+        )
+    ):
+        summary.invoices += 1
+        _add(summary.billed, inv.currency, inv.amount)
+        if inv.status in OPEN_VALUES and inv.amount_due > 0:
+            summary.invoices_open += 1
+            _add(summary.outstanding, inv.currency, inv.amount_due)
+            aging[inv.currency][aging_bucket(inv.due_date, as_of)] += inv.amount_due
+        elif inv.status == InvoiceStatus.paid.value:
+            summary.invoices_paid += 1
+    summary.aging = dict(aging)
+    for currency, amount in session.execute(select(Payment.currency, Payment.amount)):
+        _add(summary.collected, currency, amount)
+    for currency, amount in session.execute(select(Charge.currency, Charge.amount)):
+        _add(summary.fees, currency, amount)
+    summary.plans = Counter(
+        dict(session.execute(select(Plan.status, func.count()).group_by(Plan.status)).tuples().all())
+    )
+    summary.plans_total = sum(summary.plans.values())
+    summary.tasks = Counter(
+        dict(session.execute(select(Task.status, func.count()).group_by(Task.status)).tuples().all())
+    )
+    done = dict(
+        session.execute(
+            select(ActionInstance.type, func.count())
+            .where(ActionInstance.status == InstanceStatus.done.value)
+            .group_by(ActionInstance.type)
+        ).tuples().all()
+    )
+    summary.emails_sent = done.get("send_email", 0)
+    summary.suspensions = done.get("change_account_status", 0)
+    summary.reminders = (
+        session.scalar(
+            select(func.count())
+            .select_from(ActionInstance)
+            .where(
+                ActionInstance.plan_id.is_(None),
+                ActionInstance.status == InstanceStatus.done.value,
+            )
+        )
+        or 0
+    )
+    summary.eml_files = len(list(outbox.glob("*.eml"))) if outbox.is_dir() else 0
+    summary.example_plan, summary.example_invoice = _example(session)
+    return summary
+
+
+def _example(session: Session) -> tuple[int | None, str | None]:
+    """The plan with the richest history, preferring one still running: the best to explain."""
+    for statuses in (
+        (PlanStatus.active.value,),
+        (PlanStatus.unrecovered.value, PlanStatus.recovered.value),
+    ):
+        row = session.execute(
+            select(Plan.id, Plan.invoice_id, func.count(LogEntry.id).label("events"))
+            .join(LogEntry, LogEntry.plan_id == Plan.id)
+            .where(Plan.status.in_(statuses), Plan.invoice_id.is_not(None))
+            .group_by(Plan.id, Plan.invoice_id)
+            .order_by(func.count(LogEntry.id).desc(), Plan.id)
+            .limit(1)
+        ).first()
+        if row is not None:
+            return row.id, row.invoice_id
+    return None, None
+
+
+def render(
+    summary: Summary,
+    console: Console,
+    *,
+    days: int,
+    start: date,
+    database_url: str,
+    outbox: Path,
+    elapsed: float,
+) -> None:
+    console.print()
+    console.rule(f"[bold]Recoup demo: {days} days of dunning, {start} → {summary.as_of}")
+    book = Table(title="The book", title_justify="left")
+    book.add_column("currency")
+    for label in ("billed", "collected", "outstanding", "late fees charged"):
+        book.add_column(label, justify="right")
+    for currency in summary.currencies:
+        book.add_row(
+            currency,
+            money(summary.billed.get(currency, Decimal(0)), currency),
+            money(summary.collected.get(currency, Decimal(0)), currency),
+            money(summary.outstanding.get(currency, Decimal(0)), currency),
+            money(summary.fees.get(currency, Decimal(0)), currency),
+        )
+    console.print(book)
+    console.print(
+        f"{summary.invoices} invoices: {summary.invoices_paid} paid, "
+        f"{summary.invoices_open} still open."
+    )
+
+    dunning = Table(title="Dunning", title_justify="left", show_header=False)
+    dunning.add_column("", style="bold")
+    dunning.add_column("", justify="right")
+    plans = summary.plans
+    rows = [
+        ("collection plans opened", summary.plans_total),
+        ("  recovered (paid after dunning)", plans.get(PlanStatus.recovered.value, 0)),
+        ("  unrecovered (reached the last level)", plans.get(PlanStatus.unrecovered.value, 0)),
+        ("  still active", plans.get(PlanStatus.active.value, 0)),
+        ("  paused", plans.get(PlanStatus.paused.value, 0)),
+        ("reminders sent before the due date", summary.reminders),
+        ("emails written", summary.emails_sent),
+        ("accounts suspended", summary.suspensions),
+        ("collector tasks completed", summary.tasks.get(TaskStatus.completed.value, 0)),
+        (
+            "collector tasks open",
+            summary.tasks.get(TaskStatus.open.value, 0)
+            + summary.tasks.get(TaskStatus.claimed.value, 0),
+        ),
+    ]
+    for label, value in rows:
+        dunning.add_row(label, str(value))
+    console.print(dunning)
+
+    aging = Table(
+        title=f"Aging of what is still owed on {summary.as_of} (days past due)",
+        title_justify="left",
+    )
+    aging.add_column("currency")
+    for bucket in AGING_BUCKETS:
+        aging.add_column(bucket, justify="right")
+    aging.add_column("total", justify="right", style="bold")
+    for currency in sorted(summary.aging):
+        buckets = summary.aging[currency]
+        aging.add_row(
+            currency,
+            *(money(buckets[b], currency) for b in AGING_BUCKETS),
+            money(sum(buckets.values(), Decimal(0)), currency),
+        )
+    console.print(aging)
+
+    env = f"RECOUP_DATABASE_URL={database_url}"
+    console.print("[bold]Where to look next[/bold]")
+    console.print(f"  emails ({summary.eml_files} .eml files): {outbox}")
+    console.print(f"  {env} recoup plans", soft_wrap=True, highlight=False)
+    if summary.example_invoice is not None:
+        console.print(
+            f"  {env} recoup explain {summary.example_invoice}", soft_wrap=True, highlight=False
+        )
+    if summary.example_plan is not None:
+        console.print(
+            f"  {env} recoup log --plan {summary.example_plan}", soft_wrap=True, highlight=False
+        )
+    console.print(f"  {env} recoup tasks", soft_wrap=True, highlight=False)
+    console.print(f"  {env} recoup charges", soft_wrap=True, highlight=False)
+    console.print(f"[dim]simulated in {elapsed:.1f} s[/dim]")
