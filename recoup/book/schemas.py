@@ -373,8 +373,7 @@ def parse_customer(source: SourceRow) -> CustomerIn | list[RowError]:
         fields["status"] = row.text("status") or "active"
     for column in ("is_company", "excluded"):
         if row.has(column):
-            value = row.boolean(column)
-            fields[column] = bool(value)
+            fields[column] = bool(row.boolean(column))
     attributes: dict[str, str | None] = {}
     for column, value in source.values.items():
         if column in CUSTOMER_COLUMNS:

@@ -378,12 +378,10 @@ def import_invoices(
 
     report.plans_recovered.extend(_refresh(session, refresh, on=on, actor=actor))
     for invoice, disputed in disputes:
-        result = set_disputed(
-            session, invoice, disputed, on=on, actor=actor, reason="import"
-        )
-        report.plans_paused.extend(result.plans_paused)
-        report.plans_resumed.extend(result.plans_resumed)
-        report.plans_recovered.extend(result.plans_recovered)
+        effect = set_disputed(session, invoice, disputed, on=on, actor=actor, reason="import")
+        report.plans_paused.extend(effect.plans_paused)
+        report.plans_resumed.extend(effect.plans_resumed)
+        report.plans_recovered.extend(effect.plans_recovered)
     session.flush()
     return report
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import IntegrityError
 
 from recoup.book import service
 from recoup.book.schemas import CsvTable, read_csv
 from recoup.cli.common import USER_OPTION, actor_name, console, err_console, handle_errors
 from recoup.cli.common import transaction as _transaction
-from recoup.core.errors import InvalidInput, RecoupError
+from recoup.core.errors import Conflict, InvalidInput, RecoupError
 
 PROGRESS_THRESHOLD = 1000  # rows: show a progress bar above this
 
@@ -29,7 +30,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(invoice_app, name="invoice")
 
 
-FILE_ARGUMENT = typer.Argument(..., help="A CSV file with a header row.", show_default=False)
+FILE_ARGUMENT = typer.Argument(
+    ..., metavar="FILE.csv", help="A CSV file with a header row.", show_default=False
+)
 
 
 def _read(path: Path) -> CsvTable:
@@ -70,8 +73,16 @@ def _run(
     importer: Callable[..., service.ImportReport],
 ) -> service.ImportReport:
     table = _read(path)
-    with _progress(len(table.rows)) as progress, _transaction() as session:
-        report = importer(session, table, actor=actor_name(user), progress=progress)
+    try:
+        with _progress(len(table.rows)) as progress, _transaction() as session:
+            report = importer(session, table, actor=actor_name(user), progress=progress)
+    except IntegrityError as exc:
+        # two imports of the same new rows at once: the database keeps one, refuses the other
+        raise Conflict(
+            f"{path}: the same rows were changed at the same time by someone else; "
+            "nothing was imported, run the import again",
+            details=[str(exc.orig).splitlines()[0]] if exc.orig else [],
+        ) from None
     _print_report(report)
     return report
 
@@ -105,28 +116,48 @@ def _print_report(report: service.ImportReport) -> None:
         console.print(f"plans resumed: {', '.join(map(str, report.plans_resumed))}")
 
 
-@import_app.command("customers")
+CUSTOMERS_HELP = (
+    "Create or update customers, matched by id.\n\n"
+    "Columns: id, name, email, phone, language, country, currency, category, "
+    "is_company, payment_method, policy, status, excluded, optional address; other "
+    "columns become attributes. A file with any bad row imports nothing."
+)
+
+
+@import_app.command("customers", help=CUSTOMERS_HELP)
 @handle_errors
 def import_customers(path: Path = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
-    """Customers: id, name, email, phone, language, country, currency, category, is_company,
-    payment_method, policy, status, excluded (optional address; other columns become
-    attributes). Rows are matched by id: new ones are created, known ones updated."""
+    """Create or update customers, matched by id."""
     _run(path, user, service.import_customers)
 
 
-@import_app.command("invoices")
+INVOICES_HELP = (
+    "Create or update invoices, matched by id.\n\n"
+    "Columns: id, customer_id, number, type, issue_date, due_date, currency, amount, "
+    "amount_due, status, disputed, optional pdf_path. Plans of invoices now paid "
+    "close as recovered. A file with any bad row imports nothing."
+)
+
+
+@import_app.command("invoices", help=INVOICES_HELP)
 @handle_errors
 def import_invoices(path: Path = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
-    """Invoices: id, customer_id, number, type, issue_date, due_date, currency, amount,
-    amount_due, status, disputed (optional pdf_path). Matched by id."""
+    """Create or update invoices, matched by id."""
     _run(path, user, service.import_invoices)
 
 
-@import_app.command("payments")
+PAYMENTS_HELP = (
+    "Record payments; plans whose debt is paid close as recovered.\n\n"
+    "Columns: id, customer_id, invoice_id (empty: the oldest due invoices are paid "
+    "first), amount, currency, date. Payments are immutable. A file with any bad row "
+    "imports nothing."
+)
+
+
+@import_app.command("payments", help=PAYMENTS_HELP)
 @handle_errors
 def import_payments(path: Path = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
-    """Payments: id, customer_id, invoice_id (optional: else the oldest due invoices are paid
-    first), amount, currency, date. Plans whose debt is paid close as recovered."""
+    """Record payments; plans whose debt is paid close as recovered."""
     _run(path, user, service.import_payments)
 
 
