@@ -1,0 +1,136 @@
+"""Template rendering: language choice, Babel filters, strict and sandboxed Jinja2."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from babel.dates import format_date
+from babel.numbers import format_currency
+from factories_actions import TODAY, make_customer, make_invoice, make_template
+from sqlalchemy.orm import Session, sessionmaker
+
+from recoup.actions.render import (
+    TemplateError,
+    TemplateNotFound,
+    babel_locale,
+    render_string,
+    render_template,
+    select_template,
+)
+from recoup.core.settings import get_settings
+from recoup.domain.money import Money
+
+VARS = {
+    "balance": Money(Decimal("1234.5"), "EUR"),
+    "customer": {"name": "Dupont <SA>"},
+    "today": date(2024, 3, 1),
+    "locale": "fr",
+}
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [("fr", "fr"), ("fr_CA", "fr_CA"), ("fr-BE", "fr_BE"), ("xx", "en"), (None, "en"), ("", "en")],
+)
+def test_babel_locale(language: str | None, expected: str) -> None:
+    assert babel_locale(language) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "variables", "expected"),
+    [
+        ("{{ balance|money }}", {}, format_currency(Decimal("1234.5"), "EUR", locale="fr")),
+        ("{{ 12|money('USD') }}", {}, format_currency(Decimal(12), "USD", locale="fr")),
+        ("{{ 12|money }}", {}, format_currency(Decimal(12), "EUR", locale="fr")),  # balance's
+        ("{{ today|date }}", {}, format_date(date(2024, 3, 1), "medium", locale="fr")),
+        ("{{ today|date('long') }}", {"locale": "en"}, "March 1, 2024"),
+        ("{{ balance|money }}", {"locale": "en"}, "€1,234.50"),
+        ("{{ balance|money }}", {"locale": "de"}, "1.234,50\xa0€"),
+    ],
+)
+def test_filters(source: str, variables: dict[str, object], expected: str) -> None:
+    assert render_string(source, {**VARS, **variables}, name="t") == expected
+
+
+def test_unknown_variable_is_a_clear_error() -> None:
+    with pytest.raises(TemplateError, match=r"template notice \(fr\): .*nickname"):
+        render_string("Hi {{ customer.nickname }}", VARS, name="notice (fr)")
+    with pytest.raises(TemplateError, match="template t: 'nobody' is undefined"):
+        render_string("{{ nobody }}", VARS, name="t")
+    with pytest.raises(TemplateError, match="template t: syntax error line 1"):
+        render_string("{{ balance|money ", VARS, name="t")
+
+
+def test_sandbox_refuses_internals() -> None:
+    with pytest.raises(TemplateError):
+        render_string("{{ balance.__class__.__mro__ }}", VARS, name="t")
+    with pytest.raises(TemplateError):
+        render_string("{{ customer.clear() }}", VARS, name="t")
+
+
+def test_html_bodies_are_escaped_text_bodies_are_not() -> None:
+    assert render_string("{{ customer.name }}", VARS, name="t") == "Dupont <SA>"
+    assert render_string("{{ customer.name }}", VARS, name="t", autoescape=True) == (
+        "Dupont &lt;SA&gt;"
+    )
+
+
+def _seed(factory: sessionmaker[Session]) -> None:
+    with factory() as s, s.begin():
+        make_template(s, "notice", language="en", subject="EN", body="en body", position=0)
+        make_template(s, "notice", language="fr", subject="FR", body="fr body", position=1)
+        make_template(s, "notice", language="de", subject="DE", body="x", active=False)
+        make_template(s, "late", language="es", subject="ES", body="x", position=5)
+        make_template(s, "late", language="it", subject="IT", body="x", position=2)
+
+
+@pytest.mark.parametrize(
+    ("code", "language", "expected"),
+    [
+        ("notice", "fr", "fr"),
+        ("notice", "fr_CA", "fr"),
+        ("notice", "FR-ca", "fr"),
+        ("notice", "en", "en"),
+        ("notice", "de", "en"),  # inactive German: the first language defined
+        ("notice", None, "en"),
+        ("late", "fr", "it"),  # lowest position first
+        ("missing", "fr", None),
+    ],
+)
+def test_select_template(
+    session_factory: sessionmaker[Session], code: str, language: str | None, expected: str | None
+) -> None:
+    _seed(session_factory)
+    with session_factory() as s:
+        row = select_template(s, code, "email", language)
+        assert (row.language if row is not None else None) == expected
+
+
+def test_render_template_for_preview(session_factory: sessionmaker[Session]) -> None:
+    with session_factory() as s, s.begin():
+        get_settings(s).company = {"name": "Recoup Demo", "email": "ar@demo.test"}
+        customer = make_customer(s, language="fr_CA", name="Tremblay")
+        invoice = make_invoice(s, customer, amount=Decimal("99.90"))
+        make_template(
+            s,
+            "notice",
+            language="fr",
+            subject="{{ company.name }} : facture {{ invoice.number }}",
+            body="<p>Bonjour {{ customer.name }}, solde {{ balance|money }}, "
+            "{{ invoices|length }} facture(s), échue le {{ invoice.due_date|date }}.</p>",
+        )
+        rendered = render_template(
+            s, "notice", "email", customer=customer, invoice=invoice, today=TODAY
+        )
+    assert rendered.language == "fr"
+    assert rendered.subject == "Recoup Demo : facture INV-I1"
+    amount = format_currency(Decimal("99.90"), "EUR", locale="fr_CA")
+    assert rendered.html is not None and amount in rendered.html
+    assert rendered.text.startswith(f"Bonjour Tremblay, solde {amount}, 1 facture(s)")
+    with session_factory() as s:
+        customer = s.get(type(customer), customer.id)
+        assert customer is not None
+        with pytest.raises(TemplateNotFound, match="no active template nope"):
+            render_template(s, "nope", "email", customer=customer, today=TODAY)
