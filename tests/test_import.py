@@ -8,16 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from factories import (
-    make_action_instance,
-    make_customer,
-    make_customer_plan,
-    make_invoice,
-    make_plan,
-    make_policy,
-    make_settings,
-    write_csv,
-)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
@@ -38,6 +28,29 @@ from recoup.models import (
     Plan,
     Task,
 )
+
+try:  # tests/ imported as a package, or as a plain directory on sys.path
+    from tests.factories import (
+        make_action_instance,
+        make_customer,
+        make_customer_plan,
+        make_invoice,
+        make_plan,
+        make_policy,
+        make_settings,
+        write_csv,
+    )
+except ModuleNotFoundError:  # pragma: no cover
+    from factories import (  # type: ignore[no-redef]
+        make_action_instance,
+        make_customer,
+        make_customer_plan,
+        make_invoice,
+        make_plan,
+        make_policy,
+        make_settings,
+        write_csv,
+    )
 
 runner = CliRunner()
 
