@@ -26,16 +26,21 @@ def register(app: typer.Typer) -> None:
 
 
 def _read(path: str) -> object:
-    if path == "-":
-        return load_yaml(sys.stdin.read(), "<stdin>")
-    file = Path(path)
+    """The YAML document in `path` (- for stdin); a syntax error is printed with its
+    file:line:column on one line, as editors and CI annotations expect."""
     try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RecoupError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise RecoupError(f"{path}: not UTF-8 text") from None
-    return load_yaml(text, path)
+        if path == "-":
+            return load_yaml(sys.stdin.read(), "<stdin>")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RecoupError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise RecoupError(f"{path}: not UTF-8 text") from None
+        return load_yaml(text, path)
+    except RecoupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _print_issues(source: str, issues: list[ConfigIssue] | list[str]) -> None:

@@ -185,17 +185,17 @@ def config_usage(session: Session) -> ConfigUsage:
         )
     }
 
-    policy_names = dict(session.execute(select(PolicyRow.id, PolicyRow.name)).tuples().all())
+    policy_names = dict(session.execute(select(PolicyRow.id, PolicyRow.name)).all())
 
     plans_by_policy: dict[str, int] = {}
     for policy_id, count in session.execute(
         select(Plan.policy_id, func.count()).group_by(Plan.policy_id)
-    ).tuples():
+    ):
         plans_by_policy[policy_names.get(policy_id, str(policy_id))] = int(count)
     instances_by_policy: dict[str, int] = {}
     for policy_id, count in session.execute(
         select(ActionInstance.policy_id, func.count()).group_by(ActionInstance.policy_id)
-    ).tuples():
+    ):
         instances_by_policy[policy_names.get(policy_id, str(policy_id))] = int(count)
     policy_ids = {name: id_ for id_, name in policy_names.items()}
     used_policies: dict[str, Usage] = {}
@@ -222,7 +222,7 @@ def config_usage(session: Session) -> ConfigUsage:
         select(Plan.policy_id, Plan.level, func.count(), func.min(Plan.id))
         .where(Plan.level.is_not(None))
         .group_by(Plan.policy_id, Plan.level)
-    ).tuples():
+    ):
         key = (policy_names.get(policy_id, str(policy_id)), str(level))
         level_plan_counts[key] = int(count)
         level_plans[key].append(int(first_id))
@@ -231,7 +231,7 @@ def config_usage(session: Session) -> ConfigUsage:
         select(ActionInstance.policy_id, ActionInstance.level, func.count()).group_by(
             ActionInstance.policy_id, ActionInstance.level
         )
-    ).tuples():
+    ):
         level_instances[(policy_names.get(policy_id, str(policy_id)), str(level))] = int(count)
     used_levels = {
         key: Usage(
@@ -246,7 +246,7 @@ def config_usage(session: Session) -> ConfigUsage:
         str(code): Usage(action_instances=int(count))
         for code, count in session.execute(
             select(ActionInstance.action, func.count()).group_by(ActionInstance.action)
-        ).tuples()
+        )
     }
     # A template is used through the actions that sent it.
     template_instances: dict[str, int] = defaultdict(int)
