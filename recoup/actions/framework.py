@@ -205,7 +205,8 @@ def execute_pending(
     run_id: int | None = None,
 ) -> ExecutionStats:
     """Execute every due automatic instance, each in its own transaction. Returns counts.
-    `on_progress` is called after each instance with the number processed so far."""
+    `on_progress(1)` is called after each instance (an increment, like a progress bar's
+    `advance`)."""
     stats = ExecutionStats()
     token = f"{worker_id}#{uuid.uuid4().hex[:12]}"
     processed = 0
@@ -229,7 +230,7 @@ def execute_pending(
                 setattr(stats, outcome, getattr(stats, outcome) + 1)
             processed += 1
             if on_progress is not None:
-                on_progress(processed)
+                on_progress(1)
     return stats
 
 
@@ -304,9 +305,11 @@ def _execute(
     else:
         if ctx.action is None:
             raise PermanentFailure(f"action {instance.action} no longer exists")
-        executor = executor_for(instance.type)
+        # the action as it is now (R14): its params belong to its current type
+        action_type = ctx.action.type
+        executor = executor_for(action_type)
         if executor is None:
-            raise PermanentFailure(f"no executor for action type {instance.type}")
+            raise PermanentFailure(f"no executor for action type {action_type}")
         outcome = executor(ctx)
     return _finish(ctx, outcome)
 
