@@ -670,3 +670,18 @@ def test_large_invoice_and_payment_files_are_fast(
         assert allocated == Decimal(300000)  # every payment found something due
         assert session.scalar(select(func.count()).select_from(Payment)) == 5000
         assert not session.scalar(select(func.count()).where(Invoice.amount_due < 0))
+
+
+def test_progress_is_reported_per_chunk(session_factory: sessionmaker[Session]) -> None:
+    calls: list[tuple[str, int, int]] = []
+    rows = [{"id": f"C{n}", "name": f"N{n}"} for n in range(2500)]
+    with unit_of_work(session_factory) as session:
+        report = import_customers(
+            session, rows, progress=lambda phase, done, total: calls.append((phase, done, total))
+        )
+        assert report.created == 2500
+    assert calls[0] == ("checking", 0, 2500)
+    assert [c for c in calls if c[0] == "writing"] == [
+        ("writing", 0, 2500), ("writing", 1000, 2500), ("writing", 2000, 2500),
+        ("writing", 2500, 2500),
+    ]
