@@ -183,8 +183,9 @@ def run_dunning(
         with factory() as session:
             units = _find_units(session, as_of, mode)
         progress.start("Evaluating", len(units))
-        for start in range(0, len(units), CHUNK):
-            chunk = units[start : start + CHUNK]
+        size = int(os.environ.get("RECOUP_RUN_CHUNK", CHUNK))
+        for start in range(0, len(units), size):
+            chunk = units[start : start + size]
             with factory.begin() as session:
                 if mode is Mode.invoice:
                     _process_invoice_chunk(session, ctx, [u[0] for u in chunk])

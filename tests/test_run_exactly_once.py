@@ -1,0 +1,153 @@
+"""R13 with real processes: a run killed half-way and restarted, and two runs at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from recoup.cli.main import app
+from recoup.core.db import make_engine
+from recoup.models import ActionInstance, LogEntry, Plan, Run
+from tests.test_run_e2e import POLICY_YAML
+
+N = 3000
+AS_OF = date(2026, 6, 1)
+
+
+def _book(tmp: Path, env: dict[str, str]) -> None:
+    runner = CliRunner()
+
+    def cli(*args: str) -> None:
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.stdout
+
+    cli("init")
+    policy = tmp / "policy.yaml"
+    policy.write_text(
+        POLICY_YAML.format(
+            mode="invoice", catch_up="latest", transition="days_overdue", second_min=""
+        )
+    )
+    cli("config", "apply", str(policy))
+    customers = tmp / "customers.csv"
+    customers.write_text(
+        "id,name,email,language,currency\n"
+        + "".join(f"C{i},Customer {i},c{i}@example.test,en,EUR\n" for i in range(N // 3))
+    )
+    cli("import", "customers", str(customers))
+    invoices = tmp / "invoices.csv"
+    lines = [
+        "id,customer_id,number,type,issue_date,due_date,currency,amount,amount_due,status,disputed"
+    ]
+    for i in range(N):
+        due = AS_OF - timedelta(days=6 + i % 10)  # all overdue: every invoice opens a plan
+        lines.append(
+            f"I{i},C{i % (N // 3)},N{i},commercial,{due - timedelta(days=30)},{due},EUR,100.00,100.00,open,false"
+        )
+    invoices.write_text("\n".join(lines) + "\n")
+    cli("import", "invoices", str(invoices))
+
+
+def _start_run(env: dict[str, str], chunk: int) -> subprocess.Popen[bytes]:
+    child_env = {**os.environ, **env, "RECOUP_RUN_CHUNK": str(chunk)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "recoup.cli.main",
+            "run",
+            "--as-of",
+            AS_OF.isoformat(),
+            "--no-execute",
+            "--quiet",
+        ],
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _counts(url: str) -> tuple[int, int, int, int]:
+    """Plans, action instances, `action_queued` + `action_skipped` log entries, `plan_opened`
+    log entries. Instances are unique by key in the database; the log is what a half-done
+    chunk replayed twice would duplicate."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        plans = conn.scalar(select(func.count()).select_from(Plan))
+        instances = conn.scalar(select(func.count()).select_from(ActionInstance))
+        logged = conn.scalar(
+            select(func.count())
+            .select_from(LogEntry)
+            .where(LogEntry.event.in_(["action_queued", "action_skipped"]))
+        )
+        opened = conn.scalar(
+            select(func.count()).select_from(LogEntry).where(LogEntry.event == "plan_opened")
+        )
+    engine.dispose()
+    return plans or 0, instances or 0, logged or 0, opened or 0
+
+
+def test_run_killed_half_way_and_restarted_does_everything_once(
+    env: dict[str, str], tmp_path: Path, db_url: str
+) -> None:
+    _book(tmp_path, env)
+    process = _start_run(env, chunk=50)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        plans = _counts(db_url)[0]
+        if plans > 0:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    plans_at_kill = _counts(db_url)[0]
+    assert 0 < plans_at_kill < N, "the run must be killed half-way"
+
+    restarted = _start_run(env, chunk=500)
+    out, err = restarted.communicate(timeout=120)
+    assert restarted.returncode == 0, err.decode()
+    plans, instances, logged, opened = _counts(db_url)
+    assert plans == N
+    assert opened == N  # each plan opened (and logged) once
+    assert instances == logged  # each action instance queued or skipped once
+    # the same day again adds nothing
+    again = _start_run(env, chunk=500)
+    again.communicate(timeout=120)
+    assert _counts(db_url) == (plans, instances, logged, opened)
+
+
+def test_two_runs_at_once_only_one_works(env: dict[str, str], tmp_path: Path, db_url: str) -> None:
+    _book(tmp_path, env)
+    first = _start_run(env, chunk=25)
+    engine = make_engine(db_url)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if conn.scalar(select(func.count()).select_from(Run)):
+                    break
+            time.sleep(0.02)
+    finally:
+        engine.dispose()
+    second = _start_run(env, chunk=25)
+    _, err2 = second.communicate(timeout=120)
+    _, err1 = first.communicate(timeout=120)
+    assert first.returncode == 0, err1.decode()
+    assert second.returncode == 1
+    assert "another run is in progress" in err2.decode()
+    plans, instances, logged, opened = _counts(db_url)
+    assert plans == opened == N and instances == logged
+
+
+@pytest.fixture(autouse=True)
+def _no_smtp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECOUP_SMTP_URL", raising=False)
