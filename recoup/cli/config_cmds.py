@@ -6,12 +6,14 @@ import sys
 from pathlib import Path
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from recoup.cli.common import USER_OPTION, actor_name, console, handle_errors, transaction
 from recoup.config.files import dump_yaml, load_yaml
 from recoup.config.service import apply_document, check_document, export_config
 from recoup.core.errors import InvalidInput, RecoupError
 from recoup.domain.config_file import ConfigIssue
+from recoup.domain.validation import check_config
 
 config_app = typer.Typer(
     help="Policies as code: validate, apply and export the configuration file.",
@@ -55,12 +57,23 @@ def _print_issues(source: str, issues: list[ConfigIssue] | list[str]) -> None:
 @handle_errors
 def validate(file: str = FILE_ARGUMENT) -> None:
     """Check a configuration file against the rules and what the database has in use.
-    Lists every problem as `path: message` and exits 1 if there is any."""
+
+    Lists every problem as `path: message` and exits 1 if there is any.
+    """
     document = _read(file)
-    with transaction() as session:
-        config, issues = check_document(session, document)
-        # Validation never writes; leave the database exactly as it was.
-        session.rollback()
+    try:
+        with transaction() as session:
+            config, issues = check_document(session, document)
+            # Validation never writes; leave the database exactly as it was.
+            session.rollback()
+    except SQLAlchemyError as exc:
+        # No database (or no schema) yet: the file can still be checked on its own.
+        typer.echo(
+            f"note: database not usable ({type(exc).__name__}); checked the file alone, "
+            "without what is in use",
+            err=True,
+        )
+        config, issues = check_config(document)
     if issues:
         _print_issues(file, issues)
         raise typer.Exit(1)
@@ -74,8 +87,11 @@ def validate(file: str = FILE_ARGUMENT) -> None:
 @config_app.command("apply")
 @handle_errors
 def apply(file: str = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
-    """Make the database's configuration equal to the file: create, change and remove
-    templates, actions, policies and levels. Nothing changes if the file has any problem."""
+    """Make the database's configuration equal to the file.
+
+    Creates, changes and removes templates, actions, policies and levels; nothing changes if
+    the file has any problem.
+    """
     document = _read(file)
     try:
         with transaction() as session:
@@ -106,8 +122,7 @@ def apply(file: str = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
 @config_app.command("export")
 @handle_errors
 def export(file: str = typer.Argument(..., help="Where to write the YAML; - for stdout.")) -> None:
-    """Write the database's configuration as a YAML file that `config apply` takes back
-    unchanged."""
+    """Write the database's configuration as YAML that `config apply` takes back unchanged."""
     with transaction() as session:
         text = dump_yaml(export_config(session))
     if file == "-":
