@@ -204,6 +204,8 @@ def import_customers(
     if errors:
         raise _fail("customers", errors)
     report = ImportReport("customers", rows=total)
+    if progress:
+        progress("writing", 0, len(values))
     done = 0
     matter: set[str] = set()
     for chunk in _chunks(values):
