@@ -8,7 +8,6 @@ from decimal import Decimal
 import pytest
 from babel.dates import format_date
 from babel.numbers import format_currency
-from factories_actions import TODAY, make_customer, make_invoice, make_template
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.render import (
@@ -21,6 +20,11 @@ from recoup.actions.render import (
 )
 from recoup.core.settings import get_settings
 from recoup.domain.money import Money
+
+try:  # tests/ imported as a package, or as a plain directory on sys.path
+    from tests.factories_actions import TODAY, make_customer, make_invoice, make_template
+except ModuleNotFoundError:  # pragma: no cover
+    from factories_actions import TODAY, make_customer, make_invoice, make_template  # type: ignore[no-redef]
 
 VARS = {
     "balance": Money(Decimal("1234.5"), "EUR"),
