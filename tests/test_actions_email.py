@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.email import message_id_for, parse_smtp_url, safe_filename
 from recoup.actions.framework import MAX_ATTEMPTS, backoff
-from recoup.models import ActionInstance, LogEntry, Task
+from recoup.models import ActionInstance, LogEntry, Plan, PlanInvoice, Task
 
 try:  # tests/ imported as a package, or as a plain directory on sys.path
     from tests.factories_actions import (
@@ -444,3 +444,62 @@ def test_message_id_is_stable_and_key_specific() -> None:
     assert message_id_for("plan:1:first:mail") == message_id_for("plan:1:first:mail")
     assert message_id_for("plan:1:first:mail") != message_id_for("plan:2:first:mail")
     assert message_id_for("plan:1:first:mail").endswith("@recoup>")
+
+
+def test_customer_mode_email_lists_the_plans_invoices_with_their_pdfs(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    for name in ("A.pdf", "B.pdf"):
+        (tmp_path / name).write_bytes(PDF_BYTES + name.encode())
+    with session_factory() as s, s.begin():
+        customer = make_customer(s, language="en")
+        a = make_invoice(
+            s, customer, "A", amount=Decimal("100.00"), pdf_path=str(tmp_path / "A.pdf")
+        )
+        b = make_invoice(
+            s,
+            customer,
+            "B",
+            amount=Decimal("50.25"),
+            due_date=date(2024, 1, 15),
+            pdf_path=str(tmp_path / "B.pdf"),
+        )
+        paid = make_invoice(s, customer, "P", amount=Decimal("10"), amount_due=Decimal(0))
+        paid.status = "paid"
+        make_template(
+            s,
+            "statement",
+            subject="{{ invoices|length }} invoices overdue, {{ balance|money }} in all",
+            body="{% for i in invoices %}{{ i.number }}: {{ i.amount_due|money }}\n{% endfor %}",
+        )
+        action = make_action(s, "mail", "send_email", template="statement", attach_invoice=True)
+        policy = make_policy(s, levels=[("first", 5, ["mail"]), ("final", 90, [])])
+        plan = Plan(
+            customer_id=customer.id,
+            invoice_id=None,
+            currency="EUR",
+            mode="customer",
+            policy_id=policy.id,
+            level="first",
+            balance=Decimal("150.25"),
+            opened_on=date(2024, 1, 6),
+            anchor_date=date(2024, 1, 1),
+            open_key="cust:C1:EUR",
+        )
+        s.add(plan)
+        s.flush()
+        for invoice in (a, b, paid):
+            s.add(PlanInvoice(plan_id=plan.id, invoice_id=invoice.id, joined_on=plan.opened_on))
+        s.flush()
+        instance_id = make_instance(s, action, plan=plan, level="first").id
+    env = make_env(db_url, tmp_path)
+    assert execute(session_factory, env).done == 1
+    [path] = env.outbox_dir.glob("*.eml")
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert msg["Subject"] == "2 invoices overdue, €150.25 in all"
+    text = msg.get_body(preferencelist=("plain",))
+    assert text is not None
+    assert text.get_content() == "INV-A: €100.00\nINV-B: €50.25\n"
+    assert [a.get_filename() for a in msg.iter_attachments()] == ["A.pdf", "B.pdf"]
+    instance = _instance(session_factory, instance_id)
+    assert instance.result is not None and instance.result["attachments"] == ["A.pdf", "B.pdf"]
