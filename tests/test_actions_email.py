@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -503,3 +506,51 @@ def test_customer_mode_email_lists_the_plans_invoices_with_their_pdfs(
     assert [a.get_filename() for a in msg.iter_attachments()] == ["A.pdf", "B.pdf"]
     instance = _instance(session_factory, instance_id)
     assert instance.result is not None and instance.result["attachments"] == ["A.pdf", "B.pdf"]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_smtp_starttls_and_login(
+    session_factory: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this server only
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    logins: list[bytes] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth: Any) -> Any:
+        logins.append(auth.login)
+        return AuthResult(success=(auth.login, auth.password) == (b"dunning", b"pw"))
+
+    collector = Collector()
+    port = _free_port()
+    controller = Controller(
+        collector,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_required=True,
+    )
+    controller.start()
+    try:
+        _setup(session_factory)
+        url = f"smtp://dunning:pw@127.0.0.1:{port}?starttls=true"
+        stats = execute(session_factory, make_env(db_url, tmp_path, smtp_url=url))
+        assert stats.done == 1
+        assert logins == [b"dunning"]
+        [msg] = collector.messages()
+        assert msg["To"] == "Dupont SA <compta@exemple.fr>"
+    finally:
+        controller.stop()
