@@ -49,7 +49,7 @@ PROFILES = {
 }
 
 FIRST_NAMES = {
-    "en": ("Olivia", "James", "Amelia", "Noah", "Emily", "Harry", "Grace", "Jack", "Sophie", "Liam"),
+    "en": ("Olivia", "James", "Amelia", "Noah", "Emily", "Harry", "Grace", "Jack", "Sophie"),
     "fr": ("Camille", "Louis", "Chloé", "Hugo", "Léa", "Jules", "Manon", "Arthur", "Inès", "Paul"),
     "de": ("Lena", "Lukas", "Hannah", "Felix", "Marie", "Jonas", "Emma", "Paul", "Mia", "Leon"),
 }
@@ -59,8 +59,22 @@ LAST_NAMES = {
     "de": ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker"),
 }
 COMPANY_WORDS = (
-    "Northwind", "Bluebird", "Summit", "Harbor", "Granite", "Silverline", "Maple", "Orbit",
-    "Keystone", "Lumen", "Cedar", "Vertex", "Atlas", "Beacon", "Copper", "Juniper",
+    "Northwind",
+    "Bluebird",
+    "Summit",
+    "Harbor",
+    "Granite",
+    "Silverline",
+    "Maple",
+    "Orbit",
+    "Keystone",
+    "Lumen",
+    "Cedar",
+    "Vertex",
+    "Atlas",
+    "Beacon",
+    "Copper",
+    "Juniper",
 )
 COMPANY_TRADES = {
     "en": ("Logistics", "Analytics", "Studios", "Consulting", "Foods", "Robotics", "Health"),
@@ -256,7 +270,8 @@ def _payments_for(
     if profile == "punctual":
         return [(on(rng.randint(-10, 0)), invoice.amount)]
     if profile == "late":
-        return [(on(rng.randint(2, 45)), invoice.amount)]
+        late = rng.randint(2, 25) if rng.random() < 0.8 else rng.randint(26, 60)
+        return [(on(late), invoice.amount)]
     if profile == "partial":
         first = _vary(rng, invoice.amount, invoice.currency, 30, 70)
         first = max(first, minor_unit(invoice.currency))

@@ -31,6 +31,7 @@ from recoup.core.config import EnvConfig
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
 from recoup.core.errors import InvalidInput
 from recoup.core.schema import upgrade
+from recoup.core.settings import business_today
 from recoup.demo import summary as demo_summary
 from recoup.demo.book import BookFiles, make_book, write_book
 from recoup.domain.enums import TaskStatus
@@ -121,19 +122,8 @@ def run_demo(options: DemoOptions, console: Console, *, show_progress: bool = Tr
     began = time.perf_counter()
     folder = options.folder.resolve()
     prepare_folder(folder)
-    end = options.end or date.today()
-    start = end - timedelta(days=options.days - 1)
-    rng = random.Random(options.seed)
     database_url = f"sqlite:///{folder / 'recoup.db'}"
     env = EnvConfig(database_url=database_url, data_dir=folder, smtp_url=None, user=ACTOR)
-
-    book = make_book(rng, start=start, end=end, customers=options.customers)
-    files = write_book(book, folder / "book")
-    console.print(
-        f"Demo workspace {folder}: {len(book.customers)} customers, {len(book.invoices)} "
-        f"invoices and {len(book.payments)} payments written as CSV under {folder / 'book'}"
-    )
-
     engine = make_engine(database_url)
     try:
         upgrade(engine)
@@ -141,6 +131,15 @@ def run_demo(options: DemoOptions, console: Console, *, show_progress: bool = Tr
         with unit_of_work(factory) as session:
             document = yaml.safe_load(POLICIES.read_text(encoding="utf-8"))
             apply_document(session, document, ACTOR)
+            end = options.end or business_today(session)
+        start = end - timedelta(days=options.days - 1)
+        rng = random.Random(options.seed)
+        book = make_book(rng, start=start, end=end, customers=options.customers)
+        files = write_book(book, folder / "book")
+        console.print(
+            f"Demo workspace {folder}: {len(book.customers)} customers, {len(book.invoices)} "
+            f"invoices and {len(book.payments)} payments written as CSV under {folder / 'book'}"
+        )
         opening = start - timedelta(days=1)
         import_file(factory, book_service.import_customers, files.customers, on=opening)
         import_file(factory, book_service.import_invoices, files.opening_invoices, on=opening)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from babel.numbers import format_currency
@@ -25,6 +25,12 @@ LOCALE = "en_US"
 
 def money(amount: Decimal, currency: str) -> str:
     return format_currency(amount, currency, locale=LOCALE)
+
+
+def whole(amount: Decimal, currency: str) -> str:
+    """Rounded to whole units (half up), as aging reports show them."""
+    rounded = amount.quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return format_currency(rounded, currency, "¤#,##0", locale=LOCALE, currency_digits=False)
 
 
 def aging_bucket(due_date: date, today: date) -> str:
@@ -94,18 +100,24 @@ def collect(session: Session, *, as_of: date, outbox: Path) -> Summary:
     for currency, amount in session.execute(select(Charge.currency, Charge.amount)):
         _add(summary.fees, currency, amount)
     summary.plans = Counter(
-        dict(session.execute(select(Plan.status, func.count()).group_by(Plan.status)).tuples().all())
+        dict(
+            session.execute(select(Plan.status, func.count()).group_by(Plan.status)).tuples().all()
+        )
     )
     summary.plans_total = sum(summary.plans.values())
     summary.tasks = Counter(
-        dict(session.execute(select(Task.status, func.count()).group_by(Task.status)).tuples().all())
+        dict(
+            session.execute(select(Task.status, func.count()).group_by(Task.status)).tuples().all()
+        )
     )
     done = dict(
         session.execute(
             select(ActionInstance.type, func.count())
             .where(ActionInstance.status == InstanceStatus.done.value)
             .group_by(ActionInstance.type)
-        ).tuples().all()
+        )
+        .tuples()
+        .all()
     )
     summary.emails_sent = done.get("send_email", 0)
     summary.suspensions = done.get("change_account_status", 0)
@@ -210,8 +222,8 @@ def render(
         buckets = summary.aging[currency]
         aging.add_row(
             currency,
-            *(money(buckets[b], currency) for b in AGING_BUCKETS),
-            money(sum(buckets.values(), Decimal(0)), currency),
+            *(whole(buckets[b], currency) for b in AGING_BUCKETS),
+            whole(sum(buckets.values(), Decimal(0)), currency),
         )
     console.print(aging)
 
