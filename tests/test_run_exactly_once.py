@@ -19,7 +19,7 @@ from recoup.core.db import make_engine
 from recoup.models import ActionInstance, LogEntry, Plan, Run
 from tests.test_run_e2e import POLICY_YAML
 
-N = 3000
+N = 1200
 AS_OF = date(2026, 6, 1)
 
 
@@ -100,7 +100,7 @@ def test_run_killed_half_way_and_restarted_does_everything_once(
     env: dict[str, str], tmp_path: Path, db_url: str
 ) -> None:
     _book(tmp_path, env)
-    process = _start_run(env, chunk=50)
+    process = _start_run(env, chunk=40)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         plans = _counts(db_url)[0]
@@ -127,7 +127,7 @@ def test_run_killed_half_way_and_restarted_does_everything_once(
 
 def test_two_runs_at_once_only_one_works(env: dict[str, str], tmp_path: Path, db_url: str) -> None:
     _book(tmp_path, env)
-    first = _start_run(env, chunk=25)
+    first = _start_run(env, chunk=20)
     engine = make_engine(db_url)
     deadline = time.monotonic() + 60
     try:
@@ -138,7 +138,7 @@ def test_two_runs_at_once_only_one_works(env: dict[str, str], tmp_path: Path, db
             time.sleep(0.02)
     finally:
         engine.dispose()
-    second = _start_run(env, chunk=25)
+    second = _start_run(env, chunk=20)
     _, err2 = second.communicate(timeout=120)
     _, err1 = first.communicate(timeout=120)
     assert first.returncode == 0, err1.decode()
