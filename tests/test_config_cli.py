@@ -296,3 +296,22 @@ def test_changes_removals_and_priority_swap(
         assert "action notify_crm" in entry.details["removed"]
 
     assert recoup("config", "apply", write(tmp_path, changed)).output.strip() == "no changes"
+
+
+def test_a_policy_named_by_a_customer_cannot_be_removed(
+    env: dict[str, str],
+    tmp_path: Path,
+    example: dict[str, Any],
+    session_factory: sessionmaker[Session],
+) -> None:
+    assert recoup("config", "apply", str(EXAMPLE)).exit_code == 0
+    with session_factory() as session, session.begin():
+        session.add(Customer(id="BIG", name="Big Corp", policy="Enterprise"))
+    without = copy.deepcopy(example)
+    without["policies"] = without["policies"][:1]
+    result = recoup("config", "validate", write(tmp_path, without))
+    assert result.exit_code == 1
+    assert (
+        "policies: policy 'Enterprise' cannot be removed: it is used by 1 customer "
+        "(as their explicit policy)" in result.output
+    )

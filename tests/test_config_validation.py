@@ -369,6 +369,13 @@ USAGE_CASES: list[tuple[str, Callable[[Doc], None], ConfigUsage, str, str]] = [
         "policy 'Legacy' cannot be removed: it is used by 12 plans (#1, #2, #3, #4, #5, …)",
     ),
     (
+        "policy named by customers (R3, R14)",
+        lambda doc: None,
+        ConfigUsage(used_policies={"Legacy": Usage(customers=2)}),
+        "policies",
+        "policy 'Legacy' cannot be removed: it is used by 2 customers (as their explicit policy)",
+    ),
+    (
         "used level (R14)",
         lambda doc: None,
         ConfigUsage(used_levels={("Standard", "legacy_call"): Usage(plans=1, plan_ids=(7,))}),

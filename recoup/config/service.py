@@ -37,6 +37,7 @@ from recoup.domain.validation import ConfigUsage, Usage, validate_config
 from recoup.models import (
     ActionInstance,
     ActionRow,
+    Customer,
     Invoice,
     LevelRow,
     Plan,
@@ -197,9 +198,17 @@ def config_usage(session: Session) -> ConfigUsage:
         select(ActionInstance.policy_id, func.count()).group_by(ActionInstance.policy_id)
     ):
         instances_by_policy[policy_names.get(policy_id, str(policy_id))] = int(count)
+    customers_by_policy = {
+        str(name): int(count)
+        for name, count in session.execute(
+            select(Customer.policy, func.count())
+            .where(Customer.policy.is_not(None), Customer.policy != "")
+            .group_by(Customer.policy)
+        )
+    }
     policy_ids = {name: id_ for id_, name in policy_names.items()}
     used_policies: dict[str, Usage] = {}
-    for name in sorted(set(plans_by_policy) | set(instances_by_policy)):
+    for name in sorted(set(plans_by_policy) | set(instances_by_policy) | set(customers_by_policy)):
         ids: tuple[int, ...] = ()
         if name in policy_ids and plans_by_policy.get(name):
             ids = tuple(
@@ -214,6 +223,7 @@ def config_usage(session: Session) -> ConfigUsage:
             plans=plans_by_policy.get(name, 0),
             plan_ids=ids,
             action_instances=instances_by_policy.get(name, 0),
+            customers=customers_by_policy.get(name, 0),
         )
 
     level_plans: dict[tuple[str, str], list[int]] = defaultdict(list)

@@ -40,9 +40,13 @@ class Usage:
     plans: int = 0
     plan_ids: tuple[int, ...] = ()  # a few of them, to list in the message
     action_instances: int = 0
+    customers: int = 0  # customers naming the policy explicitly (R3)
 
     def describe(self) -> str:
         parts: list[str] = []
+        if self.customers:
+            noun = "customer" if self.customers == 1 else "customers"
+            parts.append(f"{self.customers} {noun} (as their explicit policy)")
         if self.plans:
             ids = ", ".join(f"#{i}" for i in self.plan_ids[:MAX_LISTED])
             more = ", …" if self.plans > len(self.plan_ids[:MAX_LISTED]) else ""
