@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.core.clock import utc_now
@@ -773,10 +773,10 @@ class _Writer:
         session = self.session
         session.flush()
         if self.plan_invoices:
-            session.execute(insert(PlanInvoice), self.plan_invoices)
+            _bulk_insert(session, PlanInvoice, self.plan_invoices)
             self.plan_invoices = []
         if self.instances:
-            session.execute(insert(ActionInstance), self.instances)
+            _bulk_insert(session, ActionInstance, self.instances)
             self.instances = []
         if self.manual_keys:
             ids = dict(
@@ -811,14 +811,23 @@ class _Writer:
                     role=info["role"],
                 )
                 self.ctx.stats.tasks_created += 1
-            session.execute(insert(Task), task_rows)
+            _bulk_insert(session, Task, task_rows)
             self.manual_keys = {}
         if self.invoice_checks:
             session.execute(update(Invoice), self.invoice_checks)
             self.invoice_checks = []
         if self.logs:
-            session.execute(insert(LogEntry), self.logs)
+            _bulk_insert(session, LogEntry, self.logs)
             self.logs = []
+
+
+def _bulk_insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Core executemany: one statement for the batch (the ORM's bulk path emits one per row
+    here), still through the column types that keep money and time exact."""
+    table = model.__table__
+    columns = [c.name for c in table.columns if c.name != "id"]
+    full = [{name: row.get(name) for name in columns} for row in rows]
+    session.connection().execute(table.insert(), full)
 
 
 def plan_balance(invoices: Iterable[Invoice]) -> Decimal:

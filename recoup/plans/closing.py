@@ -130,6 +130,8 @@ def restore_account_status(session: Session, plan: Plan, *, on: date, actor: str
         )
         return
     current = customer.status
+    if current == previous:
+        return  # the plan's change was a no-op (the status was already set)
     customer.status = previous
     log(
         session,
