@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any
 
 from babel.numbers import format_currency
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from recoup.domain.enums import InstanceStatus, InvoiceStatus, PlanStatus, TaskStatus
@@ -100,25 +101,16 @@ def collect(session: Session, *, as_of: date, outbox: Path) -> Summary:
     for currency, amount in session.execute(select(Charge.currency, Charge.amount)):
         _add(summary.fees, currency, amount)
     summary.plans = Counter(
-        dict(
-            session.execute(select(Plan.status, func.count()).group_by(Plan.status)).tuples().all()
-        )
+        {status: count for status, count in session.execute(_count_by(Plan.status))}
     )
     summary.plans_total = sum(summary.plans.values())
     summary.tasks = Counter(
-        dict(
-            session.execute(select(Task.status, func.count()).group_by(Task.status)).tuples().all()
-        )
+        {status: count for status, count in session.execute(_count_by(Task.status))}
     )
-    done = dict(
-        session.execute(
-            select(ActionInstance.type, func.count())
-            .where(ActionInstance.status == InstanceStatus.done.value)
-            .group_by(ActionInstance.type)
-        )
-        .tuples()
-        .all()
-    )
+    done_only = ActionInstance.status == InstanceStatus.done.value
+    done = {
+        kind: count for kind, count in session.execute(_count_by(ActionInstance.type, done_only))
+    }
     summary.emails_sent = done.get("send_email", 0)
     summary.suspensions = done.get("change_account_status", 0)
     summary.reminders = (
@@ -135,6 +127,10 @@ def collect(session: Session, *, as_of: date, outbox: Path) -> Summary:
     summary.eml_files = len(list(outbox.glob("*.eml"))) if outbox.is_dir() else 0
     summary.example_plan, summary.example_invoice = _example(session)
     return summary
+
+
+def _count_by(column: Any, *where: Any) -> Select[tuple[Any, int]]:
+    return select(column, func.count()).where(*where).group_by(column)
 
 
 def _example(session: Session) -> tuple[int | None, str | None]:
