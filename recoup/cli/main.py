@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from recoup.cli import action_cmds, config_cmds, demo_cmds, import_cmds, ops_cmds, run_cmds
+from recoup.cli import (
+    action_cmds,
+    config_cmds,
+    demo_cmds,
+    document_cmds,
+    event_cmds,
+    import_cmds,
+    ops_cmds,
+    plan_action_cmds,
+    run_cmds,
+)
 
 app = typer.Typer(
     name="recoup",
@@ -22,7 +32,17 @@ def main() -> None:
     RECOUP_SMTP_URL and RECOUP_USER."""
 
 
-for module in (run_cmds, config_cmds, import_cmds, ops_cmds, action_cmds, demo_cmds):
+for module in (
+    run_cmds,
+    config_cmds,
+    import_cmds,
+    ops_cmds,
+    plan_action_cmds,
+    action_cmds,
+    document_cmds,
+    event_cmds,
+    demo_cmds,
+):
     module.register(app)
 
 

@@ -1,0 +1,9 @@
+"""Placeholder until this feature's commands land."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
