@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.book import service as book_service
 from recoup.book.schemas import read_csv
+from recoup.config.files import load_yaml
 from recoup.config.service import apply_document
 from recoup.core.config import EnvConfig
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
@@ -129,7 +129,7 @@ def run_demo(options: DemoOptions, console: Console, *, show_progress: bool = Tr
         upgrade(engine)
         factory = make_sessionmaker(engine)
         with unit_of_work(factory) as session:
-            document = yaml.safe_load(POLICIES.read_text(encoding="utf-8"))
+            document = load_yaml(POLICIES.read_text(encoding="utf-8"), str(POLICIES))
             apply_document(session, document, ACTOR)
             end = options.end or business_today(session)
         start = end - timedelta(days=options.days - 1)
