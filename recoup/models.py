@@ -359,3 +359,49 @@ class LogEntry(Base):
     action: Mapped[str | None] = mapped_column(String(100), nullable=True)
     run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# --- outgoing events (SPEC §5 "webhooks out") ----------------------------------------------
+
+
+class WebhookEndpoint(Base):
+    """A configured endpoint (the policies file's `webhooks:`). It receives the subscribed
+    events logged after `start_log_id` (the log's end when it was added); `cursor_log_id` is
+    how far the log has been scanned for it."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(1000), unique=True)
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    start_log_id: Mapped[int] = mapped_column(Integer, default=0)
+    cursor_log_id: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint, and how its delivery went: the delivery log. Unique per
+    (endpoint url, log entry) so an event is delivered once per endpoint."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("url", "log_entry_id"),
+        Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(1000))
+    event: Mapped[str] = mapped_column(String(40))
+    log_entry_id: Mapped[int] = mapped_column(ForeignKey("log_entries.id"), index=True)
+    plan_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -17,7 +17,15 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from recoup.domain.enums import ActionMode, ActionType, CatchUp, Channel, Mode, Transition
+from recoup.domain.enums import (
+    ActionMode,
+    ActionType,
+    CatchUp,
+    Channel,
+    Mode,
+    Transition,
+    WebhookEvent,
+)
 from recoup.domain.policy import (
     Action,
     Condition,
@@ -27,6 +35,7 @@ from recoup.domain.policy import (
     RuleSet,
     Settings,
     Template,
+    Webhook,
 )
 
 E = TypeVar("E", bound=StrEnum)
@@ -60,7 +69,7 @@ class ParsedConfig:
         return not self.issues
 
 
-TOP_LEVEL_KEYS = ("settings", "templates", "actions", "policies")
+TOP_LEVEL_KEYS = ("settings", "templates", "actions", "policies", "webhooks")
 SETTINGS_KEYS = (
     "mode",
     "invoice_types",
@@ -102,6 +111,7 @@ ACTION_FIELDS: dict[ActionType, dict[str, str]] = {
     ActionType.manual: {},
 }
 RULE_KEYS = ("field", "op", "value")
+WEBHOOK_KEYS = ("url", "events", "active")
 COMBINATORS = ("all", "any")
 
 
@@ -288,11 +298,16 @@ def parse_config(raw: object) -> ParsedConfig:
         before = len(reader.issues)
         policies.append(_parse_policy(reader, item, index))
         _mark(reader, before, broken, policies[-1])
+    webhooks = [
+        _parse_webhook(reader, item, index)
+        for index, item in enumerate(reader.sequence(document.get("webhooks"), "webhooks"))
+    ]
     config = Config(
         settings=settings,
         templates=tuple(templates),
         actions=tuple(actions),
         policies=tuple(policies),
+        webhooks=tuple(webhooks),
     )
     return ParsedConfig(config, tuple(reader.issues), frozenset(broken))
 
@@ -470,6 +485,22 @@ def _parse_policy(reader: _Reader, value: object, index: int) -> Policy:
     )
 
 
+def _parse_webhook(reader: _Reader, value: object, index: int) -> Webhook:
+    """`{url, events, active}`; without `events` the endpoint receives every event."""
+    path = f"webhooks[{index}]"
+    obj = reader.mapping(value, path)
+    if obj is None:
+        return Webhook(url="")
+    reader.unknown_keys(obj, WEBHOOK_KEYS, path)
+    url = reader.text(obj, "url", path, required=True) or ""
+    events = (
+        reader.text_list(obj["events"], f"{path}.events")
+        if obj.get("events") is not None
+        else tuple(event.value for event in WebhookEvent)
+    )
+    return Webhook(url=url, events=events, active=reader.boolean(obj, "active", path, True))
+
+
 def _parse_rules(reader: _Reader, value: object, path: str) -> RuleSet | None:
     """`{all: [...]}` or `{any: [...]}`; a bare condition means `{all: [condition]}`."""
     obj = reader.mapping(value, path)
@@ -634,11 +665,18 @@ def policy_to_dict(policy: Policy, *, with_levels: bool = True) -> dict[str, Any
     return result
 
 
+def webhook_to_dict(webhook: Webhook) -> dict[str, Any]:
+    return {"url": webhook.url, "events": list(webhook.events), "active": webhook.active}
+
+
 def config_to_dict(config: Config) -> dict[str, Any]:
     """The SPEC §4 shape; `parse_config(config_to_dict(c)).config == c`."""
-    return {
+    result: dict[str, Any] = {
         "settings": settings_to_dict(config.settings),
         "templates": [template_to_dict(t) for t in config.templates],
         "actions": [action_to_dict(a) for a in config.actions],
         "policies": [policy_to_dict(p) for p in config.policies],
     }
+    if config.webhooks:
+        result["webhooks"] = [webhook_to_dict(w) for w in config.webhooks]
+    return result

@@ -117,6 +117,25 @@ class Event(StrEnum):
     invoice_undisputed = "invoice_undisputed"
     run_started = "run_started"
     run_finished = "run_finished"
+    payment_retry_failed = "payment_retry_failed"  # the billing system could not collect
+    webhook_failed = "webhook_failed"  # an outgoing event delivery attempt failed
+
+
+class WebhookEvent(StrEnum):
+    """Events configured endpoints can subscribe to (SPEC §5 "webhooks out")."""
+
+    plan_opened = "plan_opened"
+    plan_closed = "plan_closed"  # recovered, unrecovered or stopped: the final status is sent
+    level_reached = "level_reached"
+    charge_created = "charge_created"
+    status_changed = "status_changed"
+    task_created = "task_created"
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
 
 
 SYSTEM_ACTOR = "system"

@@ -134,11 +134,21 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Webhook:
+    """An endpoint that receives outgoing events (SPEC §5 "webhooks out"), signed."""
+
+    url: str
+    events: tuple[str, ...] = ()  # WebhookEvent values; the validator checks the names
+    active: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     settings: Settings = field(default_factory=Settings)
     templates: tuple[Template, ...] = ()
     actions: tuple[Action, ...] = ()
     policies: tuple[Policy, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
 
     def action(self, code: str) -> Action | None:
         for action in self.actions:

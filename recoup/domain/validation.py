@@ -16,7 +16,13 @@ from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from recoup.domain.config_file import ConfigIssue, parse_config
-from recoup.domain.enums import CANCELLED_ACCOUNT_STATUS, ActionType, Channel, Mode
+from recoup.domain.enums import (
+    CANCELLED_ACCOUNT_STATUS,
+    ActionType,
+    Channel,
+    Mode,
+    WebhookEvent,
+)
 from recoup.domain.money import is_currency
 from recoup.domain.policy import Action, Condition, Config, Policy, RuleSet
 from recoup.domain.rules import CUSTOMER_FIELDS, OPERATORS
@@ -96,6 +102,7 @@ def validate_config(
     checker.templates()
     checker.actions()
     checker.policies()
+    checker.webhooks()
     checker.removals()
     return checker.issues
 
@@ -418,6 +425,33 @@ class _Checker:
             self.issue(f"{path}.value", f"{rules.op} needs a list of values")
         elif rules.op not in LIST_OPERATORS and isinstance(rules.value, list):
             self.issue(f"{path}.value", f"{rules.op} compares with one value, not a list")
+
+    # --- outgoing events ---------------------------------------------------------------------
+
+    def webhooks(self) -> None:
+        known = {event.value for event in WebhookEvent}
+        seen: dict[str, int] = {}
+        for index, webhook in enumerate(self.config.webhooks):
+            path = f"webhooks[{index}]"
+            if not webhook.url:
+                continue  # the parser reported it
+            if not webhook.url.startswith(("http://", "https://")):
+                self.issue(f"{path}.url", f"must be an http(s) URL, not {webhook.url!r}")
+            if webhook.url in seen:
+                self.issue(
+                    f"{path}.url",
+                    f"endpoint {webhook.url!r} is listed twice (webhooks[{seen[webhook.url]}])",
+                )
+            else:
+                seen[webhook.url] = index
+            if not webhook.events:
+                self.issue(f"{path}.events", "must list at least one event")
+            for j, event in enumerate(webhook.events):
+                if event not in known:
+                    self.issue(
+                        f"{path}.events[{j}]",
+                        f"unknown event {event!r} (expected one of: {', '.join(sorted(known))})",
+                    )
 
     # --- R14: what is in use cannot go -------------------------------------------------------
 

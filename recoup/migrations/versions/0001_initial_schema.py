@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 06:30:06.141338
+Create Date: 2026-11-22 06:51:13.685722
 """
 from alembic import op
 import sqlalchemy as sa
@@ -127,6 +127,18 @@ def upgrade() -> None:
     with op.batch_alter_table('templates', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_templates_code'), ['code'], unique=False)
 
+    op.create_table('webhook_endpoints',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('url', sa.String(length=1000), nullable=False),
+    sa.Column('events', sa.JSON(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('start_log_id', sa.Integer(), nullable=False),
+    sa.Column('cursor_log_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', recoup.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_endpoints')),
+    sa.UniqueConstraint('url', name=op.f('uq_webhook_endpoints_url'))
+    )
     op.create_table('invoices',
     sa.Column('id', sa.String(length=100), nullable=False),
     sa.Column('customer_id', sa.String(length=100), nullable=False),
@@ -164,6 +176,30 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_levels')),
     sa.UniqueConstraint('policy_id', 'code', name=op.f('uq_levels_policy_id_code'))
     )
+    op.create_table('webhook_deliveries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('url', sa.String(length=1000), nullable=False),
+    sa.Column('event', sa.String(length=40), nullable=False),
+    sa.Column('log_entry_id', sa.Integer(), nullable=False),
+    sa.Column('plan_id', sa.Integer(), nullable=True),
+    sa.Column('customer_id', sa.String(length=100), nullable=True),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', recoup.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_status_code', sa.Integer(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', recoup.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', recoup.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['log_entry_id'], ['log_entries.id'], name=op.f('fk_webhook_deliveries_log_entry_id_log_entries')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries')),
+    sa.UniqueConstraint('url', 'log_entry_id', name=op.f('uq_webhook_deliveries_url_log_entry_id'))
+    )
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_log_entry_id'), ['log_entry_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_plan_id'), ['plan_id'], unique=False)
+        batch_op.create_index('ix_webhook_deliveries_status_next', ['status', 'next_attempt_at'], unique=False)
+
     op.create_table('payments',
     sa.Column('id', sa.String(length=100), nullable=False),
     sa.Column('customer_id', sa.String(length=100), nullable=False),
@@ -403,6 +439,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_payments_customer_id'))
 
     op.drop_table('payments')
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_deliveries_status_next')
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_plan_id'))
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_log_entry_id'))
+
+    op.drop_table('webhook_deliveries')
     op.drop_table('levels')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoices_next_check_on'))
@@ -410,6 +452,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_invoices_customer_currency')
 
     op.drop_table('invoices')
+    op.drop_table('webhook_endpoints')
     with op.batch_alter_table('templates', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_templates_code'))
 
