@@ -316,12 +316,14 @@ class StatusChange(Base):
 
 
 class Document(Base):
+    """A generated letter; one per action instance (a retry finds it instead of adding one)."""
+
     __tablename__ = "documents"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True, index=True)
     action_instance_id: Mapped[int | None] = mapped_column(
-        ForeignKey("action_instances.id"), nullable=True
+        ForeignKey("action_instances.id"), nullable=True, unique=True
     )
     kind: Mapped[str] = mapped_column(String(32), default="letter")
     path: Mapped[str] = mapped_column(Text)

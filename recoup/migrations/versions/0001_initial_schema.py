@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 06:51:13.685722
+Create Date: 2026-11-22 06:51:33.599237
 """
 from alembic import op
 import sqlalchemy as sa
@@ -341,7 +341,8 @@ def upgrade() -> None:
     sa.Column('created_at', recoup.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['action_instance_id'], ['action_instances.id'], name=op.f('fk_documents_action_instance_id_action_instances')),
     sa.ForeignKeyConstraint(['plan_id'], ['plans.id'], name=op.f('fk_documents_plan_id_plans')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_documents'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_documents')),
+    sa.UniqueConstraint('action_instance_id', name=op.f('uq_documents_action_instance_id'))
     )
     with op.batch_alter_table('documents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_documents_plan_id'), ['plan_id'], unique=False)

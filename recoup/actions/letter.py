@@ -1,0 +1,81 @@
+"""The send_letter executor (SPEC §3): the action's letter template, in the customer's language
+(fallback: the template's first language), inside the letter layout, printed to PDF, written to
+`<documents>/<plan id>/<instance id>-<level>-<action>.pdf` and stored as a Document attached to
+the plan and its invoices.
+
+Idempotent per action instance (R13): the file name is the instance's, so a retry overwrites it;
+the Document row is unique per instance, so a retry finds it instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from recoup.actions.context import ActionContext
+from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
+from recoup.actions.render import select_template
+from recoup.documents.letter import render_letter, to_pdf
+from recoup.documents.service import (
+    document_for_instance,
+    letter_path,
+    store_letter,
+    write_file,
+)
+from recoup.domain.enums import ActionType, Channel
+from recoup.models import Document
+
+
+def _result(document: Document, **extra: Any) -> dict[str, Any]:
+    return {
+        "document_id": document.id,
+        "path": document.path,
+        "invoice_ids": list(document.invoice_ids or []),
+        **extra,
+    }
+
+
+@register(ActionType.send_letter)
+def send_letter(ctx: ActionContext) -> Outcome:
+    code = ctx.params.get("template")
+    if not code:
+        raise PermanentFailure(f"action {ctx.instance.action} has no template")
+    existing = document_for_instance(ctx.session, ctx.instance.id)
+    if existing is not None and Path(existing.path).is_file():
+        return Done(_result(existing, already_generated=True))
+    customer = ctx.customer
+    template = select_template(ctx.session, str(code), Channel.letter.value, customer.language)
+    if template is None:
+        return Skipped(
+            f"no active letter template {code} for language {customer.language or 'unset'}",
+            {"template": code},
+        )
+    letter = render_letter(
+        template,
+        customer=customer,
+        today=ctx.today,
+        invoice=ctx.invoice,
+        invoices=ctx.invoices,
+        plan=ctx.plan,
+        level=ctx.level,
+        balance=ctx.balance,
+        company=ctx.settings.company or {},
+    )
+    pdf = to_pdf(letter.html)
+    path = letter_path(ctx.env.documents_dir, ctx.instance)
+    write_file(path, pdf.content)
+    document = store_letter(ctx.session, ctx.instance, path=path, invoice_ids=letter.invoice_ids)
+    result = _result(
+        document,
+        pages=pdf.pages,
+        template=template.code,
+        language=template.language,
+        subject=letter.rendered.subject,
+    )
+    if letter.total is not None:
+        result["total"] = str(letter.total.amount)
+        result["currency"] = letter.total.currency
+    return Done(result, reminder_sent=True)
+
+
+__all__ = ["send_letter"]
