@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from recoup.core.config import EnvConfig
 from recoup.core.settings import get_settings
-from recoup.domain.enums import InvoiceStatus
+from recoup.domain.enums import InstanceStatus, InvoiceStatus
 from recoup.domain.money import Money
 from recoup.models import (
     ActionInstance,
@@ -27,6 +27,17 @@ from recoup.models import (
 )
 
 OUTSTANDING = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
+# Key in an unfinished instance's `result` holding a person's request (recoup.plans.manual):
+# {"actor": user, "params": {"template": ...}} — who asked, and what they chose.
+MANUAL_REQUEST = "manual"
+
+
+def manual_request(instance: ActionInstance) -> dict[str, Any] | None:
+    """The request of an action a person asked for by hand, while it waits to run."""
+    if instance.status not in (InstanceStatus.pending, InstanceStatus.running):
+        return None
+    request = (instance.result or {}).get(MANUAL_REQUEST)
+    return request if isinstance(request, dict) else None
 
 
 @dataclass
@@ -47,6 +58,11 @@ class ActionContext:
     # the outstanding invoices the message is about, oldest due first
     invoices: list[Invoice] = field(default_factory=list)
     run_id: int | None = None
+    # an action a person asked for by hand: who (logged as the actor), and the parameters
+    # they chose over the action's own (a template, a status)
+    actor: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    by_hand: bool = False
 
     @property
     def is_reminder(self) -> bool:
@@ -54,7 +70,8 @@ class ActionContext:
 
     @property
     def params(self) -> dict[str, Any]:
-        return dict(self.action.params or {}) if self.action is not None else {}
+        params = dict(self.action.params or {}) if self.action is not None else {}
+        return {**params, **self.overrides}
 
     @property
     def currency(self) -> str:
@@ -87,6 +104,7 @@ class ActionContext:
             "level": self.instance.level,
             "action": self.instance.action,
             "run_id": self.run_id,
+            "actor": self.actor,
         }
 
 
@@ -127,6 +145,7 @@ def load_context(
             invoices = [invoice]
     else:
         invoices = [invoice] if invoice is not None else []
+    request = manual_request(instance)
     return ActionContext(
         session=session,
         instance=instance,
@@ -142,7 +161,10 @@ def load_context(
         invoice=invoice,
         invoices=invoices,
         run_id=run_id,
+        actor=str(request["actor"]) if request and request.get("actor") else None,
+        overrides=dict(request.get("params") or {}) if request else {},
+        by_hand=request is not None,
     )
 
 
-__all__ = ["ActionContext", "load_context"]
+__all__ = ["MANUAL_REQUEST", "ActionContext", "load_context", "manual_request"]

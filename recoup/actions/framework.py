@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.actions.context import ActionContext, load_context
+from recoup.actions.context import MANUAL_REQUEST, ActionContext, load_context, manual_request
 from recoup.core.clock import utc_now
 from recoup.core.config import EnvConfig
 from recoup.core.errors import RecoupError
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = timedelta(seconds=60)
 BACKOFF_CAP = timedelta(hours=1)
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(minutes=5)  # RECOUP_LEASE_SECONDS overrides it (tests use a short one)
 BATCH_SIZE = 50
 FAILURE_ROLE = "collector"
 # Modules whose import registers executors; a missing optional module is ignored.
@@ -113,6 +114,7 @@ class ExecutionStats:
     skipped: int = 0
     retried: int = 0
     deferred: int = 0  # released unexecuted (the plan was paused meanwhile)
+    released: int = 0  # leased but never started: handed back when asked to stop
 
     @property
     def processed(self) -> int:
@@ -125,6 +127,7 @@ class ExecutionStats:
             "skipped": self.skipped,
             "retried": self.retried,
             "deferred": self.deferred,
+            "released": self.released,
         }
 
 
@@ -132,6 +135,20 @@ def backoff(attempts: int) -> timedelta:
     """Delay before the next attempt after `attempts` failed ones: 1, 2, 4, 8 min… ≤ 1 h."""
     delay: timedelta = BACKOFF_BASE * (2 ** max(0, attempts - 1))
     return min(delay, BACKOFF_CAP)
+
+
+def lease_duration() -> timedelta:
+    """How long a claim holds its instances: LEASE, or RECOUP_LEASE_SECONDS when set."""
+    raw = os.environ.get("RECOUP_LEASE_SECONDS", "").strip()
+    if not raw:
+        return LEASE
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise RecoupError(f"RECOUP_LEASE_SECONDS: {raw!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise RecoupError(f"RECOUP_LEASE_SECONDS: {raw!r} must be positive")
+    return timedelta(seconds=seconds)
 
 
 # --- claiming ------------------------------------------------------------------------------
@@ -160,7 +177,9 @@ def _not_paused() -> Any:
 
 def claim_batch(session: Session, *, token: str, now: datetime, size: int) -> list[int]:
     """Lease up to `size` due instances to `token`; returns their ids. PostgreSQL skips rows
-    another worker holds; SQLite has a single writer and the conditional UPDATE re-checks."""
+    another worker holds (row locks taken by the SELECT are kept until the claim commits, and
+    a row another claim committed meanwhile is re-checked against `_due` when locked); SQLite
+    has a single writer and the conditional UPDATE re-checks."""
     query = (
         select(ActionInstance.id)
         .where(_due(now), _not_paused())
@@ -179,7 +198,7 @@ def claim_batch(session: Session, *, token: str, now: datetime, size: int) -> li
             .values(
                 status=InstanceStatus.running.value,
                 leased_by=token,
-                lease_until=now + LEASE,
+                lease_until=now + lease_duration(),
             )
             .returning(ActionInstance.id)
             .execution_options(synchronize_session=False)
@@ -203,20 +222,27 @@ def execute_pending(
     now: Callable[[], datetime] = utc_now,
     on_progress: Callable[[int], None] | None = None,
     run_id: int | None = None,
+    batch_size: int = BATCH_SIZE,
+    stop: Callable[[], bool] | None = None,
 ) -> ExecutionStats:
     """Execute every due automatic instance, each in its own transaction. Returns counts.
     `on_progress(1)` is called after each instance (an increment, like a progress bar's
-    `advance`)."""
+    `advance`). `batch_size` instances are claimed at a time. When `stop()` turns true (a
+    worker asked to shut down) the instance under way finishes, the claimed ones not started
+    are released at once for another worker, and the loop returns."""
     stats = ExecutionStats()
     token = f"{worker_id}#{uuid.uuid4().hex[:12]}"
     processed = 0
-    while limit is None or processed < limit:
-        size = BATCH_SIZE if limit is None else min(BATCH_SIZE, limit - processed)
+    while (limit is None or processed < limit) and not (stop is not None and stop()):
+        size = batch_size if limit is None else min(batch_size, limit - processed)
         with factory() as session, session.begin():
             ids = claim_batch(session, token=token, now=now(), size=size)
         if not ids:
             break
-        for instance_id in ids:
+        for position, instance_id in enumerate(ids):
+            if stop is not None and stop():
+                stats.released += release_leases(factory, ids[position:], token=token)
+                return stats
             outcome = process_instance(
                 factory,
                 instance_id,
@@ -232,6 +258,25 @@ def execute_pending(
             if on_progress is not None:
                 on_progress(1)
     return stats
+
+
+def release_leases(factory: sessionmaker[Session], ids: list[int], *, token: str) -> int:
+    """Hand back instances leased to `token` and not started: due again at once, for any
+    worker. Returns how many were released."""
+    if not ids:
+        return 0
+    with factory() as session, session.begin():
+        released = session.execute(
+            update(ActionInstance)
+            .where(
+                ActionInstance.id.in_(ids),
+                ActionInstance.leased_by == token,
+                ActionInstance.status == InstanceStatus.running.value,
+            )
+            .values(status=InstanceStatus.pending.value, leased_by=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(released.rowcount or 0)
 
 
 def process_instance(
@@ -288,12 +333,14 @@ def _execute(
     run_id: int | None,
 ) -> str:
     ctx = load_context(session, instance, env=env, today=today, now=now, run_id=run_id)
-    if ctx.plan is not None and ctx.plan.status == PlanStatus.paused:
+    if ctx.plan is not None and ctx.plan.status == PlanStatus.paused and not ctx.by_hand:
         _release(instance)  # keeps next_attempt_at: claimed again once the plan resumes
         session.flush()
         return "deferred"
-    if ctx.action is not None and (
-        ctx.action.mode == ActionMode.manual or ctx.action.type == ActionType.manual
+    if (
+        ctx.action is not None
+        and not ctx.by_hand  # a person asked for it (recoup.plans.manual): do it now
+        and (ctx.action.mode == ActionMode.manual or ctx.action.type == ActionType.manual)
     ):
         _release(instance)
         instance.next_attempt_at = None  # a person does it, through the task
@@ -323,7 +370,10 @@ def guard(ctx: ActionContext) -> str | None:
         return "customer account is cancelled"
     if ctx.plan is not None:
         plan = ctx.plan
-        if plan.status != PlanStatus.active:
+        # a person may act by hand on a paused plan (recoup.plans.manual)
+        if plan.status != PlanStatus.active and not (
+            ctx.by_hand and plan.status == PlanStatus.paused
+        ):
             return f"plan is {plan.status}"
         if plan.balance <= 0:
             return f"nothing left to collect (balance {plan.balance} {plan.currency})"
@@ -382,6 +432,7 @@ def _release(instance: ActionInstance) -> None:
 
 def _finish(ctx: ActionContext, outcome: Outcome) -> str:
     session, instance = ctx.session, ctx.instance
+    request = manual_request(instance)  # read before the result is replaced
     instance.attempts += 1
     instance.leased_by = None
     instance.lease_until = None
@@ -407,6 +458,8 @@ def _finish(ctx: ActionContext, outcome: Outcome) -> str:
             **_details(outcome.details),
         )
         kind = "skipped"
+    if request is not None:  # keep who asked for it by hand, and what they chose
+        instance.result = {**instance.result, MANUAL_REQUEST: request}
     session.flush()
     if ctx.plan is not None:
         maybe_close_unrecovered(session, ctx.plan, on=ctx.today)
@@ -526,6 +579,8 @@ __all__ = [
     "execute_pending",
     "executor_for",
     "guard",
+    "lease_duration",
     "process_instance",
     "register",
+    "release_leases",
 ]
