@@ -273,6 +273,14 @@ def send_email(ctx: ActionContext) -> Outcome:
         ctx.policy is not None and ctx.policy.attach_invoice
     )
     attachments, missing = _invoice_pdfs(ctx) if attach else ([], [])
+    if ctx.params.get("attach_letter"):  # the plan's latest letter (recoup.actions.letter)
+        from recoup.actions.letter import letter_attachment
+
+        letter, letter_missing = letter_attachment(ctx)
+        if letter is not None:
+            attachments.append(letter)
+        if letter_missing is not None:
+            missing.append(letter_missing)
     sender = str(company.get("email") or DEFAULT_SENDER)
     msg = build_message(
         key=ctx.instance.key,

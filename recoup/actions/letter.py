@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from recoup.actions.context import ActionContext
+from recoup.actions.email import Attachment
 from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
 from recoup.actions.render import select_template
 from recoup.documents.letter import render_letter, to_pdf
 from recoup.documents.service import (
     document_for_instance,
+    latest_letter,
     letter_path,
     store_letter,
     write_file,
@@ -78,4 +80,16 @@ def send_letter(ctx: ActionContext) -> Outcome:
     return Done(result, reminder_sent=True)
 
 
-__all__ = ["send_letter"]
+def letter_attachment(ctx: ActionContext) -> tuple[Attachment | None, str | None]:
+    """For an email with `attach_letter: true`: the plan's latest letter as a PDF attachment
+    (without a plan: the latest letter about the invoice), or None and what is missing."""
+    document = latest_letter(ctx.session, plan_id=ctx.instance.plan_id, invoice_id=ctx.invoice_id)
+    if document is None:
+        return None, "letter (none generated yet)"
+    path = Path(document.path)
+    if not path.is_file():
+        return None, document.path
+    return Attachment(filename=path.name, content=path.read_bytes()), None
+
+
+__all__ = ["letter_attachment", "send_letter"]
