@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from recoup.core.bulk import bulk_insert
 from recoup.core.clock import utc_now
 from recoup.core.config import EnvConfig
 from recoup.core.errors import InvalidInput
@@ -534,18 +535,23 @@ class _Writer:
         invoice_id: str | None,
         run_actions: bool,
         reason: str | None = None,
-    ) -> None:
+    ) -> list[str]:
+        """Queue (or record as skipped) the level's actions; returns their codes. The level's
+        log entry lists them, so a step costs one log row, not one per action."""
+        queued: list[str] = []
+        policy_id = self.ctx.policy_ids[policy.name]
         for code in level.actions:
             action = self.ctx.actions.get(code)
             if action is None:
                 continue
             key = f"{key_prefix}:{level.code}:{code}"
+            queued.append(code)
             row = {
                 "key": key,
                 "plan_id": plan_id,
                 "invoice_id": invoice_id,
                 "customer_id": customer_id,
-                "policy_id": self.ctx.policy_ids[policy.name],
+                "policy_id": policy_id,
                 "level": level.code,
                 "action": code,
                 "type": action.type.value,
@@ -554,15 +560,6 @@ class _Writer:
                 "created_at": self.now,
                 "status": InstanceStatus.pending.value,
                 "next_attempt_at": self.now,
-                "error": None,
-                "finished_at": None,
-            }
-            common = {
-                "customer_id": customer_id,
-                "invoice_id": invoice_id,
-                "plan_id": plan_id,
-                "level": level.code,
-                "action": code,
             }
             if not run_actions:
                 row.update(
@@ -571,7 +568,6 @@ class _Writer:
                     error=reason,
                     finished_at=self.now,
                 )
-                self._log(Event.action_skipped, reason=reason, **common)
                 self.ctx.stats.actions_skipped += 1
             elif action.is_manual:
                 row["next_attempt_at"] = None  # for people, not machines
@@ -584,12 +580,11 @@ class _Writer:
                     "customer_id": customer_id,
                     "invoice_id": invoice_id,
                 }
-                self._log(Event.action_queued, type=action.type.value, manual=True, **common)
                 self.ctx.stats.actions_queued += 1
             else:
-                self._log(Event.action_queued, type=action.type.value, **common)
                 self.ctx.stats.actions_queued += 1
             self.instances.append(row)
+        return queued
 
     def apply(
         self,
@@ -619,14 +614,7 @@ class _Writer:
             assert policy is not None
             if isinstance(decision, QueueReminder):
                 ctx.stats.reminders += 1
-                self._log(
-                    Event.level_reached,
-                    customer_id=customer_id,
-                    invoice_id=decision.invoice_id,
-                    level=decision.level.code,
-                    reminder=True,
-                )
-                self._queue_level(
+                actions = self._queue_level(
                     key_prefix=f"inv:{decision.invoice_id}",
                     level=decision.level,
                     policy=policy,
@@ -635,7 +623,30 @@ class _Writer:
                     invoice_id=decision.invoice_id,
                     run_actions=True,
                 )
+                self._log(
+                    Event.level_reached,
+                    customer_id=customer_id,
+                    invoice_id=decision.invoice_id,
+                    level=decision.level.code,
+                    reminder=True,
+                    actions=actions,
+                )
             elif isinstance(decision, SkipReminder):
+                ctx.stats.levels_skipped += 1
+                actions = list(decision.level.actions)
+                if plan is None and not any(isinstance(d, OpenPlan) for d in outcome.decisions):
+                    # the record that keeps this reminder from being decided again; an
+                    # invoice a plan covers never looks at its reminders again
+                    actions = self._queue_level(
+                        key_prefix=f"inv:{decision.invoice_id}",
+                        level=decision.level,
+                        policy=policy,
+                        customer_id=customer_id,
+                        plan_id=None,
+                        invoice_id=decision.invoice_id,
+                        run_actions=False,
+                        reason=decision.reason,
+                    )
                 self._log(
                     Event.level_skipped,
                     customer_id=customer_id,
@@ -643,17 +654,7 @@ class _Writer:
                     level=decision.level.code,
                     reason=decision.reason,
                     reminder=True,
-                )
-                ctx.stats.levels_skipped += 1
-                self._queue_level(
-                    key_prefix=f"inv:{decision.invoice_id}",
-                    level=decision.level,
-                    policy=policy,
-                    customer_id=customer_id,
-                    plan_id=None,
-                    invoice_id=decision.invoice_id,
-                    run_actions=False,
-                    reason=decision.reason,
+                    actions=actions,
                 )
             elif isinstance(decision, OpenPlan):
                 assert plan is not None  # created in one batch by write()
@@ -705,15 +706,7 @@ class _Writer:
                 assert plan is not None
                 plan_updates["level"] = decision.level.code
                 ctx.stats.plans_advanced += 1
-                self._log(
-                    Event.level_reached,
-                    customer_id=customer_id,
-                    invoice_id=plan.invoice_id,
-                    plan_id=plan.id,
-                    level=decision.level.code,
-                    days_overdue=decision.days_overdue,
-                )
-                self._queue_level(
+                actions = self._queue_level(
                     key_prefix=f"plan:{plan.id}",
                     level=decision.level,
                     policy=policy,
@@ -722,10 +715,20 @@ class _Writer:
                     invoice_id=plan.invoice_id,
                     run_actions=True,
                 )
+                self._log(
+                    Event.level_reached,
+                    customer_id=customer_id,
+                    invoice_id=plan.invoice_id,
+                    plan_id=plan.id,
+                    level=decision.level.code,
+                    days_overdue=decision.days_overdue,
+                    actions=actions,
+                )
             elif isinstance(decision, SkipLevel):
                 assert plan is not None
                 plan_updates["level"] = decision.level.code
                 ctx.stats.levels_skipped += 1
+                ctx.stats.actions_skipped += len(decision.level.actions)
                 self._log(
                     Event.level_skipped,
                     customer_id=customer_id,
@@ -733,16 +736,7 @@ class _Writer:
                     plan_id=plan.id,
                     level=decision.level.code,
                     reason=decision.reason,
-                )
-                self._queue_level(
-                    key_prefix=f"plan:{plan.id}",
-                    level=decision.level,
-                    policy=policy,
-                    customer_id=customer_id,
-                    plan_id=plan.id,
-                    invoice_id=plan.invoice_id,
-                    run_actions=False,
-                    reason=decision.reason,
+                    actions=list(decision.level.actions),
                 )
             elif isinstance(decision, ClosePlan):
                 assert plan is not None
@@ -822,12 +816,7 @@ class _Writer:
 
 
 def _bulk_insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
-    """Core executemany: one statement for the batch (the ORM's bulk path emits one per row
-    here), still through the column types that keep money and time exact."""
-    table = model.__table__
-    columns = [c.name for c in table.columns if c.name != "id"]
-    full = [{name: row.get(name) for name in columns} for row in rows]
-    session.connection().execute(table.insert(), full)
+    bulk_insert(session, model.__table__, rows)
 
 
 def plan_balance(invoices: Iterable[Invoice]) -> Decimal:
