@@ -30,6 +30,7 @@ from recoup.domain.config_file import (
     rules_to_dict,
     settings_to_dict,
     template_to_dict,
+    webhook_to_dict,
 )
 from recoup.domain.enums import OPEN_PLAN_STATUSES, Event, Mode
 from recoup.domain.policy import Config, Policy
@@ -40,11 +41,13 @@ from recoup.models import (
     Customer,
     Invoice,
     LevelRow,
+    LogEntry,
     Plan,
     PlanInvoice,
     PolicyRow,
     SettingsRow,
     TemplateRow,
+    WebhookEndpoint,
 )
 
 # Kept policies whose priority changes park here first: priorities are unique in the database
@@ -89,7 +92,10 @@ def stored_document(session: Session) -> dict[str, Any]:
     ).all()
     actions = session.scalars(select(ActionRow).order_by(ActionRow.position, ActionRow.id)).all()
     policies = session.scalars(select(PolicyRow).order_by(PolicyRow.priority)).all()
-    return {
+    endpoints = session.scalars(
+        select(WebhookEndpoint).order_by(WebhookEndpoint.position, WebhookEndpoint.id)
+    ).all()
+    document: dict[str, Any] = {
         "settings": settings,
         "templates": [
             {
@@ -140,6 +146,11 @@ def stored_document(session: Session) -> dict[str, Any]:
             for p in policies
         ],
     }
+    if endpoints:
+        document["webhooks"] = [
+            {"url": e.url, "events": list(e.events or []), "active": e.active} for e in endpoints
+        ]
+    return document
 
 
 def load_config(session: Session) -> Config:
@@ -323,6 +334,7 @@ def _apply(session: Session, config: Config, actor: str | None) -> ChangeReport:
     _apply_templates(session, before, config, report)
     _apply_actions(session, before, config, report)
     _apply_policies(session, before, config, report)
+    _apply_webhooks(session, config, report)
     session.flush()
     if report.any:
         log(session, Event.config_changed, actor=actor, **report.as_dict())
@@ -530,3 +542,47 @@ def _write_levels(
         levels.append(level_row)
     # Levels dropped from the list are deleted by the relationship's delete-orphan cascade.
     row.levels = levels
+
+
+def _apply_webhooks(session: Session, config: Config, report: ChangeReport) -> None:
+    """Endpoints by URL. A new one receives the events logged from now on, not the history;
+    removing one stops its deliveries (its delivery log stays)."""
+    existing = {row.url: row for row in session.scalars(select(WebhookEndpoint))}
+    wanted = {
+        w.url: ({**webhook_to_dict(w), "position": index}, (index, w))
+        for index, w in enumerate(config.webhooks)
+    }
+    log_end = int(session.scalar(select(func.max(LogEntry.id))) or 0)
+
+    def stored(row: WebhookEndpoint) -> dict[str, Any]:
+        return {
+            "url": row.url,
+            "events": list(row.events or []),
+            "active": row.active,
+            "position": row.position,
+        }
+
+    def create() -> WebhookEndpoint:
+        return WebhookEndpoint(start_log_id=log_end, cursor_log_id=log_end)
+
+    def write(row: WebhookEndpoint, item: Any) -> None:
+        index, webhook = item
+        if row.id is not None and webhook.active and not row.active:
+            # re-activated: events logged while it was inactive are not sent
+            row.start_log_id = log_end
+            row.cursor_log_id = log_end
+        row.url = webhook.url
+        row.events = list(webhook.events)
+        row.active = webhook.active
+        row.position = index
+
+    _sync(
+        report,
+        lambda key: f"webhook {key}",
+        existing,
+        wanted,
+        stored,
+        create,
+        write,
+        session,
+    )

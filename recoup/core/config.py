@@ -13,6 +13,12 @@ class EnvConfig:
     data_dir: Path
     smtp_url: str | None
     user: str | None
+    # SMS provider (send_sms), the billing system's retry endpoint (retry_payment) and the
+    # secret that signs webhooks (webhook, retry_payment, outgoing events): all optional.
+    sms_url: str | None = None
+    sms_token: str | None = None
+    billing_webhook_url: str | None = None
+    webhook_secret: str | None = None
 
     @property
     def outbox_dir(self) -> Path:
@@ -34,4 +40,8 @@ def load_env() -> EnvConfig:
         data_dir=data_dir,
         smtp_url=os.environ.get("RECOUP_SMTP_URL") or None,
         user=os.environ.get("RECOUP_USER") or None,
+        sms_url=os.environ.get("RECOUP_SMS_URL") or None,
+        sms_token=os.environ.get("RECOUP_SMS_TOKEN") or None,
+        billing_webhook_url=os.environ.get("RECOUP_BILLING_WEBHOOK_URL") or None,
+        webhook_secret=os.environ.get("RECOUP_WEBHOOK_SECRET") or None,
     )

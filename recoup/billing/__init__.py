@@ -1,0 +1,1 @@
+"""The billing system's answers to `retry_payment` requests."""
