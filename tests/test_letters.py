@@ -1,0 +1,328 @@
+"""send_letter end to end on SQLite and PostgreSQL: the customer's language, the PDF's content
+(names, invoices, the total formatted by Babel), one Document per action instance however often
+it is retried, the template fallback, the skip without a template, and an email carrying the
+plan's latest letter."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from email.message import EmailMessage
+from pathlib import Path
+
+from babel.numbers import format_currency
+from pypdf import PdfReader
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from recoup.core.config import EnvConfig
+from recoup.models import (
+    ActionInstance,
+    ActionRow,
+    Document,
+    LogEntry,
+    Plan,
+    PlanInvoice,
+    SettingsRow,
+)
+
+try:  # tests/ imported as a package, or as a plain directory on sys.path
+    from tests.factories_actions import (
+        TODAY,
+        execute,
+        make_action,
+        make_customer,
+        make_env,
+        make_instance,
+        make_invoice,
+        make_policy,
+        make_template,
+        rearm,
+    )
+except ModuleNotFoundError:  # pragma: no cover
+    from factories_actions import (  # type: ignore[no-redef]
+        TODAY,
+        execute,
+        make_action,
+        make_customer,
+        make_env,
+        make_instance,
+        make_invoice,
+        make_policy,
+        make_template,
+        rearm,
+    )
+
+COMPANY = {
+    "name": "Nimbus Cloud SAS",
+    "address": "12 rue de la Paix\n75002 Paris\nFrance",
+    "email": "recouvrement@nimbus.example",
+    "phone": "+33 1 23 45 67 89",
+    "vat": "FR12345678901",
+    "city": "Paris",
+}
+FR_SUBJECT = "Mise en demeure : {{ balance|money }}"
+FR_BODY = (
+    "Madame, Monsieur,\n\nSauf erreur de notre part, {{ invoices|length }} factures restent "
+    "impayées pour un total de {{ balance|money }}.\n\nMerci de régler sous huit jours."
+)
+EN_BODY = "Dear {{ customer.name }},\n\nPlease pay {{ balance|money }} within eight days."
+AMOUNT_1 = Decimal("1234.50")
+AMOUNT_2 = Decimal("430.25")
+
+
+@dataclass(frozen=True)
+class Book:
+    plan_id: int
+    instance_id: int
+
+
+def letter_book(
+    factory: sessionmaker[Session],
+    *,
+    language: str | None = "fr",
+    address: str | None = "Boulangerie Dupont SARL\n4 place du Marché\n69001 Lyon",
+    templates: tuple[str, ...] = ("fr", "en"),
+    email_action: bool = False,
+) -> Book:
+    """A customer-mode plan on two overdue invoices at its `final` level, with a pending
+    send_letter instance (and, with `email_action`, a send_email one with attach_letter)."""
+    with factory() as session, session.begin():
+        session.add(SettingsRow(id=1, company=dict(COMPANY)))
+        customer = make_customer(
+            session,
+            "C1",
+            name="Boulangerie Dupont SARL",
+            language=language,
+            country="FR",
+            address=address,
+        )
+        first = make_invoice(
+            session,
+            customer,
+            "I1",
+            number="F-2024-0012",
+            amount=AMOUNT_1,
+            due_date=date(2024, 1, 1),
+        )
+        second = make_invoice(
+            session,
+            customer,
+            "I2",
+            number="F-2024-0031",
+            amount=Decimal("860.00"),
+            amount_due=AMOUNT_2,
+            due_date=date(2024, 1, 20),
+        )
+        letter = make_action(session, "letter_final", "send_letter", template="final_letter")
+        codes = ["letter_final"]
+        if email_action:
+            make_action(
+                session, "email_final", "send_email", template="final_email", attach_letter=True
+            )
+            make_template(session, "final_email", subject="Final notice", body="See the letter.")
+            codes.append("email_final")
+        # `final` is not the end level: the plan stays active once its letter is out
+        policy = make_policy(session, levels=[("final", 20, codes), ("closing", 40, [])])
+        for position, lang in enumerate(templates):
+            fr = lang == "fr"
+            make_template(
+                session,
+                "final_letter",
+                channel="letter",
+                language=lang,
+                subject=FR_SUBJECT if fr else None,
+                body=FR_BODY if fr else EN_BODY,
+                position=position,
+            )
+        plan = Plan(
+            customer_id=customer.id,
+            invoice_id=None,
+            currency="EUR",
+            mode="customer",
+            policy_id=policy.id,
+            status="active",
+            level="final",
+            balance=AMOUNT_1 + AMOUNT_2,
+            opened_on=date(2024, 1, 6),
+            anchor_date=date(2024, 1, 1),
+            open_key="cust:C1:EUR",
+        )
+        session.add(plan)
+        session.flush()
+        for invoice in (first, second):
+            session.add(PlanInvoice(plan_id=plan.id, invoice_id=invoice.id, joined_on=TODAY))
+        instance = make_instance(session, letter, plan=plan, level="final")
+        return Book(plan_id=plan.id, instance_id=instance.id)
+
+
+def pdf_text(path: str | Path) -> str:
+    """The PDF's text with every kind of space (no-break, narrow no-break) made one space."""
+    reader = PdfReader(str(path))
+    return normalise("\n".join(page.extract_text() or "" for page in reader.pages))
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"[\s\u00a0\u202f\u2009]+", " ", text).strip()
+
+
+def documents(factory: sessionmaker[Session]) -> list[Document]:
+    with factory() as session:
+        return list(session.scalars(select(Document).order_by(Document.id)))
+
+
+def test_letter_end_to_end_in_the_customers_language(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    book = letter_book(session_factory)
+    env = make_env(db_url, tmp_path)
+    stats = execute(session_factory, env)
+    assert stats.done == 1, stats
+
+    [document] = documents(session_factory)
+    assert document.kind == "letter"
+    assert document.plan_id == book.plan_id
+    assert document.action_instance_id == book.instance_id
+    assert sorted(document.invoice_ids) == ["I1", "I2"]
+    expected_path = (
+        env.documents_dir / str(book.plan_id) / f"{book.instance_id}-final-letter_final.pdf"
+    )
+    assert Path(document.path) == expected_path
+    assert expected_path.read_bytes().startswith(b"%PDF")
+
+    text = pdf_text(document.path)
+    total = normalise(format_currency(AMOUNT_1 + AMOUNT_2, "EUR", locale="fr"))
+    for needle in (
+        "Boulangerie Dupont SARL",
+        "F-2024-0012",
+        "F-2024-0031",
+        total,
+        "Nimbus Cloud SAS",
+    ):
+        assert needle in text, (needle, text)
+    assert normalise(format_currency(AMOUNT_2, "EUR", locale="fr")) in text
+    assert "69001 Lyon" in text
+    assert "Objet : Mise en demeure" in text  # the French template and layout
+    assert "Paris, le 1 mars 2024" in text  # place and date by Babel in French
+    assert "Dear" not in text
+
+    with session_factory() as session:
+        instance = session.get(ActionInstance, book.instance_id)
+        assert instance is not None and instance.status == "done"
+        assert instance.result is not None
+        assert instance.result["document_id"] == document.id
+        assert instance.result["path"] == str(expected_path)
+        assert instance.result["pages"] == 1
+        assert instance.result["language"] == "fr"
+        assert instance.result["total"] == "1664.75"
+        done = session.scalar(
+            select(LogEntry).where(
+                LogEntry.event == "action_done", LogEntry.plan_id == book.plan_id
+            )
+        )
+        assert done is not None and done.details["document_id"] == document.id
+
+
+def test_a_retry_overwrites_the_file_and_never_adds_a_document(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    book = letter_book(session_factory)
+    env = make_env(db_url, tmp_path)
+    execute(session_factory, env)
+    [first] = documents(session_factory)
+
+    rearm(session_factory, book.instance_id)  # finished, then run again
+    assert execute(session_factory, env).done == 1
+    [again] = documents(session_factory)
+    assert again.id == first.id and again.path == first.path
+
+    Path(first.path).unlink()  # the file lost: regenerated at the same place, same row
+    rearm(session_factory, book.instance_id)
+    assert execute(session_factory, env).done == 1
+    [regenerated] = documents(session_factory)
+    assert regenerated.id == first.id and Path(regenerated.path).is_file()
+    assert sorted(p.name for p in Path(first.path).parent.iterdir()) == [Path(first.path).name]
+
+
+def test_without_the_customers_language_the_first_template_is_used(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    letter_book(session_factory, language="de", templates=("en", "fr"), address=None)
+    execute(session_factory, make_env(db_url, tmp_path))
+    [document] = documents(session_factory)
+    text = pdf_text(document.path)
+    assert "Dear Boulangerie Dupont SARL" in text
+    # German customer: the English wording, amounts and dates formatted for German
+    assert normalise(format_currency(AMOUNT_1 + AMOUNT_2, "EUR", locale="de")) in text
+    assert "Subject: Reminder: overdue invoices" in text
+    assert "Frankreich" in text  # no address: name and country, in the customer's language
+
+
+def test_no_letter_template_is_a_logged_skip(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    book = letter_book(session_factory, templates=())
+    stats = execute(session_factory, make_env(db_url, tmp_path))
+    assert stats.skipped == 1
+    assert documents(session_factory) == []
+    with session_factory() as session:
+        entry = session.scalar(select(LogEntry).where(LogEntry.event == "action_skipped"))
+        assert entry is not None and entry.plan_id == book.plan_id
+        assert "no active letter template final_letter" in entry.details["reason"]
+
+
+def _outbox_message(env: EnvConfig) -> EmailMessage:
+    [path] = list(env.outbox_dir.glob("*.eml"))
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_an_email_with_attach_letter_carries_the_plans_latest_letter(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    book = letter_book(session_factory, email_action=True)
+    env = make_env(db_url, tmp_path)
+    with session_factory() as session, session.begin():
+        plan = session.get(Plan, book.plan_id)
+        assert plan is not None
+        action = session.scalar(select(ActionRow).where(ActionRow.code == "email_final"))
+        assert action is not None
+        make_instance(session, action, plan=plan, level="final")
+    # the letter first (ordered by id), then the email that attaches it
+    stats = execute(session_factory, env)
+    assert stats.done == 2, stats
+    [document] = documents(session_factory)
+    message = _outbox_message(env)
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == Path(document.path).name
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_content() == Path(document.path).read_bytes()
+
+
+def test_an_email_with_attach_letter_and_no_letter_says_so(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    book = letter_book(session_factory, email_action=True)
+    env = make_env(db_url, tmp_path)
+    with session_factory() as session, session.begin():
+        letter_instance = session.get(ActionInstance, book.instance_id)
+        assert letter_instance is not None
+        letter_instance.status = "cancelled"
+        letter_instance.next_attempt_at = None
+        plan = session.get(Plan, book.plan_id)
+        action = session.scalar(select(ActionRow).where(ActionRow.code == "email_final"))
+        assert plan is not None and action is not None
+        email_instance_id = make_instance(session, action, plan=plan, level="final").id
+    assert execute(session_factory, env).done == 1
+    assert list(_outbox_message(env).iter_attachments()) == []
+    with session_factory() as session:
+        instance = session.get(ActionInstance, email_instance_id)
+        assert instance is not None and instance.result is not None
+        assert instance.result["missing_attachments"] == ["letter (none generated yet)"]
+        count = session.scalar(select(func.count()).select_from(Document))
+        assert count == 0
