@@ -7,7 +7,7 @@ the decisions; `explain` calls the same function and prints its reasons.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -75,6 +75,8 @@ class Unit:
     # (invoice id, level code) of reminder levels already recorded (sent or skipped)
     reminders_done: frozenset[tuple[str, str]] = frozenset()
     actions: Mapping[str, Action] = field(default_factory=dict)
+    # reasons in words cost time; the run turns them off, `explain` and tests keep them
+    explain: bool = True
 
 
 # --- decisions -----------------------------------------------------------------------------
@@ -214,6 +216,10 @@ class _Builder:
         self.next_level: Level | None = None
         self.next_level_on: date | None = None
 
+    def _note(self, text: Callable[[], str]) -> None:
+        if self.unit.explain:
+            self.reasons.append(text())
+
     def outcome(self) -> Outcome:
         return Outcome(
             decisions=tuple(self.decisions),
@@ -234,26 +240,28 @@ class _Builder:
             why = ineligibility(invoice, self.unit)
             if why is None:
                 eligible.append(invoice)
-            elif len(self.unit.invoices) == 1 or invoice.status in OPEN_INVOICE_STATUSES:
+            elif self.unit.explain and (
+                len(self.unit.invoices) == 1 or invoice.status in OPEN_INVOICE_STATUSES
+            ):
                 self.reasons.append(f"invoice {invoice.number or invoice.id}: {why}")
         return eligible
 
     def run(self) -> None:
         unit = self.unit
-        if unit.policy is not None:
+        if unit.policy is not None and unit.explain:
             self.reasons.append(f"policy {unit.policy.name!r}: {unit.policy_reason}")
         eligible = self.eligible_invoices()
         plan = unit.plan
 
         if plan is not None and plan.status.is_final:
-            self.reasons.append(f"plan is {plan.status.value} (final)")
+            self._note(lambda: f"plan is {plan.status.value} (final)")
             return
         policy = unit.policy
         if policy is None or not eligible:
             if plan is not None and plan.status is PlanStatus.active and policy is not None:
                 # The debt left dunning (paid, disputed, cancelled): only R8 closes plans, so
                 # the run never sends anything and waits for the payment to be recorded.
-                self.reasons.append("no eligible invoice left in the plan: nothing to do")
+                self._note(lambda: "no eligible invoice left in the plan: nothing to do")
             return
 
         self.reminders(policy, eligible)
@@ -286,14 +294,16 @@ class _Builder:
                     )
                 elif self.today >= fire_on:
                     self.decisions.append(QueueReminder(invoice.id, level))
-                    self.reasons.append(f"reminder {level.code!r} for invoice {invoice.id}")
+                    if self.unit.explain:
+                        self.reasons.append(f"reminder {level.code!r} for invoice {invoice.id}")
                     upcoming.append(invoice.due_date)  # to record skips of later reminders
                 else:
                     upcoming.append(fire_on)
-                    self.reasons.append(
-                        f"reminder {level.code!r} for invoice {invoice.number or invoice.id} "
-                        f"on {fire_on}"
-                    )
+                    if self.unit.explain:
+                        self.reasons.append(
+                            f"reminder {level.code!r} for invoice {invoice.number or invoice.id} "
+                            f"on {fire_on}"
+                        )
             if upcoming:
                 self._check_invoice_on(invoice.id, min(upcoming))
 
@@ -317,20 +327,24 @@ class _Builder:
             opens_on = invoice.due_date + timedelta(days=first.days)
             minimum = policy.min_balance_for(invoice.currency)
             if invoice.amount_due < minimum:
-                self.reasons.append(
-                    f"amount due {invoice.amount_due} {invoice.currency} is below the policy's "
-                    f"minimum balance {minimum} {invoice.currency}: no plan opens"
+                self._note(
+                    lambda: (
+                        f"amount due {invoice.amount_due} {invoice.currency} is below the policy's "
+                        f"minimum balance {minimum} {invoice.currency}: no plan opens"
+                    )
                 )
                 return
             if days_overdue < first.days:
-                self.reasons.append(
-                    f"{_days(days_overdue)}; a plan opens at level {first.code!r} on {opens_on}"
+                self._note(
+                    lambda: (
+                        f"{_days(days_overdue)}; a plan opens at level {first.code!r} on {opens_on}"
+                    )
                 )
                 self.next_level, self.next_level_on = first, opens_on
                 self._check_invoice_on(invoice.id, opens_on)
                 return
             self.decisions.append(OpenPlan(invoice.due_date, invoice.amount_due, (invoice.id,)))
-            self.reasons.append(f"{_days(days_overdue)}: a plan opens")
+            self._note(lambda: f"{_days(days_overdue)}: a plan opens")
             state = PlanState(PlanStatus.active, None, invoice.due_date, invoice.amount_due)
             self.climb(policy, state, invoice.currency)
             return
@@ -352,7 +366,7 @@ class _Builder:
         plan = self.unit.plan
         if not fallen_due:
             if plan is None:
-                self.reasons.append("no invoice has fallen due yet")
+                self._note(lambda: "no invoice has fallen due yet")
             return
         anchor = min(inv.due_date for inv in fallen_due)
         if plan is None:
@@ -362,16 +376,20 @@ class _Builder:
             self.days_overdue = days_overdue
             minimum = policy.min_balance_for(currency)
             if balance < minimum or balance <= 0:
-                self.reasons.append(
-                    f"customer balance {balance} {currency} is below the policy's minimum "
-                    f"balance {minimum} {currency}: no plan opens"
+                self._note(
+                    lambda: (
+                        f"customer balance {balance} {currency} is below the policy's minimum "
+                        f"balance {minimum} {currency}: no plan opens"
+                    )
                 )
                 return
             opens_on = anchor + timedelta(days=first.days)
             if days_overdue < first.days:
-                self.reasons.append(
-                    f"{_days(days_overdue)} (oldest due {anchor}); a plan opens at level "
-                    f"{first.code!r} on {opens_on}"
+                self._note(
+                    lambda: (
+                        f"{_days(days_overdue)} (oldest due {anchor}); a plan opens at level "
+                        f"{first.code!r} on {opens_on}"
+                    )
                 )
                 self.next_level, self.next_level_on = first, opens_on
                 for invoice in fallen_due:
@@ -379,7 +397,7 @@ class _Builder:
                 return
             ids = tuple(inv.id for inv in fallen_due)
             self.decisions.append(OpenPlan(anchor, balance, ids))
-            self.reasons.append(f"{_days(days_overdue)} (oldest due {anchor}): a plan opens")
+            self._note(lambda: f"{_days(days_overdue)} (oldest due {anchor}): a plan opens")
             state = PlanState(PlanStatus.active, None, anchor, balance, joined=frozenset(ids))
             self.climb(policy, state, currency)
             return
@@ -389,7 +407,7 @@ class _Builder:
         if anchor != plan.anchor_date or balance != plan.balance:
             self.decisions.append(UpdatePlan(anchor, balance))
             if anchor != plan.anchor_date:
-                self.reasons.append(f"the oldest overdue invoice is now due {anchor}")
+                self._note(lambda: f"the oldest overdue invoice is now due {anchor}")
         moved = PlanState(
             plan.status,
             plan.level,
@@ -418,10 +436,10 @@ class _Builder:
                 extra = max(0, (plan.pause_until - (plan.paused_on or plan.pause_until)).days)
                 paused_days += extra
                 self.decisions.append(ResumePlan(extra, f"pause ended on {plan.pause_until}"))
-                self.reasons.append(f"the pause ended on {plan.pause_until}")
+                self._note(lambda: f"the pause ended on {plan.pause_until}")
             else:
                 until = f" until {plan.pause_until}" if plan.pause_until else ""
-                self.reasons.append(f"plan is paused ({plan.pause_reason or 'no reason'}){until}")
+                self._note(lambda: f"plan is paused ({plan.pause_reason or 'no reason'}){until}")
                 self.plan_next = plan.pause_until
                 return
         days_overdue = (today - plan.anchor_date).days - paused_days
@@ -430,13 +448,13 @@ class _Builder:
         codes = [lvl.code for lvl in levels]
         current = codes.index(plan.level) if plan.level in codes else -1
         if current >= 0:
-            self.reasons.append(f"current level {plan.level!r}")
+            self._note(lambda: f"current level {plan.level!r}")
         if balance <= 0:
             self.decisions.append(ClosePlan(PlanStatus.recovered, "nothing is due any more"))
             return
         if plan.open_tasks > 0:
-            self.reasons.append(
-                f"waiting for {plan.open_tasks} manual task(s) at level {plan.level!r} (R6)"
+            self._note(
+                lambda: f"waiting for {plan.open_tasks} manual task(s) at level {plan.level!r} (R6)"
             )
             self.plan_next = None  # completing the task schedules the plan again
             return
@@ -487,7 +505,7 @@ class _Builder:
             current = reached[-1]
             self.level = levels[current].code
             last = levels[current]
-            self.reasons.append(f"{_days(days_overdue)}: level {last.code!r}")
+            self._note(lambda: f"{_days(days_overdue)}: level {last.code!r}")
             if last.end:
                 ran = any(
                     isinstance(d, ReachLevel) and d.level.code == last.code for d in self.decisions
@@ -495,18 +513,19 @@ class _Builder:
                 if not ran or not self._has_actions(last):
                     self.decisions.append(ClosePlan(PlanStatus.unrecovered, "end level reached"))
                     return
-                self.plan_next = today + timedelta(days=1)  # closes once its actions finish
+                # the executor closes it when the last action finishes (R7)
+                self.plan_next = None
                 return
             if self._is_blocking(last) and any(
                 isinstance(d, ReachLevel) and d.level.code == last.code for d in self.decisions
             ):
-                self.reasons.append(f"level {last.code!r} waits for a person (R6)")
+                self._note(lambda: f"level {last.code!r} waits for a person (R6)")
                 self.plan_next = None
                 return
         elif current >= 0 and levels[current].end:
             if plan.unfinished_actions > 0:
-                self.reasons.append("end level: waiting for its actions to finish")
-                self.plan_next = today + timedelta(days=1)
+                self._note(lambda: "end level: waiting for its actions to finish")
+                self.plan_next = None  # the executor closes it (R7)
             else:
                 self.decisions.append(ClosePlan(PlanStatus.unrecovered, "end level finished"))
             return
@@ -516,7 +535,7 @@ class _Builder:
             when = plan.anchor_date + timedelta(days=level.days + paused_days)
             self.next_level, self.next_level_on = level, when
             self.plan_next = when
-            self.reasons.append(f"next: level {level.code!r} on {when}")
+            self._note(lambda: f"next: level {level.code!r} on {when}")
 
     def _balance_reason(self, level: Level, balance: Decimal, currency: str) -> str:
         return (

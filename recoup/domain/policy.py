@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from recoup.domain.enums import (
@@ -113,15 +114,15 @@ class Policy:
     def min_balance_for(self, currency: str) -> Decimal:
         return self.min_balance.get(currency, ZERO)
 
-    @property
+    @cached_property
     def ordered_levels(self) -> tuple[Level, ...]:
         return tuple(sorted(self.levels, key=lambda level: level.days))
 
-    @property
+    @cached_property
     def reminder_levels(self) -> tuple[Level, ...]:
         return tuple(level for level in self.ordered_levels if level.reminder)
 
-    @property
+    @cached_property
     def dunning_levels(self) -> tuple[Level, ...]:
         """Levels a plan climbs, in order of days (reminders excluded)."""
         return tuple(level for level in self.ordered_levels if not level.reminder)

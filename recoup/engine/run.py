@@ -376,6 +376,7 @@ def _process_invoice_chunk(session: Session, ctx: _Context, invoice_ids: list[st
             plan=_plan_state(plan, tasks, unfinished, frozenset({invoice.id})) if plan else None,
             reminders_done=frozenset(done.get(invoice.id, set())),
             actions=ctx.actions,
+            explain=False,
         )
         writer.add(unit, evaluate(unit), plan, customer.id, [invoice])
     writer.write()
@@ -442,6 +443,7 @@ def _process_customer_chunk(session: Session, ctx: _Context, pairs: list[tuple[s
             plan=_plan_state(plan, tasks, unfinished, joined) if plan else None,
             reminders_done=frozenset(reminders),
             actions=ctx.actions,
+            explain=False,
         )
         # invoices no longer open (or covered by another plan) need no further checks
         stale = [inv for inv in by_pair.get(pair, []) if inv not in invoices]
