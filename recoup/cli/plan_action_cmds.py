@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from recoup.cli.common import (
     JSON_OPTION,
@@ -84,20 +85,25 @@ def _describe(outcome: ManualOutcome) -> str:
 
 
 def _print(outcome: ManualOutcome) -> None:
-    head = f"plan {outcome.plan_id}, level {outcome.level}, action {outcome.action}"
+    head = escape(f"plan {outcome.plan_id}, level {outcome.level}, action {outcome.action}")
     if outcome.succeeded:
-        console.print(f"{head}: {_describe(outcome)}", highlight=False, soft_wrap=True)
+        console.print(
+            f"{head}: {_describe(outcome)}", markup=False, highlight=False, soft_wrap=True
+        )
         return
     if outcome.status == "skipped":
-        reason = outcome.result.get("reason", "")
+        reason = escape(str(outcome.result.get("reason", "")))
         message = f"[yellow]skipped:[/yellow] {head}: {reason}"
     elif outcome.status == "pending":
         message = (
-            f"[yellow]not done yet:[/yellow] {head}: {outcome.error}; "
+            f"[yellow]not done yet:[/yellow] {head}: {escape(outcome.error or '')}; "
             f"a worker retries it at {outcome.next_attempt_at}"
         )
     elif outcome.status == "failed":
-        message = f"[red]failed:[/red] {head}: {outcome.error} (a task was opened for a collector)"
+        message = (
+            f"[red]failed:[/red] {head}: {escape(outcome.error or '')} "
+            "(a task was opened for a collector)"
+        )
     else:
         message = f"[yellow]{outcome.status}:[/yellow] {head}: taken over by a worker"
     err_console.print(message, highlight=False, soft_wrap=True)
