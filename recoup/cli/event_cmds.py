@@ -21,17 +21,7 @@ from recoup.cli.common import (
 )
 from recoup.events.service import DELIVERY_FIELDS, list_deliveries, pump
 
-TABLE_FIELDS = [
-    "id",
-    "event",
-    "event_id",
-    "url",
-    "status",
-    "attempts",
-    "last_status_code",
-    "next_attempt_at",
-    "last_error",
-]
+TABLE_FIELDS = ["id", "event", "status", "attempts", "last_status_code", "url", "last_error"]
 
 events_app = typer.Typer(
     help="Events sent to the configured webhook endpoints.", no_args_is_help=True

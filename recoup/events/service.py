@@ -224,13 +224,14 @@ def _enqueue_batch(
     now: datetime,
 ) -> int:
     entry_ids = [entry.id for entry in entries]
-    existing = set(
-        session.execute(
+    existing = {
+        (url, log_entry_id)
+        for url, log_entry_id in session.execute(
             select(WebhookDelivery.url, WebhookDelivery.log_entry_id).where(
                 WebhookDelivery.log_entry_id.in_(entry_ids)
             )
-        ).tuples()
-    )
+        )
+    }
     plan_ids = {entry.plan_id for entry in entries if entry.plan_id is not None}
     plans = (
         {plan.id: plan for plan in session.scalars(select(Plan).where(Plan.id.in_(plan_ids)))}
