@@ -76,14 +76,16 @@ def _converter(column_type: Any, dialect: str) -> Converter:
     return _same
 
 
-def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows (dicts keyed by column name; missing keys are NULL) in one round trip."""
+def bulk_insert(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, with_id: bool = False
+) -> None:
+    """Insert rows (dicts keyed by column name; missing keys are NULL) in one round trip.
+    Integer ids come from the database unless `with_id` (ids reserved by `reserve_ids`)."""
     if not rows:
         return
     connection = session.connection()
     dialect = connection.dialect.name
-    # integer ids come from the database
-    columns = [c for c in table.columns if not (c.primary_key and c.name == "id")]
+    columns = [c for c in table.columns if with_id or not (c.primary_key and c.name == "id")]
     names = [c.name for c in columns]
     converters = [_converter(c.type, dialect) for c in columns]
     pairs = list(zip(names, converters, strict=True))
@@ -92,11 +94,52 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if dialect == "postgresql":
         raw = connection.connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cursor, cursor.copy(
-            f'COPY "{table.name}" ({quoted}) FROM STDIN'
-        ) as copy:
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy,
+        ):
             for row in values:
                 copy.write_row(row)
         return
     marks = ", ".join("?" for _ in names)
     connection.exec_driver_sql(f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})', values)
+
+
+def bulk_update(
+    session: Session, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    """`UPDATE table SET columns WHERE id = row["id"]` for every row, in one executemany."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect.name
+    pairs = [(name, _converter(table.c[name].type, dialect)) for name in columns]
+    values = [(*(convert(row.get(name)) for name, convert in pairs), row["id"]) for row in rows]
+    mark = "?" if dialect == "sqlite" else "%s"
+    assignments = ", ".join(f'"{name}" = {mark}' for name in columns)
+    sql = f'UPDATE "{table.name}" SET {assignments} WHERE id = {mark}'
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(sql, values)
+    finally:
+        cursor.close()
+
+
+def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
+    """Integer ids for rows about to be bulk-inserted. On PostgreSQL from the table's
+    sequence; on SQLite after the current maximum (only the run, which holds the run lock,
+    creates plans, so nobody else takes them in between)."""
+    if count <= 0:
+        return []
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(
+            f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) "
+            f"FROM generate_series(1, {int(count)})"
+        ).all()
+        return [int(r[0]) for r in rows]
+    top = connection.exec_driver_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{table.name}"').scalar()
+    start = int(top or 0) + 1
+    return list(range(start, start + count))

@@ -12,10 +12,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.core.bulk import bulk_insert
+from recoup.core.bulk import bulk_insert, bulk_update, reserve_ids
 from recoup.core.clock import utc_now
 from recoup.core.config import EnvConfig
 from recoup.core.errors import InvalidInput
@@ -347,22 +347,134 @@ def _reminders_done(
     return done
 
 
+@dataclass(slots=True)
+class _CustomerRec:
+    id: str
+    excluded: bool
+    status: str
+    category: str | None
+    country: str | None
+    currency: str | None
+    is_company: bool
+    payment_method: str | None
+    language: str | None
+    policy: str | None
+    attributes: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class _InvoiceRec:
+    id: str
+    customer_id: str
+    number: str
+    type: str
+    due_date: date
+    currency: str
+    amount_due: Decimal
+    status: str
+    disputed: bool
+    next_check_on: date | None
+
+
+@dataclass(slots=True)
+class _PlanRec:
+    """The columns of a plan the run reads and writes, without ORM bookkeeping."""
+
+    id: int
+    customer_id: str
+    invoice_id: str | None
+    currency: str
+    status: str
+    level: str | None
+    balance: Decimal
+    anchor_date: date
+    paused_days: int
+    paused_on: date | None
+    pause_until: date | None
+    pause_reason: str | None
+    next_step_on: date | None
+
+
+CUSTOMER_COLUMNS = (
+    Customer.id,
+    Customer.excluded,
+    Customer.status,
+    Customer.category,
+    Customer.country,
+    Customer.currency,
+    Customer.is_company,
+    Customer.payment_method,
+    Customer.language,
+    Customer.policy,
+    Customer.attributes,
+)
+INVOICE_COLUMNS = (
+    Invoice.id,
+    Invoice.customer_id,
+    Invoice.number,
+    Invoice.type,
+    Invoice.due_date,
+    Invoice.currency,
+    Invoice.amount_due,
+    Invoice.status,
+    Invoice.disputed,
+    Invoice.next_check_on,
+)
+PLAN_COLUMNS = (
+    Plan.id,
+    Plan.customer_id,
+    Plan.invoice_id,
+    Plan.currency,
+    Plan.status,
+    Plan.level,
+    Plan.balance,
+    Plan.anchor_date,
+    Plan.paused_days,
+    Plan.paused_on,
+    Plan.pause_until,
+    Plan.pause_reason,
+    Plan.next_step_on,
+)
+PLAN_UPDATE_COLUMNS = (
+    "status",
+    "level",
+    "balance",
+    "anchor_date",
+    "paused_days",
+    "paused_on",
+    "pause_until",
+    "pause_reason",
+    "next_step_on",
+    "updated_at",
+)
+
+
+def _customers(session: Session, ids: Iterable[str]) -> dict[str, _CustomerRec]:
+    rows = session.execute(select(*CUSTOMER_COLUMNS).where(Customer.id.in_(list(ids))))
+    return {row[0]: _CustomerRec(*row) for row in rows}
+
+
 def _process_invoice_chunk(session: Session, ctx: _Context, invoice_ids: list[str]) -> None:
-    invoices = session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids))).all()
-    plans: dict[str, Plan] = {}
-    for plan in session.scalars(
-        select(Plan)
+    invoices = [
+        _InvoiceRec(*row)
+        for row in session.execute(select(*INVOICE_COLUMNS).where(Invoice.id.in_(invoice_ids)))
+    ]
+    customers = _customers(session, {inv.customer_id for inv in invoices})
+    plans: dict[str, _PlanRec] = {}
+    for row in session.execute(
+        select(*PLAN_COLUMNS)
         .join(PlanInvoice, PlanInvoice.plan_id == Plan.id)
         .where(PlanInvoice.invoice_id.in_(invoice_ids))
         .order_by(Plan.id)
     ):
+        plan = _PlanRec(*row)
         if plan.invoice_id is not None:
             plans[plan.invoice_id] = plan  # the latest plan of the invoice wins
     tasks, unfinished = _plan_counts(session, [p.id for p in plans.values()])
     done = _reminders_done(session, invoice_ids)
     writer = _Writer(session, ctx)
     for invoice in invoices:
-        customer = invoice.customer
+        customer = customers[invoice.customer_id]
         resolution = ctx.resolve(customer)
         plan = plans.get(invoice.id)
         unit = Unit(
@@ -385,22 +497,24 @@ def _process_invoice_chunk(session: Session, ctx: _Context, invoice_ids: list[st
 def _process_customer_chunk(session: Session, ctx: _Context, pairs: list[tuple[str, str]]) -> None:
     customer_ids = sorted({c for c, _ in pairs})
     wanted = set(pairs)
-    customers = {
-        c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
-    }
-    by_pair: dict[tuple[str, str], list[Invoice]] = defaultdict(list)
-    for invoice in session.scalars(
-        select(Invoice).where(
+    customers = _customers(session, customer_ids)
+    by_pair: dict[tuple[str, str], list[_InvoiceRec]] = defaultdict(list)
+    for row in session.execute(
+        select(*INVOICE_COLUMNS).where(
             Invoice.customer_id.in_(customer_ids),
             or_(Invoice.status.in_(OPEN_INVOICE_VALUES), Invoice.next_check_on.is_not(None)),
         )
     ):
+        invoice = _InvoiceRec(*row)
         if (invoice.customer_id, invoice.currency) in wanted:
             by_pair[(invoice.customer_id, invoice.currency)].append(invoice)
-    open_plans: dict[tuple[str, str], Plan] = {}
-    for plan in session.scalars(
-        select(Plan).where(Plan.customer_id.in_(customer_ids), Plan.status.in_(OPEN_PLAN_VALUES))
+    open_plans: dict[tuple[str, str], _PlanRec] = {}
+    for row in session.execute(
+        select(*PLAN_COLUMNS).where(
+            Plan.customer_id.in_(customer_ids), Plan.status.in_(OPEN_PLAN_VALUES)
+        )
     ):
+        plan = _PlanRec(*row)
         open_plans[(plan.customer_id, plan.currency)] = plan
     all_invoice_ids = [inv.id for invs in by_pair.values() for inv in invs]
     # invoices already dunned by a plan (an invoice is covered by one plan, ever)
@@ -446,7 +560,8 @@ def _process_customer_chunk(session: Session, ctx: _Context, pairs: list[tuple[s
             explain=False,
         )
         # invoices no longer open (or covered by another plan) need no further checks
-        stale = [inv for inv in by_pair.get(pair, []) if inv not in invoices]
+        kept = {inv.id for inv in invoices}
+        stale = [inv for inv in by_pair.get(pair, []) if inv.id not in kept]
         writer.add(unit, evaluate(unit), plan, customer.id, invoices, stale=stale)
     writer.write()
 
@@ -465,58 +580,87 @@ class _Writer:
         self.manual_keys: dict[str, dict[str, Any]] = {}
         self.invoice_checks: list[dict[str, Any]] = []
         self.plan_invoices: list[dict[str, Any]] = []
+        self.new_plans: list[dict[str, Any]] = []
+        self.dirty_plans: dict[int, _PlanRec] = {}
         self.now = utc_now()
         self.items: list[
-            tuple[Unit, Outcome, Plan | None, str, Sequence[Invoice], Iterable[Invoice]]
+            tuple[Unit, Outcome, _PlanRec | None, str, Sequence[_InvoiceRec], Iterable[_InvoiceRec]]
         ] = []
 
     def add(
         self,
         unit: Unit,
         outcome: Outcome,
-        plan: Plan | None,
+        plan: _PlanRec | None,
         customer_id: str,
-        invoices: Sequence[Invoice],
-        stale: Iterable[Invoice] = (),
+        invoices: Sequence[_InvoiceRec],
+        stale: Iterable[_InvoiceRec] = (),
     ) -> None:
         self.items.append((unit, outcome, plan, customer_id, invoices, stale))
 
     def write(self) -> None:
-        """Insert the chunk's new plans in one batch (their ids key the actions), then apply."""
-        opened: dict[int, Plan] = {}
-        for index, (unit, outcome, _plan, customer_id, invoices, _stale) in enumerate(self.items):
-            for decision in outcome.decisions:
-                if isinstance(decision, OpenPlan):
-                    opened[index] = self._new_plan(unit, decision, customer_id, invoices)
-        if opened:
-            self.session.add_all(opened.values())
-            self.session.flush()
+        """Give the chunk's new plans their ids (they key the actions), then apply."""
+        openings = [
+            (index, decision)
+            for index, (_u, outcome, *_rest) in enumerate(self.items)
+            for decision in outcome.decisions
+            if isinstance(decision, OpenPlan)
+        ]
+        ids = reserve_ids(self.session, Plan.__table__, len(openings))
+        opened: dict[int, _PlanRec] = {}
+        for (index, decision), plan_id in zip(openings, ids, strict=True):
+            unit, _outcome, _plan, customer_id, invoices, _stale = self.items[index]
+            opened[index] = self._new_plan(plan_id, unit, decision, customer_id, invoices)
         for index, (unit, outcome, plan, customer_id, invoices, stale) in enumerate(self.items):
             self.apply(unit, outcome, opened.get(index, plan), customer_id, invoices, stale)
         self.items = []
         self.flush()
 
     def _new_plan(
-        self, unit: Unit, decision: OpenPlan, customer_id: str, invoices: Sequence[Invoice]
-    ) -> Plan:
+        self,
+        plan_id: int,
+        unit: Unit,
+        decision: OpenPlan,
+        customer_id: str,
+        invoices: Sequence[_InvoiceRec],
+    ) -> _PlanRec:
         assert unit.policy is not None
         invoice_mode = unit.settings.mode is Mode.invoice
         invoice_id = invoices[0].id if invoice_mode else None
-        return Plan(
-            customer_id=customer_id,
-            invoice_id=invoice_id,
-            currency=unit.currency,
-            mode=unit.settings.mode.value,
-            policy_id=self.ctx.policy_ids[unit.policy.name],
-            status=PlanStatus.active.value,
-            level=None,
-            balance=decision.balance,
-            opened_on=self.ctx.as_of,
-            anchor_date=decision.anchor_date,
-            paused_days=0,
-            open_key=f"inv:{invoice_id}" if invoice_mode else f"cust:{customer_id}:{unit.currency}",
-            created_at=self.now,
-            updated_at=self.now,
+        row = {
+            "id": plan_id,
+            "customer_id": customer_id,
+            "invoice_id": invoice_id,
+            "currency": unit.currency,
+            "mode": unit.settings.mode.value,
+            "policy_id": self.ctx.policy_ids[unit.policy.name],
+            "status": PlanStatus.active.value,
+            "level": None,
+            "balance": decision.balance,
+            "opened_on": self.ctx.as_of,
+            "anchor_date": decision.anchor_date,
+            "paused_days": 0,
+            "open_key": f"inv:{invoice_id}"
+            if invoice_mode
+            else f"cust:{customer_id}:{unit.currency}",
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        self.new_plans.append(row)
+        return _PlanRec(
+            plan_id,
+            customer_id,
+            invoice_id,
+            unit.currency,
+            PlanStatus.active.value,
+            None,
+            decision.balance,
+            decision.anchor_date,
+            0,
+            None,
+            None,
+            None,
+            None,
         )
 
     def _log(self, event: Event, **kwargs: Any) -> None:
@@ -592,10 +736,10 @@ class _Writer:
         self,
         unit: Unit,
         outcome: Outcome,
-        plan: Plan | None,
+        plan: _PlanRec | None,
         customer_id: str,
-        invoices: Sequence[Invoice],
-        stale: Iterable[Invoice] = (),
+        invoices: Sequence[_InvoiceRec],
+        stale: Iterable[_InvoiceRec] = (),
     ) -> None:
         ctx = self.ctx
         policy = unit.policy
@@ -744,15 +888,19 @@ class _Writer:
                 assert plan is not None
                 self._apply_plan_updates(plan, plan_updates)
                 plan_updates = {}
-                self.flush()  # closing reads the instances just queued
+                self.flush()  # closing reads and writes through the ORM
+                self.dirty_plans.pop(plan.id, None)
+                row = self.session.get(Plan, plan.id)
+                assert row is not None
                 close_plan(
                     self.session,
-                    plan,
+                    row,
                     decision.status,
                     on=ctx.as_of,
                     actor=ctx.actor,
                     reason=decision.reason,
                 )
+                self.session.flush()
                 if decision.status is PlanStatus.recovered:
                     ctx.stats.plans_recovered += 1
                 return
@@ -760,14 +908,31 @@ class _Writer:
             plan_updates["next_step_on"] = outcome.plan_next_step
             self._apply_plan_updates(plan, plan_updates)
 
-    def _apply_plan_updates(self, plan: Plan, updates: dict[str, Any]) -> None:
+    def _apply_plan_updates(self, plan: _PlanRec, updates: dict[str, Any]) -> None:
         for key, value in updates.items():
             if getattr(plan, key) != value:
                 setattr(plan, key, value)
+                self.dirty_plans[plan.id] = plan
 
     def flush(self) -> None:
         session = self.session
         session.flush()
+        if self.new_plans:
+            # new plans are written with their final state, so they need no update
+            for row in self.new_plans:
+                rec = self.dirty_plans.pop(row["id"], None)
+                if rec is not None:
+                    row.update({name: getattr(rec, name) for name in PLAN_UPDATE_COLUMNS[:-1]})
+            bulk_insert(session, Plan.__table__, self.new_plans, with_id=True)
+            self.new_plans = []
+        if self.dirty_plans:
+            rows = [
+                {"id": rec.id, "updated_at": self.now}
+                | {name: getattr(rec, name) for name in PLAN_UPDATE_COLUMNS[:-1]}
+                for rec in self.dirty_plans.values()
+            ]
+            bulk_update(session, Plan.__table__, PLAN_UPDATE_COLUMNS, rows)
+            self.dirty_plans = {}
         if self.plan_invoices:
             _bulk_insert(session, PlanInvoice, self.plan_invoices)
             self.plan_invoices = []
@@ -810,7 +975,7 @@ class _Writer:
             _bulk_insert(session, Task, task_rows)
             self.manual_keys = {}
         if self.invoice_checks:
-            session.execute(update(Invoice), self.invoice_checks)
+            bulk_update(session, Invoice.__table__, ("next_check_on",), self.invoice_checks)
             self.invoice_checks = []
         if self.logs:
             _bulk_insert(session, LogEntry, self.logs)
