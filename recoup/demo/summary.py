@@ -17,7 +17,16 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from recoup.domain.enums import InstanceStatus, InvoiceStatus, PlanStatus, TaskStatus
-from recoup.models import ActionInstance, Charge, Invoice, LogEntry, Payment, Plan, Task
+from recoup.models import (
+    ActionInstance,
+    Charge,
+    Document,
+    Invoice,
+    LogEntry,
+    Payment,
+    Plan,
+    Task,
+)
 
 AGING_BUCKETS = ("current", "1–30", "31–60", "61–90", "90+")
 OPEN_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
@@ -63,6 +72,7 @@ class Summary:
     reminders: int = 0
     emails_sent: int = 0
     eml_files: int = 0
+    letters: int = 0
     suspensions: int = 0
     tasks: Counter[str] = field(default_factory=Counter)
     example_invoice: str | None = None
@@ -124,6 +134,7 @@ def collect(session: Session, *, as_of: date, outbox: Path) -> Summary:
         )
         or 0
     )
+    summary.letters = session.scalar(select(func.count()).select_from(Document)) or 0
     summary.eml_files = len(list(outbox.glob("*.eml"))) if outbox.is_dir() else 0
     summary.example_plan, summary.example_invoice = _example(session)
     return summary
@@ -194,6 +205,7 @@ def render(
         ("  paused", plans.get(PlanStatus.paused.value, 0)),
         ("reminders sent before the due date", summary.reminders),
         ("emails written", summary.emails_sent),
+        ("letters printed (PDF)", summary.letters),
         ("accounts suspended", summary.suspensions),
         ("collector tasks completed", summary.tasks.get(TaskStatus.completed.value, 0)),
         (
@@ -226,6 +238,8 @@ def render(
     env = f"RECOUP_DATABASE_URL={database_url}"
     console.print("[bold]Where to look next[/bold]")
     console.print(f"  emails ({summary.eml_files} .eml files): {outbox}")
+    if summary.letters:
+        console.print(f"  letters ({summary.letters} PDF): {outbox.parent / 'documents'}")
     console.print(f"  {env} recoup plans", soft_wrap=True, highlight=False)
     if summary.example_invoice is not None:
         console.print(
