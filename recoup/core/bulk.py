@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, Table
@@ -31,6 +32,7 @@ def _amount(value: Decimal | None) -> int | None:
     return int(scaled)
 
 
+@lru_cache(maxsize=64)  # a run stamps thousands of rows with the same few instants
 def _sqlite_timestamp(value: datetime | None) -> str | None:
     if value is None:
         return None
@@ -45,6 +47,7 @@ def _pg_timestamp(value: datetime | None) -> datetime | None:
     return value
 
 
+@lru_cache(maxsize=1024)
 def _iso(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -85,11 +88,29 @@ def bulk_insert(
         return
     connection = session.connection()
     dialect = connection.dialect.name
-    columns = [c for c in table.columns if with_id or not (c.primary_key and c.name == "id")]
+    # only the columns the rows give: the others take their NULL or server default
+    given = set().union(*(row.keys() for row in rows))
+    columns = [
+        c
+        for c in table.columns
+        if c.name in given and (with_id or not (c.primary_key and c.name == "id"))
+    ]
     names = [c.name for c in columns]
     converters = [_converter(c.type, dialect) for c in columns]
-    pairs = list(zip(names, converters, strict=True))
-    values = [tuple(convert(row.get(name)) for name, convert in pairs) for row in rows]
+    plain = all(convert is _same for convert in converters)
+    if plain:
+        values = [tuple([row.get(name) for name in names]) for row in rows]
+    else:
+        pairs = list(zip(names, converters, strict=True))
+        values = [
+            tuple(
+                [
+                    row.get(name) if convert is _same else convert(row.get(name))
+                    for name, convert in pairs
+                ]
+            )
+            for row in rows
+        ]
     quoted = ", ".join(f'"{name}"' for name in names)
     if dialect == "postgresql":
         raw = connection.connection.driver_connection

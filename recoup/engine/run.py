@@ -19,7 +19,6 @@ from recoup.core.bulk import bulk_insert, bulk_update, reserve_ids
 from recoup.core.clock import utc_now
 from recoup.core.config import EnvConfig
 from recoup.core.errors import InvalidInput
-from recoup.core.log import log_row
 from recoup.core.settings import get_settings
 from recoup.domain.enums import (
     OPEN_PLAN_STATUSES,
@@ -663,11 +662,36 @@ class _Writer:
             None,
         )
 
-    def _log(self, event: Event, **kwargs: Any) -> None:
+    def _log(
+        self,
+        event: Event,
+        *,
+        customer_id: str | None = None,
+        invoice_id: str | None = None,
+        plan_id: int | None = None,
+        level: str | None = None,
+        action: str | None = None,
+        **details: Any,
+    ) -> None:
+        """A log row built directly (the hot path): details are text, numbers and lists."""
         self.logs.append(
-            log_row(
-                event, on=self.ctx.as_of, actor=self.ctx.actor, run_id=self.ctx.run_id, **kwargs
-            )
+            {
+                "at": self.now,
+                "on": self.ctx.as_of,
+                "event": event.value,
+                "actor": self.ctx.actor,
+                "customer_id": customer_id,
+                "invoice_id": invoice_id,
+                "plan_id": plan_id,
+                "level": level,
+                "action": action,
+                "run_id": self.ctx.run_id,
+                "details": {
+                    k: v if isinstance(v, str | int | list) else str(v)
+                    for k, v in details.items()
+                    if v is not None
+                },
+            }
         )
 
     def _queue_level(
