@@ -208,6 +208,10 @@ def run_dunning(
             stats.actions_failed = result.failed
             stats.actions_skipped += result.skipped
             stats.actions_retried = result.retried
+            from recoup.events.service import has_endpoints, pump
+
+            if has_endpoints(factory):  # webhooks out: deliver this run's events (SPEC §5)
+                pump(factory, env=env)
         with factory.begin() as session:
             stats.plans_unrecovered = (
                 session.scalar(
