@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -352,11 +353,25 @@ class Pdf:
     pages: int
 
 
+_local = threading.local()
+
+
+def _font_config() -> Any:
+    """One WeasyPrint font configuration per thread: a fresh one per letter makes Pango
+    build its font map again each time (slower, and slower still as a worker runs on)."""
+    config = getattr(_local, "font_config", None)
+    if config is None:
+        from weasyprint.text.fonts import FontConfiguration  # type: ignore[import-untyped]
+
+        config = _local.font_config = FontConfiguration()
+    return config
+
+
 def to_pdf(document: str) -> Pdf:
     """Print an HTML letter to PDF (WeasyPrint, imported late: it is slow to import)."""
-    import weasyprint
+    import weasyprint  # type: ignore[import-untyped]
 
-    rendered = weasyprint.HTML(string=document).render()
+    rendered = weasyprint.HTML(string=document).render(font_config=_font_config())
     return Pdf(content=rendered.write_pdf() or b"", pages=len(rendered.pages))
 
 
