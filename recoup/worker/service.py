@@ -26,13 +26,13 @@ from types import FrameType
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.framework import BATCH_SIZE, ExecutionStats, execute_pending
 from recoup.core.config import EnvConfig
 from recoup.core.errors import InvalidInput, RunInProgress
-from recoup.core.settings import business_today
+from recoup.core.settings import business_today, get_settings
 from recoup.engine.lock import run_lock
 
 logger = logging.getLogger(__name__)
@@ -169,6 +169,17 @@ def worker_lock(engine: Engine) -> Iterator[None]:
         yield
 
 
+def ensure_settings(factory: sessionmaker[Session]) -> None:
+    """Create the settings row before the first instance needs it: workers starting together
+    on an empty installation would otherwise race to insert it inside their instances'
+    transactions (and count the loser as a failed attempt)."""
+    try:
+        with factory.begin() as session:
+            get_settings(session)
+    except IntegrityError:
+        pass  # another worker created it
+
+
 def run_worker(
     factory: sessionmaker[Session],
     *,
@@ -197,6 +208,7 @@ def run_worker(
     errors_in_a_row = 0
     with worker_lock(engine):
         logger.info("worker %s started on %s", options.worker_id, engine.url.render_as_string())
+        ensure_settings(factory)
         while True:
             if stop.is_set():
                 totals.reason = f"stopped ({stop.signal_name})" if stop.signal_name else "stopped"
