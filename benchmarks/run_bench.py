@@ -257,7 +257,8 @@ def bench_database(
             )
             try:
                 insert_s = build_book(url, n, seed=attempt)
-                line = [f"{kind} #{attempt}: book inserted in {insert_s:.1f} s"]
+                load = os.getloadavg()[0]
+                line = [f"{kind} #{attempt} (load {load:.1f}): book inserted in {insert_s:.1f} s"]
                 for label, as_of in RUNS:
                     profile = None
                     if profile_dir and attempt == 1:
@@ -279,7 +280,12 @@ def bench_database(
 
 def report(all_results: dict[str, dict[str, list[dict[str, Any]]]], n: int, repeat: int) -> None:
     console = Console()
-    table = Table(title=f"Recoup daily run, {n:,} open invoices, median of {repeat}")
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    table = Table(
+        title=f"Recoup daily run, {n:,} open invoices, median of {repeat} "
+        f"({cores} CPUs, load average {load:.1f} at the end)"
+    )
     table.add_column("database")
     table.add_column("measure")
     table.add_column("median", justify="right")
