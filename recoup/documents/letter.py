@@ -257,7 +257,7 @@ def letter_html(
         rows.append(
             InvoiceLine(
                 number=invoice.number,
-                due_date=format_day(invoice.due_date, "short", locale=locale),
+                due_date=format_day(invoice.due_date, "medium", locale=locale),
                 amount=format_money(Money(invoice.amount, invoice.currency), locale=locale),
                 amount_due=format_money(due, locale=locale),
                 days_overdue=max(0, (today - invoice.due_date).days),
