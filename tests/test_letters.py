@@ -14,16 +14,22 @@ from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 from babel.numbers import format_currency
 from pypdf import PdfReader
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from recoup.actions.render import Rendered
 from recoup.core.config import EnvConfig
+from recoup.documents.letter import body_markup, letter_html, recipient_lines
+from recoup.domain.money import Money
 from recoup.models import (
     ActionInstance,
     ActionRow,
+    Customer,
     Document,
+    Invoice,
     LogEntry,
     Plan,
     PlanInvoice,
@@ -326,3 +332,72 @@ def test_an_email_with_attach_letter_and_no_letter_says_so(
         assert instance.result["missing_attachments"] == ["letter (none generated yet)"]
         count = session.scalar(select(func.count()).select_from(Document))
         assert count == 0
+
+
+# --- the layout, without a database -----------------------------------------------------------
+
+
+def _customer(**fields: object) -> Customer:
+    values: dict[str, object] = {"id": "C9", "name": "Acme <b>SA</b>", "language": "fr"}
+    values.update(fields)
+    return Customer(**values)
+
+
+@pytest.mark.parametrize(
+    ("address", "country", "language", "expected"),
+    [
+        (
+            "Acme <b>SA</b>\n1 rue X\n75001 Paris",
+            "FR",
+            "fr",
+            ["Acme <b>SA</b>", "1 rue X", "75001 Paris"],
+        ),
+        ("1 rue X\n\n75001 Paris\n", "FR", "fr", ["Acme <b>SA</b>", "1 rue X", "75001 Paris"]),
+        (None, "DE", "fr", ["Acme <b>SA</b>", "Allemagne"]),
+        (None, "DE", "en", ["Acme <b>SA</b>", "Germany"]),
+        (None, None, "en", ["Acme <b>SA</b>"]),
+    ],
+)
+def test_recipient_lines(
+    address: str | None, country: str | None, language: str, expected: list[str]
+) -> None:
+    customer = _customer(address=address, country=country)
+    assert recipient_lines(customer, language) == expected
+
+
+def test_the_layout_escapes_data_and_keeps_an_html_templates_markup() -> None:
+    rendered = Rendered(
+        code="x",
+        channel="letter",
+        language="fr",
+        subject=None,
+        text="",
+        html="<html><body><p>Payez <strong>vite</strong></p></body></html>",
+    )
+    invoice = Invoice(
+        id="I1",
+        number="F<1>",
+        due_date=date(2024, 1, 1),
+        currency="EUR",
+        amount=Decimal("10.00"),
+        amount_due=Decimal("10.00"),
+    )
+    document, total = letter_html(
+        rendered,
+        customer=_customer(address=None, country="FR"),
+        invoices=[invoice],
+        today=TODAY,
+        company={"name": "Nimbus & Co", "address": ["1 rue Y", "75002 Paris"]},
+    )
+    assert total == Money(Decimal("10.00"), "EUR")
+    assert "<p>Payez <strong>vite</strong></p>" in document
+    assert "Acme &lt;b&gt;SA&lt;/b&gt;" in document and "Acme <b>SA</b>" not in document
+    assert "F&lt;1&gt;" in document and "Nimbus &amp; Co" in document
+    assert "Objet : Relance : factures impayées" in document  # not an end level
+
+
+def test_a_plain_text_body_becomes_escaped_paragraphs() -> None:
+    rendered = Rendered(
+        code="x", channel="letter", language="en", subject=None, text="A < B\nC\n\nD\n", html=None
+    )
+    assert str(body_markup(rendered)) == "<p>A &lt; B<br>\nC</p>\n<p>D</p>"
