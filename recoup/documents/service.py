@@ -173,7 +173,8 @@ def _plan_for(session: Session, invoice: Invoice) -> Plan | None:
         ).unique()
     )
     open_plans = [p for p in plans if p.status in (PlanStatus.active, PlanStatus.paused)]
-    return (open_plans or plans or [None])[0]
+    candidates = open_plans or plans
+    return candidates[0] if candidates else None
 
 
 def _plan_invoices(session: Session, plan: Plan) -> list[Invoice]:
