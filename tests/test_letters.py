@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.actions.render import Rendered
 from recoup.core.config import EnvConfig
 from recoup.documents.letter import body_markup, letter_html, recipient_lines
+from recoup.domain.config_file import config_to_dict
 from recoup.domain.money import Money
+from recoup.domain.validation import check_config
 from recoup.models import (
     ActionInstance,
     ActionRow,
@@ -401,3 +403,85 @@ def test_a_plain_text_body_becomes_escaped_paragraphs() -> None:
         code="x", channel="letter", language="en", subject=None, text="A < B\nC\n\nD\n", html=None
     )
     assert str(body_markup(rendered)) == "<p>A &lt; B<br>\nC</p>\n<p>D</p>"
+
+
+def test_an_email_with_a_letter_template_generates_and_attaches_its_own_letter(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    book = letter_book(session_factory)
+    env = make_env(db_url, tmp_path)
+    with session_factory() as session, session.begin():
+        letter_instance = session.get(ActionInstance, book.instance_id)
+        assert letter_instance is not None
+        letter_instance.status = "cancelled"  # no send_letter: the email makes the letter
+        letter_instance.next_attempt_at = None
+        make_template(session, "final_email", subject="Mise en demeure", body="Voir le courrier.")
+        action = make_action(
+            session,
+            "email_final",
+            "send_email",
+            template="final_email",
+            letter_template="final_letter",
+        )
+        plan = session.get(Plan, book.plan_id)
+        assert plan is not None
+        email_instance_id = make_instance(session, action, plan=plan, level="final").id
+    assert execute(session_factory, env).done == 1
+    [document] = documents(session_factory)
+    assert document.action_instance_id == email_instance_id
+    assert document.plan_id == book.plan_id and sorted(document.invoice_ids) == ["I1", "I2"]
+    [attachment] = list(_outbox_message(env).iter_attachments())
+    assert attachment.get_content() == Path(document.path).read_bytes()
+    assert "F-2024-0031" in pdf_text(document.path)
+
+    rearm(session_factory, email_instance_id)  # a retried email reuses its letter
+    assert execute(session_factory, env).done == 1
+    assert [d.id for d in documents(session_factory)] == [document.id]
+
+
+def _email_config(**email: object) -> dict[str, object]:
+    return {
+        "templates": [
+            {"code": "notice", "channel": "email", "language": "en", "subject": "S", "body": "B"},
+            {"code": "final_letter", "channel": "letter", "language": "en", "body": "Pay"},
+        ],
+        "actions": [{"code": "email_notice", "type": "send_email", "template": "notice", **email}],
+        "policies": [
+            {
+                "name": "Standard",
+                "default": True,
+                "priority": 10,
+                "levels": [{"code": "final", "days": 20, "end": True, "actions": ["email_notice"]}],
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("email", "problem"),
+    [
+        ({"attach_letter": True}, None),
+        ({"attach_letter": True, "letter_template": "final_letter"}, None),
+        ({"attach_letter": "yes"}, "actions[0].attach_letter: must be true or false"),
+        (
+            {"letter_template": "notice"},
+            "actions[0].letter_template: template 'notice' is for email",
+        ),
+        ({"letter_template": "nope"}, "actions[0].letter_template: no template 'nope'"),
+    ],
+)
+def test_config_accepts_attach_letter_and_checks_letter_template(
+    email: dict[str, object], problem: str | None
+) -> None:
+    config, issues = check_config(_email_config(**email))
+    messages = [f"{issue.path}: {issue.message}" for issue in issues]
+    if problem is None:
+        assert messages == []
+        assert config_to_dict(config)["actions"][0] == {
+            "code": "email_notice",
+            "type": "send_email",
+            "template": "notice",
+            **email,
+        }
+    else:
+        assert any(m.startswith(problem) for m in messages), messages

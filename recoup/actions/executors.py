@@ -273,7 +273,7 @@ def send_email(ctx: ActionContext) -> Outcome:
         ctx.policy is not None and ctx.policy.attach_invoice
     )
     attachments, missing = _invoice_pdfs(ctx) if attach else ([], [])
-    if ctx.params.get("attach_letter"):  # the plan's latest letter (recoup.actions.letter)
+    if ctx.params.get("attach_letter") or ctx.params.get("letter_template"):  # a letter PDF
         from recoup.actions.letter import letter_attachment
 
         letter, letter_missing = letter_attachment(ctx)

@@ -16,6 +16,7 @@ from recoup.actions.context import ActionContext
 from recoup.actions.email import Attachment
 from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
 from recoup.actions.render import select_template
+from recoup.core.errors import RecoupError
 from recoup.documents.letter import render_letter, to_pdf
 from recoup.documents.service import (
     document_for_instance,
@@ -37,20 +38,22 @@ def _result(document: Document, **extra: Any) -> dict[str, Any]:
     }
 
 
-@register(ActionType.send_letter)
-def send_letter(ctx: ActionContext) -> Outcome:
-    code = ctx.params.get("template")
-    if not code:
-        raise PermanentFailure(f"action {ctx.instance.action} has no template")
+class NoLetterTemplate(RecoupError):
+    """No active letter template for the customer's language (a skip, not a failure)."""
+
+
+def generate_letter(ctx: ActionContext, code: str) -> dict[str, Any]:
+    """The instance's letter from template `code`: rendered, printed, written and stored once
+    (an existing document whose file is there is returned as it is). Returns the result fields;
+    raises NoLetterTemplate."""
     existing = document_for_instance(ctx.session, ctx.instance.id)
     if existing is not None and Path(existing.path).is_file():
-        return Done(_result(existing, already_generated=True))
+        return _result(existing, already_generated=True)
     customer = ctx.customer
-    template = select_template(ctx.session, str(code), Channel.letter.value, customer.language)
+    template = select_template(ctx.session, code, Channel.letter.value, customer.language)
     if template is None:
-        return Skipped(
-            f"no active letter template {code} for language {customer.language or 'unset'}",
-            {"template": code},
+        raise NoLetterTemplate(
+            f"no active letter template {code} for language {customer.language or 'unset'}"
         )
     letter = render_letter(
         template,
@@ -77,19 +80,42 @@ def send_letter(ctx: ActionContext) -> Outcome:
     if letter.total is not None:
         result["total"] = str(letter.total.amount)
         result["currency"] = letter.total.currency
+    return result
+
+
+@register(ActionType.send_letter)
+def send_letter(ctx: ActionContext) -> Outcome:
+    code = ctx.params.get("template")
+    if not code:
+        raise PermanentFailure(f"action {ctx.instance.action} has no template")
+    try:
+        result = generate_letter(ctx, str(code))
+    except NoLetterTemplate as exc:
+        return Skipped(str(exc), {"template": code})
     return Done(result, reminder_sent=True)
 
 
 def letter_attachment(ctx: ActionContext) -> tuple[Attachment | None, str | None]:
-    """For an email with `attach_letter: true`: the plan's latest letter as a PDF attachment
-    (without a plan: the latest letter about the invoice), or None and what is missing."""
-    document = latest_letter(ctx.session, plan_id=ctx.instance.plan_id, invoice_id=ctx.invoice_id)
-    if document is None:
-        return None, "letter (none generated yet)"
-    path = Path(document.path)
+    """For an email with `attach_letter: true`: a letter as a PDF attachment, or None and what
+    is missing. With `letter_template: CODE` the email generates its own letter (stored as a
+    document of the plan, like any letter: Openbravo generates one when sending an email);
+    otherwise the plan's latest letter (without a plan: the latest letter about the invoice)."""
+    code = ctx.params.get("letter_template")
+    if code:
+        try:
+            path = Path(generate_letter(ctx, str(code))["path"])
+        except NoLetterTemplate as exc:
+            return None, str(exc)
+    else:
+        document = latest_letter(
+            ctx.session, plan_id=ctx.instance.plan_id, invoice_id=ctx.invoice_id
+        )
+        if document is None:
+            return None, "letter (none generated yet)"
+        path = Path(document.path)
     if not path.is_file():
-        return None, document.path
+        return None, str(path)
     return Attachment(filename=path.name, content=path.read_bytes()), None
 
 
-__all__ = ["letter_attachment", "send_letter"]
+__all__ = ["NoLetterTemplate", "generate_letter", "letter_attachment", "send_letter"]

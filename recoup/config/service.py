@@ -272,9 +272,10 @@ def config_usage(session: Session) -> ConfigUsage:
     # A template is used through the actions that sent it.
     template_instances: dict[str, int] = defaultdict(int)
     for action_row in session.scalars(select(ActionRow)):
-        template = (action_row.params or {}).get("template")
-        if template and action_row.code in used_actions:
-            template_instances[str(template)] += used_actions[action_row.code].action_instances
+        params = action_row.params or {}
+        for template in {params.get("template"), params.get("letter_template")}:  # email letters
+            if template and action_row.code in used_actions:
+                template_instances[str(template)] += used_actions[action_row.code].action_instances
     used_templates = {code: Usage(action_instances=n) for code, n in template_instances.items()}
 
     return ConfigUsage(

@@ -99,7 +99,12 @@ POLICY_KEYS = (
 # The kinds of type-specific action fields (SPEC §3); each is stored in Action.params.
 STR, BOOL, DECIMAL, AMOUNTS = "str", "bool", "decimal", "amounts"
 ACTION_FIELDS: dict[ActionType, dict[str, str]] = {
-    ActionType.send_email: {"template": STR, "attach_invoice": BOOL, "attach_letter": BOOL},
+    ActionType.send_email: {
+        "template": STR,
+        "attach_invoice": BOOL,
+        "attach_letter": BOOL,
+        "letter_template": STR,
+    },
     ActionType.send_letter: {"template": STR},
     ActionType.send_sms: {"template": STR},
     ActionType.late_fee_fixed: {"amounts": AMOUNTS, "service": STR},

@@ -211,6 +211,9 @@ class _Checker:
         channel = SEND_CHANNELS.get(action.type)
         if channel is not None:
             self.template_reference(action, channel, path)
+        letter = params.get("letter_template") if action.type is ActionType.send_email else None
+        if letter:  # an email that generates the letter it attaches
+            self.template_code(str(letter), Channel.letter, f"{path}.letter_template")
         if action.type in SERVICE_TYPES and not params.get("service"):
             self.issue(f"{path}.service", f"{action.type.value} needs a service (penalty code)")
         if action.type is ActionType.late_fee_fixed:
@@ -259,6 +262,9 @@ class _Checker:
         if not code:
             self.issue(f"{path}.template", f"{action.type.value} needs a template")
             return
+        self.template_code(code, channel, f"{path}.template")
+
+    def template_code(self, code: str, channel: Channel, where: str) -> None:
         if self.is_broken("template", code):
             return
         candidates = self.config.templates_for(code)
@@ -271,7 +277,7 @@ class _Checker:
             message = f"template {code!r} is for {', '.join(others)}, not {channel.value}"
         else:
             message = f"template {code!r} has no active {channel.value} version"
-        self.issue(f"{path}.template", message)
+        self.issue(where, message)
 
     def amounts(self, amounts: Mapping[str, Decimal], path: str, *, positive: bool) -> None:
         for currency, amount in amounts.items():
