@@ -95,6 +95,12 @@ def test_template_preview_of_an_email_prints_the_rendered_subject(
     english = recoup("template", "preview", "notice", "--invoice", "I1", "--language", "en")
     assert "template: notice (email, en)" in english.output
     assert "Dear Acme SARL" in english.output
+    assert f"subject: Facture F-77 : {format_currency(AMOUNT_1, 'EUR', locale='en')}" in (
+        english.output
+    )
+
+    again = recoup("template", "preview", "notice", "--invoice", "I1")
+    assert "template: notice (email, fr)" in again.output  # the customer was not changed
 
     unknown = recoup("template", "preview", "nope", "--invoice", "I1")
     assert unknown.exit_code == 1 and "no template nope" in unknown.output

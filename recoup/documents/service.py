@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -177,6 +178,13 @@ def _plan_for(session: Session, invoice: Invoice) -> Plan | None:
     return candidates[0] if candidates else None
 
 
+def _with_language(customer: Customer, language: str) -> Customer:
+    """A transient copy of the customer speaking `language`: the row itself is not touched."""
+    values = {c.key: getattr(customer, c.key) for c in sa_inspect(Customer).column_attrs}
+    values["language"] = language
+    return Customer(**values)
+
+
 def _plan_invoices(session: Session, plan: Plan) -> list[Invoice]:
     return list(
         session.scalars(
@@ -226,6 +234,8 @@ def preview_template(
     assert customer is not None  # the foreign key
     wanted = language if language is not None else customer.language or ""
     template = _template(session, code, channel, wanted)
+    if language is not None:  # amounts and dates as well as words in the language asked for
+        customer = _with_language(customer, language)
     plan = _plan_for(session, invoice)
     level: LevelRow | None = None
     invoices = [invoice]
