@@ -34,6 +34,7 @@ from recoup.core.config import EnvConfig
 from recoup.core.errors import InvalidInput, RunInProgress
 from recoup.core.settings import business_today, get_settings
 from recoup.engine.lock import run_lock
+from recoup.events.service import has_endpoints, pump
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +251,9 @@ def run_worker(
                 if on_batch is not None:
                     on_batch(BatchReport(totals.batches, today, stats, clock() - begun))
                 continue  # more may be due: claim again at once
+            # webhooks out: deliver what the executed actions logged, and due retries
+            if has_endpoints(factory):
+                pump(factory, env=env)
             if options.once:
                 totals.reason = "drained"
                 break
