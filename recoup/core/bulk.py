@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, Table
@@ -52,8 +53,11 @@ def _iso(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+_encode_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
+    return None if value is None else _encode_json(value)
 
 
 def _bool_int(value: bool | None) -> int | None:
@@ -79,6 +83,24 @@ def _converter(column_type: Any, dialect: str) -> Converter:
     return _same
 
 
+def _convert(
+    rows: Sequence[dict[str, Any]], names: Sequence[str], converters: Sequence[Converter]
+) -> list[tuple[Any, ...]]:
+    """Rows to tuples in column order, converting column by column (map runs in C)."""
+    first = rows[0].keys()
+    if all(name in first for name in names) and all(row.keys() == first for row in rows):
+        get = itemgetter(*names)
+        picked = [get(row) for row in rows] if len(names) > 1 else [(get(r),) for r in rows]
+    else:
+        picked = [tuple([row.get(name) for name in names]) for row in rows]
+    columns = list(zip(*picked, strict=True))
+    converted = [
+        column if convert is _same else list(map(convert, column))
+        for column, convert in zip(columns, converters, strict=True)
+    ]
+    return list(zip(*converted, strict=True))
+
+
 def bulk_insert(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], *, with_id: bool = False
 ) -> None:
@@ -97,20 +119,7 @@ def bulk_insert(
     ]
     names = [c.name for c in columns]
     converters = [_converter(c.type, dialect) for c in columns]
-    plain = all(convert is _same for convert in converters)
-    if plain:
-        values = [tuple([row.get(name) for name in names]) for row in rows]
-    else:
-        pairs = list(zip(names, converters, strict=True))
-        values = [
-            tuple(
-                [
-                    row.get(name) if convert is _same else convert(row.get(name))
-                    for name, convert in pairs
-                ]
-            )
-            for row in rows
-        ]
+    values = _convert(rows, names, converters)
     quoted = ", ".join(f'"{name}"' for name in names)
     if dialect == "postgresql":
         raw = connection.connection.driver_connection
@@ -134,8 +143,9 @@ def bulk_update(
         return
     connection = session.connection()
     dialect = connection.dialect.name
-    pairs = [(name, _converter(table.c[name].type, dialect)) for name in columns]
-    values = [(*(convert(row.get(name)) for name, convert in pairs), row["id"]) for row in rows]
+    names = [*columns, "id"]
+    converters = [_converter(table.c[name].type, dialect) for name in names]
+    values = _convert(rows, names, converters)
     mark = "?" if dialect == "sqlite" else "%s"
     assignments = ", ".join(f'"{name}" = {mark}' for name in columns)
     sql = f'UPDATE "{table.name}" SET {assignments} WHERE id = {mark}'

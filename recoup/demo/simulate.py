@@ -183,10 +183,10 @@ def _simulate(
     )
     opened = done = paid = tasks_done = 0
     with bar:
-        task = bar.add_task("Simulating", total=days, status="")
+        task = bar.add_task(start.isoformat(), total=days, status="")
         for offset in range(days):
             day = start + timedelta(days=offset)
-            bar.update(task, description=f"Simulating {day.isoformat()}")
+            bar.update(task, description=day.isoformat())
             if day in files.invoices_by_day:
                 import_file(
                     factory, book_service.import_invoices, files.invoices_by_day[day], on=day
@@ -203,8 +203,5 @@ def _simulate(
             bar.update(
                 task,
                 advance=1,
-                status=(
-                    f"payments {paid} · plans opened {opened} · actions done {done} · "
-                    f"tasks completed {tasks_done}"
-                ),
+                status=(f"paid {paid} · plans {opened} · actions {done} · tasks {tasks_done}"),
             )

@@ -222,17 +222,18 @@ def render(
         title=f"Aging of what is still owed on {summary.as_of} (days past due)",
         title_justify="left",
     )
-    aging.add_column("currency")
+    aging.add_column("days past due")
+    currencies = sorted(summary.aging)
+    for currency in currencies:
+        aging.add_column(currency, justify="right")
     for bucket in AGING_BUCKETS:
-        aging.add_column(bucket, justify="right")
-    aging.add_column("total", justify="right", style="bold")
-    for currency in sorted(summary.aging):
-        buckets = summary.aging[currency]
-        aging.add_row(
-            currency,
-            *(whole(buckets[b], currency) for b in AGING_BUCKETS),
-            whole(sum(buckets.values(), Decimal(0)), currency),
-        )
+        aging.add_row(bucket, *(whole(summary.aging[c][bucket], c) for c in currencies))
+    aging.add_section()
+    aging.add_row(
+        "total",
+        *(whole(sum(summary.aging[c].values(), Decimal(0)), c) for c in currencies),
+        style="bold",
+    )
     console.print(aging)
 
     env = f"RECOUP_DATABASE_URL={database_url}"

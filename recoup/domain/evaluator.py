@@ -461,7 +461,8 @@ class _Builder:
 
         due = [i for i in range(current + 1, len(levels)) if levels[i].days <= days_overdue]
         check_balance = policy.transition is Transition.days_overdue_and_balance
-        reached: list[int] = []
+        reached: list[int] = []  # levels stepped on, run or skipped
+        ran: set[int] = set()  # levels whose actions run
         if due:
             passing = [
                 i
@@ -474,6 +475,7 @@ class _Builder:
                     if i in passing:
                         self.decisions.append(ReachLevel(level, days_overdue))
                         reached.append(i)
+                        ran.add(i)
                         if self._is_blocking(level):
                             break  # R6: a person must act before the next level
                     else:
@@ -487,6 +489,7 @@ class _Builder:
                     level = levels[i]
                     if i == target:
                         self.decisions.append(ReachLevel(level, days_overdue))
+                        ran.add(i)
                     elif i not in passing:
                         self.decisions.append(
                             SkipLevel(level, self._balance_reason(level, balance, currency))
@@ -507,18 +510,13 @@ class _Builder:
             last = levels[current]
             self._note(lambda: f"{_days(days_overdue)}: level {last.code!r}")
             if last.end:
-                ran = any(
-                    isinstance(d, ReachLevel) and d.level.code == last.code for d in self.decisions
-                )
-                if not ran or not self._has_actions(last):
+                if current not in ran or not self._has_actions(last):
                     self.decisions.append(ClosePlan(PlanStatus.unrecovered, "end level reached"))
                     return
                 # the executor closes it when the last action finishes (R7)
                 self.plan_next = None
                 return
-            if self._is_blocking(last) and any(
-                isinstance(d, ReachLevel) and d.level.code == last.code for d in self.decisions
-            ):
+            if current in ran and self._is_blocking(last):
                 self._note(lambda: f"level {last.code!r} waits for a person (R6)")
                 self.plan_next = None
                 return

@@ -216,8 +216,10 @@ def run_dunning(
             stats.plans_unrecovered = (
                 session.scalar(
                     select(func.count())
-                    .select_from(LogEntry)
-                    .where(LogEntry.event == Event.plan_unrecovered.value, LogEntry.on == as_of)
+                    .select_from(Plan)
+                    .where(
+                        Plan.status == PlanStatus.unrecovered.value, Plan.closed_on == as_of
+                    )
                 )
                 or 0
             )
@@ -734,6 +736,8 @@ class _Writer:
                 "created_at": self.now,
                 "status": InstanceStatus.pending.value,
                 "next_attempt_at": self.now,
+                "error": None,
+                "finished_at": None,
             }
             if not run_actions:
                 row.update(
