@@ -87,11 +87,10 @@ def _convert(
     rows: Sequence[dict[str, Any]], names: Sequence[str], converters: Sequence[Converter]
 ) -> list[tuple[Any, ...]]:
     """Rows to tuples in column order, converting column by column (map runs in C)."""
-    first = rows[0].keys()
-    if all(name in first for name in names) and all(row.keys() == first for row in rows):
-        get = itemgetter(*names)
+    get = itemgetter(*names)
+    try:
         picked = [get(row) for row in rows] if len(names) > 1 else [(get(r),) for r in rows]
-    else:
+    except KeyError:  # rows that leave some columns out: those are NULL
         picked = [tuple([row.get(name) for name in names]) for row in rows]
     columns = list(zip(*picked, strict=True))
     converted = [
@@ -120,8 +119,15 @@ def bulk_insert(
     names = [c.name for c in columns]
     converters = [_converter(c.type, dialect) for c in columns]
     values = _convert(rows, names, converters)
+    _send(session, table, names, values)
+
+
+def _send(
+    session: Session, table: Table, names: Sequence[str], values: Sequence[tuple[Any, ...]]
+) -> None:
+    connection = session.connection()
     quoted = ", ".join(f'"{name}"' for name in names)
-    if dialect == "postgresql":
+    if connection.dialect.name == "postgresql":
         raw = connection.connection.driver_connection
         assert raw is not None
         with (
@@ -174,3 +180,26 @@ def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
     top = connection.exec_driver_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{table.name}"').scalar()
     start = int(top or 0) + 1
     return list(range(start, start + count))
+
+
+class TupleFormat:
+    """For the hottest tables: rows built directly as tuples of driver values in a fixed
+    column order, skipping per-row dicts and conversion passes."""
+
+    def __init__(self, session: Session, table: Table, names: Sequence[str]) -> None:
+        self.table = table
+        self.names = tuple(names)
+        self.dialect = session.connection().dialect.name
+        self._converters = {name: _converter(table.c[name].type, self.dialect) for name in names}
+
+    def value(self, name: str, value: Any) -> Any:
+        """`value` as the driver stores it in column `name` (compute constants once)."""
+        return self._converters[name](value)
+
+    def insert(self, session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            _send(session, self.table, self.names, rows)
+
+
+def json_text(value: Any) -> str | None:
+    return _json(value)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.core.bulk import bulk_insert, bulk_update, reserve_ids
+from recoup.core.bulk import TupleFormat, bulk_insert, bulk_update, json_text, reserve_ids
 from recoup.core.clock import utc_now
 from recoup.core.config import EnvConfig
 from recoup.core.errors import InvalidInput
@@ -132,6 +132,7 @@ class _Context:
     actor: str
     stats: RunStats
     resolutions: dict[str, Resolution] = field(default_factory=dict)
+    customers: dict[str, Any] = field(default_factory=dict)
 
     def resolve(self, customer: Any) -> Resolution:
         cached = self.resolutions.get(customer.id)
@@ -217,9 +218,7 @@ def run_dunning(
                 session.scalar(
                     select(func.count())
                     .select_from(Plan)
-                    .where(
-                        Plan.status == PlanStatus.unrecovered.value, Plan.closed_on == as_of
-                    )
+                    .where(Plan.status == PlanStatus.unrecovered.value, Plan.closed_on == as_of)
                 )
                 or 0
             )
@@ -440,6 +439,36 @@ PLAN_COLUMNS = (
     Plan.pause_reason,
     Plan.next_step_on,
 )
+LOG_COLUMNS = (
+    "at",
+    "on",
+    "event",
+    "actor",
+    "customer_id",
+    "invoice_id",
+    "plan_id",
+    "level",
+    "action",
+    "run_id",
+    "details",
+)
+INSTANCE_COLUMNS = (
+    "key",
+    "plan_id",
+    "invoice_id",
+    "customer_id",
+    "policy_id",
+    "level",
+    "action",
+    "type",
+    "attempts",
+    "due_on",
+    "created_at",
+    "status",
+    "next_attempt_at",
+    "error",
+    "finished_at",
+)
 PLAN_UPDATE_COLUMNS = (
     "status",
     "level",
@@ -454,9 +483,17 @@ PLAN_UPDATE_COLUMNS = (
 )
 
 
-def _customers(session: Session, ids: Iterable[str]) -> dict[str, _CustomerRec]:
-    rows = session.execute(select(*CUSTOMER_COLUMNS).where(Customer.id.in_(list(ids))))
-    return {row[0]: _CustomerRec(*row) for row in rows}
+def _customers(session: Session, ctx: _Context, ids: Iterable[str]) -> dict[str, _CustomerRec]:
+    """Customers by id, read once per run (a customer has several invoices)."""
+    cache = ctx.customers
+    missing = [i for i in set(ids) if i not in cache]
+    for start in range(0, len(missing), 5000):
+        rows = session.execute(
+            select(*CUSTOMER_COLUMNS).where(Customer.id.in_(missing[start : start + 5000]))
+        )
+        for row in rows:
+            cache[row[0]] = _CustomerRec(*row)
+    return cache
 
 
 def _process_invoice_chunk(session: Session, ctx: _Context, invoice_ids: list[str]) -> None:
@@ -464,7 +501,7 @@ def _process_invoice_chunk(session: Session, ctx: _Context, invoice_ids: list[st
         _InvoiceRec(*row)
         for row in session.execute(select(*INVOICE_COLUMNS).where(Invoice.id.in_(invoice_ids)))
     ]
-    customers = _customers(session, {inv.customer_id for inv in invoices})
+    customers = _customers(session, ctx, {inv.customer_id for inv in invoices})
     plans: dict[str, _PlanRec] = {}
     for row in session.execute(
         select(*PLAN_COLUMNS)
@@ -502,7 +539,7 @@ def _process_invoice_chunk(session: Session, ctx: _Context, invoice_ids: list[st
 def _process_customer_chunk(session: Session, ctx: _Context, pairs: list[tuple[str, str]]) -> None:
     customer_ids = sorted({c for c, _ in pairs})
     wanted = set(pairs)
-    customers = _customers(session, customer_ids)
+    customers = _customers(session, ctx, customer_ids)
     by_pair: dict[tuple[str, str], list[_InvoiceRec]] = defaultdict(list)
     for row in session.execute(
         select(*INVOICE_COLUMNS).where(
@@ -580,14 +617,19 @@ class _Writer:
     def __init__(self, session: Session, ctx: _Context) -> None:
         self.session = session
         self.ctx = ctx
-        self.logs: list[dict[str, Any]] = []
-        self.instances: list[dict[str, Any]] = []
+        self.logs: list[tuple[Any, ...]] = []
+        self.instances: list[tuple[Any, ...]] = []
+        self.log_format = TupleFormat(session, LogEntry.__table__, LOG_COLUMNS)
+        self.instance_format = TupleFormat(session, ActionInstance.__table__, INSTANCE_COLUMNS)
         self.manual_keys: dict[str, dict[str, Any]] = {}
         self.invoice_checks: list[dict[str, Any]] = []
         self.plan_invoices: list[dict[str, Any]] = []
         self.new_plans: list[dict[str, Any]] = []
         self.dirty_plans: dict[int, _PlanRec] = {}
         self.now = utc_now()
+        # constants in the driver's format, computed once per chunk
+        self.now_db = self.log_format.value("at", self.now)
+        self.today_db = self.log_format.value("on", ctx.as_of)
         self.items: list[
             tuple[Unit, Outcome, _PlanRec | None, str, Sequence[_InvoiceRec], Iterable[_InvoiceRec]]
         ] = []
@@ -679,25 +721,21 @@ class _Writer:
         action: str | None = None,
         **details: Any,
     ) -> None:
-        """A log row built directly (the hot path): details are text, numbers and lists."""
+        """A log row built directly (the hot path): callers pass JSON-ready details."""
         self.logs.append(
-            {
-                "at": self.now,
-                "on": self.ctx.as_of,
-                "event": event.value,
-                "actor": self.ctx.actor,
-                "customer_id": customer_id,
-                "invoice_id": invoice_id,
-                "plan_id": plan_id,
-                "level": level,
-                "action": action,
-                "run_id": self.ctx.run_id,
-                "details": {
-                    k: v if isinstance(v, str | int | list) else str(v)
-                    for k, v in details.items()
-                    if v is not None
-                },
-            }
+            (
+                self.now_db,
+                self.today_db,
+                event.value,
+                self.ctx.actor,
+                customer_id,
+                invoice_id,
+                plan_id,
+                level,
+                action,
+                self.ctx.run_id,
+                json_text(details),
+            )
         )
 
     def _queue_level(
@@ -722,33 +760,19 @@ class _Writer:
                 continue
             key = f"{key_prefix}:{level.code}:{code}"
             queued.append(code)
-            row = {
-                "key": key,
-                "plan_id": plan_id,
-                "invoice_id": invoice_id,
-                "customer_id": customer_id,
-                "policy_id": policy_id,
-                "level": level.code,
-                "action": code,
-                "type": action.type.value,
-                "attempts": 0,
-                "due_on": self.ctx.as_of,
-                "created_at": self.now,
-                "status": InstanceStatus.pending.value,
-                "next_attempt_at": self.now,
-                "error": None,
-                "finished_at": None,
-            }
+            status = InstanceStatus.pending.value
+            next_attempt: Any = self.now_db
+            error = finished = None
             if not run_actions:
-                row.update(
-                    status=InstanceStatus.skipped.value,
-                    next_attempt_at=None,
-                    error=reason,
-                    finished_at=self.now,
+                status, next_attempt, error, finished = (
+                    InstanceStatus.skipped.value,
+                    None,
+                    reason,
+                    self.now_db,
                 )
                 self.ctx.stats.actions_skipped += 1
             elif action.is_manual:
-                row["next_attempt_at"] = None  # for people, not machines
+                next_attempt = None  # for people, not machines
                 self.manual_keys[key] = {
                     "role": action.role or "collector",
                     "instructions": action.instructions,
@@ -761,7 +785,25 @@ class _Writer:
                 self.ctx.stats.actions_queued += 1
             else:
                 self.ctx.stats.actions_queued += 1
-            self.instances.append(row)
+            self.instances.append(
+                (
+                    key,
+                    plan_id,
+                    invoice_id,
+                    customer_id,
+                    policy_id,
+                    level.code,
+                    code,
+                    action.type.value,
+                    0,
+                    self.today_db,
+                    self.now_db,
+                    status,
+                    next_attempt,
+                    error,
+                    finished,
+                )
+            )
         return queued
 
     def apply(
@@ -843,9 +885,9 @@ class _Writer:
                     invoice_id=invoice_id,
                     plan_id=plan.id,
                     policy=policy.name,
-                    balance=decision.balance,
+                    balance=str(decision.balance),
                     currency=unit.currency,
-                    anchor_date=decision.anchor_date,
+                    anchor_date=decision.anchor_date.isoformat(),
                 )
                 self.plan_invoices.extend(
                     {"plan_id": plan.id, "invoice_id": i, "joined_on": ctx.as_of}
@@ -969,7 +1011,7 @@ class _Writer:
             _bulk_insert(session, PlanInvoice, self.plan_invoices)
             self.plan_invoices = []
         if self.instances:
-            _bulk_insert(session, ActionInstance, self.instances)
+            self.instance_format.insert(session, self.instances)
             self.instances = []
         if self.manual_keys:
             ids = dict(
@@ -1010,7 +1052,7 @@ class _Writer:
             bulk_update(session, Invoice.__table__, ("next_check_on",), self.invoice_checks)
             self.invoice_checks = []
         if self.logs:
-            _bulk_insert(session, LogEntry, self.logs)
+            self.log_format.insert(session, self.logs)
             self.logs = []
 
 
