@@ -8,7 +8,6 @@ the driver stores (the same values the column types would produce), then sent wi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -16,6 +15,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, Boolean, Date, Table
 from sqlalchemy.orm import Session
 
@@ -53,11 +53,9 @@ def _iso(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-_encode_json = json.JSONEncoder(ensure_ascii=False).encode
-
-
 def _json(value: Any) -> str | None:
-    return None if value is None else _encode_json(value)
+    # orjson: ~10x the standard encoder, and a run writes a JSON object per log row
+    return None if value is None else orjson.dumps(value, default=str).decode()
 
 
 def _bool_int(value: bool | None) -> int | None:
