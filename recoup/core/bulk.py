@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import JSON, Boolean, Date, Table
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from recoup.core.db import AMOUNT_SCALE, Amount, UTCDateTime
@@ -150,14 +151,26 @@ def bulk_update(
     names = [*columns, "id"]
     converters = [_converter(table.c[name].type, dialect) for name in names]
     values = _convert(rows, names, converters)
-    mark = "?" if dialect == "sqlite" else "%s"
-    assignments = ", ".join(f'"{name}" = {mark}' for name in columns)
-    sql = f'UPDATE "{table.name}" SET {assignments} WHERE id = {mark}'
     raw = connection.connection.driver_connection
     assert raw is not None
     cursor = raw.cursor()
     try:
-        cursor.executemany(sql, values)
+        if dialect == "postgresql":
+            # one statement for the batch: the rows travel as one array per column
+            pg = postgresql.dialect()
+            types = [table.c[name].type.compile(dialect=pg) for name in names]
+            arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+            aliases = ", ".join(f'"{name}"' for name in names)
+            assignments = ", ".join(f'"{name}" = v."{name}"' for name in columns)
+            cursor.execute(
+                f'UPDATE "{table.name}" SET {assignments} '
+                f"FROM unnest({arrays}) AS v({aliases}) "
+                f'WHERE "{table.name}".id = v.id',
+                [list(column) for column in zip(*values, strict=True)],
+            )
+        else:
+            assignments = ", ".join(f'"{name}" = ?' for name in columns)
+            cursor.executemany(f'UPDATE "{table.name}" SET {assignments} WHERE id = ?', values)
     finally:
         cursor.close()
 

@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.core.bulk import TupleFormat, bulk_insert, bulk_update, json_text, reserve_ids
@@ -200,6 +200,9 @@ def run_dunning(
                         _process_customer_chunk(session, ctx, chunk)
                 progress.advance(len(chunk))
                 gc.collect(0)
+                chunks_done = start // size + 1
+                if chunks_done in (1, 4, 16, 64, 256):
+                    _refresh_statistics(factory)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -238,6 +241,14 @@ def run_dunning(
             run.finished_at = utc_now()
             run.stats = stats.as_dict()
         return stats
+
+
+def _refresh_statistics(factory: sessionmaker[Session]) -> None:
+    """PostgreSQL plans queries from table statistics; a first run grows the dunning tables
+    from nothing, and stale statistics would turn index lookups into full scans."""
+    with factory.begin() as session:
+        if session.connection().dialect.name == "postgresql":
+            session.execute(text("ANALYZE action_instances, plans, plan_invoices, tasks"))
 
 
 def _count_due(factory: sessionmaker[Session]) -> int:
