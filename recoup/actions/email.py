@@ -4,10 +4,12 @@ instance key, so a retried send is recognisably the same message (R13)."""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import re
 import smtplib
 import ssl
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -109,9 +111,10 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     )
 
 
-def send_smtp(msg: EmailMessage, url: str, *, sender: str, recipients: Sequence[str]) -> str:
-    """Send through the SMTP server; returns a short description for the result."""
-    target = parse_smtp_url(url)
+_local = threading.local()
+
+
+def _connect(target: SmtpTarget) -> smtplib.SMTP:
     # building a TLS context costs ~25 ms: only when the connection uses TLS
     context = ssl.create_default_context() if target.ssl or target.starttls else None
     client: smtplib.SMTP
@@ -126,8 +129,50 @@ def send_smtp(msg: EmailMessage, url: str, *, sender: str, recipients: Sequence[
             client.ehlo()
         if target.username:
             client.login(target.username, target.password or "")
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _connection(url: str, target: SmtpTarget) -> smtplib.SMTP:
+    """The thread's open connection to this server, opened on first use and then reused
+    across messages (one TCP and TLS handshake and one login per batch, not per email)."""
+    cached = getattr(_local, "smtp", None)
+    if cached is not None and cached[0] == url:
+        client: smtplib.SMTP = cached[1]
+        return client
+    close_smtp_connections()
+    client = _connect(target)
+    _local.smtp = (url, client)
+    return client
+
+
+def close_smtp_connections() -> None:
+    """Say goodbye to the server (the end of a batch, a worker stopping)."""
+    cached = getattr(_local, "smtp", None)
+    _local.smtp = None
+    if cached is not None:
+        try:
+            cached[1].quit()
+        except (smtplib.SMTPException, OSError):
+            cached[1].close()
+
+
+def send_smtp(msg: EmailMessage, url: str, *, sender: str, recipients: Sequence[str]) -> str:
+    """Send through the SMTP server; returns a short description for the result."""
+    target = parse_smtp_url(url)
+    for attempt in (1, 2):
+        client = _connection(url, target)
         try:
             client.send_message(msg, from_addr=sender, to_addrs=list(recipients))
+            break
+        except smtplib.SMTPServerDisconnected:
+            # the server closed an idle reused connection: reconnect once
+            _local.smtp = None
+            client.close()
+            if attempt == 2:
+                raise
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             if codes and all(code >= 500 for code in codes):
@@ -141,12 +186,14 @@ def send_smtp(msg: EmailMessage, url: str, *, sender: str, recipients: Sequence[
                     f"message refused by {target.host}: {exc.smtp_code} {exc.smtp_error!r}"
                 ) from exc
             raise
-    finally:
-        try:
-            client.quit()
-        except smtplib.SMTPException:
+        except OSError:
+            _local.smtp = None  # a broken socket is not reused
             client.close()
+            raise
     return f"smtp://{target.host}:{target.port}"
+
+
+atexit.register(close_smtp_connections)
 
 
 def write_outbox(msg: EmailMessage, outbox: Path, *, instance_id: int, key: str) -> Path:
@@ -163,6 +210,7 @@ __all__ = [
     "Attachment",
     "PermanentDeliveryError",
     "build_message",
+    "close_smtp_connections",
     "message_id_for",
     "parse_smtp_url",
     "safe_filename",

@@ -26,6 +26,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.context import MANUAL_REQUEST, ActionContext, load_context, manual_request
+from recoup.actions.email import close_smtp_connections
 from recoup.core.clock import utc_now
 from recoup.core.config import EnvConfig
 from recoup.core.errors import RecoupError
@@ -230,6 +231,36 @@ def execute_pending(
     `advance`). `batch_size` instances are claimed at a time. When `stop()` turns true (a
     worker asked to shut down) the instance under way finishes, the claimed ones not started
     are released at once for another worker, and the loop returns."""
+    try:
+        return _execute_pending(
+            factory,
+            env=env,
+            today=today,
+            worker_id=worker_id,
+            limit=limit,
+            now=now,
+            on_progress=on_progress,
+            run_id=run_id,
+            batch_size=batch_size,
+            stop=stop,
+        )
+    finally:
+        close_smtp_connections()  # the batch reused one connection; hang up at the end
+
+
+def _execute_pending(
+    factory: sessionmaker[Session],
+    *,
+    env: EnvConfig,
+    today: date,
+    worker_id: str,
+    limit: int | None,
+    now: Callable[[], datetime],
+    on_progress: Callable[[int], None] | None,
+    run_id: int | None,
+    batch_size: int,
+    stop: Callable[[], bool] | None,
+) -> ExecutionStats:
     stats = ExecutionStats()
     token = f"{worker_id}#{uuid.uuid4().hex[:12]}"
     processed = 0
