@@ -380,3 +380,15 @@ def test_bad_as_of_is_refused(cli: Cli) -> None:
     out = cli("run", "--as-of", "2026-13-40", code=1)
     assert "--as-of" in out and "not a date" in out
     assert cli.json("plans") == []
+
+
+def test_a_quiet_day_reads_only_what_is_due(cli: Cli) -> None:
+    """R15: the run looks only at plans due for a step and invoices crossing a trigger."""
+    cli.setup(
+        invoices=invoice_csv(("I1", "C1", DUE, "100.00", "EUR"), ("I2", "C1", DUE + timedelta(days=40), "100.00", "EUR"))
+    )
+    first = cli.run(5)
+    assert first["considered"] == 2  # both are new to the engine
+    assert cli.run(6)["considered"] == 0  # nothing due: I1's next level is day 10, I2's reminder day 37
+    assert cli.run(10)["considered"] == 1  # I1 reaches second_notice
+    assert cli.run(37)["considered"] == 2  # I2's reminder, and I1 catching up to its call
