@@ -163,6 +163,17 @@ def _example(session: Session) -> tuple[int | None, str | None]:
     return None, None
 
 
+def bar(fraction: float, width: int = 6) -> str:
+    """A horizontal bar for terminal charts: filled share, then the rest."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = round(fraction * width)
+    return "█" * filled + "░" * (width - filled) + f" {fraction:>4.0%}"
+
+
+def _share(part: Decimal, whole_amount: Decimal) -> float:
+    return float(part / whole_amount) if whole_amount > 0 else 0.0
+
+
 def render(
     summary: Summary,
     console: Console,
@@ -235,6 +246,32 @@ def render(
         style="bold",
     )
     console.print(aging)
+
+    # charts: the two numbers a finance team looks at first
+    charts = Table(
+        title="At a glance: share of billed collected, share of what is owed by age",
+        title_justify="left",
+    )
+    charts.add_column("", no_wrap=True)
+    for currency in currencies:
+        charts.add_column(currency, no_wrap=True)
+    charts.add_row(
+        "collected",
+        *(
+            bar(_share(summary.collected.get(c, Decimal(0)), summary.billed.get(c, Decimal(0))))
+            for c in currencies
+        ),
+    )
+    charts.add_section()
+    for bucket in AGING_BUCKETS:
+        charts.add_row(
+            f"owed {bucket}",
+            *(
+                bar(_share(summary.aging[c][bucket], sum(summary.aging[c].values(), Decimal(0))))
+                for c in currencies
+            ),
+        )
+    console.print(charts)
 
     env = f"RECOUP_DATABASE_URL={database_url}"
     console.print("[bold]Where to look next[/bold]")
