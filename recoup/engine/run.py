@@ -201,8 +201,8 @@ def run_dunning(
                 progress.advance(len(chunk))
                 gc.collect(0)
                 chunks_done = start // size + 1
-                if chunks_done in (1, 4, 16, 64, 256):
-                    _refresh_statistics(factory)
+                if len(units) >= 10 * size and chunks_done in (1, 4, 16, 64, 256):
+                    _refresh_statistics(factory)  # only a big day grows the tables much
         finally:
             if gc_was_enabled:
                 gc.enable()
