@@ -1,11 +1,11 @@
 """Factory functions for tests: keyword defaults, flushed rows, never committed.
 
-    customer = make_customer(session, id="C1", category="smb")
-    invoice = make_invoice(session, customer, due_date=date(2026, 1, 10), amount="100.00")
-    policy = make_policy(session)                      # levels first_notice (5) and final (20)
-    plan = make_plan(session, invoice, policy=policy)  # an active invoice-mode plan
-    make_action_instance(session, plan, level="first_notice", action="email_notice_1")
-    write_csv(tmp_path / "invoices.csv", ["id", ...], [[...], ...])
+customer = make_customer(session, id="C1", category="smb")
+invoice = make_invoice(session, customer, due_date=date(2026, 1, 10), amount="100.00")
+policy = make_policy(session)                      # levels first_notice (5) and final (20)
+plan = make_plan(session, invoice, policy=policy)  # an active invoice-mode plan
+make_action_instance(session, plan, level="first_notice", action="email_notice_1")
+write_csv(tmp_path / "invoices.csv", ["id", ...], [[...], ...])
 """
 
 from __future__ import annotations
@@ -47,8 +47,14 @@ def make_settings(session: Session, **kw: Any) -> SettingsRow:
     row = session.get(SettingsRow, 1)
     if row is None:
         row = SettingsRow(
-            id=1, mode="invoice", invoice_types=["commercial"], customer_balance=None,
-            max_levels=15, timezone="UTC", catch_up="latest", company={},
+            id=1,
+            mode="invoice",
+            invoice_types=["commercial"],
+            customer_balance=None,
+            max_levels=15,
+            timezone="UTC",
+            catch_up="latest",
+            company={},
         )
         session.add(row)
     for key, value in kw.items():

@@ -27,35 +27,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.actions.email import message_id_for, parse_smtp_url, safe_filename
 from recoup.actions.framework import MAX_ATTEMPTS, backoff
 from recoup.models import ActionInstance, LogEntry, Plan, PlanInvoice, Task
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories_actions import (
-        NOW,
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_plan,
-        make_policy,
-        make_template,
-        rearm,
-    )
-except ModuleNotFoundError:  # pragma: no cover
-    from factories_actions import (  # type: ignore[no-redef]
-        NOW,
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_plan,
-        make_policy,
-        make_template,
-        rearm,
-    )
+from tests.factories_actions import (
+    NOW,
+    execute,
+    make_action,
+    make_customer,
+    make_env,
+    make_instance,
+    make_invoice,
+    make_plan,
+    make_policy,
+    make_template,
+    rearm,
+)
 
 PDF_BYTES = b"%PDF-1.4\n% test invoice\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 

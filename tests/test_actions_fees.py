@@ -14,31 +14,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.domain.fees import Fee, NoFee, days_overdue, fixed_fee, interest, percent_fee
 from recoup.domain.money import Money
 from recoup.models import ActionInstance, Charge, LogEntry
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories_actions import (
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_plan,
-        make_policy,
-        rearm,
-    )
-except ModuleNotFoundError:  # pragma: no cover
-    from factories_actions import (  # type: ignore[no-redef]
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_plan,
-        make_policy,
-        rearm,
-    )
+from tests.factories_actions import (
+    execute,
+    make_action,
+    make_customer,
+    make_env,
+    make_instance,
+    make_invoice,
+    make_plan,
+    make_policy,
+    rearm,
+)
 
 D = Decimal
 

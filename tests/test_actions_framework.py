@@ -22,33 +22,18 @@ from recoup.models import (
     PolicyRow,
     Task,
 )
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories_actions import (
-        NOW,
-        TODAY,
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_plan,
-        make_policy,
-    )
-except ModuleNotFoundError:  # pragma: no cover
-    from factories_actions import (  # type: ignore[no-redef]
-        NOW,
-        TODAY,
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_plan,
-        make_policy,
-    )
+from tests.factories_actions import (
+    NOW,
+    TODAY,
+    execute,
+    make_action,
+    make_customer,
+    make_env,
+    make_instance,
+    make_invoice,
+    make_plan,
+    make_policy,
+)
 
 
 def _fee_plan(

@@ -20,11 +20,7 @@ from recoup.actions.render import (
 )
 from recoup.core.settings import get_settings
 from recoup.domain.money import Money
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories_actions import TODAY, make_customer, make_invoice, make_template
-except ModuleNotFoundError:  # pragma: no cover
-    from factories_actions import TODAY, make_customer, make_invoice, make_template  # type: ignore[no-redef]
+from tests.factories_actions import TODAY, make_customer, make_invoice, make_template
 
 VARS = {
     "balance": Money(Decimal("1234.5"), "EUR"),

@@ -11,33 +11,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.domain.enums import PlanStatus
 from recoup.models import ActionInstance, Customer, LogEntry, Plan, StatusChange
 from recoup.plans.closing import close_plan
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories_actions import (
-        TODAY,
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_plan,
-        make_policy,
-        rearm,
-    )
-except ModuleNotFoundError:  # pragma: no cover
-    from factories_actions import (  # type: ignore[no-redef]
-        TODAY,
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_plan,
-        make_policy,
-        rearm,
-    )
+from tests.factories_actions import (
+    TODAY,
+    execute,
+    make_action,
+    make_customer,
+    make_env,
+    make_instance,
+    make_invoice,
+    make_plan,
+    make_policy,
+    rearm,
+)
 
 
 def _setup(

@@ -114,9 +114,7 @@ def test_apply_creates_then_nothing_changes(
         fee = session.scalars(select(ActionRow).where(ActionRow.code == "fee_15")).one()
         # Stored exactly, as strings: the executors never see a float.
         assert fee.params["amounts"] == {"EUR": "15.00", "USD": "15.00", "GBP": "12.50"}
-        entries = session.scalars(
-            select(LogEntry).where(LogEntry.event == "config_changed")
-        ).all()
+        entries = session.scalars(select(LogEntry).where(LogEntry.event == "config_changed")).all()
         assert len(entries) == 1
         assert "policy Enterprise" in entries[0].details["created"]
 
@@ -268,8 +266,13 @@ def test_changes_removals_and_priority_swap(
     standard["levels"][2]["actions"].remove("sms_notice")
     next(a for a in changed["actions"] if a["code"] == "fee_15")["amounts"]["EUR"] = "20.00"
     changed["templates"].append(
-        {"code": "notice_2", "channel": "email", "language": "fr", "subject": "Relance",
-         "body": "Bonjour {{ customer.name }}"}
+        {
+            "code": "notice_2",
+            "channel": "email",
+            "language": "fr",
+            "subject": "Relance",
+            "body": "Bonjour {{ customer.name }}",
+        }
     )
     result = recoup("config", "apply", write(tmp_path, changed), "--user", "alice")
     assert result.exit_code == 0, result.output

@@ -335,9 +335,7 @@ def test_example_file_is_valid(example: Doc) -> None:
     ("mutate", "path", "fragment"),
     [pytest.param(m, p, f, id=name) for name, m, p, f in CASES],
 )
-def test_each_check(
-    example: Doc, mutate: Callable[[Doc], None], path: str, fragment: str
-) -> None:
+def test_each_check(example: Doc, mutate: Callable[[Doc], None], path: str, fragment: str) -> None:
     document = copy.deepcopy(example)
     mutate(document)
     _config, issues = check_config(document)

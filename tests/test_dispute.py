@@ -16,25 +16,14 @@ from recoup.core.db import unit_of_work
 from recoup.core.errors import Conflict, NotFound
 from recoup.core.schedule import CHECK_NOW
 from recoup.models import ActionInstance, Invoice, LogEntry, Plan
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories import (
-        make_action_instance,
-        make_customer,
-        make_customer_plan,
-        make_invoice,
-        make_plan,
-        make_settings,
-    )
-except ModuleNotFoundError:  # pragma: no cover
-    from factories import (  # type: ignore[no-redef]
-        make_action_instance,
-        make_customer,
-        make_customer_plan,
-        make_invoice,
-        make_plan,
-        make_settings,
-    )
+from tests.factories import (
+    make_action_instance,
+    make_customer,
+    make_customer_plan,
+    make_invoice,
+    make_plan,
+    make_settings,
+)
 
 runner = CliRunner()
 

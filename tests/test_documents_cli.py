@@ -13,24 +13,8 @@ from typer.testing import CliRunner
 
 from recoup.cli.main import app
 from recoup.core.config import load_env
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories_actions import execute, make_customer, make_invoice, make_template
-    from tests.test_letters import AMOUNT_1, AMOUNT_2, letter_book, normalise, pdf_text
-except ModuleNotFoundError:  # pragma: no cover
-    from factories_actions import (  # type: ignore[no-redef]
-        execute,
-        make_customer,
-        make_invoice,
-        make_template,
-    )
-    from test_letters import (  # type: ignore[no-redef]
-        AMOUNT_1,
-        AMOUNT_2,
-        letter_book,
-        normalise,
-        pdf_text,
-    )
+from tests.factories_actions import execute, make_customer, make_invoice, make_template
+from tests.test_letters import AMOUNT_1, AMOUNT_2, letter_book, normalise, pdf_text
 
 runner = CliRunner()
 

@@ -334,7 +334,6 @@ def test_customer_mode_opens_on_oldest_and_sums_balance():
     assert opened.balance == D("70") and opened.anchor_date == day(0)
     assert opened.invoice_ids == ("A", "B")
 
-
     assert outcome.invoice_next_check["C"] == day(20)  # C joins when it falls due
 
 

@@ -29,25 +29,14 @@ from recoup.engine.run import run_dunning
 from recoup.events import service as events
 from recoup.events.service import deliver_pending, enqueue_events, pump
 from recoup.models import LogEntry, WebhookDelivery, WebhookEndpoint
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories_actions import (
-        make_customer,
-        make_env,
-        make_invoice,
-        make_plan,
-        make_policy,
-    )
-    from tests.http_recorder import Recorder, http_recorder
-except ModuleNotFoundError:  # pragma: no cover
-    from factories_actions import (  # type: ignore[no-redef]
-        make_customer,
-        make_env,
-        make_invoice,
-        make_plan,
-        make_policy,
-    )
-    from http_recorder import Recorder, http_recorder  # type: ignore[no-redef]
+from tests.factories_actions import (
+    make_customer,
+    make_env,
+    make_invoice,
+    make_plan,
+    make_policy,
+)
+from tests.http_recorder import Recorder, http_recorder
 
 SECRET = "whsec_events"
 ALL_EVENTS = [

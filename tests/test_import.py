@@ -28,39 +28,46 @@ from recoup.models import (
     Plan,
     Task,
 )
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories import (
-        make_action_instance,
-        make_customer,
-        make_customer_plan,
-        make_invoice,
-        make_plan,
-        make_policy,
-        make_settings,
-        write_csv,
-    )
-except ModuleNotFoundError:  # pragma: no cover
-    from factories import (  # type: ignore[no-redef]
-        make_action_instance,
-        make_customer,
-        make_customer_plan,
-        make_invoice,
-        make_plan,
-        make_policy,
-        make_settings,
-        write_csv,
-    )
+from tests.factories import (
+    make_action_instance,
+    make_customer,
+    make_customer_plan,
+    make_invoice,
+    make_plan,
+    make_policy,
+    make_settings,
+    write_csv,
+)
 
 runner = CliRunner()
 
 CUSTOMER_HEADER = [
-    "id", "name", "email", "phone", "language", "country", "currency", "category",
-    "is_company", "payment_method", "policy", "status", "excluded",
+    "id",
+    "name",
+    "email",
+    "phone",
+    "language",
+    "country",
+    "currency",
+    "category",
+    "is_company",
+    "payment_method",
+    "policy",
+    "status",
+    "excluded",
 ]
 INVOICE_HEADER = [
-    "id", "customer_id", "number", "type", "issue_date", "due_date", "currency", "amount",
-    "amount_due", "status", "disputed",
+    "id",
+    "customer_id",
+    "number",
+    "type",
+    "issue_date",
+    "due_date",
+    "currency",
+    "amount",
+    "amount_due",
+    "status",
+    "disputed",
 ]
 PAYMENT_HEADER = ["id", "customer_id", "invoice_id", "amount", "currency", "date"]
 
@@ -77,10 +84,19 @@ def invoke(*args: str) -> tuple[int, str]:
 
 def customer_row(cid: str, **kw: str) -> list[str]:
     values = {
-        "id": cid, "name": f"Customer {cid}", "email": f"{cid.lower()}@example.com",
-        "phone": "+33 1 23 45 67 89", "language": "fr", "country": "FR", "currency": "EUR",
-        "category": "smb", "is_company": "yes", "payment_method": "card", "policy": "",
-        "status": "active", "excluded": "no",
+        "id": cid,
+        "name": f"Customer {cid}",
+        "email": f"{cid.lower()}@example.com",
+        "phone": "+33 1 23 45 67 89",
+        "language": "fr",
+        "country": "FR",
+        "currency": "EUR",
+        "category": "smb",
+        "is_company": "yes",
+        "payment_method": "card",
+        "policy": "",
+        "status": "active",
+        "excluded": "no",
     }
     values.update(kw)
     return [values[c] for c in CUSTOMER_HEADER]
@@ -88,9 +104,17 @@ def customer_row(cid: str, **kw: str) -> list[str]:
 
 def invoice_row(iid: str, cid: str = "C1", **kw: str) -> list[str]:
     values = {
-        "id": iid, "customer_id": cid, "number": f"N-{iid}", "type": "commercial",
-        "issue_date": "2026-01-01", "due_date": "2026-01-31", "currency": "EUR",
-        "amount": "100.00", "amount_due": "100.00", "status": "open", "disputed": "false",
+        "id": iid,
+        "customer_id": cid,
+        "number": f"N-{iid}",
+        "type": "commercial",
+        "issue_date": "2026-01-01",
+        "due_date": "2026-01-31",
+        "currency": "EUR",
+        "amount": "100.00",
+        "amount_due": "100.00",
+        "status": "open",
+        "disputed": "false",
     }
     values.update(kw)
     return [values[c] for c in INVOICE_HEADER]
@@ -184,13 +208,7 @@ def test_customer_row_checks_email_country_booleans() -> None:
 
 
 def test_physical_line_numbers_bom_and_semicolons() -> None:
-    text = (
-        "\ufeffid;name;address\n"
-        "C1;One;\"1 rue X\nParis\"\n"
-        "\n"
-        "C2;Two\n"
-        "C3;Three;here\n"
-    )
+    text = '\ufeffid;name;address\nC1;One;"1 rue X\nParis"\n\nC2;Two\nC3;Three;here\n'
     table = schemas.read_csv_text(text)
     assert table.header == ["id", "name", "address"]
     assert [r.line for r in table.rows] == [2, 6]
@@ -374,7 +392,8 @@ def test_invoice_update_paid_closes_its_plan(
 
     seed(session_factory, setup)
     path = write_csv(
-        tmp_path / "invoices.csv", INVOICE_HEADER,
+        tmp_path / "invoices.csv",
+        INVOICE_HEADER,
         [invoice_row("I1", amount_due="0", status="paid")],
     )
     code, out = invoke("import", "invoices", str(path))
@@ -422,8 +441,16 @@ def test_invoice_currency_cannot_change_once_paid_into(
     with unit_of_work(session_factory) as session:
         import_payments(
             session,
-            [{"id": "P1", "customer_id": "C1", "invoice_id": "I1", "amount": "10",
-              "currency": "EUR", "date": "2026-02-01"}],
+            [
+                {
+                    "id": "P1",
+                    "customer_id": "C1",
+                    "invoice_id": "I1",
+                    "amount": "10",
+                    "currency": "EUR",
+                    "date": "2026-02-01",
+                }
+            ],
         )
     with unit_of_work(session_factory) as session, pytest.raises(InvalidInput) as caught:
         row = dict(zip(INVOICE_HEADER, invoice_row("I1", currency="USD"), strict=True))
@@ -435,10 +462,23 @@ def test_invoice_currency_cannot_change_once_paid_into(
 # --- payments (R8) -----------------------------------------------------------------------------
 
 
-def payment(pid: str, amount: str, *, invoice: str = "", customer: str = "C1",
-            currency: str = "EUR", day: str = "2026-02-15") -> dict[str, str]:
-    return {"id": pid, "customer_id": customer, "invoice_id": invoice, "amount": amount,
-            "currency": currency, "date": day}
+def payment(
+    pid: str,
+    amount: str,
+    *,
+    invoice: str = "",
+    customer: str = "C1",
+    currency: str = "EUR",
+    day: str = "2026-02-15",
+) -> dict[str, str]:
+    return {
+        "id": pid,
+        "customer_id": customer,
+        "invoice_id": invoice,
+        "amount": amount,
+        "currency": currency,
+        "date": day,
+    }
 
 
 def test_partial_payment_on_named_invoice(session_factory: sessionmaker[Session]) -> None:
@@ -471,7 +511,8 @@ def test_payment_without_invoice_pays_oldest_due_first(
 
     seed(session_factory, setup)
     path = write_csv(
-        tmp_path / "payments.csv", PAYMENT_HEADER,
+        tmp_path / "payments.csv",
+        PAYMENT_HEADER,
         [["P1", "C1", "", "70.00", "EUR", "2026-02-15"]],
     )
     code, out = invoke("import", "payments", str(path))
@@ -484,13 +525,15 @@ def test_payment_without_invoice_pays_oldest_due_first(
         assert amounts["USD"] == (Decimal(100), "open")
         allocations = session.scalars(select(PaymentAllocation).order_by(PaymentAllocation.id))
         assert [(a.invoice_id, a.amount) for a in allocations] == [
-            ("OLD", Decimal(50)), ("NEW", Decimal(20))
+            ("OLD", Decimal(50)),
+            ("NEW", Decimal(20)),
         ]
         logged = session.scalars(
             select(LogEntry).where(LogEntry.event == "payment_recorded").order_by(LogEntry.id)
         ).all()
         assert [(e.invoice_id, e.details["amount"]) for e in logged] == [
-            ("OLD", "50.00"), ("NEW", "20.00")
+            ("OLD", "50.00"),
+            ("NEW", "20.00"),
         ]
 
 
@@ -569,9 +612,12 @@ def test_payment_paying_off_invoice_recovers_its_plan(
 
     seed(session_factory, setup)
     path = write_csv(
-        tmp_path / "payments.csv", PAYMENT_HEADER,
-        [["P1", "C1", "I1", "100.00", "EUR", "2026-02-03"],
-         ["P2", "C1", "I2", "40.00", "EUR", "2026-02-04"]],
+        tmp_path / "payments.csv",
+        PAYMENT_HEADER,
+        [
+            ["P1", "C1", "I1", "100.00", "EUR", "2026-02-03"],
+            ["P2", "C1", "I2", "40.00", "EUR", "2026-02-04"],
+        ],
     )
     code, out = invoke("import", "payments", str(path), "--user", "bank")
     assert code == 0, out
@@ -637,15 +683,23 @@ def test_large_invoice_and_payment_files_are_fast(
     start = date(2025, 6, 1)
     invoices = [
         invoice_row(
-            f"I{n}", cid=f"C{n % 500}", due_date=(start + timedelta(days=n % 200)).isoformat(),
+            f"I{n}",
+            cid=f"C{n % 500}",
+            due_date=(start + timedelta(days=n % 200)).isoformat(),
             issue_date="2025-05-01",
         )
         for n in range(5000)
     ]
     write_csv(tmp_path / "i.csv", INVOICE_HEADER, invoices)
     payments = [
-        [f"P{n}", f"C{n % 500}", f"I{n}" if n % 2 else "", "60.00", "EUR",
-         (date(2026, 1, 1) + timedelta(days=n % 30)).isoformat()]
+        [
+            f"P{n}",
+            f"C{n % 500}",
+            f"I{n}" if n % 2 else "",
+            "60.00",
+            "EUR",
+            (date(2026, 1, 1) + timedelta(days=n % 30)).isoformat(),
+        ]
         for n in range(5000)
     ]
     write_csv(tmp_path / "p.csv", PAYMENT_HEADER, payments)
@@ -682,6 +736,8 @@ def test_progress_is_reported_per_chunk(session_factory: sessionmaker[Session]) 
         assert report.created == 2500
     assert calls[0] == ("checking", 0, 2500)
     assert [c for c in calls if c[0] == "writing"] == [
-        ("writing", 0, 2500), ("writing", 1000, 2500), ("writing", 2000, 2500),
+        ("writing", 0, 2500),
+        ("writing", 1000, 2500),
+        ("writing", 2000, 2500),
         ("writing", 2500, 2500),
     ]

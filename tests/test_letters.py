@@ -37,33 +37,18 @@ from recoup.models import (
     PlanInvoice,
     SettingsRow,
 )
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories_actions import (
-        TODAY,
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_policy,
-        make_template,
-        rearm,
-    )
-except ModuleNotFoundError:  # pragma: no cover
-    from factories_actions import (  # type: ignore[no-redef]
-        TODAY,
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_policy,
-        make_template,
-        rearm,
-    )
+from tests.factories_actions import (
+    TODAY,
+    execute,
+    make_action,
+    make_customer,
+    make_env,
+    make_instance,
+    make_invoice,
+    make_policy,
+    make_template,
+    rearm,
+)
 
 COMPANY = {
     "name": "Nimbus Cloud SAS",

@@ -31,29 +31,16 @@ from recoup.plans.manual import (
     available_manual_actions,
     perform_manual_action,
 )
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories_actions import (
-        TODAY,
-        make_action,
-        make_customer,
-        make_env,
-        make_invoice,
-        make_plan,
-        make_policy,
-        make_template,
-    )
-except ModuleNotFoundError:  # pragma: no cover
-    from factories_actions import (  # type: ignore[no-redef]
-        TODAY,
-        make_action,
-        make_customer,
-        make_env,
-        make_invoice,
-        make_plan,
-        make_policy,
-        make_template,
-    )
+from tests.factories_actions import (
+    TODAY,
+    make_action,
+    make_customer,
+    make_env,
+    make_invoice,
+    make_plan,
+    make_policy,
+    make_template,
+)
 
 
 def _setup(

@@ -116,7 +116,9 @@ def invoice_csv(*rows: tuple[Any, ...]) -> str:
 
 
 def payment_csv(invoice_id: str, amount: str, day: date) -> str:
-    return f"id,customer_id,invoice_id,amount,currency,date\nP1,C1,{invoice_id},{amount},EUR,{day}\n"
+    return (
+        f"id,customer_id,invoice_id,amount,currency,date\nP1,C1,{invoice_id},{amount},EUR,{day}\n"
+    )
 
 
 @pytest.fixture
@@ -385,10 +387,15 @@ def test_bad_as_of_is_refused(cli: Cli) -> None:
 def test_a_quiet_day_reads_only_what_is_due(cli: Cli) -> None:
     """R15: the run looks only at plans due for a step and invoices crossing a trigger."""
     cli.setup(
-        invoices=invoice_csv(("I1", "C1", DUE, "100.00", "EUR"), ("I2", "C1", DUE + timedelta(days=40), "100.00", "EUR"))
+        invoices=invoice_csv(
+            ("I1", "C1", DUE, "100.00", "EUR"),
+            ("I2", "C1", DUE + timedelta(days=40), "100.00", "EUR"),
+        )
     )
     first = cli.run(5)
     assert first["considered"] == 2  # both are new to the engine
-    assert cli.run(6)["considered"] == 0  # nothing due: I1's next level is day 10, I2's reminder day 37
+    assert (
+        cli.run(6)["considered"] == 0
+    )  # nothing due: I1's next level is day 10, I2's reminder day 37
     assert cli.run(10)["considered"] == 1  # I1 reaches second_notice
     assert cli.run(37)["considered"] == 2  # I2's reminder, and I1 catching up to its call

@@ -15,35 +15,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.core.config import EnvConfig
 from recoup.domain.sms import SmsEncoding, count_segments, is_gsm7
 from recoup.models import ActionInstance, LogEntry
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories_actions import (
-        NOW,
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_plan,
-        make_policy,
-        make_template,
-    )
-    from tests.http_recorder import Recorder, http_recorder
-except ModuleNotFoundError:  # pragma: no cover
-    from factories_actions import (  # type: ignore[no-redef]
-        NOW,
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_plan,
-        make_policy,
-        make_template,
-    )
-    from http_recorder import Recorder, http_recorder  # type: ignore[no-redef]
+from tests.factories_actions import (
+    NOW,
+    execute,
+    make_action,
+    make_customer,
+    make_env,
+    make_instance,
+    make_invoice,
+    make_plan,
+    make_policy,
+    make_template,
+)
+from tests.http_recorder import Recorder, http_recorder
 
 GSM, UCS = SmsEncoding.gsm7, SmsEncoding.ucs2
 

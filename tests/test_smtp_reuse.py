@@ -53,7 +53,9 @@ def test_a_batch_of_emails_shares_one_connection(
                 invoice = make_invoice(s, customer, f"I{n}")
                 plan = make_plan(s, invoice, policy, level="first")
                 make_instance(s, action, plan=plan, level="first")
-        stats = execute(session_factory, make_env(db_url, tmp_path, smtp_url=f"smtp://127.0.0.1:{port}"))
+        stats = execute(
+            session_factory, make_env(db_url, tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
+        )
     finally:
         controller.stop()
     assert stats.done == 5

@@ -25,35 +25,19 @@ from recoup.core.config import EnvConfig
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.domain.signature import signature_header, verify_signature
 from recoup.models import ActionInstance, LogEntry, Plan
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.factories_actions import (
-        NOW,
-        TODAY,
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_plan,
-        make_policy,
-    )
-    from tests.http_recorder import Recorded, Recorder, http_recorder
-except ModuleNotFoundError:  # pragma: no cover
-    from factories_actions import (  # type: ignore[no-redef]
-        NOW,
-        TODAY,
-        execute,
-        make_action,
-        make_customer,
-        make_env,
-        make_instance,
-        make_invoice,
-        make_plan,
-        make_policy,
-    )
-    from http_recorder import Recorded, Recorder, http_recorder  # type: ignore[no-redef]
+from tests.factories_actions import (
+    NOW,
+    TODAY,
+    execute,
+    make_action,
+    make_customer,
+    make_env,
+    make_instance,
+    make_invoice,
+    make_plan,
+    make_policy,
+)
+from tests.http_recorder import Recorded, Recorder, http_recorder
 
 SECRET = "whsec_test_123"
 

@@ -25,11 +25,7 @@ from recoup.cli.main import app
 from recoup.core.config import EnvConfig
 from recoup.models import ActionInstance, Charge, LogEntry
 from recoup.worker import StopFlag, WorkerOptions, run_worker, worker_lock
-
-try:  # tests/ imported as a package, or as a plain directory on sys.path
-    from tests.worker_book import seed_queue
-except ModuleNotFoundError:  # pragma: no cover
-    from worker_book import seed_queue  # type: ignore[no-redef]
+from tests.worker_book import seed_queue
 
 TODAY = date(2024, 3, 1)
 # 10,000 in the issue; 2,000 by default so the suite stays short on a small shared machine:
