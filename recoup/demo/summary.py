@@ -3,6 +3,8 @@ person reads, with money formatted by Babel."""
 
 from __future__ import annotations
 
+import shutil
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -163,6 +165,17 @@ def _example(session: Session) -> tuple[int | None, str | None]:
     return None, None
 
 
+def _command() -> str:
+    """How to call recoup from here: on PATH, or the virtual environment's script."""
+    if shutil.which("recoup"):
+        return "recoup"
+    script = Path(sys.executable).parent / "recoup"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def bar(fraction: float, width: int = 6) -> str:
     """A horizontal bar for terminal charts: filled share, then the rest."""
     fraction = min(max(fraction, 0.0), 1.0)
@@ -273,20 +286,16 @@ def render(
         )
     console.print(charts)
 
-    env = f"RECOUP_DATABASE_URL={database_url}"
+    env = f"RECOUP_DATABASE_URL={database_url} {_command()}"
     console.print("[bold]Where to look next[/bold]")
     console.print(f"  emails ({summary.eml_files} .eml files): {outbox}")
     if summary.letters:
         console.print(f"  letters ({summary.letters} PDF): {outbox.parent / 'documents'}")
-    console.print(f"  {env} recoup plans", soft_wrap=True, highlight=False)
+    console.print(f"  {env} plans", soft_wrap=True, highlight=False)
     if summary.example_invoice is not None:
-        console.print(
-            f"  {env} recoup explain {summary.example_invoice}", soft_wrap=True, highlight=False
-        )
+        console.print(f"  {env} explain {summary.example_invoice}", soft_wrap=True, highlight=False)
     if summary.example_plan is not None:
-        console.print(
-            f"  {env} recoup log --plan {summary.example_plan}", soft_wrap=True, highlight=False
-        )
-    console.print(f"  {env} recoup tasks", soft_wrap=True, highlight=False)
-    console.print(f"  {env} recoup charges", soft_wrap=True, highlight=False)
+        console.print(f"  {env} log --plan {summary.example_plan}", soft_wrap=True, highlight=False)
+    console.print(f"  {env} tasks", soft_wrap=True, highlight=False)
+    console.print(f"  {env} charges", soft_wrap=True, highlight=False)
     console.print(f"[dim]simulated in {elapsed:.1f} s[/dim]")
