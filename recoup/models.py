@@ -350,7 +350,7 @@ class LogEntry(Base):
     __tablename__ = "log_entries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     on: Mapped[date | None] = mapped_column(Date, nullable=True)
     event: Mapped[str] = mapped_column(String(40), index=True)
     actor: Mapped[str] = mapped_column(String(200), default="system")

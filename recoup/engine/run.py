@@ -851,6 +851,8 @@ class _Writer:
             return
         assert policy is not None or not outcome.decisions
         plan_updates: dict[str, Any] = {}
+        opening = next((d for d in outcome.decisions if isinstance(d, OpenPlan)), None)
+        folded: list[dict[str, str]] = []
         for decision in outcome.decisions:
             assert policy is not None
             if isinstance(decision, QueueReminder):
@@ -875,7 +877,12 @@ class _Writer:
             elif isinstance(decision, SkipReminder):
                 ctx.stats.levels_skipped += 1
                 actions = list(decision.level.actions)
-                if plan is None and not any(isinstance(d, OpenPlan) for d in outcome.decisions):
+                if opening is not None:
+                    # a plan opens for this debt today: its entry records the reminder skipped
+                    # (one log row per new plan instead of two on a first run)
+                    folded.append({"level": decision.level.code, "reason": decision.reason})
+                    continue
+                if plan is None:
                     # the record that keeps this reminder from being decided again; an
                     # invoice a plan covers never looks at its reminders again
                     actions = self._queue_level(
@@ -909,6 +916,7 @@ class _Writer:
                     balance=str(decision.balance),
                     currency=unit.currency,
                     anchor_date=decision.anchor_date.isoformat(),
+                    **({"reminders_skipped": folded} if folded else {}),
                 )
                 self.plan_invoices.extend(
                     {"plan_id": plan.id, "invoice_id": i, "joined_on": ctx.as_of}

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 06:51:33.599237
+Create Date: 2026-11-22 07:50:39.273638
 """
 from alembic import op
 import sqlalchemy as sa
@@ -64,7 +64,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_log_entries'))
     )
     with op.batch_alter_table('log_entries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_log_entries_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_log_entries_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_log_entries_event'), ['event'], unique=False)
         batch_op.create_index(batch_op.f('ix_log_entries_invoice_id'), ['invoice_id'], unique=False)
@@ -469,7 +468,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_log_entries_invoice_id'))
         batch_op.drop_index(batch_op.f('ix_log_entries_event'))
         batch_op.drop_index(batch_op.f('ix_log_entries_customer_id'))
-        batch_op.drop_index(batch_op.f('ix_log_entries_at'))
 
     op.drop_table('log_entries')
     op.drop_table('customers')
