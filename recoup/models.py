@@ -224,7 +224,7 @@ class PlanInvoice(Base):
     __table_args__ = (UniqueConstraint("plan_id", "invoice_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))  # led by the unique index
     invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
     joined_on: Mapped[date] = mapped_column(Date)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 07:50:39.273638
+Create Date: 2026-11-22 07:52:02.346879
 """
 from alembic import op
 import sqlalchemy as sa
@@ -306,7 +306,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('plan_invoices', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_plan_invoices_invoice_id'), ['invoice_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_plan_invoices_plan_id'), ['plan_id'], unique=False)
 
     op.create_table('charges',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -413,7 +412,6 @@ def downgrade() -> None:
 
     op.drop_table('charges')
     with op.batch_alter_table('plan_invoices', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_plan_invoices_plan_id'))
         batch_op.drop_index(batch_op.f('ix_plan_invoices_invoice_id'))
 
     op.drop_table('plan_invoices')
