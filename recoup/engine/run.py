@@ -1037,7 +1037,7 @@ class _Writer:
             bulk_update(session, Plan.__table__, PLAN_UPDATE_COLUMNS, rows)
             self.dirty_plans = {}
         if self.plan_invoices:
-            _bulk_insert(session, PlanInvoice, self.plan_invoices)
+            bulk_insert(session, PlanInvoice.__table__, self.plan_invoices)
             self.plan_invoices = []
         if self.instances:
             self.instance_format.insert(session, self.instances)
@@ -1075,7 +1075,7 @@ class _Writer:
                     role=info["role"],
                 )
                 self.ctx.stats.tasks_created += 1
-            _bulk_insert(session, Task, task_rows)
+            bulk_insert(session, Task.__table__, task_rows)
             self.manual_keys = {}
         if self.invoice_checks:
             bulk_update(session, Invoice.__table__, ("next_check_on",), self.invoice_checks)
@@ -1083,11 +1083,3 @@ class _Writer:
         if self.logs:
             self.log_format.insert(session, self.logs)
             self.logs = []
-
-
-def _bulk_insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
-    bulk_insert(session, model.__table__, rows)
-
-
-def plan_balance(invoices: Iterable[Invoice]) -> Decimal:
-    return sum((inv.amount_due for inv in invoices), Decimal(0))
