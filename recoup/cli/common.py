@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.core.config import EnvConfig, load_env
@@ -43,8 +44,22 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except RecoupError as exc:
             err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
             raise typer.Exit(1) from None
+        except (OperationalError, ProgrammingError) as exc:
+            err_console.print(f"[red]error:[/red] {database_problem(exc)}", highlight=False)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def database_problem(exc: DBAPIError) -> str:
+    """A database error in words a user can act on, without a traceback."""
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    url = env().database_url
+    if "no such table" in text or "does not exist" in text and "relation" in text:
+        return f"the database at {url} has no Recoup schema yet: run `recoup init`"
+    if "connection" in text or "unable to open" in text:
+        return f"cannot reach the database at {url}: {text.strip().splitlines()[0]}"
+    return f"database error: {text.strip().splitlines()[0]}"
 
 
 _factories: dict[str, sessionmaker[Session]] = {}
