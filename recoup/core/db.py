@@ -88,6 +88,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # a run touches large indexes: 64 MB of page cache instead of SQLite's 2 MB
             cursor.execute("PRAGMA cache_size=-65536")
             cursor.execute("PRAGMA temp_store=MEMORY")
+            cursor.execute("PRAGMA wal_autocheckpoint=16384")
             cursor.close()
 
         return engine
