@@ -57,3 +57,16 @@ def log(session: Session, event: Event | str, **kwargs: Any) -> LogEntry:
     entry = LogEntry(**log_row(event, **kwargs))
     session.add(entry)
     return entry
+
+
+def log_for_plan(session: Session, event: Event | str, plan: Any, **kwargs: Any) -> LogEntry:
+    """A log entry about a plan: its customer, invoice, id and (unless given) current level."""
+    kwargs.setdefault("level", plan.level)
+    return log(
+        session,
+        event,
+        customer_id=plan.customer_id,
+        invoice_id=plan.invoice_id,
+        plan_id=plan.id,
+        **kwargs,
+    )

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from recoup.core.clock import utc_now
-from recoup.core.log import log
+from recoup.core.log import log_for_plan
 from recoup.domain.enums import (
     OPEN_PLAN_STATUSES,
     OPEN_TASK_STATUSES,
@@ -49,14 +49,12 @@ def cancel_pending_work(
         instance.error = reason
         instance.finished_at = now
         instance.lease_until = None
-        log(
+        log_for_plan(
             session,
             Event.action_cancelled,
+            plan,
             on=on,
             actor=actor,
-            customer_id=plan.customer_id,
-            invoice_id=plan.invoice_id,
-            plan_id=plan.id,
             level=instance.level,
             action=instance.action,
             reason=reason,
@@ -70,14 +68,12 @@ def cancel_pending_work(
         task.status = TaskStatus.cancelled
         task.outcome = reason
         task.completed_at = now
-        log(
+        log_for_plan(
             session,
             Event.task_cancelled,
+            plan,
             on=on,
             actor=actor,
-            customer_id=plan.customer_id,
-            invoice_id=plan.invoice_id,
-            plan_id=plan.id,
             level=task.level,
             action=task.action,
             task_id=task.id,
@@ -112,13 +108,12 @@ def restore_account_status(session: Session, plan: Plan, *, on: date, actor: str
     assert customer is not None
     previous = changes[0].previous_status  # the status before this plan touched it
     if other_open is not None:
-        log(
+        log_for_plan(
             session,
             Event.action_skipped,
+            plan,
             on=on,
             actor=actor,
-            customer_id=plan.customer_id,
-            plan_id=plan.id,
             reason="status not restored: another open plan also changed it",
             status=customer.status,
         )
@@ -133,13 +128,12 @@ def restore_account_status(session: Session, plan: Plan, *, on: date, actor: str
     if current == previous:
         return  # the plan's change was a no-op (the status was already set)
     customer.status = previous
-    log(
+    log_for_plan(
         session,
         Event.status_restored,
+        plan,
         on=on,
         actor=actor,
-        customer_id=plan.customer_id,
-        plan_id=plan.id,
         previous=current,
         status=previous,
     )
@@ -172,15 +166,12 @@ def close_plan(
     plan.next_step_on = None
     if status is PlanStatus.stopped:
         plan.stop_reason = reason
-    log(
+    log_for_plan(
         session,
         event,
+        plan,
         on=on,
         actor=actor,
-        customer_id=plan.customer_id,
-        invoice_id=plan.invoice_id,
-        plan_id=plan.id,
-        level=plan.level,
         balance=plan.balance,
         currency=plan.currency,
         reason=reason,

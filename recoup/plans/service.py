@@ -7,7 +7,7 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import Conflict, NotFound
-from recoup.core.log import log
+from recoup.core.log import log_for_plan
 from recoup.core.schedule import CHECK_NOW
 from recoup.domain.enums import Event, PlanStatus
 from recoup.models import Plan
@@ -39,14 +39,12 @@ def pause_plan(
     plan.pause_reason = reason
     plan.pause_until = until
     plan.next_step_on = until  # R15: nothing to look at before the until date
-    log(
+    log_for_plan(
         session,
         Event.plan_paused,
+        plan,
         on=on,
         actor=actor,
-        customer_id=plan.customer_id,
-        invoice_id=plan.invoice_id,
-        plan_id=plan.id,
         level=plan.level,
         reason=reason,
         until=until,
@@ -67,14 +65,12 @@ def resume_plan(
     plan.pause_reason = None
     plan.pause_until = None
     plan.next_step_on = CHECK_NOW
-    log(
+    log_for_plan(
         session,
         Event.plan_resumed,
+        plan,
         on=on,
         actor=actor,
-        customer_id=plan.customer_id,
-        invoice_id=plan.invoice_id,
-        plan_id=plan.id,
         level=plan.level,
         reason=reason,
         paused_days=paused,
