@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from recoup.core.errors import RunInProgress
+from recoup.core.errors import RecoupError, RunInProgress
 
 ADVISORY_KEY = 0x52454355  # "RECU"
 
@@ -39,7 +39,12 @@ def run_lock(engine: Engine, name: str = "run") -> Iterator[None]:
         yield
         return
     path = Path(database).with_name(Path(database).name + f".{name}.lock")
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    except FileNotFoundError:
+        raise RecoupError(
+            f"cannot use the database {database}: its folder {path.parent} does not exist"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
