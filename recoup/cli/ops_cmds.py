@@ -26,7 +26,7 @@ from recoup.core.errors import InvalidInput
 from recoup.core.settings import business_today
 from recoup.domain.money import round_money
 from recoup.engine.explain import explain_invoice
-from recoup.models import ActionInstance, Charge, LogEntry, Plan, PlanInvoice, Task
+from recoup.models import ActionInstance, Charge, Document, LogEntry, Plan, PlanInvoice, Task
 from recoup.plans.service import get_plan, pause_plan, resume_plan, stop_plan
 from recoup.tasks.service import claim_task, complete_task, get_task, list_tasks
 
@@ -153,6 +153,12 @@ def plan_show(plan_id: int, as_json: bool = JSON_OPTION) -> None:
         detail["charges"] = [
             charge_row(c) for c in session.scalars(select(Charge).where(Charge.plan_id == plan.id))
         ]
+        detail["documents"] = [
+            {"id": d.id, "kind": d.kind, "path": d.path, "created_at": d.created_at}
+            for d in session.scalars(
+                select(Document).where(Document.plan_id == plan.id).order_by(Document.id)
+            )
+        ]
         detail["log"] = [
             log_row_out(e)
             for e in session.scalars(
@@ -165,7 +171,7 @@ def plan_show(plan_id: int, as_json: bool = JSON_OPTION) -> None:
     summary = "\n".join(
         f"[bold]{k}[/bold]: {v}"
         for k, v in detail.items()
-        if k not in ("actions", "tasks", "charges", "log") and v is not None
+        if k not in ("actions", "tasks", "charges", "documents", "log") and v is not None
     )
     console.print(Panel(summary, title=f"Plan {plan_id}"))
     print_table(
@@ -175,6 +181,7 @@ def plan_show(plan_id: int, as_json: bool = JSON_OPTION) -> None:
     )
     print_table(detail["tasks"], TASK_FIELDS, title="Tasks")
     print_table(detail["charges"], CHARGE_FIELDS, title="Charges")
+    print_table(detail["documents"], ["id", "kind", "path", "created_at"], title="Documents")
     print_table(detail["log"], ["on", "event", "actor", "level", "action", "details"], title="Log")
 
 
