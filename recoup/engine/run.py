@@ -126,9 +126,7 @@ def customer_fields(customer: Any) -> dict[str, Any]:
 class _Context:
     as_of: date
     config: Config
-    policies_by_name: dict[str, Policy]
     policy_ids: dict[str, int]
-    policy_names: dict[int, str]
     actions: dict[str, Action]
     run_id: int
     actor: str
@@ -175,9 +173,7 @@ def run_dunning(
         ctx = _Context(
             as_of=as_of,
             config=config,
-            policies_by_name={p.name: p for p in config.policies},
             policy_ids=policy_ids,
-            policy_names={v: k for k, v in policy_ids.items()},
             actions={a.code: a for a in config.actions},
             run_id=stats.run_id,
             actor=actor,
@@ -323,29 +319,22 @@ def _among(session: Session, column: Any, values: Sequence[Any]) -> Any:
 def _plan_counts(
     session: Session, plan_ids: Sequence[int]
 ) -> tuple[dict[int, int], dict[int, int]]:
+    """Per plan: open tasks (R6 holds the plan) and unfinished action instances (R7)."""
     if not plan_ids:
         return {}, {}
-    tasks = dict(
-        session.execute(
-            select(Task.plan_id, func.count())
+
+    def count(model: Any, statuses: Iterable[Any]) -> dict[int, int]:
+        query = (
+            select(model.plan_id, func.count())
             .where(
-                _among(session, Task.plan_id, plan_ids),
-                Task.status.in_([s.value for s in OPEN_TASK_STATUSES]),
+                _among(session, model.plan_id, plan_ids),
+                model.status.in_([s.value for s in statuses]),
             )
-            .group_by(Task.plan_id)
-        ).all()
-    )
-    unfinished = dict(
-        session.execute(
-            select(ActionInstance.plan_id, func.count())
-            .where(
-                _among(session, ActionInstance.plan_id, plan_ids),
-                ActionInstance.status.in_([s.value for s in UNFINISHED_INSTANCE_STATUSES]),
-            )
-            .group_by(ActionInstance.plan_id)
-        ).all()
-    )
-    return tasks, unfinished  # type: ignore[return-value]
+            .group_by(model.plan_id)
+        )
+        return {plan_id: n for plan_id, n in session.execute(query)}
+
+    return count(Task, OPEN_TASK_STATUSES), count(ActionInstance, UNFINISHED_INSTANCE_STATUSES)
 
 
 def _plan_state(

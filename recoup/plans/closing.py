@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from recoup.core.clock import utc_now
 from recoup.core.log import log_for_plan
+from recoup.core.settings import get_settings
 from recoup.domain.enums import (
     OPEN_PLAN_STATUSES,
     OPEN_TASK_STATUSES,
@@ -205,9 +206,7 @@ def refresh_plans_after_change(
     closed."""
     if not invoice_ids:
         return []
-    settings = session.get(SettingsRow, 1) or SettingsRow(
-        id=1, mode="invoice", invoice_types=["commercial"]
-    )
+    settings = get_settings(session)
     open_values = [s.value for s in OPEN_PLAN_STATUSES]
     invoices = session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids))).all()
     plans: dict[int, Plan] = {}
