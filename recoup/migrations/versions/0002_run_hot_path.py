@@ -1,0 +1,51 @@
+"""lighter writes for the daily run: no foreign keys on the copied references of action
+instances, reminders-only index by invoice, no index on the log's event
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-30 14:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+REMINDERS_ONLY = sa.text("plan_id IS NULL")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("action_instances", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_action_instances_customer_id_customers", type_="foreignkey")
+        batch_op.drop_constraint("fk_action_instances_invoice_id_invoices", type_="foreignkey")
+        batch_op.drop_constraint("fk_action_instances_policy_id_policies", type_="foreignkey")
+        batch_op.drop_index("ix_action_instances_invoice_id")
+        batch_op.create_index(
+            "ix_action_instances_reminders",
+            ["invoice_id"],
+            unique=False,
+            sqlite_where=REMINDERS_ONLY,
+            postgresql_where=REMINDERS_ONLY,
+        )
+    with op.batch_alter_table("log_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_log_entries_event")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("log_entries", schema=None) as batch_op:
+        batch_op.create_index("ix_log_entries_event", ["event"], unique=False)
+    with op.batch_alter_table("action_instances", schema=None) as batch_op:
+        batch_op.drop_index("ix_action_instances_reminders")
+        batch_op.create_index("ix_action_instances_invoice_id", ["invoice_id"], unique=False)
+        batch_op.create_foreign_key(
+            "fk_action_instances_policy_id_policies", "policies", ["policy_id"], ["id"]
+        )
+        batch_op.create_foreign_key(
+            "fk_action_instances_invoice_id_invoices", "invoices", ["invoice_id"], ["id"]
+        )
+        batch_op.create_foreign_key(
+            "fk_action_instances_customer_id_customers", "customers", ["customer_id"], ["id"]
+        )
