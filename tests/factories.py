@@ -164,7 +164,7 @@ def make_plan(
     opened_on: date | None = None,
     **kw: Any,
 ) -> Plan:
-    """An invoice-mode plan on `invoice` (with its PlanInvoice row)."""
+    """An invoice-mode plan on `invoice` (it covers its own invoice: no link row)."""
     policy = policy or make_policy(session)
     opened = opened_on or invoice.due_date + timedelta(days=5)
     open_status = status in ("active", "paused")
@@ -183,8 +183,6 @@ def make_plan(
         **kw,
     )
     session.add(plan)
-    session.flush()
-    session.add(PlanInvoice(plan_id=plan.id, invoice_id=invoice.id, joined_on=opened))
     session.flush()
     return plan
 

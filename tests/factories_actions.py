@@ -19,7 +19,6 @@ from recoup.models import (
     Invoice,
     LevelRow,
     Plan,
-    PlanInvoice,
     PolicyRow,
     TemplateRow,
 )
@@ -168,8 +167,6 @@ def make_plan(
         open_key=f"inv:{invoice.id}" if status in ("active", "paused") else None,
     )
     session.add(plan)
-    session.flush()
-    session.add(PlanInvoice(plan_id=plan.id, invoice_id=invoice.id, joined_on=opened_on))
     session.flush()
     return plan
 

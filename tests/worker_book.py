@@ -18,7 +18,6 @@ from recoup.models import (
     Invoice,
     LevelRow,
     Plan,
-    PlanInvoice,
     PolicyRow,
     SettingsRow,
     TemplateRow,
@@ -185,12 +184,6 @@ def seed_queue(
                 select(Plan.invoice_id, Plan.id).where(Plan.invoice_id.like(f"{prefix}I%"))
             ).all()
         )
-        links = [
-            {"plan_id": plan_ids[f"{prefix}I{i}"], "invoice_id": f"{prefix}I{i}", "joined_on": DUE}
-            for i in range(n)
-        ]
-        for rows in _chunks(links):
-            conn.execute(insert(PlanInvoice), rows)
         instances = [
             {
                 "key": f"plan:{plan_ids[f'{prefix}I{i}']}:first:{code}",

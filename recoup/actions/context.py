@@ -21,10 +21,10 @@ from recoup.models import (
     Invoice,
     LevelRow,
     Plan,
-    PlanInvoice,
     PolicyRow,
     SettingsRow,
 )
+from recoup.plans.links import plan_links
 
 OUTSTANDING = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
 # Key in an unfinished instance's `result` holding a person's request (recoup.plans.manual):
@@ -129,12 +129,13 @@ def load_context(
     invoice_id = plan.invoice_id if plan is not None else instance.invoice_id
     invoice = session.get(Invoice, invoice_id) if invoice_id is not None else None
     if plan is not None:
+        links = plan_links()
         invoices = list(
             session.scalars(
                 select(Invoice)
-                .join(PlanInvoice, PlanInvoice.invoice_id == Invoice.id)
+                .join(links, links.c.invoice_id == Invoice.id)
                 .where(
-                    PlanInvoice.plan_id == plan.id,
+                    links.c.plan_id == plan.id,
                     Invoice.status.in_(OUTSTANDING),
                     Invoice.amount_due > Decimal(0),
                 )

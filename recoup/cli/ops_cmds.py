@@ -26,7 +26,8 @@ from recoup.core.errors import InvalidInput
 from recoup.core.settings import business_today
 from recoup.domain.money import round_money
 from recoup.engine.explain import explain_invoice
-from recoup.models import ActionInstance, Charge, Document, LogEntry, Plan, PlanInvoice, Task
+from recoup.models import ActionInstance, Charge, Document, LogEntry, Plan, Task
+from recoup.plans.links import plan_links
 from recoup.plans.service import get_plan, pause_plan, resume_plan, stop_plan
 from recoup.tasks.service import claim_task, complete_task, get_task, list_tasks
 
@@ -127,8 +128,13 @@ def plan_show(plan_id: int, as_json: bool = JSON_OPTION) -> None:
             stop_reason=plan.stop_reason,
             next_step_on=plan.next_step_on,
         )
+        links = plan_links()
         detail["invoices"] = list(
-            session.scalars(select(PlanInvoice.invoice_id).where(PlanInvoice.plan_id == plan.id))
+            session.scalars(
+                select(links.c.invoice_id)
+                .where(links.c.plan_id == plan.id)
+                .order_by(links.c.joined_on, links.c.invoice_id)
+            )
         )
         detail["actions"] = [
             {

@@ -34,9 +34,9 @@ from recoup.models import (
     Invoice,
     LevelRow,
     Plan,
-    PlanInvoice,
     TemplateRow,
 )
+from recoup.plans.links import plan_links
 
 LETTER = "letter"
 DOCUMENT_FIELDS = ["id", "plan_id", "kind", "path", "invoice_ids", "created_at"]
@@ -126,7 +126,8 @@ def list_documents(
         return list(session.scalars(query))
     # JSON containment differs between SQLite and PostgreSQL: narrow to the invoice's plans
     # (and plan-less documents) in SQL, then check the list here.
-    plans = select(PlanInvoice.plan_id).where(PlanInvoice.invoice_id == invoice_id)
+    links = plan_links()
+    plans = select(links.c.plan_id).where(links.c.invoice_id == invoice_id)
     query = query.where(or_(Document.plan_id.in_(plans), Document.plan_id.is_(None)))
     return [d for d in session.scalars(query) if invoice_id in (d.invoice_ids or [])]
 
@@ -165,11 +166,12 @@ class Preview:
 
 def _plan_for(session: Session, invoice: Invoice) -> Plan | None:
     """The plan covering the invoice: an open one first, else the newest."""
+    links = plan_links()
     plans = list(
         session.scalars(
             select(Plan)
-            .join(PlanInvoice, PlanInvoice.plan_id == Plan.id)
-            .where(PlanInvoice.invoice_id == invoice.id)
+            .join(links, links.c.plan_id == Plan.id)
+            .where(links.c.invoice_id == invoice.id)
             .order_by(Plan.id.desc())
         ).unique()
     )
@@ -186,11 +188,12 @@ def _with_language(customer: Customer, language: str) -> Customer:
 
 
 def _plan_invoices(session: Session, plan: Plan) -> list[Invoice]:
+    links = plan_links()
     return list(
         session.scalars(
             select(Invoice)
-            .join(PlanInvoice, PlanInvoice.invoice_id == Invoice.id)
-            .where(PlanInvoice.plan_id == plan.id, Invoice.status.in_(OUTSTANDING))
+            .join(links, links.c.invoice_id == Invoice.id)
+            .where(links.c.plan_id == plan.id, Invoice.status.in_(OUTSTANDING))
             .order_by(Invoice.due_date, Invoice.id)
         )
     )

@@ -35,7 +35,8 @@ from recoup.engine.run import (
     customer_fields,
     load_domain_config,
 )
-from recoup.models import Customer, Invoice, Plan, PlanInvoice
+from recoup.models import Customer, Invoice, Plan
+from recoup.plans.links import plan_links
 
 
 @dataclass
@@ -73,16 +74,12 @@ def explain_invoice(session: Session, invoice_id: str, as_of: date) -> Explanati
     if mode is Mode.invoice:
         invoices = [invoice]
         plan = session.scalars(
-            select(Plan)
-            .join(PlanInvoice, PlanInvoice.plan_id == Plan.id)
-            .where(PlanInvoice.invoice_id == invoice.id)
-            .order_by(Plan.id.desc())
+            select(Plan).where(Plan.invoice_id == invoice.id).order_by(Plan.id.desc())
         ).first()
         joined = frozenset({invoice.id})
     else:
-        covering = session.scalar(
-            select(PlanInvoice.plan_id).where(PlanInvoice.invoice_id == invoice.id)
-        )
+        links = plan_links()
+        covering = session.scalar(select(links.c.plan_id).where(links.c.invoice_id == invoice.id))
         plan = session.get(Plan, covering) if covering else None
         if plan is None:
             plan = session.scalars(
@@ -105,7 +102,7 @@ def explain_invoice(session: Session, invoice_id: str, as_of: date) -> Explanati
             invoices.append(invoice)
         joined = frozenset(
             session.scalars(
-                select(PlanInvoice.invoice_id).where(PlanInvoice.plan_id == plan.id)
+                select(links.c.invoice_id).where(links.c.plan_id == plan.id)
             ).all()
             if plan
             else []

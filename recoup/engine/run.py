@@ -66,6 +66,7 @@ from recoup.models import (
     Task,
 )
 from recoup.plans.closing import close_plan
+from recoup.plans.links import plan_links
 
 CHUNK = 2000
 OPEN_INVOICE_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
@@ -580,8 +581,7 @@ def _decide_invoice_chunk(session: Session, ctx: _Context, invoice_ids: list[str
     plans: dict[str, _PlanRec] = {}
     for row in session.execute(
         select(*PLAN_COLUMNS)
-        .join(PlanInvoice, PlanInvoice.plan_id == Plan.id)
-        .where(_among(session, PlanInvoice.invoice_id, invoice_ids))
+        .where(_among(session, Plan.invoice_id, invoice_ids))
         .order_by(Plan.id)
     ):
         plan = _PlanRec(*row)
@@ -640,9 +640,10 @@ def _decide_customer_chunk(
     # invoices already dunned by a plan (an invoice is covered by one plan, ever)
     covered: dict[str, int] = {}
     if all_invoice_ids:
+        links = plan_links()
         for invoice_id, plan_id in session.execute(
-            select(PlanInvoice.invoice_id, PlanInvoice.plan_id).where(
-                _among(session, PlanInvoice.invoice_id, all_invoice_ids)
+            select(links.c.invoice_id, links.c.plan_id).where(
+                _among(session, links.c.invoice_id, all_invoice_ids)
             )
         ):
             covered[invoice_id] = plan_id
@@ -956,6 +957,11 @@ class _Writer:
             elif isinstance(decision, OpenPlan):
                 assert plan is not None  # created in one batch by write()
                 ctx.stats.plans_opened += 1
+                if not invoice_mode:  # an invoice-mode plan covers its own invoice (links.py)
+                    self.plan_invoices.extend(
+                        {"plan_id": plan.id, "invoice_id": i, "joined_on": ctx.as_of}
+                        for i in decision.invoice_ids
+                    )
                 self._log(
                     Event.plan_opened,
                     customer_id=customer_id,
@@ -966,10 +972,6 @@ class _Writer:
                     currency=unit.currency,
                     anchor_date=decision.anchor_date.isoformat(),
                     **({"reminders_skipped": folded} if folded else {}),
-                )
-                self.plan_invoices.extend(
-                    {"plan_id": plan.id, "invoice_id": i, "joined_on": ctx.as_of}
-                    for i in decision.invoice_ids
                 )
             elif isinstance(decision, JoinInvoices):
                 assert plan is not None

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from recoup.domain.fees import days_overdue
 from recoup.domain.money import round_money
-from recoup.models import Invoice, Plan, PlanInvoice
+from recoup.models import Invoice, Plan
+from recoup.plans.links import plan_links
 
 
 def money_text(amount: Any, currency: str) -> str:
@@ -26,10 +27,11 @@ def plan_invoice_ids(session: Session, plan_ids: Iterable[int]) -> dict[int, lis
     result: dict[int, list[str]] = defaultdict(list)
     if not ids:
         return result
+    links = plan_links()
     rows = session.execute(
-        select(PlanInvoice.plan_id, PlanInvoice.invoice_id)
-        .where(PlanInvoice.plan_id.in_(ids))
-        .order_by(PlanInvoice.plan_id, PlanInvoice.id)
+        select(links.c.plan_id, links.c.invoice_id)
+        .where(links.c.plan_id.in_(ids))
+        .order_by(links.c.plan_id, links.c.joined_on, links.c.invoice_id)
     )
     for plan_id, invoice_id in rows:
         result[plan_id].append(invoice_id)

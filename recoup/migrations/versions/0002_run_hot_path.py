@@ -1,5 +1,6 @@
 """lighter writes for the daily run: no foreign keys on the copied references of action
-instances, reminders-only index by invoice, no index on the log's event
+instances, reminders-only index by invoice, no index on the log's event, and no link row
+for an invoice-mode plan's own invoice (recoup/plans/links.py reads it from plans.invoice_id)
 
 Revision ID: 0002
 Revises: 0001
@@ -32,9 +33,17 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("log_entries", schema=None) as batch_op:
         batch_op.drop_index("ix_log_entries_event")
+    op.execute(
+        "DELETE FROM plan_invoices WHERE EXISTS (SELECT 1 FROM plans WHERE plans.id = "
+        "plan_invoices.plan_id AND plans.invoice_id = plan_invoices.invoice_id)"
+    )
 
 
 def downgrade() -> None:
+    op.execute(
+        "INSERT INTO plan_invoices (plan_id, invoice_id, joined_on) "
+        "SELECT id, invoice_id, opened_on FROM plans WHERE invoice_id IS NOT NULL"
+    )
     with op.batch_alter_table("log_entries", schema=None) as batch_op:
         batch_op.create_index("ix_log_entries_event", ["event"], unique=False)
     with op.batch_alter_table("action_instances", schema=None) as batch_op:
