@@ -1,8 +1,8 @@
 """Benchmark of the daily run (R15) on a large book. A script that prints figures, not a test.
 
 For each database and each repeat: a fresh database, ~N/5 customers and N open invoices due
-uniformly over the past 120 and the next 30 days (bulk Core inserts, `next_check_on` set to
-CHECK_NOW as the import sets it), one realistic policy applied through the config service.
+uniformly over the past 120 and the next 30 days (bulk Core inserts, each with an invoice check
+at CHECK_NOW as the import sets it), one realistic policy applied through the config service.
 Then three runs with execute=False, each in a fresh subprocess timed around `run_dunning` with
 time.perf_counter, its peak memory read from its own ru_maxrss:
 
@@ -39,7 +39,7 @@ from recoup.core.config import EnvConfig
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
 from recoup.core.schedule import CHECK_NOW
 from recoup.core.schema import upgrade
-from recoup.models import Customer, Invoice
+from recoup.models import Customer, Invoice, InvoiceCheck
 
 AS_OF = date(2026, 6, 1)
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/"
@@ -159,10 +159,13 @@ def build_book(url: str, n: int, seed: int) -> float:
                             "amount_due": amount,
                             "status": "open",
                             "disputed": False,
-                            "next_check_on": CHECK_NOW,
                         }
                     )
                 conn.execute(insert(Invoice), rows)
+                conn.execute(
+                    insert(InvoiceCheck),
+                    [{"invoice_id": row["id"], "check_on": CHECK_NOW} for row in rows],
+                )
         if engine.dialect.name == "postgresql":
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("ANALYZE"))

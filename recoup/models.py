@@ -148,12 +148,22 @@ class Invoice(Base):
     status: Mapped[str] = mapped_column(String(20), default="open")
     disputed: Mapped[bool] = mapped_column(Boolean, default=False)
     pdf_path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # R15: the next business date the run must look at this invoice outside a plan
-    # (a reminder or the opening of a plan); NULL when nothing can happen until it changes.
-    next_check_on: Mapped[date | None] = mapped_column(Date, nullable=True, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 
     customer: Mapped[Customer] = relationship(lazy="joined")
+
+
+class InvoiceCheck(Base):
+    """R15: the next business date the run must look at an invoice outside a plan (a
+    reminder, the opening of a plan); no row when nothing can happen until it changes.
+    Its own narrow table: the run moves or clears 100,000 of these dates on a first run,
+    and on PostgreSQL changing an indexed column of `invoices` would rewrite every index
+    of that wide table, where deleting a row here writes none."""
+
+    __tablename__ = "invoice_checks"
+
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
+    check_on: Mapped[date] = mapped_column(Date, index=True)
 
 
 class Payment(Base):

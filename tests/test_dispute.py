@@ -14,7 +14,7 @@ from recoup.book.service import dispute_invoice, undispute_invoice
 from recoup.cli.main import app
 from recoup.core.db import unit_of_work
 from recoup.core.errors import Conflict, NotFound
-from recoup.core.schedule import CHECK_NOW
+from recoup.core.schedule import CHECK_NOW, check_on
 from recoup.models import ActionInstance, Invoice, LogEntry, Plan
 from tests.factories import (
     make_action_instance,
@@ -53,7 +53,7 @@ def test_dispute_pauses_and_undispute_resumes_the_plan(
         invoice = session.get(Invoice, "I1")
         plan = session.get(Plan, invoice_with_plan)
         assert invoice is not None and plan is not None
-        assert invoice.disputed is True and invoice.next_check_on == CHECK_NOW
+        assert invoice.disputed is True and check_on(session, "I1") == CHECK_NOW
         assert plan.status == "paused" and plan.pause_reason == "dispute"
         assert plan.pause_until is None
         # pausing is not stopping: pending work waits

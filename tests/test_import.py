@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -17,11 +17,12 @@ from recoup.book.service import import_customers, import_invoices, import_paymen
 from recoup.cli.main import app
 from recoup.core.db import unit_of_work
 from recoup.core.errors import InvalidInput
-from recoup.core.schedule import CHECK_NOW
+from recoup.core.schedule import CHECK_NOW, check_on
 from recoup.models import (
     ActionInstance,
     Customer,
     Invoice,
+    InvoiceCheck,
     LogEntry,
     Payment,
     PaymentAllocation,
@@ -293,8 +294,8 @@ def test_customer_change_that_matters_rechecks_open_invoices(
         report = import_customers(session, [{"id": "C1", "name": "Customer C1", "excluded": "1"}])
         assert report.updated == 1 and report.rechecked == 1
     with session_factory() as session:
-        assert session.get(Invoice, "I1").next_check_on == CHECK_NOW  # type: ignore[union-attr]
-        assert session.get(Invoice, "I2").next_check_on is None  # type: ignore[union-attr]
+        assert check_on(session, "I1") == CHECK_NOW
+        assert check_on(session, "I2") is None
 
 
 # --- invoices ----------------------------------------------------------------------------------
@@ -320,19 +321,18 @@ def test_import_invoices_and_reimport_is_unchanged(
     with session_factory() as session:
         i1, i2, i3, i4 = (session.get(Invoice, f"I{n}") for n in range(1, 5))
         assert i1 and i2 and i3 and i4
-        assert i1.pdf_path == "/pdf/I1.pdf" and i1.next_check_on == CHECK_NOW
+        assert i1.pdf_path == "/pdf/I1.pdf" and check_on(session, "I1") == CHECK_NOW
         assert i2.amount_due == Decimal("250.5") and i2.status == "open"
         assert i2.type == "commercial"
         assert i3.status == "partially_paid" and i3.amount_due == Decimal("40")
         assert i4.amount == Decimal(12000) and i4.due_date == date(2026, 1, 31)
-        for invoice in (i1, i2, i3, i4):
-            invoice.next_check_on = None
+        session.execute(delete(InvoiceCheck))  # as if a run had looked at them
         session.commit()
 
     code, out = invoke("import", "invoices", str(path))
     assert code == 0 and "0 created, 0 updated, 4 unchanged" in out
     with session_factory() as session:  # nothing that matters changed: no recheck
-        assert session.get(Invoice, "I1").next_check_on is None  # type: ignore[union-attr]
+        assert check_on(session, "I1") is None
 
 
 def test_a_file_with_bad_rows_imports_nothing_and_lists_every_one(
@@ -490,7 +490,7 @@ def test_partial_payment_on_named_invoice(session_factory: sessionmaker[Session]
         invoice = session.get(Invoice, "I1")
         assert invoice is not None
         assert invoice.amount_due == Decimal("70.00") and invoice.status == "partially_paid"
-        assert invoice.next_check_on == CHECK_NOW
+        assert check_on(session, "I1") == CHECK_NOW
         entry = session.scalars(select(LogEntry)).one()
         assert entry.event == "payment_recorded" and entry.on == date(2026, 2, 15)
         assert entry.invoice_id == "I1" and entry.actor == "bank"

@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Boolean, Date, Table
+from sqlalchemy import JSON, Boolean, Column, Date, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -174,6 +174,29 @@ def bulk_update(
         else:
             assignments = ", ".join(f'"{name}" = ?' for name in columns)
             cursor.executemany(f'UPDATE "{table.name}" SET {assignments} WHERE id = ?', values)
+    finally:
+        cursor.close()
+
+
+def bulk_delete(session: Session, column: Column[Any], values: Sequence[Any]) -> None:
+    """`DELETE FROM table WHERE column = value` for every value, in one round trip."""
+    if not values:
+        return
+    connection = session.connection()
+    table = column.table.name
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        if connection.dialect.name == "postgresql":
+            kind = column.type.compile(dialect=postgresql.dialect())
+            cursor.execute(
+                f'DELETE FROM "{table}" WHERE "{column.name}" = ANY(%s::{kind}[])', [list(values)]
+            )
+        else:
+            cursor.executemany(
+                f'DELETE FROM "{table}" WHERE "{column.name}" = ?', [(v,) for v in values]
+            )
     finally:
         cursor.close()
 

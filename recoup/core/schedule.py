@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import update
+from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from recoup.domain.enums import InvoiceStatus, PlanStatus
-from recoup.models import Invoice, Plan
+from recoup.models import Invoice, InvoiceCheck, Plan
 
 # A date before any business date: "look at this on the next run".
 CHECK_NOW = date(1970, 1, 1)
@@ -16,17 +16,29 @@ CHECK_NOW = date(1970, 1, 1)
 
 def recheck_invoices(session: Session, invoice_ids: list[str]) -> None:
     if invoice_ids:
+        session.execute(delete(InvoiceCheck).where(InvoiceCheck.invoice_id.in_(invoice_ids)))
         session.execute(
-            update(Invoice).where(Invoice.id.in_(invoice_ids)).values(next_check_on=CHECK_NOW)
+            insert(InvoiceCheck), [{"invoice_id": i, "check_on": CHECK_NOW} for i in invoice_ids]
         )
+
+
+def check_on(session: Session, invoice_id: str) -> date | None:
+    """When the run looks at this invoice next (None: not until something changes)."""
+    return session.scalar(
+        select(InvoiceCheck.check_on).where(InvoiceCheck.invoice_id == invoice_id)
+    )
 
 
 def recheck_everything(session: Session) -> None:
     """After a configuration change every open invoice and active plan is looked at again."""
+    session.execute(delete(InvoiceCheck))
     session.execute(
-        update(Invoice)
-        .where(Invoice.status.in_([InvoiceStatus.open.value, InvoiceStatus.partially_paid.value]))
-        .values(next_check_on=CHECK_NOW)
+        insert(InvoiceCheck).from_select(
+            ["invoice_id", "check_on"],
+            select(Invoice.id, literal(CHECK_NOW)).where(
+                Invoice.status.in_([InvoiceStatus.open.value, InvoiceStatus.partially_paid.value])
+            ),
+        )
     )
     session.execute(
         update(Plan).where(Plan.status == PlanStatus.active.value).values(next_step_on=CHECK_NOW)

@@ -18,7 +18,14 @@ from sqlalchemy import Engine, Integer, String, any_, bindparam, func, or_, sele
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.core.bulk import TupleFormat, bulk_insert, bulk_update, json_text, reserve_ids
+from recoup.core.bulk import (
+    TupleFormat,
+    bulk_delete,
+    bulk_insert,
+    bulk_update,
+    json_text,
+    reserve_ids,
+)
 from recoup.core.clock import utc_now
 from recoup.core.config import EnvConfig
 from recoup.core.errors import InvalidInput
@@ -58,6 +65,7 @@ from recoup.models import (
     ActionInstance,
     Customer,
     Invoice,
+    InvoiceCheck,
     LogEntry,
     Plan,
     PlanInvoice,
@@ -317,7 +325,11 @@ def _count_due(factory: sessionmaker[Session]) -> int:
 def _find_units(session: Session, as_of: date, mode: Mode) -> list[tuple[str, str]]:
     """R15: only invoices whose check date has come and plans whose step date has come."""
     if mode is Mode.invoice:
-        ids = set(session.scalars(select(Invoice.id).where(Invoice.next_check_on <= as_of)).all())
+        ids = set(
+            session.scalars(
+                select(InvoiceCheck.invoice_id).where(InvoiceCheck.check_on <= as_of)
+            ).all()
+        )
         plan_invoices = session.scalars(
             select(Plan.invoice_id).where(
                 Plan.next_step_on <= as_of,
@@ -329,7 +341,9 @@ def _find_units(session: Session, as_of: date, mode: Mode) -> list[tuple[str, st
         return sorted((i, "") for i in ids)
     pairs = set(
         session.execute(
-            select(Invoice.customer_id, Invoice.currency).where(Invoice.next_check_on <= as_of)
+            select(Invoice.customer_id, Invoice.currency)
+            .join(InvoiceCheck, InvoiceCheck.invoice_id == Invoice.id)
+            .where(InvoiceCheck.check_on <= as_of)
         )
     )
     pairs.update(
@@ -494,7 +508,7 @@ INVOICE_COLUMNS = (
     Invoice.amount_due,
     Invoice.status,
     Invoice.disputed,
-    Invoice.next_check_on,
+    InvoiceCheck.check_on,
 )
 PLAN_COLUMNS = (
     Plan.id,
@@ -574,15 +588,15 @@ def _decide_invoice_chunk(session: Session, ctx: _Context, invoice_ids: list[str
     invoices = [
         _InvoiceRec(*row)
         for row in session.execute(
-            select(*INVOICE_COLUMNS).where(_among(session, Invoice.id, invoice_ids))
+            select(*INVOICE_COLUMNS)
+            .outerjoin(InvoiceCheck, InvoiceCheck.invoice_id == Invoice.id)
+            .where(_among(session, Invoice.id, invoice_ids))
         )
     ]
     customers = _customers(session, ctx, {inv.customer_id for inv in invoices})
     plans: dict[str, _PlanRec] = {}
     for row in session.execute(
-        select(*PLAN_COLUMNS)
-        .where(_among(session, Plan.invoice_id, invoice_ids))
-        .order_by(Plan.id)
+        select(*PLAN_COLUMNS).where(_among(session, Plan.invoice_id, invoice_ids)).order_by(Plan.id)
     ):
         plan = _PlanRec(*row)
         if plan.invoice_id is not None:
@@ -619,9 +633,11 @@ def _decide_customer_chunk(
     customers = _customers(session, ctx, customer_ids)
     by_pair: dict[tuple[str, str], list[_InvoiceRec]] = defaultdict(list)
     for row in session.execute(
-        select(*INVOICE_COLUMNS).where(
+        select(*INVOICE_COLUMNS)
+        .outerjoin(InvoiceCheck, InvoiceCheck.invoice_id == Invoice.id)
+        .where(
             _among(session, Invoice.customer_id, customer_ids),
-            or_(Invoice.status.in_(OPEN_INVOICE_VALUES), Invoice.next_check_on.is_not(None)),
+            or_(Invoice.status.in_(OPEN_INVOICE_VALUES), InvoiceCheck.check_on.is_not(None)),
         )
     ):
         invoice = _InvoiceRec(*row)
@@ -706,7 +722,9 @@ class _Writer:
         self.log_format = TupleFormat(session, LogEntry.__table__, LOG_COLUMNS)
         self.instance_format = TupleFormat(session, ActionInstance.__table__, INSTANCE_COLUMNS)
         self.manual_keys: dict[str, dict[str, Any]] = {}
-        self.invoice_checks: list[dict[str, Any]] = []
+        # invoices whose check date changes (their row is replaced), and the new rows
+        self.checks_changed: list[str] = []
+        self.checks_new: list[dict[str, Any]] = []
         self.plan_invoices: list[dict[str, Any]] = []
         self.new_plans: list[dict[str, Any]] = []
         self.dirty_plans: dict[int, _PlanRec] = {}
@@ -893,10 +911,10 @@ class _Writer:
         for inv in invoices:
             nxt = outcome.invoice_next_check.get(inv.id)
             if inv.next_check_on != nxt:
-                self.invoice_checks.append({"id": inv.id, "next_check_on": nxt})
+                self._check(inv, nxt)
         for inv in stale:
             if inv.next_check_on is not None:
-                self.invoice_checks.append({"id": inv.id, "next_check_on": None})
+                self._check(inv, None)
         if not outcome.decisions and plan is None:
             return
         assert policy is not None or not outcome.decisions
@@ -1062,6 +1080,11 @@ class _Writer:
             plan_updates["next_step_on"] = outcome.plan_next_step
             self._apply_plan_updates(plan, plan_updates)
 
+    def _check(self, invoice: _InvoiceRec, when: date | None) -> None:
+        self.checks_changed.append(invoice.id)
+        if when is not None:
+            self.checks_new.append({"invoice_id": invoice.id, "check_on": when})
+
     def _apply_plan_updates(self, plan: _PlanRec, updates: dict[str, Any]) -> None:
         for key, value in updates.items():
             if getattr(plan, key) != value:
@@ -1128,9 +1151,10 @@ class _Writer:
                 self.ctx.stats.tasks_created += 1
             bulk_insert(session, Task.__table__, task_rows)
             self.manual_keys = {}
-        if self.invoice_checks:
-            bulk_update(session, Invoice.__table__, ("next_check_on",), self.invoice_checks)
-            self.invoice_checks = []
+        if self.checks_changed:
+            bulk_delete(session, InvoiceCheck.__table__.c.invoice_id, self.checks_changed)
+            bulk_insert(session, InvoiceCheck.__table__, self.checks_new)
+            self.checks_changed, self.checks_new = [], []
         if self.logs:
             self.log_format.insert(session, self.logs)
             self.logs = []
