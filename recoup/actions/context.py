@@ -118,7 +118,7 @@ def load_context(
     run_id: int | None = None,
 ) -> ActionContext:
     customer = session.get(Customer, instance.customer_id)
-    if customer is None:  # the foreign key makes this impossible
+    if customer is None:  # customers are never deleted
         raise LookupError(f"customer {instance.customer_id} not found")
     plan = session.get(Plan, instance.plan_id) if instance.plan_id is not None else None
     policy = session.get(PolicyRow, instance.policy_id)

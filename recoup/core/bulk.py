@@ -262,10 +262,10 @@ class TupleFormat:
     """For the hottest tables: rows built directly as tuples of driver values in a fixed
     column order, skipping per-row dicts and conversion passes."""
 
-    def __init__(self, session: Session, table: Table, names: Sequence[str]) -> None:
+    def __init__(self, dialect: str, table: Table, names: Sequence[str]) -> None:
         self.table = table
         self.names = tuple(names)
-        self.dialect = session.connection().dialect.name
+        self.dialect = dialect
         self._converters = {name: _converter(table.c[name].type, self.dialect) for name in names}
 
     def value(self, name: str, value: Any) -> Any:

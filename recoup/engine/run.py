@@ -255,15 +255,19 @@ def _run_chunks(
     total = len(chunks)
     big_day = sum(len(c) for c in chunks) >= 10 * max((len(c) for c in chunks), default=1)
 
-    def decide(chunk: list[tuple[str, str]]) -> list[_Item]:
+    def decide(chunk: list[tuple[str, str]]) -> _Batch:
         with factory() as session:
             if mode is Mode.invoice:
-                return _decide_invoice_chunk(session, ctx, [u[0] for u in chunk])
-            return _decide_customer_chunk(session, ctx, chunk)
+                items = _decide_invoice_chunk(session, ctx, [u[0] for u in chunk])
+            else:
+                items = _decide_customer_chunk(session, ctx, chunk)
+            batch = _Batch(ctx, session.get_bind().dialect.name)
+            batch.build(session, items)
+            return batch
 
-    def write(items: list[_Item], number: int, size: int) -> None:
+    def write(batch: _Batch, number: int, size: int) -> None:
         with factory.begin() as session:
-            _Writer(session, ctx, items).write()
+            batch.flush(session)
         progress.advance(size)
         if big_day and number in (1, 4, 16, 64, 256):
             _refresh_statistics(factory)  # only a big day grows the tables much
@@ -277,10 +281,10 @@ def _run_chunks(
         pending: Future[None] | None = None
         try:
             for number, chunk in enumerate(chunks, start=1):
-                items = decide(chunk)
+                batch = decide(chunk)
                 if pending is not None:
                     pending.result()  # at most one chunk waits in memory; errors surface here
-                pending = pool.submit(write, items, number, len(chunk))
+                pending = pool.submit(write, batch, number, len(chunk))
                 gc.collect(0)
             if pending is not None:
                 pending.result()
@@ -711,16 +715,18 @@ _Item = tuple[Unit, Outcome, _PlanRec | None, str, Sequence[_InvoiceRec], Iterab
 # --- applying decisions --------------------------------------------------------------------
 
 
-class _Writer:
-    """Turns decisions into rows, written in bulk at the end of the chunk."""
+class _Batch:
+    """A chunk's decisions turned into rows (`build`, while the previous chunk is written),
+    then written in bulk in the chunk's transaction (`flush`)."""
 
-    def __init__(self, session: Session, ctx: _Context, items: list[_Item]) -> None:
-        self.session = session
+    def __init__(self, ctx: _Context, dialect: str) -> None:
         self.ctx = ctx
         self.logs: list[tuple[Any, ...]] = []
         self.instances: list[tuple[Any, ...]] = []
-        self.log_format = TupleFormat(session, LogEntry.__table__, LOG_COLUMNS)
-        self.instance_format = TupleFormat(session, ActionInstance.__table__, INSTANCE_COLUMNS)
+        self.log_format = TupleFormat(dialect, LogEntry.__table__, LOG_COLUMNS)
+        self.instance_format = TupleFormat(dialect, ActionInstance.__table__, INSTANCE_COLUMNS)
+        # plans reaching a final status: closed through the ORM once the rows are written
+        self.closings: list[tuple[int, ClosePlan]] = []
         self.manual_keys: dict[str, dict[str, Any]] = {}
         # invoices whose check date changes (their row is replaced), and the new rows
         self.checks_changed: list[str] = []
@@ -732,25 +738,22 @@ class _Writer:
         # constants in the driver's format, computed once per chunk
         self.now_db = self.log_format.value("at", self.now)
         self.today_db = self.log_format.value("on", ctx.as_of)
-        self.items = items
 
-    def write(self) -> None:
+    def build(self, session: Session, items: list[_Item]) -> None:
         """Give the chunk's new plans their ids (they key the actions), then apply."""
         openings = [
             (index, decision)
-            for index, (_u, outcome, *_rest) in enumerate(self.items)
+            for index, (_u, outcome, *_rest) in enumerate(items)
             for decision in outcome.decisions
             if isinstance(decision, OpenPlan)
         ]
-        ids = reserve_ids(self.session, Plan.__table__, len(openings))
+        ids = reserve_ids(session, Plan.__table__, len(openings))
         opened: dict[int, _PlanRec] = {}
         for (index, decision), plan_id in zip(openings, ids, strict=True):
-            unit, _outcome, _plan, customer_id, invoices, _stale = self.items[index]
+            unit, _outcome, _plan, customer_id, invoices, _stale = items[index]
             opened[index] = self._new_plan(plan_id, unit, decision, customer_id, invoices)
-        for index, (unit, outcome, plan, customer_id, invoices, stale) in enumerate(self.items):
+        for index, (unit, outcome, plan, customer_id, invoices, stale) in enumerate(items):
             self.apply(unit, outcome, opened.get(index, plan), customer_id, invoices, stale)
-        self.items = []
-        self.flush()
 
     def _new_plan(
         self,
@@ -1059,20 +1062,7 @@ class _Writer:
             elif isinstance(decision, ClosePlan):
                 assert plan is not None
                 self._apply_plan_updates(plan, plan_updates)
-                plan_updates = {}
-                self.flush()  # closing reads and writes through the ORM
-                self.dirty_plans.pop(plan.id, None)
-                row = self.session.get(Plan, plan.id)
-                assert row is not None
-                close_plan(
-                    self.session,
-                    row,
-                    decision.status,
-                    on=ctx.as_of,
-                    actor=ctx.actor,
-                    reason=decision.reason,
-                )
-                self.session.flush()
+                self.closings.append((plan.id, decision))
                 if decision.status is PlanStatus.recovered:
                     ctx.stats.plans_recovered += 1
                 return
@@ -1091,9 +1081,7 @@ class _Writer:
                 setattr(plan, key, value)
                 self.dirty_plans[plan.id] = plan
 
-    def flush(self) -> None:
-        session = self.session
-        session.flush()
+    def flush(self, session: Session) -> None:
         if self.new_plans:
             # new plans are written with their final state, so they need no update
             for row in self.new_plans:
@@ -1158,3 +1146,17 @@ class _Writer:
         if self.logs:
             self.log_format.insert(session, self.logs)
             self.logs = []
+        for plan_id, decision in self.closings:  # after the plan's own rows and log entries
+            row = session.get(Plan, plan_id)
+            assert row is not None
+            close_plan(
+                session,
+                row,
+                decision.status,
+                on=self.ctx.as_of,
+                actor=self.ctx.actor,
+                reason=decision.reason,
+            )
+        if self.closings:
+            session.flush()
+            self.closings = []

@@ -1,6 +1,7 @@
-"""lighter writes for the daily run: no foreign keys on the copied references of action
-instances, reminders-only index by invoice, no index on the log's event, and no link row
-for an invoice-mode plan's own invoice (recoup/plans/links.py reads it from plans.invoice_id)
+"""lighter writes for the daily run: no foreign keys from action instances, nor from plans
+to customers and invoices (never deleted); reminders-only index by invoice; no index on the
+log's event; no link row for an invoice-mode plan's own invoice (recoup/plans/links.py reads
+it from plans.invoice_id)
 
 Revision ID: 0002
 Revises: 0001
@@ -23,6 +24,7 @@ def upgrade() -> None:
         batch_op.drop_constraint("fk_action_instances_customer_id_customers", type_="foreignkey")
         batch_op.drop_constraint("fk_action_instances_invoice_id_invoices", type_="foreignkey")
         batch_op.drop_constraint("fk_action_instances_policy_id_policies", type_="foreignkey")
+        batch_op.drop_constraint("fk_action_instances_plan_id_plans", type_="foreignkey")
         batch_op.drop_index("ix_action_instances_invoice_id")
         batch_op.create_index(
             "ix_action_instances_reminders",
@@ -31,6 +33,9 @@ def upgrade() -> None:
             sqlite_where=REMINDERS_ONLY,
             postgresql_where=REMINDERS_ONLY,
         )
+    with op.batch_alter_table("plans", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_plans_customer_id_customers", type_="foreignkey")
+        batch_op.drop_constraint("fk_plans_invoice_id_invoices", type_="foreignkey")
     with op.batch_alter_table("log_entries", schema=None) as batch_op:
         batch_op.drop_index("ix_log_entries_event")
     op.execute(
@@ -40,6 +45,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("plans", schema=None) as batch_op:
+        batch_op.create_foreign_key(
+            "fk_plans_invoice_id_invoices", "invoices", ["invoice_id"], ["id"]
+        )
+        batch_op.create_foreign_key(
+            "fk_plans_customer_id_customers", "customers", ["customer_id"], ["id"]
+        )
     op.execute(
         "INSERT INTO plan_invoices (plan_id, invoice_id, joined_on) "
         "SELECT id, invoice_id, opened_on FROM plans WHERE invoice_id IS NOT NULL"
@@ -49,6 +61,9 @@ def downgrade() -> None:
     with op.batch_alter_table("action_instances", schema=None) as batch_op:
         batch_op.drop_index("ix_action_instances_reminders")
         batch_op.create_index("ix_action_instances_invoice_id", ["invoice_id"], unique=False)
+        batch_op.create_foreign_key(
+            "fk_action_instances_plan_id_plans", "plans", ["plan_id"], ["id"]
+        )
         batch_op.create_foreign_key(
             "fk_action_instances_policy_id_policies", "policies", ["policy_id"], ["id"]
         )
