@@ -208,8 +208,29 @@ def test_catch_up_after_a_gap(
     fees = cli.json("charges")
     assert len(fees) == (1 if catch_up == "all" else 0)
     if catch_up == "latest":
-        skipped = cli.log("--event", "level_skipped", "--plan", str(plan["id"]))
-        assert [e["level"] for e in skipped] == ["first_notice"]
+        # the plan opened today: its opening entry records the level it passed over
+        [opened] = cli.log("--event", "plan_opened", "--plan", str(plan["id"]))
+        [passed] = opened["details"]["levels_skipped"]
+        assert passed["level"] == "first_notice" and "catch_up latest" in passed["reason"]
+        assert passed["actions"] == ["email_notice", "fee_15"]
+        assert cli.log("--event", "level_skipped", "--plan", str(plan["id"])) == []
+
+
+def test_an_open_plan_catching_up_logs_each_level_passed_over(cli: Cli) -> None:
+    cli.setup()
+    cli.run(5)  # the plan opens at first_notice
+    cli.run(30)  # a gap: second_notice (10) and call (15) passed over, final (20) reached
+    [plan] = cli.plans()
+    assert plan["level"] == "final"
+    plan_id = str(plan["id"])
+    [opened] = cli.log("--event", "plan_opened", "--plan", plan_id)
+    assert "levels_skipped" not in opened["details"]
+    skipped = cli.log("--event", "level_skipped", "--plan", plan_id)
+    assert [e["level"] for e in skipped] == ["second_notice", "call"]
+    assert all("catch_up latest" in e["details"]["reason"] for e in skipped)
+    reached = cli.log("--event", "level_reached", "--plan", plan_id)
+    assert [e["level"] for e in reached] == ["first_notice", "final"]
+    assert cli.json("tasks") == []  # the passed-over call created no task
 
 
 def test_manual_task_holds_the_plan_until_completed(cli: Cli) -> None:

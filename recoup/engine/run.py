@@ -79,6 +79,9 @@ from recoup.plans.links import plan_links
 CHUNK = 2000
 OPEN_INVOICE_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
 OPEN_PLAN_VALUES = tuple(s.value for s in OPEN_PLAN_STATUSES)
+# stored value -> member by dict lookup (calling the Enum class costs more, per row)
+INVOICE_STATUSES = {s.value: s for s in InvoiceStatus}
+PLAN_STATUSES = {s.value: s for s in PlanStatus}
 
 
 @dataclass
@@ -370,7 +373,7 @@ def _invoice_facts(row: Invoice) -> InvoiceFacts:
         currency=row.currency,
         amount_due=row.amount_due,
         type=row.type,
-        status=InvoiceStatus(row.status),
+        status=INVOICE_STATUSES[row.status],
         disputed=row.disputed,
         number=row.number,
     )
@@ -410,7 +413,7 @@ def _plan_state(
     plan: Plan, tasks: dict[int, int], unfinished: dict[int, int], joined: frozenset[str]
 ) -> PlanState:
     return PlanState(
-        status=PlanStatus(plan.status),
+        status=PLAN_STATUSES[plan.status],
         level=plan.level,
         anchor_date=plan.anchor_date,
         balance=plan.balance,
@@ -923,7 +926,16 @@ class _Batch:
         assert policy is not None or not outcome.decisions
         plan_updates: dict[str, Any] = {}
         opening = next((d for d in outcome.decisions if isinstance(d, OpenPlan)), None)
+        # A plan opening today records in its own log entry the reminders and levels it passed
+        # over (one log row per new plan instead of up to four on a first run over a book).
         folded: list[dict[str, str]] = []
+        levels_passed: list[dict[str, Any]] = []
+        if opening is not None:
+            levels_passed = [
+                {"level": d.level.code, "reason": d.reason, "actions": list(d.level.actions)}
+                for d in outcome.decisions
+                if isinstance(d, SkipLevel)
+            ]
         for decision in outcome.decisions:
             assert policy is not None
             if isinstance(decision, QueueReminder):
@@ -993,6 +1005,7 @@ class _Batch:
                     currency=unit.currency,
                     anchor_date=decision.anchor_date.isoformat(),
                     **({"reminders_skipped": folded} if folded else {}),
+                    **({"levels_skipped": levels_passed} if levels_passed else {}),
                 )
             elif isinstance(decision, JoinInvoices):
                 assert plan is not None
@@ -1050,6 +1063,8 @@ class _Batch:
                 plan_updates["level"] = decision.level.code
                 ctx.stats.levels_skipped += 1
                 ctx.stats.actions_skipped += len(decision.level.actions)
+                if opening is not None:
+                    continue  # recorded in the plan_opened entry
                 self._log(
                     Event.level_skipped,
                     customer_id=customer_id,
