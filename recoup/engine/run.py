@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import os
 import socket
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -280,6 +281,21 @@ def _run_chunks(
             write(decide(chunk), number, len(chunk))
             gc.collect(0)
         return
+    # The writer wakes up from the database many times per chunk; at the default 5 ms switch
+    # interval it would wait that long for the deciding thread to hand over the GIL each time.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(float(os.environ.get("RECOUP_SWITCH", "0.0005")))
+    try:
+        _pipeline(chunks, decide, write)
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+
+def _pipeline(
+    chunks: list[list[tuple[str, str]]],
+    decide: Callable[[list[tuple[str, str]]], _Batch],
+    write: Callable[[_Batch, int, int], None],
+) -> None:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recoup-run-writer") as pool:
         pending: Future[None] | None = None
         try:
