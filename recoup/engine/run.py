@@ -284,7 +284,7 @@ def _run_chunks(
     # The writer wakes up from the database many times per chunk; at the default 5 ms switch
     # interval it would wait that long for the deciding thread to hand over the GIL each time.
     switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(float(os.environ.get("RECOUP_SWITCH", "0.0005")))
+    sys.setswitchinterval(0.0005)
     try:
         _pipeline(chunks, decide, write)
     finally:
