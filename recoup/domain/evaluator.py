@@ -2,15 +2,18 @@
 
 Pure: no database, no clock. A *unit* is what one plan covers: an invoice (invoice mode) or a
 (customer, currency) pair (customer mode). The run loads units, calls `evaluate`, and applies
-the decisions; `explain` calls the same function and prints its reasons.
+the decisions; `explain` calls the same function and prints its reasons. Inputs and decisions
+are immutable NamedTuples: the run builds several for every invoice of a large book, and a
+NamedTuple costs a fraction of a frozen dataclass to create.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from types import MappingProxyType
+from typing import NamedTuple
 
 from recoup.domain.enums import (
     CatchUp,
@@ -28,15 +31,13 @@ OPEN_INVOICE_STATUSES = frozenset({InvoiceStatus.open, InvoiceStatus.partially_p
 # --- inputs --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CustomerFacts:
+class CustomerFacts(NamedTuple):
     id: str
     excluded: bool = False
     status: str = "active"
 
 
-@dataclass(frozen=True)
-class InvoiceFacts:
+class InvoiceFacts(NamedTuple):
     id: str
     due_date: date
     currency: str
@@ -47,8 +48,7 @@ class InvoiceFacts:
     number: str = ""
 
 
-@dataclass(frozen=True)
-class PlanState:
+class PlanState(NamedTuple):
     status: PlanStatus
     level: str | None
     anchor_date: date
@@ -62,8 +62,7 @@ class PlanState:
     joined: frozenset[str] = frozenset()  # invoice ids already covered
 
 
-@dataclass(frozen=True)
-class Unit:
+class Unit(NamedTuple):
     today: date
     settings: Settings
     customer: CustomerFacts
@@ -74,7 +73,7 @@ class Unit:
     plan: PlanState | None = None
     # (invoice id, level code) of reminder levels already recorded (sent or skipped)
     reminders_done: frozenset[tuple[str, str]] = frozenset()
-    actions: Mapping[str, Action] = field(default_factory=dict)
+    actions: Mapping[str, Action] = MappingProxyType({})
     # reasons in words cost time; the run turns them off, `explain` and tests keep them
     explain: bool = True
 
@@ -82,57 +81,48 @@ class Unit:
 # --- decisions -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class QueueReminder:
+class QueueReminder(NamedTuple):
     invoice_id: str
     level: Level
 
 
-@dataclass(frozen=True)
-class SkipReminder:
+class SkipReminder(NamedTuple):
     invoice_id: str
     level: Level
     reason: str
 
 
-@dataclass(frozen=True)
-class OpenPlan:
+class OpenPlan(NamedTuple):
     anchor_date: date
     balance: Decimal
     invoice_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class JoinInvoices:
+class JoinInvoices(NamedTuple):
     invoice_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class UpdatePlan:
+class UpdatePlan(NamedTuple):
     anchor_date: date
     balance: Decimal
 
 
-@dataclass(frozen=True)
-class ResumePlan:
+class ResumePlan(NamedTuple):
     paused_days: int
     reason: str
 
 
-@dataclass(frozen=True)
-class ReachLevel:
+class ReachLevel(NamedTuple):
     level: Level
     days_overdue: int
 
 
-@dataclass(frozen=True)
-class SkipLevel:
+class SkipLevel(NamedTuple):
     level: Level
     reason: str
 
 
-@dataclass(frozen=True)
-class ClosePlan:
+class ClosePlan(NamedTuple):
     status: PlanStatus
     reason: str
 
@@ -150,8 +140,7 @@ Decision = (
 )
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     decisions: tuple[Decision, ...]
     # R15: when the run must look again; None means "only when something changes"
     plan_next_step: date | None

@@ -83,6 +83,7 @@ OPEN_PLAN_VALUES = tuple(s.value for s in OPEN_PLAN_STATUSES)
 # stored value -> member by dict lookup (calling the Enum class costs more, per row)
 INVOICE_STATUSES = {s.value: s for s in InvoiceStatus}
 PLAN_STATUSES = {s.value: s for s in PlanStatus}
+NOTHING_DONE: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass
@@ -147,6 +148,15 @@ class _Context:
     stats: RunStats
     resolutions: dict[str, Resolution] = field(default_factory=dict)
     customers: dict[str, Any] = field(default_factory=dict)
+    customer_facts: dict[str, CustomerFacts] = field(default_factory=dict)
+
+    def facts(self, customer: Any) -> CustomerFacts:
+        """The evaluator's view of a customer, built once per run (they repeat per invoice)."""
+        facts = self.customer_facts.get(customer.id)
+        if facts is None:
+            facts = CustomerFacts(customer.id, customer.excluded, customer.status)
+            self.customer_facts[customer.id] = facts
+        return facts
 
     def resolve(self, customer: Any) -> Resolution:
         cached = self.resolutions.get(customer.id)
@@ -631,16 +641,17 @@ def _decide_invoice_chunk(session: Session, ctx: _Context, invoice_ids: list[str
         customer = customers[invoice.customer_id]
         resolution = ctx.resolve(customer)
         plan = plans.get(invoice.id)
+        reminders = done.get(invoice.id)
         unit = Unit(
             today=ctx.as_of,
             settings=ctx.config.settings,
-            customer=CustomerFacts(customer.id, customer.excluded, customer.status),
+            customer=ctx.facts(customer),
             currency=invoice.currency,
             invoices=(_invoice_facts(invoice),),
             policy=resolution.policy,
             policy_reason=resolution.reason,
             plan=_plan_state(plan, tasks, unfinished, frozenset({invoice.id})) if plan else None,
-            reminders_done=frozenset(done.get(invoice.id, set())),
+            reminders_done=frozenset(reminders) if reminders else NOTHING_DONE,
             actions=ctx.actions,
             explain=False,
         )
@@ -709,7 +720,7 @@ def _decide_customer_chunk(
         unit = Unit(
             today=ctx.as_of,
             settings=ctx.config.settings,
-            customer=CustomerFacts(customer.id, customer.excluded, customer.status),
+            customer=ctx.facts(customer),
             currency=pair[1],
             invoices=tuple(_invoice_facts(inv) for inv in invoices),
             policy=resolution.policy,
