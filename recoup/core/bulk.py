@@ -268,9 +268,13 @@ def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
         return []
     connection = session.connection()
     if connection.dialect.name == "postgresql":
+        # the sequence by name: `nextval(pg_get_serial_sequence(...))` looks it up for every
+        # row (measured: 8x slower)
+        sequence = connection.exec_driver_sql(
+            f"SELECT pg_get_serial_sequence('{table.name}', 'id')"
+        ).scalar()
         rows = connection.exec_driver_sql(
-            f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) "
-            f"FROM generate_series(1, {int(count)})"
+            f"SELECT nextval('{sequence}'::regclass) FROM generate_series(1, {int(count)})"
         ).all()
         return [int(r[0]) for r in rows]
     top = connection.exec_driver_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{table.name}"').scalar()

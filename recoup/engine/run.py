@@ -15,7 +15,18 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, Integer, String, any_, bindparam, func, or_, select, text
+from sqlalchemy import (
+    Engine,
+    Integer,
+    String,
+    any_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -541,7 +552,13 @@ INVOICE_COLUMNS = (
     Invoice.amount_due,
     Invoice.status,
     Invoice.disputed,
-    InvoiceCheck.check_on,
+    # one index probe per invoice: an outer join let PostgreSQL hash the whole check table
+    # for every chunk
+    select(InvoiceCheck.check_on)
+    .where(InvoiceCheck.invoice_id == Invoice.id)
+    .correlate(Invoice)
+    .scalar_subquery()
+    .label("check_on"),
 )
 PLAN_COLUMNS = (
     Plan.id,
@@ -621,9 +638,7 @@ def _decide_invoice_chunk(session: Session, ctx: _Context, invoice_ids: list[str
     invoices = [
         _InvoiceRec(*row)
         for row in session.execute(
-            select(*INVOICE_COLUMNS)
-            .outerjoin(InvoiceCheck, InvoiceCheck.invoice_id == Invoice.id)
-            .where(_among(session, Invoice.id, invoice_ids))
+            select(*INVOICE_COLUMNS).where(_among(session, Invoice.id, invoice_ids))
         )
     ]
     customers = _customers(session, ctx, {inv.customer_id for inv in invoices})
@@ -667,11 +682,12 @@ def _decide_customer_chunk(
     customers = _customers(session, ctx, customer_ids)
     by_pair: dict[tuple[str, str], list[_InvoiceRec]] = defaultdict(list)
     for row in session.execute(
-        select(*INVOICE_COLUMNS)
-        .outerjoin(InvoiceCheck, InvoiceCheck.invoice_id == Invoice.id)
-        .where(
+        select(*INVOICE_COLUMNS).where(
             _among(session, Invoice.customer_id, customer_ids),
-            or_(Invoice.status.in_(OPEN_INVOICE_VALUES), InvoiceCheck.check_on.is_not(None)),
+            or_(
+                Invoice.status.in_(OPEN_INVOICE_VALUES),
+                exists().where(InvoiceCheck.invoice_id == Invoice.id),
+            ),
         )
     ):
         invoice = _InvoiceRec(*row)
