@@ -5,6 +5,7 @@ thread writes chunk N); on SQLite they are written one after the other."""
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,15 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from recoup.core.config import load_env
 from recoup.core.db import unit_of_work
-from recoup.core.schedule import recheck_everything
+from recoup.core.schedule import CHECK_NOW, recheck_everything
+from recoup.domain.evaluator import Outcome, Unit
+from recoup.engine import run as run_module
+from recoup.engine.run import run_dunning
 from recoup.models import (
     ActionInstance,
+    Invoice,
     InvoiceCheck,
     LogEntry,
     Plan,
@@ -96,6 +102,16 @@ def _forget_runs(factory: sessionmaker[Session]) -> None:
         recheck_everything(session)
 
 
+def _setup_book(cli: Cli, mode: str) -> None:
+    cli.setup(mode=mode)
+    more = "".join(
+        f"C{n},Customer {n},c{n}@example.test,,en,FR,EUR,smb,true,,,active,false\n"
+        for n in range(3, 9)
+    )
+    cli("import", "customers", cli.file("more.csv", CUSTOMERS.splitlines()[0] + "\n" + more))
+    cli("import", "invoices", cli.file("book.csv", _book()))
+
+
 @pytest.fixture
 def cli(env: dict[str, str], tmp_path: Path) -> Cli:
     return Cli(tmp_path)
@@ -108,13 +124,7 @@ def test_small_chunks_decide_what_one_chunk_decides(
     monkeypatch: pytest.MonkeyPatch,
     mode: str,
 ) -> None:
-    cli.setup(mode=mode)
-    more = "".join(
-        f"C{n},Customer {n},c{n}@example.test,,en,FR,EUR,smb,true,,,active,false\n"
-        for n in range(3, 9)
-    )
-    cli("import", "customers", cli.file("more.csv", CUSTOMERS.splitlines()[0] + "\n" + more))
-    cli("import", "invoices", cli.file("book.csv", _book()))
+    _setup_book(cli, mode)
     results = []
     for chunk in ("3", "100000"):
         monkeypatch.setenv("RECOUP_RUN_CHUNK", chunk)
@@ -129,3 +139,33 @@ def test_small_chunks_decide_what_one_chunk_decides(
     assert whole[-1]["tasks"] and whole[-1]["instances"] and whole[0]["checks"]
     assert any(row[1] == "plan_opened" for row in whole[-1]["log"])
     assert small == whole
+
+
+def test_a_failure_while_deciding_stops_the_run_after_the_chunks_already_written(
+    cli: Cli,
+    session_factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _setup_book(cli, "invoice")
+    real = run_module.evaluate
+
+    def evaluate_failing_on_i20(unit: Unit) -> Outcome:
+        if unit.invoices[0].id == "I20":
+            raise ValueError("cannot decide I20")
+        return real(unit)
+
+    monkeypatch.setattr(run_module, "evaluate", evaluate_failing_on_i20)
+    monkeypatch.setenv("RECOUP_RUN_CHUNK", "3")
+    with pytest.raises(RuntimeError, match="cannot decide I20"):
+        run_dunning(session_factory, as_of=DUE + timedelta(days=30), env=load_env(), execute=False)
+    assert multiprocessing.active_children() == []  # the deciding process is gone
+    with session_factory() as session:
+        ids = sorted(session.scalars(select(Invoice.id)))
+        planned = set(session.scalars(select(Plan.invoice_id)))
+        checks = dict(session.execute(select(InvoiceCheck.invoice_id, InvoiceCheck.check_on)).all())
+    # the run decides invoices in id order, 3 a chunk: the chunks before I20's were written,
+    # the rest was not touched and waits for the next run
+    first = ids.index("I20") // 3 * 3
+    written, untouched = ids[:first], ids[first:]
+    assert planned and planned <= set(written)
+    assert all(checks.get(i) == CHECK_NOW and i not in planned for i in untouched)

@@ -3,13 +3,17 @@ one transaction per chunk, then execute the queued actions (unless --no-execute)
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
+import multiprocessing
 import os
+import signal
 import socket
 import sys
+import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -89,6 +93,7 @@ from recoup.plans.closing import close_plan
 from recoup.plans.links import plan_links
 
 CHUNK = 2000
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 OPEN_INVOICE_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
 OPEN_PLAN_VALUES = tuple(s.value for s in OPEN_PLAN_STATUSES)
 # stored value -> member by dict lookup (calling the Enum class costs more, per row)
@@ -115,6 +120,16 @@ class RunStats:
     actions_skipped: int = 0
     actions_retried: int = 0
     executed: bool = True
+
+    def counts(self) -> dict[str, int]:
+        return {k: v for k, v in vars(self).items() if type(v) is int and k != "run_id"}
+
+    def counts_since(self, before: dict[str, int]) -> dict[str, int]:
+        return {k: v - before.get(k, 0) for k, v in self.counts().items()}
+
+    def add(self, delta: dict[str, int]) -> None:
+        for key, value in delta.items():
+            setattr(self, key, getattr(self, key) + value)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in vars(self).items()}
@@ -160,6 +175,7 @@ class _Context:
     resolutions: dict[str, Resolution] = field(default_factory=dict)
     customers: dict[str, Any] = field(default_factory=dict)
     customer_facts: dict[str, CustomerFacts] = field(default_factory=dict)
+    next_plan_id: int | None = None  # SQLite: the next free plan id (see _Batch._plan_ids)
 
     def facts(self, customer: Any) -> CustomerFacts:
         """The evaluator's view of a customer, built once per run (they repeat per invoice)."""
@@ -272,11 +288,11 @@ def _run_chunks(
     chunks: list[list[tuple[str, str]]],
     progress: Progress,
 ) -> None:
-    """Decide chunk N+1 while chunk N is written. Each chunk is still one transaction that
-    commits its decisions with the markers saying they were made (R13), and chunks are
-    written in order by one thread. Chunks cover disjoint invoices (or customer/currency
-    pairs), so deciding one never needs the uncommitted writes of another. The database
-    works in its own process, so the two overlap on two cores."""
+    """Decide chunk N+1 (in a second process) while chunk N is written. Each chunk is still
+    one transaction that commits its decisions with the markers saying they were made (R13),
+    and chunks are written in order by this process. Chunks cover disjoint invoices (or
+    customer/currency pairs), so deciding one never needs the uncommitted writes of another.
+    Deciding is Python, writing is the database's work: on two cores they overlap."""
     total = len(chunks)
     big_day = sum(len(c) for c in chunks) >= 10 * max((len(c) for c in chunks), default=1)
 
@@ -302,45 +318,98 @@ def _run_chunks(
             write(decide(chunk), number, len(chunk))
             gc.collect(0)
         return
-    # The writer wakes up from the database many times per chunk; at the default 5 ms switch
-    # interval it would wait that long for the deciding thread to hand over the GIL each time.
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
-    try:
-        _pipeline(chunks, decide, write)
-    finally:
-        sys.setswitchinterval(switch_interval)
+    _process_pipeline(factory, ctx, chunks, decide, write)
 
 
-def _pipeline(
+@dataclass
+class _DeciderFailed:
+    traceback: str
+
+
+def _process_pipeline(
+    factory: sessionmaker[Session],
+    ctx: _Context,
     chunks: list[list[tuple[str, str]]],
     decide: Callable[[list[tuple[str, str]]], _Batch],
     write: Callable[[_Batch, int, int], None],
 ) -> None:
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recoup-run-writer") as pool:
-        pending: Future[None] | None = None
-        try:
-            for number, chunk in enumerate(chunks, start=1):
-                batch = decide(chunk)
-                if pending is not None:
-                    pending.result()  # at most one chunk waits in memory; errors surface here
-                pending = pool.submit(write, batch, number, len(chunk))
-                gc.collect(0)
-            if pending is not None:
-                pending.result()
-        except BaseException:
-            if pending is not None:
-                pending.cancel()
-                wait([pending])
-            raise
+    """A forked process decides the chunks and sends their rows; this one writes them, one
+    transaction per chunk, in order. The decider only reads (and, on PostgreSQL, draws plan
+    ids from the sequence); this process holds the run lock and does every write, so a
+    killed run leaves exactly what it had committed."""
+    fork = multiprocessing.get_context("fork")
+    receiver, sender = fork.Pipe(duplex=False)
+    decider = fork.Process(
+        target=_decider_main,
+        args=(factory, ctx, chunks, decide, sender, receiver, os.getpid()),
+        name="recoup-run-decider",
+        daemon=True,
+    )
+    decider.start()
+    sender.close()
+    try:
+        for number, chunk in enumerate(chunks, start=1):
+            try:
+                message = receiver.recv()
+            except EOFError:
+                raise RuntimeError("the run's deciding process stopped unexpectedly") from None
+            if isinstance(message, _DeciderFailed):
+                raise RuntimeError(f"deciding chunk {number} failed:\n{message.traceback}")
+            batch: _Batch = message
+            batch.attach(ctx)
+            write(batch, number, len(chunk))
+            gc.collect(0)
+    finally:
+        receiver.close()
+        decider.join(timeout=10)
+        if decider.is_alive():
+            decider.kill()
+
+
+def _decider_main(
+    factory: sessionmaker[Session],
+    ctx: _Context,
+    chunks: list[list[tuple[str, str]]],
+    decide: Callable[[list[tuple[str, str]]], _Batch],
+    sender: Any,
+    receiver: Any,
+    parent: int,
+) -> None:
+    _die_with(parent)
+    receiver.close()  # the parent's end: with it open here, a dead parent would go unnoticed
+    engine = factory.kw["bind"]
+    engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+    try:
+        for chunk in chunks:
+            before = ctx.stats.counts()
+            batch = decide(chunk)
+            batch.stats_delta = ctx.stats.counts_since(before)
+            sender.send(batch)
+            gc.collect(0)
+    except (BrokenPipeError, EOFError):
+        pass  # the writing process is gone: nothing to decide for
+    except BaseException:
+        with contextlib.suppress(Exception):
+            sender.send(_DeciderFailed(traceback.format_exc()))
+    finally:
+        sender.close()
+
+
+def _die_with(parent: int) -> None:
+    """The decider shares the parent's database sockets and lock file: if it outlived a killed
+    run, the run lock would stay taken. Linux kills it with its parent (PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != parent:
+        os._exit(1)  # no guarantee, or the parent is already gone
 
 
 def _can_pipeline(factory: sessionmaker[Session]) -> bool:
-    """Only PostgreSQL works in its own process while this one decides. SQLite works in this
-    process and its driver takes the GIL back after every row, so a writer thread would
-    mostly wait for the deciding thread (measured: no gain)."""
+    """A second process needs Linux (it must die with its parent) and a database it can
+    reach on its own: an in-memory SQLite database is private to its connection."""
     engine = factory.kw["bind"]
-    return bool(engine.dialect.name == "postgresql")
+    if not sys.platform.startswith("linux"):
+        return False
+    return not (engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"))
 
 
 def _refresh_statistics(factory: sessionmaker[Session]) -> None:
@@ -767,6 +836,8 @@ class _Batch:
 
     def __init__(self, ctx: _Context, dialect: str) -> None:
         self.ctx = ctx
+        self.dialect = dialect
+        self.stats_delta: dict[str, int] = {}
         self.logs: list[tuple[Any, ...]] = []
         self.instances: list[tuple[Any, ...]] = []
         self.log_format = TupleFormat(dialect, LogEntry.__table__, LOG_COLUMNS)
@@ -785,6 +856,23 @@ class _Batch:
         self.now_db = self.log_format.value("at", self.now)
         self.today_db = self.log_format.value("on", ctx.as_of)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # sent to the writing process without the run's context and table formats
+        state = dict(vars(self))
+        for name in ("ctx", "log_format", "instance_format"):
+            state.pop(name)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        self.log_format = TupleFormat(self.dialect, LogEntry.__table__, LOG_COLUMNS)
+        self.instance_format = TupleFormat(self.dialect, ActionInstance.__table__, INSTANCE_COLUMNS)
+
+    def attach(self, ctx: _Context) -> None:
+        """In the writing process: the run's context, and the decider's counts."""
+        self.ctx = ctx
+        ctx.stats.add(self.stats_delta)
+
     def build(self, session: Session, items: list[_Item]) -> None:
         """Give the chunk's new plans their ids (they key the actions), then apply."""
         openings = [
@@ -793,13 +881,26 @@ class _Batch:
             for decision in outcome.decisions
             if isinstance(decision, OpenPlan)
         ]
-        ids = reserve_ids(session, Plan.__table__, len(openings))
+        ids = self._plan_ids(session, len(openings))
         opened: dict[int, _PlanRec] = {}
         for (index, decision), plan_id in zip(openings, ids, strict=True):
             unit, _outcome, _plan, customer_id, invoices, _stale = items[index]
             opened[index] = self._new_plan(plan_id, unit, decision, customer_id, invoices)
         for index, (unit, outcome, plan, customer_id, invoices, stale) in enumerate(items):
             self.apply(unit, outcome, opened.get(index, plan), customer_id, invoices, stale)
+
+    def _plan_ids(self, session: Session, count: int) -> list[int]:
+        """Ids for new plans. PostgreSQL: from the sequence. SQLite: counted on from the
+        largest id, read once per run, because the previous chunk may not be committed yet
+        when this one is decided; only the run, which holds the run lock, creates plans."""
+        ctx = self.ctx
+        if count == 0 or self.dialect == "postgresql":
+            return reserve_ids(session, Plan.__table__, count)
+        if ctx.next_plan_id is None:
+            ctx.next_plan_id = reserve_ids(session, Plan.__table__, 1)[0]
+        first = ctx.next_plan_id
+        ctx.next_plan_id += count
+        return list(range(first, first + count))
 
     def _new_plan(
         self,
