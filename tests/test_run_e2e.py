@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from recoup.cli.common import console as cli_console
 from recoup.cli.main import app
 
 DUE = date(2026, 3, 2)
@@ -420,3 +421,21 @@ def test_a_quiet_day_reads_only_what_is_due(cli: Cli) -> None:
     )  # nothing due: I1's next level is day 10, I2's reminder day 37
     assert cli.run(10)["considered"] == 1  # I1 reaches second_notice
     assert cli.run(37)["considered"] == 2  # I2's reminder, and I1 catching up to its call
+
+
+def test_the_log_table_puts_the_details_in_words(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli.setup()
+    cli.run(12)  # opens after first_notice passed: recorded in the plan_opened entry
+    [plan] = cli.plans()
+
+    def words(table: str) -> str:  # the table's text, wrapped cells joined again
+        return " ".join(table.replace("│", " ").split())
+
+    monkeypatch.setattr(cli_console, "_width", 160)
+    wide = cli("log", "--plan", str(plan["id"]))
+    assert "levels_skipped: first_notice (passed over: catch_up latest runs only" in words(wide)
+    assert "second_notice days_overdue: 12; actions: email_notice" in words(wide)
+    monkeypatch.setattr(cli_console, "_width", 80)  # narrow: the step moves into the details
+    narrow = cli("log", "--plan", str(plan["id"]))
+    assert "[second_notice] days_overdue: 12" in words(narrow)
+    assert max(len(line) for line in narrow.splitlines()) <= 80

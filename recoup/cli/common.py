@@ -13,6 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
@@ -114,26 +115,46 @@ def print_json(rows: Iterable[dict[str, Any]]) -> None:
 
 
 def print_table(
-    rows: Sequence[dict[str, Any]], columns: Sequence[str], *, title: str | None = None
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    *,
+    title: str | None = None,
+    wrap: str | None = None,
 ) -> None:
+    """A table; with `wrap`, that column takes the width left and wraps while the others
+    keep their values on one line (up to 24 characters)."""
     if not rows:
         console.print(f"[dim]no {title.lower() if title else 'rows'}[/dim]")
         return
+    cells = [  # escaped: a value like "[urgent]" is data, not Rich markup
+        ["" if row.get(c) is None else escape(str(to_jsonable(row.get(c)))) for c in columns]
+        for row in rows
+    ]
     table = Table(title=title, show_lines=False)
     for column in columns:
         justify = "right" if column in ("balance", "amount", "id", "days_overdue") else "left"
-        table.add_column(column, justify=justify)
-    for row in rows:
-        table.add_row(
-            *["" if row.get(c) is None else str(to_jsonable(row.get(c))) for c in columns]
-        )
+        if wrap is None:
+            table.add_column(column, justify=justify)
+        elif column == wrap:
+            table.add_column(column, justify=justify, min_width=16)
+        else:
+            table.add_column(
+                column, justify=justify, no_wrap=True, overflow="ellipsis", max_width=24
+            )
+    for line in cells:
+        table.add_row(*line)
     console.print(table)
 
 
 def output(
-    rows: Sequence[dict[str, Any]], columns: Sequence[str], *, as_json: bool, title: str
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    *,
+    as_json: bool,
+    title: str,
+    wrap: str | None = None,
 ) -> None:
     if as_json:
         print_json(rows)
     else:
-        print_table(rows, columns, title=title)
+        print_table(rows, columns, title=title, wrap=wrap)

@@ -54,6 +54,9 @@ LOG_FIELDS = [
     "action",
     "details",
 ]
+# The table a person reads: the business date, what happened and to what, and the details in
+# one line (`--json` gives every field of LOG_FIELDS, details as an object).
+LOG_TABLE_FIELDS = ["on", "event", "invoice", "plan", "step", "details"]
 CHARGE_FIELDS = ["id", "customer_id", "invoice_id", "amount", "currency", "service"]
 TASK_FIELDS = ["id", "plan_id", "role", "status", "action", "claimed_by"]
 
@@ -88,6 +91,32 @@ def charge_row(charge: Charge) -> dict[str, Any]:
 
 def log_row_out(entry: LogEntry) -> dict[str, Any]:
     return {name: getattr(entry, name) for name in LOG_FIELDS}
+
+
+def log_table_row(row: dict[str, Any]) -> dict[str, Any]:
+    step = " / ".join(part for part in (row["level"], row["action"]) if part)
+    details = summarize(row["details"])
+    if row["actor"] and row["actor"] != "system":  # what people did says who
+        details = f"by {row['actor']}" + (f"; {details}" if details else "")
+    return {
+        "on": row["on"],
+        "event": row["event"],
+        "invoice": row["invoice_id"],
+        "plan": row["plan_id"],
+        "step": step,
+        "details": details,
+    }
+
+
+def summarize(value: Any) -> str:
+    """Details in one line: `reason: …; actions: a, b; levels_skipped: first (passed over …)`."""
+    if isinstance(value, dict):
+        if set(value) >= {"level", "reason"}:  # a level or reminder passed over
+            return f"{value['level']} ({value['reason']})"
+        return "; ".join(f"{key}: {summarize(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(summarize(item) for item in value)
+    return "" if value is None else str(value)
 
 
 def task_row(task: Task) -> dict[str, Any]:
@@ -321,7 +350,17 @@ def show_log(
         if event:
             query = query.where(LogEntry.event == event)
         rows = [log_row_out(e) for e in reversed(list(session.scalars(query)))]
-    output(rows, LOG_FIELDS, as_json=as_json, title="Log")
+    if as_json:
+        output(rows, LOG_FIELDS, as_json=True, title="Log")
+    else:
+        table = [log_table_row(r) for r in rows]
+        columns = LOG_TABLE_FIELDS
+        if console.width < 110:  # a narrow terminal: the step goes at the head of the details
+            columns = [c for c in LOG_TABLE_FIELDS if c != "step"]
+            for line in table:
+                if line["step"]:
+                    line["details"] = f"[{line['step']}] {line['details']}".rstrip()
+        output(table, columns, as_json=False, title="Log", wrap="details")
 
 
 @handle_errors
