@@ -439,3 +439,20 @@ def test_the_log_table_puts_the_details_in_words(cli: Cli, monkeypatch: pytest.M
     narrow = cli("log", "--plan", str(plan["id"]))
     assert "[second_notice] days_overdue: 12" in words(narrow)
     assert max(len(line) for line in narrow.splitlines()) <= 80
+
+
+@pytest.mark.parametrize("mode", ["invoice", "customer"])
+def test_an_invoice_under_an_open_plan_cannot_move_to_another_customer(
+    cli: Cli, mode: str
+) -> None:
+    cli.setup(mode=mode)
+    cli.run(6)
+    [plan] = cli.plans()
+    moved = cli.file("moved.csv", invoice_csv(("I1", "C2", DUE, "100.00", "EUR")))
+    out = " ".join(cli("import", "invoices", moved, code=1).split())  # unwrapped
+    assert "line 2, customer_id: cannot move invoice I1 to customer C2" in out
+    assert f"plan {plan['id']} of customer C1 is dunning it" in out
+    assert cli.json("explain", "I1")[0]["customer_id"] == "C1"  # nothing changed
+    cli("stop", str(plan["id"]), "--reason", "invoice reassigned", "--user", "alice")
+    cli("import", "invoices", moved)  # no open plan: the move goes through
+    assert cli.json("explain", "I1")[0]["customer_id"] == "C2"

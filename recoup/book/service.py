@@ -46,6 +46,7 @@ from recoup.domain.enums import (
 from recoup.domain.money import minor_unit
 from recoup.models import Customer, Invoice, LogEntry, Payment, PaymentAllocation, Plan
 from recoup.plans.closing import refresh_plans_after_change
+from recoup.plans.links import plan_links
 from recoup.plans.service import pause_plan, resume_plan
 
 CHUNK = 1000  # rows per query / per write; also keeps IN lists under SQLite's limits
@@ -335,6 +336,7 @@ def import_invoices(
                     "payments were recorded against this invoice",
                 )
             )
+    errors.extend(_moves_under_a_plan(session, values, existing))
     if errors:
         raise _fail("invoices", errors)
 
@@ -386,6 +388,41 @@ def import_invoices(
         report.plans_recovered.extend(effect.plans_recovered)
     session.flush()
     return report
+
+
+def _moves_under_a_plan(
+    session: Session, values: Sequence[InvoiceIn], existing: Mapping[str, Invoice]
+) -> list[RowError]:
+    """An invoice cannot move to another customer while an open plan dunns it for the first:
+    the plan would go on writing to the wrong customer about a debt it no longer covers."""
+    moving = {
+        v.id: v for v in values if v.id in existing and existing[v.id].customer_id != v.customer_id
+    }
+    if not moving:
+        return []
+    links = plan_links()
+    errors = []
+    for chunk in _chunks(sorted(moving)):
+        rows = session.execute(
+            select(links.c.invoice_id, Plan.id, Plan.customer_id)
+            .join(Plan, Plan.id == links.c.plan_id)
+            .where(
+                links.c.invoice_id.in_(chunk),
+                Plan.status.in_([s.value for s in OPEN_PLAN_STATUSES]),
+            )
+        )
+        for invoice_id, plan_id, customer_id in rows:
+            value = moving[invoice_id]
+            errors.append(
+                RowError(
+                    value.line,
+                    "customer_id",
+                    f"cannot move invoice {invoice_id} to customer {value.customer_id}: plan "
+                    f"{plan_id} of customer {customer_id} is dunning it (stop the plan first: "
+                    f"recoup stop {plan_id} --reason ...)",
+                )
+            )
+    return errors
 
 
 # --- payments ------------------------------------------------------------------------------------
