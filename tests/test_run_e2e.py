@@ -442,9 +442,7 @@ def test_the_log_table_puts_the_details_in_words(cli: Cli, monkeypatch: pytest.M
 
 
 @pytest.mark.parametrize("mode", ["invoice", "customer"])
-def test_an_invoice_under_an_open_plan_cannot_move_to_another_customer(
-    cli: Cli, mode: str
-) -> None:
+def test_an_invoice_under_an_open_plan_cannot_move_to_another_customer(cli: Cli, mode: str) -> None:
     cli.setup(mode=mode)
     cli.run(6)
     [plan] = cli.plans()
