@@ -113,7 +113,11 @@ def summarize(value: Any) -> str:
     if isinstance(value, dict):
         if set(value) >= {"level", "reason"}:  # a level or reminder passed over
             return f"{value['level']} ({value['reason']})"
-        return "; ".join(f"{key}: {summarize(item)}" for key, item in value.items())
+        return "; ".join(
+            f"{key}: {summarize(item)}"
+            for key, item in value.items()
+            if item not in (None, "", [], {})  # nothing to read
+        )
     if isinstance(value, list | tuple):
         return ", ".join(summarize(item) for item in value)
     return "" if value is None else str(value)
