@@ -40,7 +40,9 @@ def _read(path: Path) -> CsvTable:
         raise RecoupError(f"{path}: no such file")
     table = read_csv(path)
     if table.errors and not table.header:
-        raise InvalidInput(f"{path}: cannot read the file", details=[str(e) for e in table.errors])
+        raise InvalidInput(
+            f"{path}: cannot read the file", details=[str(e) for e in table.errors]
+        )
     return table
 
 
@@ -168,7 +170,9 @@ def dispute(
 ) -> None:
     """Mark an invoice disputed: its plan pauses until the dispute is cleared."""
     with _transaction() as session:
-        result = service.dispute_invoice(session, invoice_id, reason=reason, actor=actor_name(user))
+        result = service.dispute_invoice(
+            session, invoice_id, reason=reason, actor=actor_name(user)
+        )
     console.print(f"invoice {invoice_id} disputed")
     _print_dispute(result)
 

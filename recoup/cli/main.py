@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 
 
+
 @app.callback()
 def main() -> None:
     """Recoup: open-source dunning. Configure with RECOUP_DATABASE_URL, RECOUP_DATA_DIR,

@@ -845,8 +845,8 @@ class _Batch:
         # plans reaching a final status: closed through the ORM once the rows are written
         self.closings: list[tuple[int, ClosePlan]] = []
         self.manual_keys: dict[str, dict[str, Any]] = {}
-        # invoices whose check date changes (their row is replaced), and the new rows
-        self.checks_changed: list[str] = []
+        # invoices whose check row goes (cleared or replaced), and the new rows
+        self.checks_gone: list[str] = []
         self.checks_new: list[dict[str, Any]] = []
         self.plan_invoices: list[dict[str, Any]] = []
         self.new_plans: list[dict[str, Any]] = []
@@ -1230,7 +1230,8 @@ class _Batch:
             self._apply_plan_updates(plan, plan_updates)
 
     def _check(self, invoice: _InvoiceRec, when: date | None) -> None:
-        self.checks_changed.append(invoice.id)
+        if invoice.next_check_on is not None:  # it has a row to replace or clear
+            self.checks_gone.append(invoice.id)
         if when is not None:
             self.checks_new.append({"invoice_id": invoice.id, "check_on": when})
 
@@ -1298,10 +1299,9 @@ class _Batch:
                 self.ctx.stats.tasks_created += 1
             bulk_insert(session, Task.__table__, task_rows)
             self.manual_keys = {}
-        if self.checks_changed:
-            bulk_delete(session, InvoiceCheck.__table__.c.invoice_id, self.checks_changed)
-            bulk_insert(session, InvoiceCheck.__table__, self.checks_new)
-            self.checks_changed, self.checks_new = [], []
+        bulk_delete(session, InvoiceCheck.__table__.c.invoice_id, self.checks_gone)
+        bulk_insert(session, InvoiceCheck.__table__, self.checks_new)
+        self.checks_gone, self.checks_new = [], []
         if self.logs:
             self.log_format.insert(session, self.logs)
             self.logs = []
