@@ -200,6 +200,37 @@ def pg_drop(base: str) -> None:
 # --- one measured run, in its own process --------------------------------------------------
 
 
+def server_cpu_seconds() -> float | None:
+    """CPU seconds used so far by the local PostgreSQL server's processes (backends, WAL
+    writer, checkpointer), read from /proc; None when there is none to read. A backend that
+    has ended counts in the postmaster's figure for its waited-for children."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    found = False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone since listed
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if name != "postgres" and not name.startswith("postgres:"):
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # utime, stime, cutime, cstime: fields 14 to 17 of proc(5) stat
+        total += sum(int(value) for value in fields[11:15])
+        found = True
+    return total / tick if found else None
+
+
+def run_cpu_seconds() -> float:
+    """User and system CPU seconds of this process and its (ended) children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def child(url: str, as_of: date, data_dir: str, profile: str | None) -> None:
     from recoup.engine.run import run_dunning
 
@@ -212,9 +243,13 @@ def child(url: str, as_of: date, data_dir: str, profile: str | None) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    server_before = server_cpu_seconds() if engine.dialect.name == "postgresql" else None
+    cpu_before = run_cpu_seconds()
     began = time.perf_counter()
     stats = run_dunning(factory, as_of=as_of, env=env, execute=False, actor="bench")
     seconds = time.perf_counter() - began
+    cpu = run_cpu_seconds() - cpu_before
+    server_after = server_cpu_seconds() if server_before is not None else None
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -229,6 +264,12 @@ def child(url: str, as_of: date, data_dir: str, profile: str | None) -> None:
         json.dumps(
             {
                 "seconds": seconds,
+                "cpu_seconds": cpu,
+                "server_cpu_seconds": (
+                    server_after - server_before
+                    if server_before is not None and server_after is not None
+                    else None
+                ),
                 "maxrss_mb": maxrss_kb / 1024,
                 "considered": stats.considered,
                 "plans_opened": stats.plans_opened,
@@ -274,7 +315,7 @@ def bench_database(
                     figures = measure(url, as_of, tmp, profile)
                     results[label].append(figures)
                     line.append(
-                        f"{label} {figures['seconds']:.2f} s "
+                        f"{label} {figures['seconds']:.2f} s, CPU {cpu_text(figures)} "
                         f"({figures['considered']} units, {figures['plans_opened']} plans opened, "
                         f"{figures['actions_queued']} actions queued, "
                         f"{figures['maxrss_mb']:.0f} MB)"
@@ -286,6 +327,12 @@ def bench_database(
     return results
 
 
+def cpu_text(figures: dict[str, Any]) -> str:
+    if figures.get("server_cpu_seconds") is None:
+        return f"{figures['cpu_seconds']:.1f} s"
+    return f"{figures['cpu_seconds']:.1f} + {figures['server_cpu_seconds']:.1f} s"
+
+
 def report(all_results: dict[str, dict[str, list[dict[str, Any]]]], n: int, repeat: int) -> None:
     console = Console()
     cores = os.cpu_count() or 1
@@ -295,11 +342,12 @@ def report(all_results: dict[str, dict[str, list[dict[str, Any]]]], n: int, repe
         f"({cores} CPUs, load average {load:.1f} at the end)"
     )
     table.add_column("database")
-    table.add_column("measure")
+    table.add_column("measure", no_wrap=True)
     table.add_column("median", justify="right")
     table.add_column("min–max", justify="right")
     table.add_column("target", justify="right")
     table.add_column("", justify="center")
+    table.add_column("CPU (run + db)", justify="right")
     for kind, results in all_results.items():
         peak = 0.0
         for label, _ in RUNS:
@@ -308,6 +356,14 @@ def report(all_results: dict[str, dict[str, list[dict[str, Any]]]], n: int, repe
             median = statistics.median(seconds)
             target = TARGETS[label]
             ok = median <= target
+            cpu = {
+                "cpu_seconds": statistics.median(r["cpu_seconds"] for r in results[label]),
+                "server_cpu_seconds": (
+                    statistics.median(r["server_cpu_seconds"] for r in results[label])
+                    if all(r.get("server_cpu_seconds") is not None for r in results[label])
+                    else None
+                ),
+            }
             table.add_row(
                 kind,
                 f"{label} run",
@@ -315,6 +371,7 @@ def report(all_results: dict[str, dict[str, list[dict[str, Any]]]], n: int, repe
                 f"{min(seconds):.2f}–{max(seconds):.2f} s",
                 f"≤ {target:g} s",
                 "[green]PASS[/green]" if ok else "[red]MISS[/red]",
+                cpu_text(cpu),
             )
         memory = statistics.median(
             max(r["maxrss_mb"] for r in (results[label][i] for label, _ in RUNS))
@@ -327,6 +384,7 @@ def report(all_results: dict[str, dict[str, list[dict[str, Any]]]], n: int, repe
             f"max {peak:.0f} MB",
             f"≤ {MEMORY_TARGET_MB:g} MB",
             "[green]PASS[/green]" if memory <= MEMORY_TARGET_MB else "[red]MISS[/red]",
+            "",
         )
         table.add_section()
     console.print(table)

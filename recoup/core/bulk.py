@@ -286,6 +286,10 @@ class TupleFormat:
         """`value` as the driver stores it in column `name` (compute constants once)."""
         return self._converters[name](value)
 
+    def value_converter(self, name: str) -> Converter:
+        """What `value` applies for column `name`, for a loop over many rows."""
+        return self._converters[name]
+
     def insert(self, session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
         if rows:
             _send(session, self.table, self.names, rows)
