@@ -461,14 +461,14 @@ def _find_units(session: Session, as_of: date, mode: Mode) -> list[tuple[str, st
             select(Invoice.customer_id, Invoice.currency)
             .join(InvoiceCheck, InvoiceCheck.invoice_id == Invoice.id)
             .where(InvoiceCheck.check_on <= as_of)
-        ).tuples()
+        )
     )
     pairs.update(
         connection.execute(
             select(Plan.customer_id, Plan.currency).where(
                 Plan.next_step_on <= as_of, Plan.status.in_(OPEN_PLAN_VALUES)
             )
-        ).tuples()
+        )
     )
     return sorted(pairs)
 
