@@ -334,7 +334,7 @@ def cpu_text(figures: dict[str, Any]) -> str:
 
 
 def report(all_results: dict[str, dict[str, list[dict[str, Any]]]], n: int, repeat: int) -> None:
-    console = Console()
+    console = Console(width=max(Console().width, 110))  # the table stays whole when piped
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0]
     table = Table(
@@ -379,7 +379,7 @@ def report(all_results: dict[str, dict[str, list[dict[str, Any]]]], n: int, repe
         )
         table.add_row(
             kind,
-            "peak memory (run processes)",
+            "peak memory (run)",
             f"{memory:.0f} MB",
             f"max {peak:.0f} MB",
             f"≤ {MEMORY_TARGET_MB:g} MB",
