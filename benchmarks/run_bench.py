@@ -243,7 +243,14 @@ def child(url: str, as_of: date, data_dir: str, profile: str | None) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-    server_before = server_cpu_seconds() if engine.dialect.name == "postgresql" else None
+    local_server = engine.dialect.name == "postgresql" and engine.url.host in (
+        None,
+        "",
+        "localhost",
+        "127.0.0.1",
+        "::1",
+    )
+    server_before = server_cpu_seconds() if local_server else None
     cpu_before = run_cpu_seconds()
     began = time.perf_counter()
     stats = run_dunning(factory, as_of=as_of, env=env, execute=False, actor="bench")
