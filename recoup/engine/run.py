@@ -678,7 +678,8 @@ INSTANCE_COLUMNS = (
     "error",
     "finished_at",
 )
-PLAN_INSERT_COLUMNS = (
+# a new plan's row: the columns set once, then its state (what an update writes)
+PLAN_FIXED_COLUMNS = (
     "id",
     "customer_id",
     "invoice_id",
@@ -688,16 +689,6 @@ PLAN_INSERT_COLUMNS = (
     "open_key",
     "opened_on",
     "created_at",
-    "status",
-    "level",
-    "balance",
-    "anchor_date",
-    "paused_days",
-    "paused_on",
-    "pause_until",
-    "pause_reason",
-    "next_step_on",
-    "updated_at",
 )
 PLAN_UPDATE_COLUMNS = (
     "status",
@@ -711,6 +702,7 @@ PLAN_UPDATE_COLUMNS = (
     "next_step_on",
     "updated_at",
 )
+PLAN_INSERT_COLUMNS = PLAN_FIXED_COLUMNS + PLAN_UPDATE_COLUMNS
 
 
 def _customers(session: Session, ctx: _Context, ids: Iterable[str]) -> dict[str, _CustomerRec]:
@@ -924,7 +916,7 @@ class _Batch:
         that plain tuples and dicts cross to the writing process (pickling the records costs
         more than building the rows)."""
         plan_format = TupleFormat(self.dialect, Plan.__table__, PLAN_INSERT_COLUMNS)
-        converters = [plan_format.value_converter(name) for name in PLAN_INSERT_COLUMNS[9:]]
+        converters = [plan_format.value_converter(name) for name in PLAN_UPDATE_COLUMNS]
         for fixed, rec in self.new_plans:
             self.dirty_plans.pop(rec.id, None)
             state = [getattr(rec, name) for name in PLAN_UPDATE_COLUMNS[:-1]]
@@ -963,8 +955,8 @@ class _Batch:
         assert unit.policy is not None
         invoice_mode = unit.settings.mode is Mode.invoice
         invoice_id = invoices[0].id if invoice_mode else None
-        # the columns set once (PLAN_INSERT_COLUMNS up to created_at); the rest is the
-        # record's final state, added by _plan_rows
+        # PLAN_FIXED_COLUMNS; the state columns are the record's final state, added by
+        # _plan_rows
         fixed = (
             plan_id,
             customer_id,
