@@ -132,10 +132,11 @@ def make_policy(
 ) -> PolicyRow:
     """A policy with levels (default: `first_notice` at 5 days, `final` at 20, the end)."""
     number = next(_ids)
-    levels = levels or [
-        {"code": "first_notice", "days": 5, "actions": ["email_notice_1"]},
-        {"code": "final", "days": 20, "end": True, "actions": ["letter_final"]},
-    ]
+    if levels is None:
+        levels = [
+            {"code": "first_notice", "days": 5, "actions": ["email_notice_1"]},
+            {"code": "final", "days": 20, "end": True, "actions": ["letter_final"]},
+        ]
     policy = PolicyRow(
         name=name or f"Policy {number}",
         priority=priority if priority is not None else number,

@@ -1,4 +1,6 @@
-"""Factory functions for the action tests: ORM rows with keyword defaults."""
+"""Factory functions for the action tests: ORM rows with keyword defaults. Customers,
+invoices and plans are `tests.factories` rows with the defaults these tests were written
+for (a fixed customer C1, invoices dated 2024); templates, actions and instances are here."""
 
 from __future__ import annotations
 
@@ -17,11 +19,11 @@ from recoup.models import (
     ActionRow,
     Customer,
     Invoice,
-    LevelRow,
     Plan,
     PolicyRow,
     TemplateRow,
 )
+from tests import factories
 
 NOW = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 TODAY = date(2024, 3, 1)
@@ -41,10 +43,9 @@ def make_customer(
     status: str = "active",
     **fields: Any,
 ) -> Customer:
-    customer = Customer(id=id, name=name, email=email, language=language, status=status, **fields)
-    session.add(customer)
-    session.flush()
-    return customer
+    return factories.make_customer(
+        session, id, name=name, email=email, language=language, status=status, **fields
+    )
 
 
 def make_invoice(
@@ -61,9 +62,11 @@ def make_invoice(
     pdf_path: str | None = None,
     disputed: bool = False,
 ) -> Invoice:
-    invoice = Invoice(
-        id=id,
-        customer_id=customer.id,
+    """An invoice still owed in full unless `amount_due` says otherwise, whatever its status."""
+    return factories.make_invoice(
+        session,
+        customer,
+        id,
         number=number or f"INV-{id}",
         issue_date=date(2023, 12, 1),
         due_date=due_date,
@@ -74,9 +77,6 @@ def make_invoice(
         pdf_path=pdf_path,
         disputed=disputed,
     )
-    session.add(invoice)
-    session.flush()
-    return invoice
 
 
 def make_template(
@@ -123,22 +123,23 @@ def make_policy(
     attach_invoice: bool = False,
 ) -> PolicyRow:
     """`levels`: (code, days, action codes); the `end` code (default: the last) is the end."""
-    policy = PolicyRow(name=name, priority=priority, is_default=True, attach_invoice=attach_invoice)
     end = end or (levels[-1][0] if levels else None)
-    for position, (code, days, actions) in enumerate(levels):
-        policy.levels.append(
-            LevelRow(
-                code=code,
-                days=days,
-                actions=list(actions),
-                reminder=days < 0,
-                end=code == end,
-                position=position,
-            )
-        )
-    session.add(policy)
-    session.flush()
-    return policy
+    return factories.make_policy(
+        session,
+        name,
+        priority=priority,
+        levels=[
+            {
+                "code": code,
+                "days": days,
+                "actions": list(actions),
+                "reminder": days < 0,
+                "end": code == end,
+            }
+            for code, days, actions in levels
+        ],
+        attach_invoice=attach_invoice,
+    )
 
 
 def make_plan(
@@ -152,23 +153,16 @@ def make_plan(
     paused_days: int = 0,
     balance: Decimal | None = None,
 ) -> Plan:
-    plan = Plan(
-        customer_id=invoice.customer_id,
-        invoice_id=invoice.id,
-        currency=invoice.currency,
-        mode="invoice",
-        policy_id=policy.id,
-        status=status,
+    return factories.make_plan(
+        session,
+        invoice,
+        policy=policy,
         level=level,
-        balance=invoice.amount_due if balance is None else balance,
+        status=status,
         opened_on=opened_on,
-        anchor_date=invoice.due_date,
         paused_days=paused_days,
-        open_key=f"inv:{invoice.id}" if status in ("active", "paused") else None,
+        balance=invoice.amount_due if balance is None else balance,
     )
-    session.add(plan)
-    session.flush()
-    return plan
 
 
 def make_instance(
