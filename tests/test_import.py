@@ -208,6 +208,39 @@ def test_customer_row_checks_email_country_booleans() -> None:
     assert parsed.attributes == {"segment": "gold"}
 
 
+@pytest.mark.parametrize(
+    ("language", "country", "bad"),
+    [
+        ("xx", "FR", {"language"}),  # the right shape, but no such language
+        ("en_XX", "GB", {"language"}),
+        ("fr", "ZZ", {"country"}),  # CLDR's "unknown region"
+        ("en", "UK", {"country"}),  # the ISO code is GB
+        ("en", "EU", {"country"}),  # a region, not a country
+        ("xx", "QQ", {"language", "country"}),
+        ("pt-BR", "br", set()),
+        ("de_CH", "CH", set()),
+    ],
+)
+def test_customer_language_and_country_must_be_known(
+    language: str, country: str, bad: set[str]
+) -> None:
+    values = dict(zip(CUSTOMER_HEADER, customer_row("C1"), strict=True))
+    values.update(language=language, country=country)
+    result = schemas.parse_customer(schemas.SourceRow(7, values))
+    if not bad:
+        assert isinstance(result, schemas.CustomerIn)
+        assert result.fields["country"] == country.upper()
+        return
+    assert isinstance(result, list)
+    assert {e.field for e in result} == bad
+    assert all(e.line == 7 for e in result)
+    by_field = {e.field: e.message for e in result}
+    if "language" in bad:
+        assert repr(language) in by_field["language"] and "known language" in by_field["language"]
+    if "country" in bad:
+        assert repr(country) in by_field["country"] and "ISO 3166" in by_field["country"]
+
+
 def test_physical_line_numbers_bom_and_semicolons() -> None:
     text = '\ufeffid;name;address\nC1;One;"1 rue X\nParis"\n\nC2;Two\nC3;Three;here\n'
     table = schemas.read_csv_text(text)

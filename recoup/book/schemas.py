@@ -21,17 +21,40 @@ from pathlib import Path
 from typing import Any
 
 from recoup.domain.enums import InvoiceStatus
+from recoup.domain.locales import is_country, is_language
 from recoup.domain.money import is_currency, minor_unit
 
 MAX_DECIMALS = 4  # the storage scale (recoup.core.db.AMOUNT_SCALE)
 
 CUSTOMER_COLUMNS = (
-    "id", "name", "email", "phone", "language", "country", "currency", "category",
-    "is_company", "payment_method", "policy", "status", "excluded", "address",
+    "id",
+    "name",
+    "email",
+    "phone",
+    "language",
+    "country",
+    "currency",
+    "category",
+    "is_company",
+    "payment_method",
+    "policy",
+    "status",
+    "excluded",
+    "address",
 )
 INVOICE_COLUMNS = (
-    "id", "customer_id", "number", "type", "issue_date", "due_date", "currency", "amount",
-    "amount_due", "status", "disputed", "pdf_path",
+    "id",
+    "customer_id",
+    "number",
+    "type",
+    "issue_date",
+    "due_date",
+    "currency",
+    "amount",
+    "amount_due",
+    "status",
+    "disputed",
+    "pdf_path",
 )
 PAYMENT_COLUMNS = ("id", "customer_id", "invoice_id", "amount", "currency", "date")
 
@@ -50,9 +73,20 @@ KNOWN_COLUMNS: dict[str, tuple[str, ...]] = {
 
 # Column widths of the models: refused here with a line number rather than by PostgreSQL.
 MAX_LENGTH: dict[str, int] = {
-    "id": 100, "customer_id": 100, "invoice_id": 100, "name": 300, "email": 320, "phone": 50,
-    "language": 16, "category": 100, "payment_method": 50, "policy": 200, "status": 50,
-    "number": 100, "type": 50, "attribute": 100,
+    "id": 100,
+    "customer_id": 100,
+    "invoice_id": 100,
+    "name": 300,
+    "email": 320,
+    "phone": 50,
+    "language": 16,
+    "category": 100,
+    "payment_method": 50,
+    "policy": 200,
+    "status": 50,
+    "number": 100,
+    "type": 50,
+    "attribute": 100,
 }
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "y"})
@@ -169,7 +203,8 @@ def check_header(kind: str, header: Sequence[str]) -> list[RowError]:
     if missing:
         errors.append(
             RowError(
-                1, "header",
+                1,
+                "header",
                 f"missing required column{'s' if len(missing) > 1 else ''} "
                 f"{', '.join(missing)} (a {kind} file needs "
                 f"{', '.join(REQUIRED_COLUMNS[kind])})",
@@ -187,7 +222,8 @@ def check_header(kind: str, header: Sequence[str]) -> list[RowError]:
         if unknown:
             errors.append(
                 RowError(
-                    1, "header",
+                    1,
+                    "header",
                     f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
                     f"(a {kind} file has {', '.join(KNOWN_COLUMNS[kind])})",
                 )
@@ -357,14 +393,14 @@ def parse_customer(source: SourceRow) -> CustomerIn | list[RowError]:
         fields["email"] = email
     if row.has("language"):
         language = row.text("language")
-        if language is not None and not _LANGUAGE.match(language):
-            row.error("language", f"{language!r} is not a language code (like en, fr, pt_BR)")
+        if language is not None and not (_LANGUAGE.match(language) and is_language(language)):
+            row.error("language", f"{language!r} is not a known language code (like en, fr, pt_BR)")
         fields["language"] = language
     if row.has("country"):
         country = row.text("country")
         if country is not None:
-            if not _COUNTRY.match(country):
-                row.error("country", f"{country!r} is not a two-letter country code")
+            if not (_COUNTRY.match(country) and is_country(country)):
+                row.error("country", f"{country!r} is not a two-letter ISO 3166 country code")
             country = country.upper()
         fields["country"] = country
     if row.has("currency"):
@@ -455,7 +491,8 @@ def resolve_balance(
     if amount_due < 0 or amount_due > invoice.amount:
         return [
             RowError(
-                invoice.line, "amount_due",
+                invoice.line,
+                "amount_due",
                 f"{amount_due} is not between 0 and the amount {invoice.amount}",
             )
         ]
@@ -482,9 +519,7 @@ def parse_payment(source: SourceRow) -> PaymentIn | list[RowError]:
     return PaymentIn(source.line, payment_id, customer_id, invoice_id, amount, currency, day)
 
 
-def parse_rows(
-    source_rows: Iterable[SourceRow], parse: Any
-) -> tuple[list[Any], list[RowError]]:
+def parse_rows(source_rows: Iterable[SourceRow], parse: Any) -> tuple[list[Any], list[RowError]]:
     """Parse every row; also refuse an id that appears twice in the file."""
     values: list[Any] = []
     errors: list[RowError] = []
@@ -494,7 +529,8 @@ def parse_rows(
         if row_id and row_id in first_line:
             errors.append(
                 RowError(
-                    source.line, "id",
+                    source.line,
+                    "id",
                     f"{row_id!r} appears twice in the file (first on line {first_line[row_id]})",
                 )
             )
