@@ -93,6 +93,12 @@ CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
     ("settings catch_up", _set(["settings", "catch_up"], "some"), "settings.catch_up", "unknown"),
     ("max_levels type", _set(["settings", "max_levels"], "ten"), "settings.max_levels", "integer"),
     ("template channel", _set(["templates", 0, "channel"], "fax"), "templates[0].channel", "fax"),
+    (
+        "template language",
+        _set(["templates", 0, "language"], "english"),
+        "templates[0].language",
+        "'english' is not a known language code",
+    ),
     ("template body", _delete(["templates", 6, "body"]), "templates[6].body", "is required"),
     ("action type", _set(["actions", 0, "type"], "send_mail"), "actions[0].type", "send_mail"),
     (

@@ -23,6 +23,7 @@ from recoup.domain.enums import (
     Mode,
     WebhookEvent,
 )
+from recoup.domain.locales import is_language
 from recoup.domain.money import is_currency
 from recoup.domain.policy import Action, Condition, Config, Policy, RuleSet
 from recoup.domain.rules import CUSTOMER_FIELDS, OPERATORS
@@ -174,6 +175,12 @@ class _Checker:
                 )
             else:
                 seen[key] = index
+            if not is_language(template.language):
+                self.issue(
+                    f"{path}.language",
+                    f"{template.language!r} is not a known language code (like en, fr, pt_BR): "
+                    "no customer could be written to in it",
+                )
             if template.channel is Channel.email and not (template.subject or "").strip():
                 self.issue(f"{path}.subject", "an email template needs a subject")
             if not template.body.strip():
