@@ -3,15 +3,25 @@ level closing the plan (R7), and two workers at once executing every instance on
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.actions.framework import LEASE, ExecutionStats, execute_pending
+from recoup.actions.context import ActionContext
+from recoup.actions.framework import (
+    EXECUTORS,
+    LEASE,
+    ExecutionStats,
+    Outcome,
+    PermanentFailure,
+    execute_pending,
+)
 from recoup.models import (
     ActionInstance,
     ActionRow,
@@ -192,6 +202,42 @@ def test_unknown_action_type_fails_at_once(
     with session_factory() as s:
         [task] = s.scalars(select(Task)).all()
         assert task.role == "collector" and task.action_instance_id == instance_id
+
+
+@pytest.mark.parametrize(
+    ("error", "traceback_shown"),
+    [
+        (PermanentFailure("no endpoint configured"), False),  # a refusal: one line
+        (ConnectionRefusedError("connection refused"), False),  # the network: one line
+        (ZeroDivisionError("division by zero"), True),  # a bug: its traceback
+    ],
+)
+def test_a_failure_is_one_line_unless_unexpected(
+    session_factory: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+    traceback_shown: bool,
+) -> None:
+    def failing(ctx: ActionContext) -> Outcome:
+        raise error
+
+    monkeypatch.setitem(EXECUTORS, "telepathy", failing)
+    with session_factory() as s, s.begin():
+        customer = make_customer(s)
+        invoice = make_invoice(s, customer)
+        odd = make_action(s, "odd", "telepathy")
+        policy = make_policy(s, levels=[("first", 5, ["odd"]), ("final", 20, [])])
+        plan = make_plan(s, invoice, policy, level="first")
+        instance_id = make_instance(s, odd, plan=plan, level="first").id
+    with caplog.at_level(logging.WARNING, logger="recoup.actions.framework"):
+        execute(session_factory, make_env(db_url, tmp_path))
+    [record] = [r for r in caplog.records if r.name == "recoup.actions.framework"]
+    assert f"action instance {instance_id} failed: {error}" in record.getMessage()
+    assert (record.exc_info is not None) is traceback_shown
+    assert str(error) in (_instance(session_factory, instance_id).error or "")
 
 
 def test_two_workers_execute_every_instance_once(

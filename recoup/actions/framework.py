@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -340,7 +341,12 @@ def process_instance(
             session.rollback()
             error = exc
     assert error is not None
-    logger.warning("action instance %s failed: %s", instance_id, error, exc_info=error)
+    # a traceback only for the unexpected: a refusal, a bad setting or a network error is
+    # said in one line (and recorded in the log with its reason)
+    expected = isinstance(error, (RecoupError, OSError, httpx.HTTPError))
+    logger.warning(
+        "action instance %s failed: %s", instance_id, error, exc_info=None if expected else error
+    )
     with factory() as session, session.begin():
         return _record_failure(
             session,
