@@ -441,6 +441,33 @@ def test_the_log_table_puts_the_details_in_words(cli: Cli, monkeypatch: pytest.M
     assert max(len(line) for line in narrow.splitlines()) <= 80
 
 
+def test_the_plans_table_never_cuts_an_amount_a_date_or_an_id(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoices = invoice_csv(
+        ("I1", "C1", DUE, "100.00", "EUR"),
+        ("INV-000123", "C1", DUE - timedelta(days=3), "1234567.89", "EUR"),
+    )
+    cli.setup(invoices=invoices)
+    cli.run(12)
+    plans = cli.plans()
+    assert {p["invoice_id"] for p in plans} == {"I1", "INV-000123"}
+    assert {p["status"] for p in plans} == {"active"}
+    for width in (80, 50):
+        monkeypatch.setattr(cli_console, "_width", width)
+        table = cli("plans")
+        lines = table.splitlines()
+        for plan in plans:
+            # each plan's line holds its id, invoice, amount with its currency and date whole
+            [line] = [ln for ln in lines if f" {plan['invoice_id']} " in ln]
+            assert f"{plan['balance']} EUR" in line
+            assert plan["opened_on"] in line and line.split()[0] == str(plan["id"])
+        assert "…" not in table
+        if width == 80:  # the table fits an 80-column terminal
+            assert max(len(line) for line in lines) <= 80
+    assert "1234567.89 EUR" in table  # 50 columns: wider lines, the terminal wraps them
+
+
 @pytest.mark.parametrize("mode", ["invoice", "customer"])
 def test_an_invoice_under_an_open_plan_cannot_move_to_another_customer(cli: Cli, mode: str) -> None:
     cli.setup(mode=mode)

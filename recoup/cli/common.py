@@ -7,11 +7,12 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -114,6 +115,57 @@ def print_json(rows: Iterable[dict[str, Any]]) -> None:
     sys.stdout.write("\n")
 
 
+# Table headers: shorter than the SPEC's field names, which JSON keeps
+TABLE_HEADERS = {
+    "customer_id": "customer",
+    "invoice_id": "invoice",
+    "plan_id": "plan",
+    "opened_on": "opened",
+    "closed_on": "closed",
+    "created_at": "created",
+    "claimed_by": "claimed by",
+    "days_overdue": "days overdue",
+}
+RIGHT_ALIGNED = {"balance", "amount", "id", "days_overdue"}
+
+
+def _kept_whole(column: str) -> bool:
+    """Values a narrow terminal must not cut: ids, money, currencies, dates, statuses, codes."""
+    return column in _WHOLE or column.endswith(("_id", "_on", "_at"))
+
+
+_WHOLE = frozenset(
+    {"id", "on", "at", "status", "currency", "balance", "amount", "days_overdue"}
+    | {"type", "kind", "action", "role"}  # codes: read whole or not at all
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):  # to the minute, in UTC: a table is read, not parsed
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return escape(str(to_jsonable(value)))
+
+
+def _with_currency(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Amounts next to their currency ("1000.00 USD") in one column: a table a column
+    narrower, and an amount never read without its currency."""
+    money = [c for c in ("balance", "amount") if c in columns]
+    if "currency" not in columns or not money:
+        return list(rows), list(columns)
+    joined = []
+    for row in rows:
+        row = dict(row)
+        for column in money:
+            if row.get(column) is not None and row.get("currency"):
+                row[column] = f"{to_jsonable(row[column])} {row['currency']}"
+        joined.append(row)
+    return joined, [c for c in columns if c != "currency"]
+
+
 def print_table(
     rows: Sequence[dict[str, Any]],
     columns: Sequence[str],
@@ -121,29 +173,55 @@ def print_table(
     title: str | None = None,
     wrap: str | None = None,
 ) -> None:
-    """A table; with `wrap`, that column takes the width left and wraps while the others
-    keep their values on one line (up to 24 characters)."""
+    """A table. Ids, amounts, dates and statuses keep their whole value on one line and the
+    other cells wrap in a narrow terminal: nothing is cut. With `wrap`, that column takes
+    the width left and wraps while the others stay on one line (up to 24 characters)."""
     if not rows:
         console.print(f"[dim]no {title.lower() if title else 'rows'}[/dim]")
         return
-    cells = [  # escaped: a value like "[urgent]" is data, not Rich markup
-        ["" if row.get(c) is None else escape(str(to_jsonable(row.get(c)))) for c in columns]
-        for row in rows
-    ]
-    table = Table(title=title, show_lines=False)
-    for column in columns:
-        justify = "right" if column in ("balance", "amount", "id", "days_overdue") else "left"
+    rows, columns = _with_currency(rows, columns)
+    # escaped: a value like "[urgent]" is data, not Rich markup
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    # columns two spaces apart, a rule under the headers: the most room for the values
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        show_lines=False,
+    )
+    for index, column in enumerate(columns):
+        header = TABLE_HEADERS.get(column, column)
+        justify = "right" if column in RIGHT_ALIGNED else "left"
+        widest = max(len(header), *(len(line[index]) for line in cells))
         if wrap is None:
-            table.add_column(column, justify=justify)
+            if _kept_whole(column):
+                table.add_column(header, justify=justify, no_wrap=True, min_width=widest)
+            else:
+                table.add_column(
+                    header, justify=justify, overflow="fold", min_width=min(widest, 10)
+                )
         elif column == wrap:
-            table.add_column(column, justify=justify, min_width=16)
+            table.add_column(header, justify=justify, min_width=16)
         else:
             table.add_column(
-                column, justify=justify, no_wrap=True, overflow="ellipsis", max_width=24
+                header, justify=justify, no_wrap=True, overflow="ellipsis", max_width=24
             )
     for line in cells:
         table.add_row(*line)
-    console.print(table)
+    # narrower than the whole values need: wider lines (the terminal wraps them) rather
+    # than cut values
+    needed = sum(c.min_width or 0 for c in table.columns) + 2 * (len(table.columns) - 1)
+    if needed <= console.width:
+        console.print(table)
+        return
+    width = console.width
+    console.width = needed
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def output(

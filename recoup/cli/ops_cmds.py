@@ -221,7 +221,7 @@ def plan_show(plan_id: int, as_json: bool = JSON_OPTION) -> None:
     print_table(detail["tasks"], TASK_FIELDS, title="Tasks")
     print_table(detail["charges"], CHARGE_FIELDS, title="Charges")
     print_table(detail["documents"], ["id", "kind", "path", "created_at"], title="Documents")
-    print_table(detail["log"], ["on", "event", "actor", "level", "action", "details"], title="Log")
+    print_log(detail["log"])
 
 
 def _today(session: Any, on: str | None) -> date:
@@ -357,14 +357,19 @@ def show_log(
     if as_json:
         output(rows, LOG_FIELDS, as_json=True, title="Log")
     else:
-        table = [log_table_row(r) for r in rows]
-        columns = LOG_TABLE_FIELDS
-        if console.width < 110:  # a narrow terminal: the step goes at the head of the details
-            columns = [c for c in LOG_TABLE_FIELDS if c != "step"]
-            for line in table:
-                if line["step"]:
-                    line["details"] = f"[{line['step']}] {line['details']}".rstrip()
-        output(table, columns, as_json=False, title="Log", wrap="details")
+        print_log(rows)
+
+
+def print_log(rows: list[dict[str, Any]]) -> None:
+    """Log entries as a table: the step (level / action) and the details in words."""
+    table = [log_table_row(r) for r in rows]
+    columns = LOG_TABLE_FIELDS
+    if console.width < 110:  # a narrow terminal: the step goes at the head of the details
+        columns = [c for c in LOG_TABLE_FIELDS if c != "step"]
+        for line in table:
+            if line["step"]:
+                line["details"] = f"[{line['step']}] {line['details']}".rstrip()
+    output(table, columns, as_json=False, title="Log", wrap="details")
 
 
 @handle_errors
