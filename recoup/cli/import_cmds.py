@@ -40,9 +40,7 @@ def _read(path: Path) -> CsvTable:
         raise RecoupError(f"{path}: no such file")
     table = read_csv(path)
     if table.errors and not table.header:
-        raise InvalidInput(
-            f"{path}: cannot read the file", details=[str(e) for e in table.errors]
-        )
+        raise InvalidInput(f"{path}: cannot read the file", details=[str(e) for e in table.errors])
     return table
 
 
@@ -107,13 +105,12 @@ def _print_report(report: service.ImportReport) -> None:
         )
     if report.plans_recovered:
         console.print(
-            f"plans recovered: {len(report.plans_recovered)} "
-            f"({', '.join(str(i) for i in report.plans_recovered)})"
+            f"plans recovered: {len(report.plans_recovered)} ({_plan_ids(report.plans_recovered)})"
         )
     if report.plans_paused:
-        console.print(f"plans paused for dispute: {', '.join(map(str, report.plans_paused))}")
+        console.print(f"plans paused for dispute: {_plan_ids(report.plans_paused)}")
     if report.plans_resumed:
-        console.print(f"plans resumed: {', '.join(map(str, report.plans_resumed))}")
+        console.print(f"plans resumed: {_plan_ids(report.plans_resumed)}")
 
 
 CUSTOMERS_HELP = (
@@ -170,9 +167,7 @@ def dispute(
 ) -> None:
     """Mark an invoice disputed: its plan pauses until the dispute is cleared."""
     with _transaction() as session:
-        result = service.dispute_invoice(
-            session, invoice_id, reason=reason, actor=actor_name(user)
-        )
+        result = service.dispute_invoice(session, invoice_id, reason=reason, actor=actor_name(user))
     console.print(f"invoice {invoice_id} disputed")
     _print_dispute(result)
 
@@ -202,3 +197,7 @@ def _print_dispute(result: service.DisputeResult) -> None:
         console.print(f"plan {plan_id} closed: recovered")
     for plan_id in result.plans_untouched:
         console.print(f"plan {plan_id} left as it is (paused for another reason)")
+
+
+def _plan_ids(ids: list[int]) -> str:
+    return ("plan " if len(ids) == 1 else "plans ") + ", ".join(map(str, ids))
