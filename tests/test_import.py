@@ -434,7 +434,7 @@ def test_invoice_update_paid_closes_its_plan(
     assert "0 created, 1 updated" in out and "plans recovered: 1" in out
     with session_factory() as session:
         plan = session.scalars(select(Plan)).one()
-    assert f"plans recovered: 1 (plan {plan.id})" in out
+        assert f"plans recovered: 1 (plan {plan.id})" in out
         assert plan.status == "recovered" and plan.open_key is None
         assert session.scalars(select(ActionInstance.status)).all() == ["cancelled"]
 
