@@ -177,6 +177,15 @@ def test_min_balance_per_currency(cli: Cli) -> None:
     assert [(p["invoice_id"], p["currency"]) for p in cli.plans()] == [("I2", "USD")]
     explained = cli("explain", "I1", "--as-of", (DUE + timedelta(days=5)).isoformat())
     assert "below the policy's minimum balance" in explained
+    assert "Balance: 40.00 EUR" in explained  # the currency's decimals, as on the invoice
+
+
+def test_explain_shows_ids_in_brackets_as_they_are(cli: Cli) -> None:
+    # an id is data: "[urgent]" once vanished as Rich markup
+    cli.setup(invoices=invoice_csv(("[urgent]-7", "C1", DUE, "100", "EUR")))
+    explained = cli("explain", "[urgent]-7", "--as-of", (DUE + timedelta(days=5)).isoformat())
+    assert "Invoice [urgent]-7 of customer C1" in explained
+    assert "Balance: 100.00 EUR" in explained
 
 
 def test_transition_with_balance_skips_a_level(cli: Cli) -> None:

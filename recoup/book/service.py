@@ -43,7 +43,7 @@ from recoup.domain.enums import (
     Mode,
     PlanStatus,
 )
-from recoup.domain.money import minor_unit
+from recoup.domain.money import money_text
 from recoup.models import Customer, Invoice, LogEntry, Payment, PaymentAllocation, Plan
 from recoup.plans.closing import refresh_plans_after_change
 from recoup.plans.links import plan_links
@@ -117,12 +117,6 @@ class DisputeResult:
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def money_text(amount: Decimal, currency: str) -> str:
-    """An amount as text with its currency's decimals (50 -> "50.00" EUR), never rounded."""
-    unit = minor_unit(currency)
-    return str(amount.quantize(unit)) if amount % unit == 0 else str(amount)
 
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -795,7 +789,6 @@ __all__ = [
     "import_customers",
     "import_invoices",
     "import_payments",
-    "money_text",
     "set_disputed",
     "undispute_invoice",
 ]

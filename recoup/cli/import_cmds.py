@@ -15,6 +15,7 @@ from recoup.book.schemas import CsvTable, read_csv
 from recoup.cli.common import USER_OPTION, actor_name, console, err_console, handle_errors
 from recoup.cli.common import transaction as _transaction
 from recoup.core.errors import Conflict, InvalidInput, RecoupError
+from recoup.domain.money import money_text
 
 PROGRESS_THRESHOLD = 1000  # rows: show a progress bar above this
 
@@ -93,7 +94,7 @@ def _print_report(report: service.ImportReport) -> None:
             f"{'s' if report.allocations != 1 else ''}"
         )
         for item in report.unallocated:
-            amount = service.money_text(item.amount, item.currency)
+            amount = money_text(item.amount, item.currency)
             console.print(
                 f"  unallocated: payment {item.payment_id} (customer {item.customer_id}) "
                 f"{amount} {item.currency} beyond what was due"

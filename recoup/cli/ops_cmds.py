@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from sqlalchemy import select
 
@@ -24,7 +25,7 @@ from recoup.cli.common import (
 )
 from recoup.core.errors import InvalidInput
 from recoup.core.settings import business_today
-from recoup.domain.money import round_money
+from recoup.domain.money import money_text, round_money
 from recoup.engine.explain import explain_invoice
 from recoup.models import ActionInstance, Charge, Document, LogEntry, Plan, Task
 from recoup.plans.links import plan_links
@@ -386,27 +387,27 @@ def explain(
     if as_json:
         print_json([result.as_dict()])
         return
+    # the data escaped: an id or a reason in brackets is text, not Rich markup
     lines = [
-        f"[bold]Invoice {result.invoice_id}[/bold] of customer {result.customer_id}, "
-        f"as of {result.as_of}",
-        f"Policy: {result.policy or 'none'} ({result.policy_reason})",
+        f"[bold]Invoice {escape(result.invoice_id)}[/bold] of customer "
+        f"{escape(result.customer_id)}, as of {result.as_of}",
+        f"Policy: {escape(result.policy or 'none')} ({escape(result.policy_reason)})",
     ]
     if result.days_overdue is not None:
         lines.append(f"Days overdue: {result.days_overdue}")
-    lines.append(f"Balance: {result.balance} {result.currency}")
+    lines.append(f"Balance: {money_text(result.balance, result.currency)} {result.currency}")
     if result.plan_id:
-        lines.append(
-            f"Plan {result.plan_id}: {result.plan_status}, level {result.level or '(none yet)'}"
-        )
+        level = escape(result.level) if result.level else "(none yet)"
+        lines.append(f"Plan {result.plan_id}: {result.plan_status}, level {level}")
     else:
         lines.append("Plan: none")
     if result.today:
         lines.append("[bold]On this date the run would:[/bold]")
-        lines += [f"  • {line}" for line in result.today]
+        lines += [f"  • {escape(line)}" for line in result.today]
     else:
         lines.append("[bold]On this date the run would do nothing.[/bold]")
     if result.next_level and result.next_on:
-        lines.append(f"Next: level {result.next_level!r} on {result.next_on}")
+        lines.append(f"Next: level {escape(repr(result.next_level))} on {result.next_on}")
     lines.append("[bold]Why:[/bold]")
-    lines += [f"  - {r}" for r in result.reasons] or ["  - no policy step applies"]
+    lines += [f"  - {escape(r)}" for r in result.reasons] or ["  - no policy step applies"]
     console.print("\n".join(lines), highlight=False)

@@ -31,6 +31,12 @@ def minor_unit(currency: str) -> Decimal:
     return Decimal(1).scaleb(-digits)
 
 
+def money_text(amount: Decimal, currency: str) -> str:
+    """An amount as text with its currency's decimals (50 -> "50.00" EUR), never rounded."""
+    unit = minor_unit(currency)
+    return str(amount.quantize(unit)) if amount % unit == 0 else str(amount)
+
+
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """Round to the currency's minor unit, half up (Python's round() is half-even)."""
     return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
