@@ -13,6 +13,7 @@ from recoup.cli import (
     import_cmds,
     ops_cmds,
     plan_action_cmds,
+    report_cmds,
     run_cmds,
 )
 
@@ -41,6 +42,7 @@ for module in (
     action_cmds,
     document_cmds,
     event_cmds,
+    report_cmds,
     demo_cmds,
 ):
     module.register(app)

@@ -5,57 +5,41 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from babel.numbers import format_currency
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from recoup.domain.aging import AGING_BUCKETS
 from recoup.domain.enums import InstanceStatus, InvoiceStatus, PlanStatus, TaskStatus
 from recoup.models import (
     ActionInstance,
-    Charge,
     Document,
     Invoice,
     LogEntry,
-    Payment,
     Plan,
     Task,
 )
+from recoup.reports import text
+from recoup.reports.service import book_report
+from recoup.reports.text import bar, share
 
-AGING_BUCKETS = ("current", "1–30", "31–60", "61–90", "90+")
-OPEN_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
 LOCALE = "en_US"
 
 
 def money(amount: Decimal, currency: str) -> str:
-    return format_currency(amount, currency, locale=LOCALE)
+    return text.money(amount, currency, LOCALE)
 
 
 def whole(amount: Decimal, currency: str) -> str:
-    """Rounded to whole units (half up), as aging reports show them."""
-    rounded = amount.quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    return format_currency(rounded, currency, "¤#,##0", locale=LOCALE, currency_digits=False)
-
-
-def aging_bucket(due_date: date, today: date) -> str:
-    overdue = (today - due_date).days
-    if overdue <= 0:
-        return "current"
-    if overdue <= 30:
-        return "1–30"
-    if overdue <= 60:
-        return "31–60"
-    if overdue <= 90:
-        return "61–90"
-    return "90+"
+    return text.whole(amount, currency, LOCALE)
 
 
 @dataclass
@@ -68,7 +52,7 @@ class Summary:
     collected: dict[str, Decimal] = field(default_factory=dict)
     outstanding: dict[str, Decimal] = field(default_factory=dict)
     fees: dict[str, Decimal] = field(default_factory=dict)
-    aging: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # currency -> bucket
+    aging: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # currency -> bucket key
     plans: Counter[str] = field(default_factory=Counter)
     plans_total: int = 0
     reminders: int = 0
@@ -85,33 +69,26 @@ class Summary:
         return sorted(set(self.billed) | set(self.fees))
 
 
-def _add(target: dict[str, Decimal], currency: str, amount: Decimal) -> None:
-    target[currency] = target.get(currency, Decimal(0)) + amount
-
-
 def collect(session: Session, *, as_of: date, outbox: Path) -> Summary:
     summary = Summary(as_of=as_of)
-    aging: dict[str, dict[str, Decimal]] = defaultdict(
-        lambda: {bucket: Decimal(0) for bucket in AGING_BUCKETS}
-    )
-    for inv in session.execute(
-        select(
-            Invoice.currency, Invoice.amount, Invoice.amount_due, Invoice.status, Invoice.due_date
+    for figures in book_report(session, as_of).currencies:
+        currency = figures.currency
+        summary.invoices += figures.invoices
+        summary.invoices_open += figures.invoices_open
+        summary.billed[currency] = figures.billed
+        summary.collected[currency] = figures.collected
+        summary.outstanding[currency] = figures.outstanding
+        summary.fees[currency] = figures.fees
+        if figures.invoices_open:
+            summary.aging[currency] = {key: cell.amount for key, cell in figures.aging.items()}
+    summary.invoices_paid = (
+        session.scalar(
+            select(func.count())
+            .select_from(Invoice)
+            .where(Invoice.status == InvoiceStatus.paid.value)
         )
-    ):
-        summary.invoices += 1
-        _add(summary.billed, inv.currency, inv.amount)
-        if inv.status in OPEN_VALUES and inv.amount_due > 0:
-            summary.invoices_open += 1
-            _add(summary.outstanding, inv.currency, inv.amount_due)
-            aging[inv.currency][aging_bucket(inv.due_date, as_of)] += inv.amount_due
-        elif inv.status == InvoiceStatus.paid.value:
-            summary.invoices_paid += 1
-    summary.aging = dict(aging)
-    for currency, amount in session.execute(select(Payment.currency, Payment.amount)):
-        _add(summary.collected, currency, amount)
-    for currency, amount in session.execute(select(Charge.currency, Charge.amount)):
-        _add(summary.fees, currency, amount)
+        or 0
+    )
     summary.plans = Counter(
         {status: count for status, count in session.execute(_count_by(Plan.status))}
     )
@@ -174,17 +151,6 @@ def _command() -> str:
         return str(script.relative_to(Path.cwd()))
     except ValueError:
         return str(script)
-
-
-def bar(fraction: float, width: int = 6) -> str:
-    """A horizontal bar for terminal charts: filled share, then the rest."""
-    fraction = min(max(fraction, 0.0), 1.0)
-    filled = round(fraction * width)
-    return "█" * filled + "░" * (width - filled) + f" {fraction:>4.0%}"
-
-
-def _share(part: Decimal, whole_amount: Decimal) -> float:
-    return float(part / whole_amount) if whole_amount > 0 else 0.0
 
 
 def render(
@@ -251,7 +217,7 @@ def render(
     for currency in currencies:
         aging.add_column(currency, justify="right")
     for bucket in AGING_BUCKETS:
-        aging.add_row(bucket, *(whole(summary.aging[c][bucket], c) for c in currencies))
+        aging.add_row(bucket.label, *(whole(summary.aging[c][bucket.key], c) for c in currencies))
     aging.add_section()
     aging.add_row(
         "total",
@@ -271,16 +237,16 @@ def render(
     charts.add_row(
         "collected",
         *(
-            bar(_share(summary.collected.get(c, Decimal(0)), summary.billed.get(c, Decimal(0))))
+            bar(share(summary.collected.get(c, Decimal(0)), summary.billed.get(c, Decimal(0))))
             for c in currencies
         ),
     )
     charts.add_section()
     for bucket in AGING_BUCKETS:
         charts.add_row(
-            f"owed {bucket}",
+            f"owed {bucket.label}",
             *(
-                bar(_share(summary.aging[c][bucket], sum(summary.aging[c].values(), Decimal(0))))
+                bar(share(summary.aging[c][bucket.key], sum(summary.aging[c].values(), Decimal(0))))
                 for c in currencies
             ),
         )

@@ -1,0 +1,144 @@
+"""The receivables report: what was billed, collected and is still owed per currency, the
+aging of what is owed, and how dunning ended (SPEC §5's dashboard numbers, for the CLI now).
+
+Aggregated in SQL by currency and due date (a few thousand rows for any book), then bucketed
+with the pure `recoup.domain.aging`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, func, select, type_coerce
+from sqlalchemy.orm import Session
+
+from recoup.core.db import amount_from_db
+from recoup.domain.aging import AGING_BUCKETS, aging_bucket
+from recoup.domain.enums import InvoiceStatus, PlanStatus
+from recoup.domain.money import money_text
+from recoup.models import Charge, Invoice, Payment, Plan
+
+OPEN_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
+ZERO = Decimal(0)
+
+
+@dataclass
+class AgingCell:
+    amount: Decimal = ZERO
+    invoices: int = 0
+
+
+@dataclass
+class CurrencyFigures:
+    currency: str
+    billed: Decimal = ZERO  # every invoice but cancelled ones
+    collected: Decimal = ZERO  # payments received
+    outstanding: Decimal = ZERO  # still due on open invoices
+    disputed: Decimal = ZERO  # of which on disputed invoices
+    fees: Decimal = ZERO  # late fees and interest charged
+    invoices: int = 0
+    invoices_open: int = 0
+    aging: dict[str, AgingCell] = field(
+        default_factory=lambda: {bucket.key: AgingCell() for bucket in AGING_BUCKETS}
+    )
+    plans: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in PlanStatus})
+
+    @property
+    def collected_share(self) -> float | None:
+        return float(self.collected / self.billed) if self.billed > 0 else None
+
+    @property
+    def recovery_rate(self) -> float | None:
+        """Of the plans that ended by payment or at the last level, the share paid."""
+        recovered = self.plans[PlanStatus.recovered.value]
+        ended = recovered + self.plans[PlanStatus.unrecovered.value]
+        return recovered / ended if ended else None
+
+    def as_dict(self, as_of: date) -> dict[str, Any]:
+        def text(amount: Decimal) -> str:
+            return money_text(amount, self.currency)
+
+        return {
+            "currency": self.currency,
+            "as_of": as_of.isoformat(),
+            "billed": text(self.billed),
+            "collected": text(self.collected),
+            "outstanding": text(self.outstanding),
+            "disputed": text(self.disputed),
+            "fees": text(self.fees),
+            "invoices": self.invoices,
+            "invoices_open": self.invoices_open,
+            "aging": {
+                key: {"amount": text(cell.amount), "invoices": cell.invoices}
+                for key, cell in self.aging.items()
+            },
+            "plans": dict(self.plans),
+            "recovery_rate": self.recovery_rate,
+        }
+
+
+@dataclass
+class BookReport:
+    as_of: date
+    currencies: list[CurrencyFigures]
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        return [figures.as_dict(self.as_of) for figures in self.currencies]
+
+
+def _stored_sum(column: Any) -> Any:
+    """SUM of an amount column as the stored integers (1/10,000ths): exact, converted once
+    by `amount_from_db` (the column type would convert a sum as if it were one amount)."""
+    return func.sum(type_coerce(column, BigInteger))
+
+
+def book_report(session: Session, as_of: date) -> BookReport:
+    """The book per currency, with what is still owed aged as of `as_of` (days past due on
+    that date; amounts are those due now)."""
+    figures: dict[str, CurrencyFigures] = {}
+
+    def of(currency: str) -> CurrencyFigures:
+        if currency not in figures:
+            figures[currency] = CurrencyFigures(currency)
+        return figures[currency]
+
+    invoices = session.execute(
+        select(
+            Invoice.currency,
+            Invoice.due_date,
+            Invoice.status,
+            Invoice.disputed,
+            func.count(),
+            _stored_sum(Invoice.amount),
+            _stored_sum(Invoice.amount_due),
+        ).group_by(Invoice.currency, Invoice.due_date, Invoice.status, Invoice.disputed)
+    )
+    for currency, due_date, status, disputed, count, amount, amount_due in invoices:
+        if status == InvoiceStatus.cancelled.value:
+            continue
+        row = of(currency)
+        row.invoices += count
+        row.billed += amount_from_db(amount)
+        due = amount_from_db(amount_due)
+        if status in OPEN_VALUES and due > 0:
+            row.invoices_open += count
+            row.outstanding += due
+            if disputed:
+                row.disputed += due
+            cell = row.aging[aging_bucket(due_date, as_of).key]
+            cell.amount += due
+            cell.invoices += count
+    for model, attribute in ((Payment, "collected"), (Charge, "fees")):
+        totals = session.execute(
+            select(model.currency, _stored_sum(model.amount)).group_by(model.currency)
+        )
+        for currency, total in totals:
+            row = of(currency)
+            setattr(row, attribute, getattr(row, attribute) + amount_from_db(total))
+    for currency, status, count in session.execute(
+        select(Plan.currency, Plan.status, func.count()).group_by(Plan.currency, Plan.status)
+    ):
+        of(currency).plans[status] = count
+    return BookReport(as_of, [figures[c] for c in sorted(figures)])
