@@ -185,16 +185,21 @@ def test_end_level_closes_the_plan_unrecovered(
         assert events == ["charge_created", "action_done", "plan_unrecovered"]
 
 
-def test_unknown_action_type_fails_at_once(
-    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
-) -> None:
-    with session_factory() as s, s.begin():
+def _telepathy_instance(factory: sessionmaker[Session]) -> int:
+    """A pending instance of an action of type `telepathy`, which has no executor."""
+    with factory() as s, s.begin():
         customer = make_customer(s)
         invoice = make_invoice(s, customer)
         odd = make_action(s, "odd", "telepathy")
         policy = make_policy(s, levels=[("first", 5, ["odd"]), ("final", 20, [])])
         plan = make_plan(s, invoice, policy, level="first")
-        instance_id = make_instance(s, odd, plan=plan, level="first").id
+        return make_instance(s, odd, plan=plan, level="first").id
+
+
+def test_unknown_action_type_fails_at_once(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    instance_id = _telepathy_instance(session_factory)
     stats = execute(session_factory, make_env(db_url, tmp_path))
     assert (stats.failed, stats.retried) == (1, 0)
     instance = _instance(session_factory, instance_id)
@@ -225,13 +230,7 @@ def test_a_failure_is_one_line_unless_unexpected(
         raise error
 
     monkeypatch.setitem(EXECUTORS, "telepathy", failing)
-    with session_factory() as s, s.begin():
-        customer = make_customer(s)
-        invoice = make_invoice(s, customer)
-        odd = make_action(s, "odd", "telepathy")
-        policy = make_policy(s, levels=[("first", 5, ["odd"]), ("final", 20, [])])
-        plan = make_plan(s, invoice, policy, level="first")
-        instance_id = make_instance(s, odd, plan=plan, level="first").id
+    instance_id = _telepathy_instance(session_factory)
     with caplog.at_level(logging.WARNING, logger="recoup.actions.framework"):
         execute(session_factory, make_env(db_url, tmp_path))
     [record] = [r for r in caplog.records if r.name == "recoup.actions.framework"]
