@@ -35,6 +35,7 @@ def test_demo_small_book(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert re.search(
         rf"RECOUP_DATABASE_URL=sqlite:///{re.escape(str(folder / 'recoup.db'))} \S*recoup plans", out
     )
+    assert re.search(r"\S*recoup report\n", out)
 
     engine = create_engine(f"sqlite:///{folder / 'recoup.db'}")
     with engine.connect() as conn:

@@ -264,4 +264,5 @@ def render(
         console.print(f"  {env} log --plan {summary.example_plan}", soft_wrap=True, highlight=False)
     console.print(f"  {env} tasks", soft_wrap=True, highlight=False)
     console.print(f"  {env} charges", soft_wrap=True, highlight=False)
+    console.print(f"  {env} report", soft_wrap=True, highlight=False)
     console.print(f"[dim]simulated in {elapsed:.1f} s[/dim]")
