@@ -169,3 +169,9 @@ def test_a_failure_while_deciding_stops_the_run_after_the_chunks_already_written
     written, untouched = ids[:first], ids[first:]
     assert planned and planned <= set(written)
     assert all(checks.get(i) == CHECK_NOW and i not in planned for i in untouched)
+    # the run's row says it failed, why, and what it had done
+    [run] = cli.json("runs")
+    assert run["status"] == "failed" and "cannot decide I20" in run["error"]
+    assert run["finished_at"] is not None and run["plans_opened"] == len(planned)
+    table = cli("runs")  # the table has an error column now, its text wrapped in it
+    assert "error" in table.splitlines()[2] and "I20" in table and "failed" in table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,15 +10,17 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from recoup.cli.main import app
 from recoup.core.db import make_engine
 from recoup.engine.lock import run_lock
-from recoup.models import ActionInstance, LogEntry, Plan
+from recoup.models import ActionInstance, LogEntry, Plan, Run
 from tests.test_run_e2e import POLICY_YAML
 
 N = 1200
@@ -77,6 +80,13 @@ def _start_run(env: dict[str, str], chunk: int) -> subprocess.Popen[bytes]:
     )
 
 
+def _runs() -> list[dict[str, Any]]:
+    result = CliRunner().invoke(app, ["runs", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    runs: list[dict[str, Any]] = json.loads(result.stdout)
+    return runs
+
+
 def _counts(url: str) -> tuple[int, int, int, int, int]:
     """Plans, action instances, level steps logged, distinct level steps logged, `plan_opened`
     log entries. Instances are unique by key in the database; the log is what a half-done
@@ -114,10 +124,14 @@ def test_run_killed_half_way_and_restarted_does_everything_once(
     process.wait()
     plans_at_kill = _counts(db_url)[0]
     assert 0 < plans_at_kill < N, "the run must be killed half-way"
+    # it could not record its end; no run holds the lock: `recoup runs` says interrupted
+    [killed] = _runs()
+    assert killed["status"] == "interrupted" and killed["finished_at"] is None
 
     restarted = _start_run(env, chunk=500)
     out, err = restarted.communicate(timeout=120)
     assert restarted.returncode == 0, err.decode()
+    assert [r["status"] for r in _runs()] == ["finished", "interrupted"]
     plans, instances, logged, distinct, opened = _counts(db_url)
     assert plans == N
     assert opened == N  # each plan opened (and logged) once
@@ -155,6 +169,9 @@ def test_a_run_is_refused_while_another_holds_the_lock(
     engine = make_engine(db_url)
     try:
         with run_lock(engine):
+            with Session(engine) as session, session.begin():  # the lock holder's run
+                session.add(Run(as_of=date(2026, 3, 1), status="running", actor="other"))
+            assert [r["status"] for r in _runs()] == ["running"]
             blocked = _start_run(env, chunk=500)
             _, err = blocked.communicate(timeout=120)
             assert blocked.returncode == 1
@@ -165,6 +182,8 @@ def test_a_run_is_refused_while_another_holds_the_lock(
         free.communicate(timeout=120)
         assert free.returncode == 0
         assert _counts(db_url)[0] == N
+        # the row left running by the holder that went away reads interrupted
+        assert [r["status"] for r in _runs()] == ["finished", "interrupted"]
     finally:
         engine.dispose()
 

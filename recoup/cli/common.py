@@ -125,8 +125,15 @@ TABLE_HEADERS = {
     "created_at": "created",
     "claimed_by": "claimed by",
     "days_overdue": "days overdue",
+    "as_of": "as of",
+    "started_at": "started",
+    "finished_at": "finished",
+    "plans_opened": "plans opened",
+    "actions_done": "actions done",
+    "actions_failed": "actions failed",
 }
 RIGHT_ALIGNED = {"balance", "amount", "id", "days_overdue"}
+RIGHT_ALIGNED |= {"considered", "plans_opened", "actions_done", "actions_failed"}
 
 
 def _kept_whole(column: str) -> bool:
@@ -143,8 +150,8 @@ _WHOLE = frozenset(
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, datetime):  # to the minute, in UTC: a table is read, not parsed
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, datetime):  # to the minute, in UTC (said in the header)
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
     return escape(str(to_jsonable(value)))
 
 
@@ -191,37 +198,77 @@ def print_table(
         pad_edge=False,
         show_lines=False,
     )
-    for index, column in enumerate(columns):
-        header = TABLE_HEADERS.get(column, column)
-        justify = "right" if column in RIGHT_ALIGNED else "left"
-        widest = max(len(header), *(len(line[index]) for line in cells))
-        if wrap is None:
-            if _kept_whole(column):
-                table.add_column(header, justify=justify, no_wrap=True, min_width=widest)
+    headers = [_header(column) for column in columns]
+    if wrap is not None:
+        for column, header in zip(columns, headers, strict=True):
+            justify = "right" if column in RIGHT_ALIGNED else "left"
+            if column == wrap:
+                table.add_column(header, justify=justify, min_width=16)
             else:
                 table.add_column(
-                    header, justify=justify, overflow="fold", min_width=min(widest, 10)
+                    header, justify=justify, no_wrap=True, overflow="ellipsis", max_width=24
                 )
-        elif column == wrap:
-            table.add_column(header, justify=justify, min_width=16)
-        else:
+        widths = [16 if column == wrap else 0 for column in columns]
+    else:
+        widths = _column_widths(columns, headers, cells, console.width)
+        for column, header, width in zip(columns, headers, widths, strict=True):
+            justify = "right" if column in RIGHT_ALIGNED else "left"
+            whole = _kept_whole(column)
             table.add_column(
-                header, justify=justify, no_wrap=True, overflow="ellipsis", max_width=24
+                header,
+                justify=justify,
+                width=width,
+                no_wrap=whole,
+                overflow="ellipsis" if whole else "fold",
             )
     for line in cells:
         table.add_row(*line)
-    # narrower than the whole values need: wider lines (the terminal wraps them) rather
-    # than cut values
-    needed = sum(c.min_width or 0 for c in table.columns) + 2 * (len(table.columns) - 1)
+    needed = sum(widths) + 2 * (len(columns) - 1)
     if needed <= console.width:
         console.print(table)
         return
+    # narrower than the whole values need: wider lines (the terminal wraps them) rather
+    # than cut values
     width = console.width
     console.width = needed
     try:
         console.print(table)
     finally:
         console.width = width
+
+
+def _header(column: str) -> str:
+    header = TABLE_HEADERS.get(column, column)
+    return header + " UTC" if column == "at" or column.endswith("_at") else header
+
+
+def _column_widths(
+    columns: Sequence[str], headers: Sequence[str], cells: Sequence[list[str]], room: int
+) -> list[int]:
+    """Each column's width: what it needs when the table fits; otherwise whole values keep
+    theirs, the others shrink (down to their longest header word, at most 10) and share the
+    room left."""
+    natural, minimum = [], []
+    for index, (column, header) in enumerate(zip(columns, headers, strict=True)):
+        longest = max(len(line[index]) for line in cells)
+        natural.append(max(len(header), longest))
+        if _kept_whole(column):
+            minimum.append(natural[-1])
+        else:
+            minimum.append(min(max(len(max(header.split(), key=len)), longest), 10))
+    room -= 2 * (len(columns) - 1)
+    if sum(natural) <= room:
+        return natural
+    widths = list(minimum)
+    spare = room - sum(widths)
+    while spare > 0:  # one character at a time to the most squeezed column
+        squeezed = [i for i in range(len(widths)) if widths[i] < natural[i]]
+        if not squeezed:
+            break
+        most = max(squeezed, key=lambda i: natural[i] - widths[i])
+        widths[most] += 1
+        spare -= 1
+    return widths
 
 
 def output(

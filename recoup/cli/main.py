@@ -26,7 +26,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def main() -> None:
     """Recoup: open-source dunning. Configure with RECOUP_DATABASE_URL, RECOUP_DATA_DIR,

@@ -1,4 +1,4 @@
-"""`recoup init` and `recoup run`."""
+"""`recoup init`, `recoup run` and `recoup runs`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from recoup.cli.common import (
+    JSON_OPTION,
     USER_OPTION,
     actor_name,
     console,
     env,
     err_console,
     handle_errors,
+    output,
     parse_date,
     print_json,
     session_factory,
@@ -23,11 +25,14 @@ from recoup.cli.common import (
 from recoup.core.schema import upgrade
 from recoup.core.settings import business_today
 from recoup.engine import run as engine_run
+from recoup.engine.history import RUN_FIELDS, list_runs
+from recoup.engine.lock import run_in_progress
 
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("run")(run)
+    app.command("runs")(runs)
 
 
 @handle_errors
@@ -120,3 +125,33 @@ def print_summary(stats: engine_run.RunStats) -> None:
     console.print(table)
     if not stats.executed:
         console.print("[dim]--no-execute: queued actions wait for `recoup worker`.[/dim]")
+
+
+RUN_TABLE = [
+    "id",
+    "as_of",
+    "status",
+    "started_at",
+    "considered",
+    "plans_opened",
+    "actions_done",
+    "actions_failed",
+    "error",
+]
+
+
+@handle_errors
+def runs(
+    limit: int = typer.Option(20, help="At most this many (newest first)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The runs so far and how each ended: finished, failed (with the error), interrupted
+    (killed; the next run carries on), or running now."""
+    factory = session_factory()
+    in_progress = run_in_progress(factory.kw["bind"])
+    with factory() as session:
+        rows = list_runs(session, limit=limit, in_progress=in_progress)
+    columns = RUN_FIELDS if as_json else RUN_TABLE
+    if not as_json and not any(row["error"] for row in rows):
+        columns = [c for c in RUN_TABLE if c != "error"]  # the room for what there is
+    output(rows, columns, as_json=as_json, title="Runs")

@@ -60,3 +60,58 @@ def run_lock(engine: Engine, name: str = "run") -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def run_in_progress(engine: Engine, name: str = "run") -> bool:
+    """Whether a run holds the lock now, found without taking it (taking it, even for a
+    moment, could turn away a run starting at that instant)."""
+    key = ADVISORY_KEY + (0 if name == "run" else hash(name) % 1000 + 1)
+    if engine.dialect.name == "postgresql":
+        # a bigint advisory key: its high half in classid, its low half in objid
+        with engine.connect() as connection:
+            held = connection.execute(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND classid = :high AND objid = :low AND objsubid = 1 AND granted "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()))"
+                ),
+                {"high": key >> 32, "low": key & 0xFFFFFFFF},
+            ).scalar()
+            return bool(held)
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return False
+    path = Path(database).with_name(Path(database).name + f".{name}.lock")
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return False
+    where = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    # Linux lists every flock in /proc/locks: "1: FLOCK ADVISORY WRITE <pid> <dev>:<inode> …"
+    try:
+        locks = Path("/proc/locks").read_text()
+    except OSError:
+        return _holder_alive(path)
+    for line in locks.splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == where:
+            return True
+    return False
+
+
+def _holder_alive(path: Path) -> bool:
+    """Elsewhere: the process whose pid the lock file holds is still alive."""
+    try:
+        pid = int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

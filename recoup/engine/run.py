@@ -230,55 +230,86 @@ def run_dunning(
             actor=actor,
             stats=stats,
         )
-        with factory() as session:
-            units = _find_units(session, as_of, mode)
-        progress.start("Evaluating", len(units))
-        size = int(os.environ.get("RECOUP_RUN_CHUNK", CHUNK))
-        chunks = [units[start : start + size] for start in range(0, len(units), size)]
-        # The chunk loop allocates millions of short-lived objects that reference counting
-        # frees; the cyclic collector would rescan the growing heap again and again.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
         try:
-            _run_chunks(factory, ctx, mode, chunks, progress)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        stats.considered = len(units)
-        if execute:
-            from recoup.actions.framework import execute_pending
+            return _run(factory, ctx, mode, env=env, execute=execute, progress=progress)
+        except BaseException as exc:
+            _record_run_failure(factory, stats, exc)
+            raise
 
-            progress.start("Executing actions", _count_due(factory))
-            result = execute_pending(
-                factory,
-                env=env,
-                today=as_of,
-                worker_id=f"run-{socket.gethostname()}-{os.getpid()}",
-                on_progress=progress.advance,
-            )
-            stats.actions_done = result.done
-            stats.actions_failed = result.failed
-            stats.actions_skipped += result.skipped
-            stats.actions_retried = result.retried
-            from recoup.events.service import has_endpoints, pump
 
-            if has_endpoints(factory):  # webhooks out: deliver this run's events (SPEC §5)
-                pump(factory, env=env)
-        with factory.begin() as session:
-            stats.plans_unrecovered = (
-                session.scalar(
-                    select(func.count())
-                    .select_from(Plan)
-                    .where(Plan.status == PlanStatus.unrecovered.value, Plan.closed_on == as_of)
-                )
-                or 0
-            )
-            run = session.get(Run, stats.run_id)
-            assert run is not None
-            run.status = "finished"
+def _record_run_failure(
+    factory: sessionmaker[Session], stats: RunStats, error: BaseException
+) -> None:
+    """The run's row says how it ended, with what it had done (the chunks written are
+    committed and stay done; the next run carries on from there)."""
+    interrupted = isinstance(error, KeyboardInterrupt | SystemExit)
+    with contextlib.suppress(Exception), factory.begin() as session:
+        run = session.get(Run, stats.run_id)
+        if run is not None:
+            run.status = "interrupted" if interrupted else "failed"
             run.finished_at = utc_now()
-            run.stats = stats.as_dict()
-        return stats
+            run.stats = stats.as_dict() | {"error": str(error) or type(error).__name__}
+
+
+def _run(
+    factory: sessionmaker[Session],
+    ctx: _Context,
+    mode: Mode,
+    *,
+    env: EnvConfig,
+    execute: bool,
+    progress: Progress,
+) -> RunStats:
+    stats, as_of = ctx.stats, ctx.as_of
+    with factory() as session:
+        units = _find_units(session, as_of, mode)
+    progress.start("Evaluating", len(units))
+    size = int(os.environ.get("RECOUP_RUN_CHUNK", CHUNK))
+    chunks = [units[start : start + size] for start in range(0, len(units), size)]
+    # The chunk loop allocates millions of short-lived objects that reference counting
+    # frees; the cyclic collector would rescan the growing heap again and again.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _run_chunks(factory, ctx, mode, chunks, progress)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    stats.considered = len(units)
+    if execute:
+        from recoup.actions.framework import execute_pending
+
+        progress.start("Executing actions", _count_due(factory))
+        result = execute_pending(
+            factory,
+            env=env,
+            today=as_of,
+            worker_id=f"run-{socket.gethostname()}-{os.getpid()}",
+            on_progress=progress.advance,
+        )
+        stats.actions_done = result.done
+        stats.actions_failed = result.failed
+        stats.actions_skipped += result.skipped
+        stats.actions_retried = result.retried
+        from recoup.events.service import has_endpoints, pump
+
+        if has_endpoints(factory):  # webhooks out: deliver this run's events (SPEC §5)
+            pump(factory, env=env)
+    with factory.begin() as session:
+        stats.plans_unrecovered = (
+            session.scalar(
+                select(func.count())
+                .select_from(Plan)
+                .where(Plan.status == PlanStatus.unrecovered.value, Plan.closed_on == as_of)
+            )
+            or 0
+        )
+        run = session.get(Run, stats.run_id)
+        assert run is not None
+        run.status = "finished"
+        run.finished_at = utc_now()
+        run.stats = stats.as_dict()
+    return stats
 
 
 def _run_chunks(

@@ -1,0 +1,55 @@
+"""The runs so far, newest first, with how each ended: `recoup runs`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recoup.models import Run
+
+RUN_FIELDS = [
+    "id",
+    "as_of",
+    "status",
+    "execute",
+    "actor",
+    "started_at",
+    "finished_at",
+    "considered",
+    "plans_opened",
+    "actions_queued",
+    "actions_done",
+    "actions_failed",
+    "error",
+]
+COUNTS = ("considered", "plans_opened", "actions_queued", "actions_done", "actions_failed")
+
+
+def list_runs(session: Session, *, limit: int, in_progress: bool) -> list[dict[str, Any]]:
+    """Runs newest first. A run still marked running while no run holds the lock was killed
+    (it could not record its end): it reads `interrupted`. `in_progress`: a run holds the
+    lock now (recoup.engine.lock.run_in_progress), so the newest running one is running."""
+    rows = session.scalars(select(Run).order_by(Run.id.desc()).limit(limit)).all()
+    live = max((r.id for r in rows if r.status == "running"), default=None) if in_progress else None
+    result = []
+    for run in rows:
+        stats = run.stats or {}
+        status = run.status
+        if status == "running" and run.id != live:
+            status = "interrupted"
+        result.append(
+            {
+                "id": run.id,
+                "as_of": run.as_of,
+                "status": status,
+                "execute": run.execute,
+                "actor": run.actor,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                **{name: stats.get(name) for name in COUNTS},
+                "error": stats.get("error"),
+            }
+        )
+    return result
