@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from recoup.actions.context import ActionContext
+from recoup.actions.framework import EXECUTORS, Outcome, PermanentFailure, executor_for
 from recoup.cli.common import console as cli_console
 from recoup.cli.main import app
 
@@ -260,6 +262,26 @@ def test_manual_task_holds_the_plan_until_completed(cli: Cli) -> None:
     assert completed[-1]["actor"] == "alice"
     cli.run(26)
     assert cli.plans()[0]["level"] == "final"
+
+
+def test_the_run_summary_says_where_to_look_after_failures_and_tasks(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(ctx: ActionContext) -> Outcome:
+        raise PermanentFailure("the mail server refused the recipient")
+
+    executor_for("send_email")  # the executors registered first, then ours over theirs
+    monkeypatch.setitem(EXECUTORS, "send_email", refused)
+    cli.setup()
+    out = " ".join(cli("run", "--as-of", str(DUE + timedelta(days=5)), "--quiet").split())
+    assert "1 action(s) failed: `recoup log --event action_failed` says why" in out
+    [failed] = cli.log("--event", "action_failed")
+    assert failed["details"]["error"] == "the mail server refused the recipient"
+    [task] = cli.json("tasks")  # the failure's task holds the plan (R6) until done
+    cli("task", "complete", str(task["id"]), "--user", "alice", "--note", "phoned instead")
+    out = " ".join(cli("run", "--as-of", str(DUE + timedelta(days=15)), "--quiet").split())
+    assert "1 task(s) wait for a person: `recoup tasks`" in out  # the call
+    assert "action(s) failed" not in out
 
 
 def test_end_level_closes_unrecovered_and_full_payment_recovers(cli: Cli) -> None:

@@ -125,6 +125,14 @@ def print_summary(stats: engine_run.RunStats) -> None:
     console.print(table)
     if not stats.executed:
         console.print("[dim]--no-execute: queued actions wait for `recoup worker`.[/dim]")
+    if stats.actions_failed:
+        console.print(
+            f"{stats.actions_failed} action(s) failed: `recoup log --event action_failed` says "
+            "why; a collector task was opened for each.",
+            highlight=False,
+        )
+    if stats.tasks_created:
+        console.print(f"{stats.tasks_created} task(s) wait for a person: `recoup tasks`.")
 
 
 RUN_TABLE = [
