@@ -48,8 +48,10 @@ def worker(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final line."),
 ) -> None:
-    """Execute queued actions: emails, letters, fees… until stopped (SIGTERM/Ctrl-C finish
-    the action under way and hand the rest back). On PostgreSQL run as many as you like."""
+    """Execute queued actions (emails, letters, fees…) until stopped.
+
+    SIGTERM or Ctrl-C finish the action under way and hand the rest back. On PostgreSQL run
+    as many workers as you like."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = WorkerOptions(
         once=once,

@@ -30,8 +30,9 @@ def demo(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Simulate a few months of dunning on a generated book of customers in EUR, USD, GBP and
-    JPY, speaking English, French and German, then summarise what happened."""
+    """Simulate a few months of dunning on a generated book, then summarise it.
+
+    The book: customers in EUR, USD, GBP and JPY, speaking English, French and German."""
     options = DemoOptions(
         folder=folder, days=days, customers=customers, seed=seed, end=parse_date(end, "--end")
     )

@@ -153,8 +153,10 @@ def runs(
     limit: int = typer.Option(20, help="At most this many (newest first)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """The runs so far and how each ended: finished, failed (with the error), interrupted
-    (killed; the next run carries on), or running now."""
+    """The runs so far and how each ended.
+
+    finished; failed (with the error; the chunks it had written stay done); interrupted
+    (killed: the next run carries on); or running now."""
     factory = session_factory()
     in_progress = run_in_progress(factory.kw["bind"])
     with factory() as session:
