@@ -19,7 +19,8 @@ from typing import Any
 from recoup.actions.context import ActionContext
 from recoup.actions.framework import Done, Outcome, PermanentFailure, register
 from recoup.domain.enums import ActionType
-from recoup.events.payload import describe_plan, invoice_payload, money_text
+from recoup.domain.money import money_text
+from recoup.events.payload import describe_plan, invoice_payload
 from recoup.events.transport import Response, post_signed
 
 

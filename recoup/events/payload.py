@@ -12,13 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.domain.fees import days_overdue
-from recoup.domain.money import round_money
+from recoup.domain.money import money_text
 from recoup.models import Invoice, Plan
 from recoup.plans.links import plan_links
-
-
-def money_text(amount: Any, currency: str) -> str:
-    return str(round_money(amount, currency))
 
 
 def plan_invoice_ids(session: Session, plan_ids: Iterable[int]) -> dict[int, list[str]]:
@@ -84,7 +80,6 @@ def describe_plan(session: Session, plan: Plan, today: date) -> dict[str, Any]:
 __all__ = [
     "describe_plan",
     "invoice_payload",
-    "money_text",
     "plan_days_overdue",
     "plan_invoice_ids",
     "plan_payload",
