@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from recoup.actions.context import ActionContext
 from recoup.actions.framework import EXECUTORS, Outcome, PermanentFailure, executor_for
 from recoup.cli.common import console as cli_console
+from recoup.cli.common import print_table
 from recoup.cli.main import app
 
 DUE = date(2026, 3, 2)
@@ -470,6 +471,20 @@ def test_the_log_table_puts_the_details_in_words(cli: Cli, monkeypatch: pytest.M
     narrow = cli("log", "--plan", str(plan["id"]))
     assert "[second_notice] days_overdue: 12" in words(narrow)
     assert max(len(line) for line in narrow.splitlines()) <= 80
+
+
+def test_a_long_word_in_the_log_details_folds_instead_of_being_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = "/srv/recoup/data/documents/2026/11/30/12345-final-letter_final.pdf"
+    row = {"on": "2026-11-30", "event": "action_done", "details": f"path: {path}; pages: 1"}
+    monkeypatch.setattr(cli_console, "_width", 80)
+    with cli_console.capture() as captured:
+        print_table([row], ["on", "event", "details"], title="Log", wrap="details")
+    lines = captured.get().splitlines()
+    start = lines[1].index("details")  # the details column, its lines joined again
+    details = "".join(line[start:].strip() for line in lines[3:])
+    assert "…" not in details and path in details
 
 
 def test_the_plans_table_never_cuts_an_amount_a_date_or_an_id(

@@ -203,7 +203,8 @@ def print_table(
         for column, header in zip(columns, headers, strict=True):
             justify = "right" if column in RIGHT_ALIGNED else "left"
             if column == wrap:
-                table.add_column(header, justify=justify, min_width=16)
+                # long words (a file path) fold onto the next line rather than being cut
+                table.add_column(header, justify=justify, min_width=16, overflow="fold")
             else:
                 table.add_column(
                     header, justify=justify, no_wrap=True, overflow="ellipsis", max_width=24
