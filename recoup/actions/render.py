@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from recoup.core.errors import RecoupError
 from recoup.domain.fees import days_overdue
+from recoup.domain.locales import normalize_language
 from recoup.domain.money import Money
 from recoup.models import Customer, Invoice, LevelRow, Plan, TemplateRow
 
@@ -48,12 +49,6 @@ class TemplateNotFound(RecoupError):
 
 
 # --- locale and filters --------------------------------------------------------------------
-
-
-def normalize_language(language: str | None) -> str | None:
-    if not language:
-        return None
-    return language.strip().replace("-", "_") or None
 
 
 @lru_cache(maxsize=256)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import typer
 from rich import box
@@ -132,8 +132,14 @@ TABLE_HEADERS = {
     "actions_done": "actions done",
     "actions_failed": "actions failed",
 }
-RIGHT_ALIGNED = {"balance", "amount", "id", "days_overdue"}
-RIGHT_ALIGNED |= {"considered", "plans_opened", "actions_done", "actions_failed"}
+RIGHT_ALIGNED = frozenset(
+    {"balance", "amount", "id", "days_overdue"}
+    | {"considered", "plans_opened", "actions_done", "actions_failed"}
+)
+_WHOLE = frozenset(
+    {"id", "on", "at", "status", "currency", "balance", "amount", "days_overdue"}
+    | {"type", "kind", "action", "role"}  # codes: read whole or not at all
+)
 
 
 def _kept_whole(column: str) -> bool:
@@ -141,10 +147,22 @@ def _kept_whole(column: str) -> bool:
     return column in _WHOLE or column.endswith(("_id", "_on", "_at"))
 
 
-_WHOLE = frozenset(
-    {"id", "on", "at", "status", "currency", "balance", "amount", "days_overdue"}
-    | {"type", "kind", "action", "role"}  # codes: read whole or not at all
-)
+def _justify(column: str) -> Literal["left", "right"]:
+    return "right" if column in RIGHT_ALIGNED else "left"
+
+
+def plain_table(title: str | None, **options: Any) -> Table:
+    """The house table: columns two spaces apart, a rule under the headers, no frame (the
+    most room for the values)."""
+    return Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        show_lines=False,
+        **options,
+    )
 
 
 def _cell(value: Any) -> str:
@@ -189,35 +207,29 @@ def print_table(
     rows, columns = _with_currency(rows, columns)
     # escaped: a value like "[urgent]" is data, not Rich markup
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    # columns two spaces apart, a rule under the headers: the most room for the values
-    table = Table(
-        title=title,
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        padding=(0, 1, 0, 0),
-        pad_edge=False,
-        show_lines=False,
-    )
+    table = plain_table(title)
     headers = [_header(column) for column in columns]
     if wrap is not None:
         for column, header in zip(columns, headers, strict=True):
-            justify = "right" if column in RIGHT_ALIGNED else "left"
             if column == wrap:
                 # long words (a file path) fold onto the next line rather than being cut
-                table.add_column(header, justify=justify, min_width=16, overflow="fold")
+                table.add_column(header, justify=_justify(column), min_width=16, overflow="fold")
             else:
                 table.add_column(
-                    header, justify=justify, no_wrap=True, overflow="ellipsis", max_width=24
+                    header,
+                    justify=_justify(column),
+                    no_wrap=True,
+                    overflow="ellipsis",
+                    max_width=24,
                 )
         widths = [16 if column == wrap else 0 for column in columns]
     else:
         widths = _column_widths(columns, headers, cells, console.width)
         for column, header, width in zip(columns, headers, widths, strict=True):
-            justify = "right" if column in RIGHT_ALIGNED else "left"
             whole = _kept_whole(column)
             table.add_column(
                 header,
-                justify=justify,
+                justify=_justify(column),
                 width=width,
                 no_wrap=whole,
                 overflow="ellipsis" if whole else "fold",

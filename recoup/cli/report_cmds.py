@@ -3,13 +3,17 @@ recoup.reports.service."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import typer
-from rich import box
 from rich.table import Table
 
-from recoup.cli.common import JSON_OPTION, console, handle_errors, parse_date, print_json
+from recoup.cli.common import (
+    JSON_OPTION,
+    console,
+    handle_errors,
+    parse_date,
+    plain_table,
+    print_json,
+)
 from recoup.cli.common import transaction as _transaction
 from recoup.core.errors import InvalidInput
 from recoup.core.settings import business_today
@@ -58,14 +62,7 @@ def report(
 
 
 def _table(title: str) -> Table:
-    return Table(
-        title=title,
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        padding=(0, 1, 0, 0),
-        pad_edge=False,
-    )
+    return plain_table(title, title_justify="left")
 
 
 def _print_book(result: BookReport, locale: str) -> None:
@@ -105,7 +102,7 @@ def _print_aging(result: BookReport, locale: str) -> None:
         table.add_row(
             f.currency,
             "total",
-            whole(sum((c.amount for c in f.aging.values()), Decimal(0)), f.currency, locale),
+            whole(f.outstanding, f.currency, locale),  # the buckets add up to what is owed
             str(f.invoices_open),
             "",
             style="bold",

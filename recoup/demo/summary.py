@@ -221,7 +221,7 @@ def render(
     aging.add_section()
     aging.add_row(
         "total",
-        *(whole(sum(summary.aging[c].values(), Decimal(0)), c) for c in currencies),
+        *(whole(summary.outstanding[c], c) for c in currencies),
         style="bold",
     )
     console.print(aging)
@@ -245,10 +245,7 @@ def render(
     for bucket in AGING_BUCKETS:
         charts.add_row(
             f"owed {bucket.label}",
-            *(
-                bar(share(summary.aging[c][bucket.key], sum(summary.aging[c].values(), Decimal(0))))
-                for c in currencies
-            ),
+            *(bar(share(summary.aging[c][bucket.key], summary.outstanding[c])) for c in currencies),
         )
     console.print(charts)
 

@@ -7,13 +7,23 @@ from functools import cache
 from babel import Locale, UnknownLocaleError
 
 
+def normalize_language(language: str | None) -> str | None:
+    """A language as Babel spells it (`pt-BR` -> `pt_BR`); empty: None."""
+    if not language:
+        return None
+    return language.strip().replace("-", "_") or None
+
+
 @cache
 def is_language(code: str) -> bool:
     """A customer language Babel has a locale for: `en`, `fr_CA`, `pt-BR`. An unknown one
     would be rendered in English without a word, so imports refuse it."""
+    language = normalize_language(code)
+    if language is None:
+        return False
     try:
-        Locale.parse(code.strip().replace("-", "_"))
-    except (UnknownLocaleError, ValueError, TypeError):
+        Locale.parse(language)
+    except (UnknownLocaleError, ValueError):
         return False
     return True
 

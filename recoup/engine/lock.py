@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,9 +17,19 @@ from recoup.core.errors import RecoupError, RunInProgress
 ADVISORY_KEY = 0x52454355  # "RECU"
 
 
+def _advisory_key(name: str) -> int:
+    # crc32, not hash(): the key must be the same in every process
+    return ADVISORY_KEY + (0 if name == "run" else zlib.crc32(name.encode()) % 1000 + 1)
+
+
+def _lock_path(database: str, name: str) -> Path:
+    """The OS lock file next to the SQLite database."""
+    return Path(database).with_name(Path(database).name + f".{name}.lock")
+
+
 @contextmanager
 def run_lock(engine: Engine, name: str = "run") -> Iterator[None]:
-    key = ADVISORY_KEY + (0 if name == "run" else hash(name) % 1000 + 1)
+    key = _advisory_key(name)
     if engine.dialect.name == "postgresql":
         connection = engine.connect()
         try:
@@ -38,7 +49,7 @@ def run_lock(engine: Engine, name: str = "run") -> Iterator[None]:
     if not database or database == ":memory:":
         yield
         return
-    path = Path(database).with_name(Path(database).name + f".{name}.lock")
+    path = _lock_path(database, name)
     try:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     except FileNotFoundError:
@@ -65,7 +76,7 @@ def run_lock(engine: Engine, name: str = "run") -> Iterator[None]:
 def run_in_progress(engine: Engine, name: str = "run") -> bool:
     """Whether a run holds the lock now, found without taking it (taking it, even for a
     moment, could turn away a run starting at that instant)."""
-    key = ADVISORY_KEY + (0 if name == "run" else hash(name) % 1000 + 1)
+    key = _advisory_key(name)
     if engine.dialect.name == "postgresql":
         # a bigint advisory key: its high half in classid, its low half in objid
         with engine.connect() as connection:
@@ -82,7 +93,7 @@ def run_in_progress(engine: Engine, name: str = "run") -> bool:
     database = engine.url.database
     if not database or database == ":memory:":
         return False
-    path = Path(database).with_name(Path(database).name + f".{name}.lock")
+    path = _lock_path(database, name)
     try:
         stat = path.stat()
     except FileNotFoundError:

@@ -888,8 +888,7 @@ class _Batch:
         self.stats_delta: dict[str, int] = {}
         self.logs: list[tuple[Any, ...]] = []
         self.instances: list[tuple[Any, ...]] = []
-        self.log_format = TupleFormat(dialect, LogEntry.__table__, LOG_COLUMNS)
-        self.instance_format = TupleFormat(dialect, ActionInstance.__table__, INSTANCE_COLUMNS)
+        self._formats()
         # plans reaching a final status: closed through the ORM once the rows are written
         self.closings: list[tuple[int, ClosePlan]] = []
         self.manual_keys: dict[str, dict[str, Any]] = {}
@@ -907,17 +906,21 @@ class _Batch:
         self.now_db = self.log_format.value("at", self.now)
         self.today_db = self.log_format.value("on", ctx.as_of)
 
+    def _formats(self) -> None:
+        self.log_format = TupleFormat(self.dialect, LogEntry.__table__, LOG_COLUMNS)
+        self.instance_format = TupleFormat(self.dialect, ActionInstance.__table__, INSTANCE_COLUMNS)
+        self.plan_format = TupleFormat(self.dialect, Plan.__table__, PLAN_INSERT_COLUMNS)
+
     def __getstate__(self) -> dict[str, Any]:
         # sent to the writing process without the run's context and table formats
         state = dict(vars(self))
-        for name in ("ctx", "log_format", "instance_format", "dirty_plans", "new_plans"):
+        for name in ("ctx", "log_format", "instance_format", "plan_format"):
             state.pop(name)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         vars(self).update(state)
-        self.log_format = TupleFormat(self.dialect, LogEntry.__table__, LOG_COLUMNS)
-        self.instance_format = TupleFormat(self.dialect, ActionInstance.__table__, INSTANCE_COLUMNS)
+        self._formats()
 
     def attach(self, ctx: _Context) -> None:
         """In the writing process: the run's context, and the decider's counts."""
@@ -946,8 +949,7 @@ class _Batch:
         need no update), changed plans as updates. Built here, where the chunk is decided, so
         that plain tuples and dicts cross to the writing process (pickling the records costs
         more than building the rows)."""
-        plan_format = TupleFormat(self.dialect, Plan.__table__, PLAN_INSERT_COLUMNS)
-        converters = [plan_format.value_converter(name) for name in PLAN_UPDATE_COLUMNS]
+        converters = [self.plan_format.value_converter(name) for name in PLAN_UPDATE_COLUMNS]
         for fixed, rec in self.new_plans:
             self.dirty_plans.pop(rec.id, None)
             state = [getattr(rec, name) for name in PLAN_UPDATE_COLUMNS[:-1]]
@@ -1311,9 +1313,7 @@ class _Batch:
 
     def flush(self, session: Session) -> None:
         if self.plan_rows:
-            TupleFormat(self.dialect, Plan.__table__, PLAN_INSERT_COLUMNS).insert(
-                session, self.plan_rows
-            )
+            self.plan_format.insert(session, self.plan_rows)
             self.plan_rows = []
         if self.plan_updates:
             bulk_update(session, Plan.__table__, PLAN_UPDATE_COLUMNS, self.plan_updates)
