@@ -218,6 +218,10 @@ class Plan(Base):
     pause_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     pause_until: Mapped[date | None] = mapped_column(Date, nullable=True)
     paused_days: Mapped[int] = mapped_column(Integer, default=0)
+    # a promise to pay (R10, pause reason `promise`): the amount promised (the balance when
+    # none was named) and the business date it was made; payments from then count toward it
+    promise_amount: Mapped[Decimal | None] = mapped_column(Amount, nullable=True)
+    promise_made_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     # R15: the next business date the run must look at this plan; NULL: waiting on people.
     next_step_on: Mapped[date | None] = mapped_column(Date, nullable=True, index=True)

@@ -258,7 +258,8 @@ def test_manual_task_holds_the_plan_until_completed(cli: Cli) -> None:
     cli("task", "claim", str(task["id"]), "--user", "alice")
     cli("task", "claim", str(task["id"]), "--user", "bob", code=1)
     cli("task", "complete", str(task["id"]), "--user", "alice", "--note", "promised Friday")
-    assert cli.json("tasks")[0]["status"] == "completed"
+    assert cli.json("tasks") == []  # done: no longer waiting
+    assert cli.json("tasks", "--all")[0]["status"] == "completed"
     completed = cli.log("--event", "task_completed")
     assert completed[-1]["actor"] == "alice"
     cli.run(26)

@@ -263,7 +263,7 @@ def _column_widths(
     room left."""
     natural, minimum = [], []
     for index, (column, header) in enumerate(zip(columns, headers, strict=True)):
-        longest = max(len(line[index]) for line in cells)
+        longest = max(len(part) for line in cells for part in line[index].split("\n"))
         natural.append(max(len(header), longest))
         if _kept_whole(column):
             minimum.append(natural[-1])

@@ -7,6 +7,7 @@ import typer
 from recoup.cli import (
     action_cmds,
     config_cmds,
+    customer_cmds,
     demo_cmds,
     document_cmds,
     event_cmds,
@@ -15,6 +16,7 @@ from recoup.cli import (
     plan_action_cmds,
     report_cmds,
     run_cmds,
+    task_cmds,
 )
 
 app = typer.Typer(
@@ -37,6 +39,8 @@ for module in (
     config_cmds,
     import_cmds,
     ops_cmds,
+    task_cmds,
+    customer_cmds,
     plan_action_cmds,
     action_cmds,
     document_cmds,

@@ -29,8 +29,9 @@ from recoup.domain.money import money_text, round_money
 from recoup.engine.explain import explain_invoice
 from recoup.models import ActionInstance, Charge, Document, LogEntry, Plan, Task
 from recoup.plans.links import plan_links
+from recoup.plans.promise import parse_promised_amount, promise_for_task
 from recoup.plans.service import get_plan, pause_plan, resume_plan, stop_plan
-from recoup.tasks.service import claim_task, complete_task, get_task, list_tasks
+from recoup.tasks.service import claim_task, complete_task, get_task
 
 PLAN_FIELDS = [
     "id",
@@ -71,7 +72,6 @@ def register(app: typer.Typer) -> None:
     app.command("pause")(pause)
     app.command("resume")(resume)
     app.command("stop")(stop)
-    app.command("tasks")(tasks)
     app.add_typer(task_app, name="task")
     app.command("charges")(charges)
     app.command("log")(show_log)
@@ -282,18 +282,6 @@ def stop(
     console.print(f"plan {plan_id} stopped")
 
 
-@handle_errors
-def tasks(
-    status: str | None = typer.Option(None, help="open, claimed, completed or cancelled."),
-    role: str | None = typer.Option(None, help="Only tasks for this role."),
-    as_json: bool = JSON_OPTION,
-) -> None:
-    """List tasks waiting for people."""
-    with transaction() as session:
-        rows = [task_row(t) for t in list_tasks(session, status=status, role=role)]
-    output(rows, TASK_FIELDS, as_json=as_json, title="Tasks")
-
-
 @task_app.command("claim")
 @handle_errors
 def task_claim(task_id: int, user: str | None = USER_OPTION) -> None:
@@ -309,15 +297,31 @@ def task_claim(task_id: int, user: str | None = USER_OPTION) -> None:
 def task_complete(
     task_id: int,
     note: str | None = typer.Option(None, "--note", help="What was done (the outcome)."),
+    promise: str | None = typer.Option(
+        None, "--promise", metavar="DATE", help="The customer promised to pay by DATE (R10)."
+    ),
+    amount: str | None = typer.Option(
+        None, "--amount", help="With --promise: the amount promised (default: the balance)."
+    ),
+    on: str | None = typer.Option(None, "--on", help="Business date (default: today)."),
     user: str | None = USER_OPTION,
 ) -> None:
-    """Complete a task; its plan may then move on."""
+    """Complete a task; its plan may then move on (or, with --promise, wait for the money)."""
+    if amount is not None and promise is None:
+        raise InvalidInput("--amount goes with --promise DATE")
+    until, promised = parse_date(promise, "--promise"), parse_promised_amount(amount)
     with transaction() as session:
         task = get_task(session, task_id)
-        complete_task(
-            session, task, user=actor_name(user), on=business_today(session), outcome=note
-        )
-    console.print(f"task {task_id} completed")
+        day = _today(session, on)
+        complete_task(session, task, user=actor_name(user), on=day, outcome=note)
+        if until is not None:
+            plan = promise_for_task(
+                session, task, until=until, on=day, amount=promised, actor=actor_name(user)
+            )
+    if until is not None:
+        console.print(f"task {task_id} completed; plan {plan.id} paused until {until} (promise)")
+    else:
+        console.print(f"task {task_id} completed")
 
 
 @handle_errors

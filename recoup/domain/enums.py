@@ -102,8 +102,11 @@ class Event(StrEnum):
     task_claimed = "task_claimed"
     task_completed = "task_completed"
     task_cancelled = "task_cancelled"
+    task_released = "task_released"  # claimed back to open, for someone else to take
     payment_recorded = "payment_recorded"
     plan_paused = "plan_paused"
+    promise_made = "promise_made"  # a promise to pay pauses the plan until its date (R10)
+    promise_broken = "promise_broken"  # not paid by then: the plan resumes and escalates
     plan_resumed = "plan_resumed"
     plan_stopped = "plan_stopped"
     plan_recovered = "plan_recovered"
@@ -139,4 +142,5 @@ class DeliveryStatus(StrEnum):
 
 
 SYSTEM_ACTOR = "system"
+PROMISE_PAUSE_REASON = "promise"  # the pause reason of a promise to pay (R10)
 CANCELLED_ACCOUNT_STATUS = "cancelled"

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from recoup.domain.enums import (
+    PROMISE_PAUSE_REASON,
     CatchUp,
     InvoiceStatus,
     Mode,
@@ -424,7 +425,12 @@ class _Builder:
             if plan.pause_until is not None and plan.pause_until <= today:
                 extra = max(0, (plan.pause_until - (plan.paused_on or plan.pause_until)).days)
                 paused_days += extra
-                self.decisions.append(ResumePlan(extra, f"pause ended on {plan.pause_until}"))
+                ended = (
+                    f"promise to pay by {plan.pause_until} came due"
+                    if plan.pause_reason == PROMISE_PAUSE_REASON
+                    else f"pause ended on {plan.pause_until}"
+                )
+                self.decisions.append(ResumePlan(extra, ended))
                 self._note(lambda: f"the pause ended on {plan.pause_until}")
             else:
                 until = f" until {plan.pause_until}" if plan.pause_until else ""

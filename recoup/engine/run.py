@@ -30,6 +30,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,6 +50,7 @@ from recoup.core.settings import get_settings
 from recoup.domain.enums import (
     OPEN_PLAN_STATUSES,
     OPEN_TASK_STATUSES,
+    PROMISE_PAUSE_REASON,
     UNFINISHED_INSTANCE_STATUSES,
     Event,
     InstanceStatus,
@@ -91,6 +93,7 @@ from recoup.models import (
 )
 from recoup.plans.closing import close_plan
 from recoup.plans.links import plan_links
+from recoup.plans.promise import PromiseCheck, promises_due
 
 CHUNK = 2000
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -898,6 +901,10 @@ class _Batch:
         self.plan_invoices: list[dict[str, Any]] = []
         # new plans: their insert-only columns until `build` ends, then whole rows
         self.new_plans: list[tuple[tuple[Any, ...], _PlanRec]] = []
+        # promises to pay whose date has come (R10): how each stands, and the plans whose
+        # promise ends with this chunk
+        self.promises: dict[int, PromiseCheck] = {}
+        self.promises_ended: list[int] = []
         self.plan_rows: list[tuple[Any, ...]] = []
         self.dirty_plans: dict[int, _PlanRec] = {}
         self.plan_updates: list[dict[str, Any]] = []
@@ -940,9 +947,21 @@ class _Batch:
         for (index, decision), plan_id in zip(openings, ids, strict=True):
             unit, _outcome, _plan, customer_id, invoices, _stale = items[index]
             opened[index] = self._new_plan(plan_id, unit, decision, customer_id, invoices)
+        as_of = self.ctx.as_of
+        promised = [
+            plan.id
+            for item in items
+            if (plan := item[2]) is not None
+            and plan.pause_reason == PROMISE_PAUSE_REASON
+            and plan.pause_until is not None
+            and plan.pause_until <= as_of
+        ]
+        if promised:  # rare: one query for the chunk's promises that came due
+            self.promises = promises_due(session, promised)
         for index, (unit, outcome, plan, customer_id, invoices, stale) in enumerate(items):
             self.apply(unit, outcome, opened.get(index, plan), customer_id, invoices, stale)
         self._plan_rows()
+        self.promises = {}  # used by apply only; not sent to the writing process
 
     def _plan_rows(self) -> None:
         """The plans' rows as the driver stores them: new plans with their final state (they
@@ -1242,6 +1261,7 @@ class _Batch:
                     pause_until=None,
                     pause_reason=None,
                 )
+                promise = self.promises.get(plan.id) if self.promises else None
                 self._log(
                     Event.plan_resumed,
                     customer_id=customer_id,
@@ -1249,7 +1269,19 @@ class _Batch:
                     plan_id=plan.id,
                     reason=decision.reason,
                     paused_days=decision.paused_days,
+                    **({"promise": promise.details()} if promise is not None else {}),
                 )
+                if promise is not None:
+                    self.promises_ended.append(plan.id)
+                    if not promise.kept:  # R10: it escalates from the level where it stood
+                        self._log(
+                            Event.promise_broken,
+                            customer_id=customer_id,
+                            invoice_id=plan.invoice_id,
+                            plan_id=plan.id,
+                            level=plan.level,
+                            **promise.details(),
+                        )
             elif isinstance(decision, ReachLevel):
                 assert plan is not None
                 plan_updates["level"] = decision.level.code
@@ -1318,6 +1350,13 @@ class _Batch:
         if self.plan_updates:
             bulk_update(session, Plan.__table__, PLAN_UPDATE_COLUMNS, self.plan_updates)
             self.plan_updates = []
+        if self.promises_ended:  # a promise ends with its pause
+            session.execute(
+                update(Plan)
+                .where(Plan.id.in_(self.promises_ended))
+                .values(promise_amount=None, promise_made_on=None)
+            )
+            self.promises_ended = []
         if self.plan_invoices:
             bulk_insert(session, PlanInvoice.__table__, self.plan_invoices)
             self.plan_invoices = []

@@ -64,6 +64,7 @@ def resume_plan(
     plan.paused_on = None
     plan.pause_reason = None
     plan.pause_until = None
+    plan.promise_amount = plan.promise_made_on = None  # a promise ends with its pause
     plan.next_step_on = CHECK_NOW
     log_for_plan(
         session,

@@ -1,4 +1,4 @@
-"""Tasks for people (R6): claim and complete. Completing one lets the plan move on."""
+"""Tasks for people (R6): claim, release and complete. Completing one lets the plan move on."""
 
 from __future__ import annotations
 
@@ -83,6 +83,33 @@ def complete_task(
     plan = session.get(Plan, task.plan_id) if task.plan_id else None
     if plan is not None and plan.status == PlanStatus.active:
         plan.next_step_on = CHECK_NOW  # the plan may move on at the next run
+    session.flush()
+
+
+def release_task(
+    session: Session, task: Task, *, user: str, on: date, note: str | None = None
+) -> None:
+    """A claimed task back to open, for someone else to take. Anyone may release it (the
+    claimer is away, a manager reassigns): the log says who released it and whose it was."""
+    if user == "system":
+        raise InvalidInput("releasing a task needs a person: pass --user NAME or set RECOUP_USER")
+    if task.status != TaskStatus.claimed:
+        raise Conflict(f"task {task.id} is {task.status}: only a claimed task can be released")
+    previous = task.claimed_by
+    task.status = TaskStatus.open
+    task.claimed_by = None
+    task.claimed_at = None
+    log(
+        session,
+        Event.task_released,
+        on=on,
+        actor=user,
+        task_id=task.id,
+        claimed_by=previous,
+        by_claimer=previous == user,
+        note=note,
+        **_plan_refs(session, task),
+    )
     session.flush()
 
 

@@ -1,0 +1,360 @@
+"""The collector's work list: `recoup tasks`, `task show|release ID`, and a promise to pay,
+`plan promise ID DATE` (R10; `task complete --promise` records one too). Thin: the queries are
+recoup.tasks.worklist, the changes recoup.tasks.service and recoup.plans.promise."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+
+from recoup.cli.common import (
+    JSON_OPTION,
+    USER_OPTION,
+    _cell,
+    _header,
+    actor_name,
+    console,
+    handle_errors,
+    parse_date,
+    plain_table,
+    print_json,
+    print_table,
+    transaction,
+)
+from recoup.cli.ops_cmds import TASK_FIELDS, log_row_out, plan_app, print_log, task_app
+from recoup.core.clock import utc_now
+from recoup.core.errors import InvalidInput
+from recoup.core.settings import business_today
+from recoup.domain.enums import SYSTEM_ACTOR, TaskStatus
+from recoup.domain.money import money_text, round_money
+from recoup.models import Task
+from recoup.plans.promise import make_promise, parse_promised_amount
+from recoup.plans.service import get_plan
+from recoup.tasks.service import get_task, release_task
+from recoup.tasks.worklist import WAITING, WorkItem, task_detail, work_list
+
+# SPEC §5's fields first, in their order; then what a collector needs to act
+WORK_FIELDS = [
+    *TASK_FIELDS,
+    "customer_id",
+    "customer_name",
+    "phone",
+    "invoice_ids",
+    "balance",
+    "currency",
+    "days_overdue",
+    "instructions",
+    "level",
+    "created_on",
+    "created_at",
+    "claimed_at",
+    "completed_at",
+    "outcome",
+]
+# The table: its own short columns (the JSON keeps the fields above)
+WORK_COLUMNS = ["id", "status", "customer", "invoices", "balance", "overdue", "waited", "todo"]
+WORK_HEADERS = {"todo": "instructions"}
+# read whole or not at all; the customer and the instructions wrap
+WORK_WHOLE = frozenset({"id", "status", "invoices", "balance", "overdue", "waited"})
+WORK_RIGHT = frozenset({"id", "balance", "overdue", "waited"})
+
+
+def register(app: typer.Typer) -> None:
+    """`tasks` here; `task show|release` and `plan promise` hang on the groups of ops_cmds."""
+    app.command("tasks")(tasks)
+
+
+def _on(session: Any, on: str | None) -> date:
+    return parse_date(on, "--on") or business_today(session)
+
+
+def work_row(item: WorkItem) -> dict[str, Any]:
+    task, plan, customer = item.task, item.plan, item.customer
+    row: dict[str, Any] = {name: getattr(task, name) for name in TASK_FIELDS}
+    row.update(
+        customer_id=customer.id if customer else None,
+        customer_name=customer.name if customer else None,
+        phone=customer.phone if customer else None,
+        invoice_ids=list(item.invoice_ids),
+        balance=round_money(plan.balance, plan.currency) if plan else None,
+        currency=plan.currency if plan else None,
+        days_overdue=item.days_overdue,
+        instructions=task.instructions,
+        level=task.level,
+        created_on=task.created_on,
+        created_at=task.created_at,
+        claimed_at=task.claimed_at,
+        completed_at=task.completed_at,
+        outcome=task.outcome,
+    )
+    return row
+
+
+def waited(task: Task, today: date, now: datetime) -> str:
+    """How long a task has waited ("3 d", "5 h", "12 min"): in business days once a day has
+    passed, else by the clock. A finished task: how long it waited until then."""
+    if task.completed_at is not None:
+        return _span((task.completed_at - task.created_at).total_seconds())
+    days = (today - task.created_on).days
+    if days >= 1:
+        return f"{days} d"
+    return _span((now - task.created_at).total_seconds())
+
+
+def _span(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds >= 2 * 86400:
+        return f"{int(seconds // 86400)} d"
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h"
+    return f"{int(seconds // 60)} min"
+
+
+def _table_cells(row: dict[str, Any], item: WorkItem, today: date, now: datetime) -> list[str]:
+    status = row["status"]
+    if row["claimed_by"] and status != TaskStatus.open:
+        status = f"{status}\n{row['claimed_by']}"
+    who = "\n".join(part for part in (row["customer_name"], row["phone"]) if part)
+    balance = (
+        f"{money_text(row['balance'], row['currency'])} {row['currency']}"
+        if row["balance"] is not None
+        else ""
+    )
+    overdue = f"{row['days_overdue']} d" if row["days_overdue"] is not None else ""
+    todo = ": ".join(part for part in (row["role"], row["instructions"] or row["action"]) if part)
+    values = [
+        str(row["id"]),
+        status,
+        who or (row["customer_id"] or ""),
+        "\n".join(row["invoice_ids"]),
+        balance,
+        overdue,
+        waited(item.task, today, now),
+        todo,
+    ]
+    return [_cell(v) for v in values]
+
+
+def print_worklist(rows: list[dict[str, Any]], items: list[WorkItem], today: date) -> None:
+    """The work list in a terminal: ids, statuses, invoices, amounts and ages whole; the
+    customer and the instructions wrap to fit. Narrower than the whole values need, the lines
+    get longer (the terminal wraps them) rather than a value being cut."""
+    if not rows:
+        console.print("[dim]no tasks waiting[/dim]")
+        return
+    now = utc_now()
+    cells = [_table_cells(row, item, today, now) for row, item in zip(rows, items, strict=True)]
+    headers = [WORK_HEADERS.get(c, _header(c)) for c in WORK_COLUMNS]
+    table = plain_table("Tasks")
+    needed = 2 * (len(WORK_COLUMNS) - 1)
+    for index, (column, header) in enumerate(zip(WORK_COLUMNS, headers, strict=True)):
+        lines = [part for line in cells for part in line[index].split("\n")]
+        if column in WORK_WHOLE:
+            needed += max(len(header), *(len(part) for part in lines))
+        else:  # a wrapping column needs room for its longest word (at most 10)
+            words = [word for part in lines for word in part.split()]
+            needed += min(10, max(len(header), *(len(word) for word in words or [""])))
+        table.add_column(
+            header,
+            justify="right" if column in WORK_RIGHT else "left",
+            no_wrap=column in WORK_WHOLE,
+            overflow="fold",
+        )
+    for line in cells:
+        table.add_row(*line)
+    width = console.width
+    if needed > width:
+        console.width = needed
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
+@handle_errors
+def tasks(
+    status: str | None = typer.Option(None, help="open, claimed, completed or cancelled."),
+    show_all: bool = typer.Option(
+        False, "--all", help="Also the finished tasks (completed, cancelled)."
+    ),
+    role: str | None = typer.Option(None, help="Only tasks for this role."),
+    mine: bool = typer.Option(False, "--mine", help="Only the tasks I claimed (--user)."),
+    on: str | None = typer.Option(
+        None, "--on", help="Business date for days overdue and waited (default: today)."
+    ),
+    user: str | None = USER_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The work list: tasks waiting for people (open and claimed), oldest first, with the
+    customer and phone, invoices, balance, days overdue and instructions."""
+    if status is not None and status not in {s.value for s in TaskStatus}:
+        known = ", ".join(s.value for s in TaskStatus)
+        raise InvalidInput(f"--status {status!r}: a task is {known}")
+    claimed_by = None
+    if mine:
+        claimed_by = actor_name(user)
+        if claimed_by == SYSTEM_ACTOR:
+            raise InvalidInput(
+                "--mine needs to know who you are: pass --user NAME or set RECOUP_USER"
+            )
+    statuses: tuple[str, ...] | None = WAITING
+    if status is not None:
+        statuses = (status,)
+    elif show_all:
+        statuses = None
+    with transaction() as session:
+        today = _on(session, on)
+        items = work_list(session, today=today, statuses=statuses, role=role, claimed_by=claimed_by)
+        rows = [work_row(item) for item in items]
+        if as_json:
+            print_json(rows)
+        else:
+            print_worklist(rows, items, today)
+
+
+@task_app.command("show")
+@handle_errors
+def task_show(
+    task_id: int,
+    on: str | None = typer.Option(
+        None, "--on", help="Business date for days overdue and waited (default: today)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Everything about one task: its plan, the customer, the invoices, the balance, the
+    instructions and the history."""
+    with transaction() as session:
+        today = _on(session, on)
+        detail = task_detail(session, task_id, today=today)
+        item = detail.item
+        row = work_row(item)
+        customer, plan = item.customer, item.plan
+        row.update(
+            email=customer.email if customer else None,
+            customer_status=customer.status if customer else None,
+            plan_status=plan.status if plan else None,
+            plan_level=plan.level if plan else None,
+            policy=plan.policy.name if plan else None,
+            pause_reason=plan.pause_reason if plan else None,
+            pause_until=plan.pause_until if plan else None,
+            promise_amount=(
+                round_money(plan.promise_amount, plan.currency)
+                if plan and plan.promise_amount is not None
+                else None
+            ),
+            waited=waited(item.task, today, utc_now()),
+        )
+        row["invoices"] = [
+            {
+                "id": inv.id,
+                "number": inv.number,
+                "due_date": inv.due_date,
+                "amount_due": round_money(inv.amount_due, inv.currency),
+                "currency": inv.currency,
+                "status": inv.status,
+                "disputed": inv.disputed,
+            }
+            for inv in detail.invoices
+        ]
+        row["log"] = [log_row_out(e) for e in detail.log]
+    if as_json:
+        print_json([row])
+        return
+    _print_task(row)
+
+
+def _print_task(row: dict[str, Any]) -> None:
+    def line(label: str, value: Any) -> str:
+        return f"[bold]{label}[/bold]: {escape(str(value))}"
+
+    who = row["claimed_by"]
+    lines = [
+        line("status", row["status"] + (f" (by {who})" if who else "")),
+        line("role", row["role"]),
+        line("waited", row["waited"]),
+    ]
+    if row["instructions"]:
+        lines.append(line("instructions", row["instructions"]))
+    if row["outcome"]:
+        lines.append(line("outcome", row["outcome"]))
+    if row["customer_id"]:
+        contact = ", ".join(v for v in (row["phone"], row["email"]) if v) or "no phone or email"
+        lines.append(
+            line(
+                "customer",
+                f"{row['customer_name']} ({row['customer_id']}), {contact}; "
+                f"account {row['customer_status']}",
+            )
+        )
+    if row["plan_id"] is not None:
+        state = f"{row['plan_status']}, level {row['plan_level'] or '(none yet)'}"
+        if row["pause_reason"]:
+            until = f" until {row['pause_until']}" if row["pause_until"] else ""
+            state += f", paused ({row['pause_reason']}){until}"
+        if row["promise_amount"] is not None:
+            promised = money_text(row["promise_amount"], row["currency"])
+            state += f", {promised} {row['currency']} promised"
+        lines.append(line("plan", f"{row['plan_id']} ({row['policy']}): {state}"))
+        lines.append(
+            line("balance", f"{money_text(row['balance'], row['currency'])} {row['currency']}")
+        )
+    if row["days_overdue"] is not None:
+        lines.append(line("days overdue", row["days_overdue"]))
+    console.print(Panel("\n".join(lines), title=f"Task {row['id']}: {escape(row['action'] or '')}"))
+    print_table(
+        row["invoices"],
+        ["id", "number", "due_date", "amount_due", "currency", "status", "disputed"],
+        title="Invoices",
+    )
+    print_log(row["log"])
+
+
+@task_app.command("release")
+@handle_errors
+def task_release(
+    task_id: int,
+    note: str | None = typer.Option(None, "--note", help="Why (recorded in the log)."),
+    on: str | None = typer.Option(None, "--on", help="Business date (default: today)."),
+    user: str | None = USER_OPTION,
+) -> None:
+    """Give a claimed task back: it is open again, for anyone to claim."""
+    with transaction() as session:
+        task = get_task(session, task_id)
+        release_task(session, task, user=actor_name(user), on=_on(session, on), note=note)
+    console.print(f"task {task_id} released: open again")
+
+
+@plan_app.command("promise")
+@handle_errors
+def plan_promise(
+    plan_id: int,
+    until: str = typer.Argument(..., metavar="DATE", help="The date the customer will pay by."),
+    amount: str | None = typer.Option(
+        None, "--amount", help="The amount promised (default: the whole balance)."
+    ),
+    note: str | None = typer.Option(None, "--note", help="What was agreed (recorded in the log)."),
+    on: str | None = typer.Option(None, "--on", help="Business date (default: today)."),
+    user: str | None = USER_OPTION,
+) -> None:
+    """Record a promise to pay: the plan pauses until DATE. Paid in time, it closes
+    recovered; not paid, it resumes then, logs promise_broken and escalates."""
+    actor = actor_name(user)
+    if actor == SYSTEM_ACTOR:
+        raise InvalidInput(
+            "a promise to pay is recorded by a person: pass --user NAME or set RECOUP_USER"
+        )
+    day = parse_date(until, "DATE")
+    assert day is not None
+    promised = parse_promised_amount(amount)
+    with transaction() as session:
+        plan = get_plan(session, plan_id)
+        make_promise(
+            session, plan, until=day, amount=promised, on=_on(session, on), actor=actor, note=note
+        )
+        what = f"{money_text(plan.promise_amount or Decimal(0), plan.currency)} {plan.currency}"
+    console.print(f"plan {plan_id} paused until {day}: {what} promised")

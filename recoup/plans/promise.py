@@ -1,0 +1,218 @@
+"""A promise to pay (R10): a person records a date, optionally an amount; the plan pauses with
+reason `promise` until that date. Paid in time, the plan closes `recovered` through the payment
+path (R8). On the date the run resumes it (paused days do not count, R1) and looks at what was
+paid since the promise: the promised amount reached, the promise was kept (the plan carries on
+for any rest); otherwise it logs `promise_broken` and escalates from the level where it stood.
+
+A promise of no amount is a promise of the whole balance as it stood when it was made, so the
+run's test is the same in both cases: payments dated from the promise to its date, on the
+plan's invoices, reach the amount. Services flush, never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from recoup.book.service import DISPUTE_REASON
+from recoup.core.errors import Conflict, InvalidInput, NotFound
+from recoup.core.log import log_for_plan
+from recoup.domain.enums import PROMISE_PAUSE_REASON, Event, PlanStatus
+from recoup.domain.money import minor_unit, money_text, parse_amount
+from recoup.models import Payment, PaymentAllocation, Plan, Task
+from recoup.plans.links import plan_links
+
+
+@dataclass(frozen=True, slots=True)
+class PromiseCheck:
+    """How a promise stands on its date: what was promised, what was paid toward it."""
+
+    plan_id: int
+    made_on: date | None
+    until: date
+    amount: Decimal
+    paid: Decimal
+    currency: str
+
+    @property
+    def kept(self) -> bool:
+        return self.paid >= self.amount
+
+    def details(self) -> dict[str, Any]:
+        """For the log (JSON-ready)."""
+        return {
+            "promised_on": self.made_on.isoformat() if self.made_on else None,
+            "until": self.until.isoformat(),
+            "amount": money_text(self.amount, self.currency),
+            "paid": money_text(self.paid, self.currency),
+            "currency": self.currency,
+            "kept": self.kept,
+        }
+
+
+def check_amount(amount: Decimal, currency: str, option: str = "--amount") -> Decimal:
+    """A promised amount: positive, in the currency's minor unit (no 10.005 EUR)."""
+    if not amount.is_finite() or amount <= 0:
+        raise InvalidInput(f"{option} {amount}: a promised amount must be positive")
+    unit = minor_unit(currency)
+    if amount % unit != 0:
+        places = max(0, -unit.as_tuple().exponent)  # type: ignore[operator]
+        raise InvalidInput(f"{option} {amount}: {currency} amounts have {places} decimal(s)")
+    return amount
+
+
+def parse_promised_amount(text: str | None, option: str = "--amount") -> Decimal | None:
+    """A promised amount as typed (a decimal string; no floats, no exponent)."""
+    if text is None:
+        return None
+    try:
+        value = parse_amount(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{option}: {exc}") from None
+    if "e" in text.lower():
+        raise InvalidInput(f"{option}: {text!r}: write the amount in full (like 1000.00)")
+    return value
+
+
+def make_promise(
+    session: Session,
+    plan: Plan,
+    *,
+    until: date,
+    on: date,
+    amount: Decimal | None = None,
+    actor: str | None = None,
+    task_id: int | None = None,
+    note: str | None = None,
+) -> None:
+    """Pause the plan with reason `promise` until `until` (log `promise_made`). A plan paused
+    by hand (or under an earlier promise) takes the new promise; its pause goes on from the
+    day it began. A disputed plan waits for its dispute, not for a promise."""
+    if plan.status not in (PlanStatus.active, PlanStatus.paused):
+        raise Conflict(
+            f"plan {plan.id} is {plan.status}: a promise to pay is for an active or paused plan"
+        )
+    if plan.status == PlanStatus.paused and plan.pause_reason == DISPUTE_REASON:
+        raise Conflict(
+            f"plan {plan.id} is paused for a dispute: clear the dispute before recording a "
+            "promise to pay"
+        )
+    if until <= on:
+        raise InvalidInput(f"the promise date {until} must be after {on}")
+    if amount is not None:
+        check_amount(amount, plan.currency)
+        if amount > plan.balance:
+            raise InvalidInput(
+                f"--amount {money_text(amount, plan.currency)} is more than the plan's balance "
+                f"{money_text(plan.balance, plan.currency)} {plan.currency}"
+            )
+    previous = (
+        {"reason": plan.pause_reason, "until": plan.pause_until}
+        if plan.status == PlanStatus.paused
+        else None
+    )
+    promised = plan.balance if amount is None else amount
+    if plan.status == PlanStatus.active:
+        plan.status = PlanStatus.paused
+        plan.paused_on = on
+    plan.pause_reason = PROMISE_PAUSE_REASON
+    plan.pause_until = until
+    plan.promise_amount = promised
+    plan.promise_made_on = on
+    plan.next_step_on = until  # R15: the run looks again on the promise date
+    log_for_plan(
+        session,
+        Event.promise_made,
+        plan,
+        on=on,
+        actor=actor,
+        until=until,
+        amount=money_text(promised, plan.currency),
+        currency=plan.currency,
+        whole_balance=amount is None,
+        task_id=task_id,
+        note=note,
+        replaces=previous,
+    )
+    session.flush()
+
+
+def promise_for_task(
+    session: Session,
+    task: Task,
+    *,
+    until: date,
+    on: date,
+    amount: Decimal | None = None,
+    actor: str | None = None,
+) -> Plan:
+    """A promise recorded while completing a task (typically the collector's call)."""
+    if task.plan_id is None:
+        raise InvalidInput(f"task {task.id} belongs to no plan: there is nothing to pause")
+    plan = session.get(Plan, task.plan_id)
+    if plan is None:
+        raise NotFound(f"plan {task.plan_id} of task {task.id} not found")
+    make_promise(session, plan, until=until, on=on, amount=amount, actor=actor, task_id=task.id)
+    return plan
+
+
+def promises_due(session: Session, plan_ids: Iterable[int]) -> dict[int, PromiseCheck]:
+    """For plans paused on a promise: what was promised and what was paid toward it, from the
+    day it was made to its date (payments dated in that span, on the plan's invoices)."""
+    ids = sorted(set(plan_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(
+            Plan.id,
+            Plan.promise_made_on,
+            Plan.pause_until,
+            Plan.promise_amount,
+            Plan.balance,
+            Plan.currency,
+        ).where(Plan.id.in_(ids), Plan.pause_reason == PROMISE_PAUSE_REASON)
+    ).all()
+    links = plan_links()
+    paid: dict[int, Decimal] = {}
+    for plan_id, total in session.execute(
+        select(links.c.plan_id, func.sum(PaymentAllocation.amount))
+        .join(PaymentAllocation, PaymentAllocation.invoice_id == links.c.invoice_id)
+        .join(Payment, Payment.id == PaymentAllocation.payment_id)
+        .join(Plan, Plan.id == links.c.plan_id)
+        .where(
+            links.c.plan_id.in_(ids),
+            Plan.pause_reason == PROMISE_PAUSE_REASON,
+            Payment.date >= Plan.promise_made_on,
+            Payment.date <= Plan.pause_until,
+        )
+        .group_by(links.c.plan_id)
+    ):
+        paid[plan_id] = Decimal(total or 0)
+    out: dict[int, PromiseCheck] = {}
+    for plan_id, made_on, until, amount, balance, currency in rows:
+        if until is None:
+            continue
+        out[plan_id] = PromiseCheck(
+            plan_id=plan_id,
+            made_on=made_on,
+            until=until,
+            amount=amount if amount is not None else balance,
+            paid=paid.get(plan_id, Decimal(0)),
+            currency=currency,
+        )
+    return out
+
+
+__all__ = [
+    "PromiseCheck",
+    "check_amount",
+    "make_promise",
+    "parse_promised_amount",
+    "promise_for_task",
+    "promises_due",
+]
