@@ -159,6 +159,12 @@ def plan_show(plan_id: int, as_json: bool = JSON_OPTION) -> None:
             paused_days=plan.paused_days,
             pause_reason=plan.pause_reason,
             pause_until=plan.pause_until,
+            promise_amount=(
+                None
+                if plan.promise_amount is None
+                else round_money(plan.promise_amount, plan.currency)
+            ),
+            promise_made_on=plan.promise_made_on,
             stop_reason=plan.stop_reason,
             next_step_on=plan.next_step_on,
         )
