@@ -27,10 +27,10 @@ from recoup.cli.ops_cmds import (
     plan_row,
     print_log,
 )
+from recoup.cli.task_cmds import print_invoices
 from recoup.domain.money import money_text, round_money
 
 CUSTOMER_FIELDS = ["id", "name", "status", "currency", "balance", "open_plans"]
-INVOICE_FIELDS = ["id", "number", "type", "due_date", "amount_due", "currency", "status"]
 # A table of its own: a customer may owe in several currencies (one line each)
 TABLE_FIELDS = ["id", "name", "status", "balance", "plans"]
 
@@ -194,6 +194,6 @@ def _print_customer(row: dict[str, Any]) -> None:
         lines.append(line(key, value))
     console.print(Panel("\n".join(lines), title=f"Customer {escape(row['id'])}"))
     print_table(row["plans"], PLAN_FIELDS, title="Plans")
-    print_table(row["invoices"], INVOICE_FIELDS, title="Open invoices")
+    print_invoices(row["invoices"], title="Open invoices")
     print_table(row["charges"], CHARGE_FIELDS, title="Charges")
     print_log(row["log"])

@@ -57,11 +57,12 @@ WORK_FIELDS = [
     "outcome",
 ]
 # The table: its own short columns (the JSON keeps the fields above)
-WORK_COLUMNS = ["id", "status", "customer", "invoices", "balance", "overdue", "waited", "todo"]
-WORK_HEADERS = {"todo": "instructions"}
+# (in 80 columns: the days overdue under the balance, the claimer under the status)
+WORK_COLUMNS = ["id", "status", "customer", "invoices", "balance", "waited", "todo"]
+WORK_HEADERS = {"balance": "balance\noverdue", "todo": "to do"}
 # read whole or not at all; the customer and the instructions wrap
-WORK_WHOLE = frozenset({"id", "status", "invoices", "balance", "overdue", "waited"})
-WORK_RIGHT = frozenset({"id", "balance", "overdue", "waited"})
+WORK_WHOLE = frozenset({"id", "status", "invoices", "balance", "waited"})
+WORK_RIGHT = frozenset({"id", "balance", "waited"})
 
 
 def register(app: typer.Typer) -> None:
@@ -125,7 +126,8 @@ def _table_cells(row: dict[str, Any], item: WorkItem, today: date, now: datetime
         if row["balance"] is not None
         else ""
     )
-    overdue = f"{row['days_overdue']} d" if row["days_overdue"] is not None else ""
+    if row["days_overdue"] is not None:
+        balance += f"\n{row['days_overdue']} d"
     todo = ": ".join(part for part in (row["role"], row["instructions"] or row["action"]) if part)
     values = [
         str(row["id"]),
@@ -133,7 +135,6 @@ def _table_cells(row: dict[str, Any], item: WorkItem, today: date, now: datetime
         who or (row["customer_id"] or ""),
         "\n".join(row["invoice_ids"]),
         balance,
-        overdue,
         waited(item.task, today, now),
         todo,
     ]
@@ -154,16 +155,20 @@ def print_worklist(rows: list[dict[str, Any]], items: list[WorkItem], today: dat
     needed = 2 * (len(WORK_COLUMNS) - 1)
     for index, (column, header) in enumerate(zip(WORK_COLUMNS, headers, strict=True)):
         lines = [part for line in cells for part in line[index].split("\n")]
+        head = max(len(part) for part in header.split("\n"))
+        least = None
         if column in WORK_WHOLE:
-            needed += max(len(header), *(len(part) for part in lines))
-        else:  # a wrapping column needs room for its longest word (at most 10)
+            needed += max(head, *(len(part) for part in lines))
+        else:  # a wrapping column keeps its longest word whole (up to 16 characters)
             words = [word for part in lines for word in part.split()]
-            needed += min(10, max(len(header), *(len(word) for word in words or [""])))
+            least = min(16, max(head, *(len(word) for word in words or [""])))
+            needed += least
         table.add_column(
             header,
             justify="right" if column in WORK_RIGHT else "left",
             no_wrap=column in WORK_WHOLE,
             overflow="fold",
+            min_width=least,
         )
     for line in cells:
         table.add_row(*line)
@@ -306,12 +311,23 @@ def _print_task(row: dict[str, Any]) -> None:
     if row["days_overdue"] is not None:
         lines.append(line("days overdue", row["days_overdue"]))
     console.print(Panel("\n".join(lines), title=f"Task {row['id']}: {escape(row['action'] or '')}"))
-    print_table(
-        row["invoices"],
-        ["id", "number", "due_date", "amount_due", "currency", "status", "disputed"],
-        title="Invoices",
-    )
+    print_invoices(row["invoices"], title="Invoices")
     print_log(row["log"])
+
+
+def print_invoices(invoices: list[dict[str, Any]], *, title: str) -> None:
+    """Invoices as a table: the amount due with its currency in one column (80 columns)."""
+    rows = [
+        {
+            **inv,
+            "invoice_id": inv["id"],
+            "amount": inv["amount_due"],
+            "disputed": "disputed" if inv["disputed"] else "",
+        }
+        for inv in invoices
+    ]
+    columns = ["invoice_id", "number", "due_date", "amount", "currency", "status", "disputed"]
+    print_table(rows, columns, title=title)
 
 
 @task_app.command("release")
