@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, lazyload
 
 from recoup.core.errors import NotFound
-from recoup.domain.enums import OPEN_PLAN_STATUSES, InvoiceStatus
+from recoup.domain.enums import OPEN_PLAN_STATUSES, Event, InvoiceStatus
 from recoup.models import Charge, Customer, Invoice, LogEntry, Plan, StatusChange
 
 OPEN_INVOICE_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
@@ -30,6 +31,8 @@ class CustomerSummary:
 class CustomerDetail:
     summary: CustomerSummary
     status_changes: list[StatusChange] = field(default_factory=list)  # newest first
+    # the business date the status still held was set (its `status_changed` log entry)
+    status_set_on: date | None = None
     plans: list[Plan] = field(default_factory=list)
     open_invoices: list[Invoice] = field(default_factory=list)
     charges: list[Charge] = field(default_factory=list)
@@ -115,6 +118,19 @@ def customer_detail(session: Session, customer_id: str, *, log_limit: int = 20) 
             .order_by(StatusChange.id.desc())
         )
     )
+    held = [c for c in changes if c.restored_at is None]
+    set_on = None
+    if held:
+        set_on = session.scalar(
+            select(LogEntry.on)
+            .where(
+                LogEntry.plan_id == held[-1].plan_id,
+                LogEntry.customer_id == customer_id,
+                LogEntry.event == Event.status_changed.value,
+            )
+            .order_by(LogEntry.id.desc())
+            .limit(1)
+        )
     plans = list(
         session.scalars(
             select(Plan)
@@ -143,7 +159,7 @@ def customer_detail(session: Session, customer_id: str, *, log_limit: int = 20) 
         )
     )
     log.reverse()
-    return CustomerDetail(summary, changes, plans, invoices, charges, log)
+    return CustomerDetail(summary, changes, set_on, plans, invoices, charges, log)
 
 
 __all__ = ["CustomerDetail", "CustomerSummary", "customer_detail", "list_customers"]

@@ -131,6 +131,7 @@ def customer_show(customer_id: str, as_json: bool = JSON_OPTION) -> None:
             }
             for c in detail.status_changes
         ]
+        row["status_set_on"] = detail.status_set_on
         row["plans"] = [plan_row(p) for p in detail.plans]
         row["invoices"] = [
             {
@@ -160,7 +161,7 @@ def _status_text(row: dict[str, Any]) -> str:
         return str(row["status"])
     first = held[-1]  # the oldest change still held: the status before dunning touched it
     plans = ", ".join(str(c["plan_id"]) for c in reversed(held))
-    when = first["changed_at"].strftime("%Y-%m-%d")
+    when = row["status_set_on"] or first["changed_at"].date()
     return (
         f"{row['status']} (set by plan {plans} on {when}; was {first['previous_status']}, "
         "restored when paid)"
