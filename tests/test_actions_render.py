@@ -57,9 +57,9 @@ def test_filters(source: str, variables: dict[str, object], expected: str) -> No
 def test_unknown_variable_is_a_clear_error() -> None:
     with pytest.raises(TemplateError, match=r"template notice \(fr\): .*nickname"):
         render_string("Hi {{ customer.nickname }}", VARS, name="notice (fr)")
-    with pytest.raises(TemplateError, match="template t: 'nobody' is undefined"):
+    with pytest.raises(TemplateError, match="template t: line 1: 'nobody' is undefined"):
         render_string("{{ nobody }}", VARS, name="t")
-    with pytest.raises(TemplateError, match="template t: syntax error line 1"):
+    with pytest.raises(TemplateError, match="template t: line 1: syntax error"):
         render_string("{{ balance|money ", VARS, name="t")
 
 

@@ -21,12 +21,13 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as babel_format_date
 from babel.numbers import format_currency
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, pass_context
+from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from recoup.actions.sandbox import BoundedSandbox, RenderLimit, render_bounded
 from recoup.core.errors import RecoupError
 from recoup.domain.fees import days_overdue
 from recoup.domain.locales import normalize_language
@@ -39,9 +40,20 @@ _TAG_RE = re.compile(r"<[^>]+>")
 
 
 class TemplateError(RecoupError):
-    """A template that cannot be rendered: unknown variable, syntax error, forbidden access."""
+    """A template that cannot be rendered: unknown variable, syntax error, forbidden access.
+    `line` is the template's line when known, `reason` the message without the template's
+    name (what `config validate` prints after the template's place)."""
 
     status_code = 422
+
+    def __init__(self, message: str, *, line: int | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+        self.reason = reason if reason is not None else message
+
+
+class TemplateLimitExceeded(TemplateError):
+    """A template that went over a rendering budget (size, time, arithmetic): permanent."""
 
 
 class TemplateNotFound(RecoupError):
@@ -111,12 +123,12 @@ def _date_filter(ctx: Context, value: Any, fmt: str = "medium") -> str:
     return format_day(value, fmt, locale=ctx.get("locale") or DEFAULT_LOCALE)
 
 
-def _make_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _make_env(autoescape: bool) -> BoundedSandbox:
+    env = BoundedSandbox(
         undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=True
     )
-    env.filters["money"] = _money_filter
-    env.filters["date"] = _date_filter
+    env.add_filter("money", _money_filter)
+    env.add_filter("date", _date_filter)
     return env
 
 
@@ -145,25 +157,52 @@ def text_to_html(text: str) -> str:
     )
 
 
+@lru_cache(maxsize=512)
+def compile_template(source: str, autoescape: bool = False) -> JinjaTemplate:
+    """The compiled template (cached: a run renders the same few texts thousands of times)."""
+    return (HTML_ENV if autoescape else TEXT_ENV).from_string(source)
+
+
+def template_line(exc: BaseException) -> int | None:
+    """The template line an error was raised on (Jinja puts template frames in tracebacks)."""
+    if isinstance(exc, TemplateSyntaxError):
+        return exc.lineno
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
 def render_string(
     source: str, variables: Mapping[str, Any], *, name: str, autoescape: bool = False
 ) -> str:
-    """Render one template text; every problem becomes a TemplateError naming the template."""
-    env = HTML_ENV if autoescape else TEXT_ENV
+    """Render one template text within the rendering budgets (recoup.actions.sandbox); every
+    problem becomes a TemplateError naming the template and the line."""
     try:
-        return env.from_string(source).render(dict(variables))
+        return render_bounded(compile_template(source, autoescape), dict(variables))
     except TemplateSyntaxError as exc:
-        raise TemplateError(
-            f"template {name}: syntax error line {exc.lineno}: {exc.message}"
-        ) from exc
+        raise _error(name, exc, f"syntax error: {exc.message}") from exc
+    except RenderLimit as exc:
+        raise _error(name, exc, f"over a rendering limit: {exc}", TemplateLimitExceeded) from exc
     except UndefinedError as exc:
-        raise TemplateError(f"template {name}: {exc.message}") from exc
+        raise _error(name, exc, str(exc.message)) from exc
     except SecurityError as exc:
-        raise TemplateError(f"template {name}: forbidden: {exc}") from exc
+        raise _error(name, exc, f"forbidden: {exc}") from exc
     except TemplateError as exc:
-        raise TemplateError(f"template {name}: {exc.message}") from exc
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise TemplateError(f"template {name}: {exc}") from exc
+        raise _error(name, exc, exc.reason) from exc
+    except (TypeError, ValueError, ArithmeticError, LookupError, RecursionError) as exc:
+        raise _error(name, exc, str(exc) or type(exc).__name__) from exc
+
+
+def _error(
+    name: str, exc: BaseException, reason: str, kind: type[TemplateError] = TemplateError
+) -> TemplateError:
+    line = template_line(exc)
+    where = f"template {name}: line {line}: " if line is not None else f"template {name}: "
+    return kind(where + reason, line=line, reason=reason)
 
 
 # --- template selection --------------------------------------------------------------------
