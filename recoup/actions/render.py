@@ -12,7 +12,7 @@ import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -22,7 +22,7 @@ from babel.dates import format_date as babel_format_date
 from babel.numbers import format_currency
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, pass_context
 from jinja2 import Template as JinjaTemplate
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, TemplateAssertionError
 from jinja2.runtime import Context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -183,6 +183,8 @@ def render_string(
     problem becomes a TemplateError naming the template and the line."""
     try:
         return render_bounded(compile_template(source, autoescape), dict(variables))
+    except TemplateAssertionError as exc:  # an unknown filter or test, found when compiling
+        raise _error(name, exc, str(exc.message)) from exc
     except TemplateSyntaxError as exc:
         raise _error(name, exc, f"syntax error: {exc.message}") from exc
     except RenderLimit as exc:
@@ -330,6 +332,120 @@ def build_variables(
     }
 
 
+class _AnyAttributes(dict[str, Any]):
+    """A sample customer's free attributes: every name has a (sample) value, since real
+    customers carry whatever columns their import had."""
+
+    def __missing__(self, key: str) -> str:
+        return "sample"
+
+
+# The variables SPEC §3 adds for fees and payment (charges, fees_total, total_due, deadline,
+# pay_url), with sample values, for as long as the real context may not fill them in.
+def _sample_fee_variables(balance: Money, today: date) -> dict[str, Any]:
+    fee = Money(Decimal("15.00"), balance.currency)
+    return {
+        "charges": [
+            {
+                "amount": fee,
+                "currency": balance.currency,
+                "service": "LATE_FEE",
+                "status": "open",
+                "created_on": today,
+            }
+        ],
+        "fees_total": fee,
+        "total_due": balance + fee,
+        "deadline": today + timedelta(days=8),
+        "pay_url": "https://pay.example.com/sample",
+    }
+
+
+def sample_variables(
+    *,
+    mode: str = "invoice",
+    reminder: bool = False,
+    company: Mapping[str, Any] | None = None,
+    currency: str = "EUR",
+    language: str = "en",
+    today: date = date(2026, 1, 15),
+) -> dict[str, Any]:
+    """The variables a template sees at run time, with sample values, built by the same
+    `build_variables` as a real render so the two cannot drift (`config validate` renders
+    every template against these, strictly). `reminder`: a reminder level's message (one
+    invoice, no plan, in both modes); else a plan's: invoice mode has `invoice`, customer mode
+    only `invoices`."""
+    customer = Customer(
+        id="C-SAMPLE",
+        name="Sample Customer Ltd",
+        email="billing@example.com",
+        phone="+33 1 23 45 67 89",
+        language=language,
+        country="FR",
+        currency=currency,
+        category="smb",
+        is_company=True,
+        payment_method="transfer",
+        status="active",
+        address="Sample Customer Ltd\n1 Sample Street\n75001 Paris",
+        attributes=_AnyAttributes(),
+    )
+    invoices = [
+        Invoice(
+            id=f"INV-SAMPLE-{n}",
+            customer_id=customer.id,
+            number=f"SAMPLE-{n}",
+            type="commercial",
+            issue_date=today - timedelta(days=40 + n),
+            due_date=today - timedelta(days=10 + n),
+            currency=currency,
+            amount=Decimal("120.00"),
+            amount_due=Decimal("100.00"),
+            status="open",
+            disputed=False,
+        )
+        for n in (1, 2)
+    ]
+    plan: Plan | None = None
+    invoice: Invoice | None = invoices[0]
+    level = LevelRow(code="sample_level", days=10, reminder=False, end=False)
+    if reminder:
+        invoices = invoices[:1]
+        level = LevelRow(code="sample_reminder", days=-3, reminder=True, end=False)
+    else:
+        if mode == "customer":
+            invoice = None
+        else:
+            invoices = invoices[:1]
+        plan = Plan(
+            id=1,
+            customer_id=customer.id,
+            invoice_id=invoice.id if invoice is not None else None,
+            currency=currency,
+            mode=mode,
+            status="active",
+            level=level.code,
+            balance=sum((i.amount_due for i in invoices), Decimal(0)),
+            opened_on=today - timedelta(days=5),
+            anchor_date=invoices[-1].due_date,
+            paused_days=0,
+        )
+    variables = build_variables(
+        customer=customer,
+        today=today,
+        invoice=invoice,
+        invoices=invoices,
+        plan=plan,
+        level=level,
+        company=company,
+    )
+    variables["customer"]["attributes"] = _AnyAttributes()
+    balance = variables["balance"]
+    for name, value in _sample_fee_variables(balance, today).items():
+        variables.setdefault(name, value)
+    return variables
+
+
 @dataclass(frozen=True)
 class Rendered:
     code: str
@@ -415,5 +531,6 @@ __all__ = [
     "render_row",
     "render_string",
     "render_template",
+    "sample_variables",
     "select_template",
 ]

@@ -10,10 +10,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from recoup.cli.common import USER_OPTION, actor_name, console, handle_errors, transaction
 from recoup.config.files import dump_yaml, load_yaml
-from recoup.config.service import apply_document, check_document, export_config
+from recoup.config.service import apply_document, check_document, check_file, export_config
 from recoup.core.errors import InvalidInput, RecoupError
 from recoup.domain.config_file import ConfigIssue
-from recoup.domain.validation import check_config
 
 config_app = typer.Typer(
     help="Policies as code: validate, apply and export the configuration file.",
@@ -73,7 +72,7 @@ def validate(file: str = FILE_ARGUMENT) -> None:
             "without what is in use",
             err=True,
         )
-        config, issues = check_config(document)
+        config, issues = check_file(document)
     if issues:
         _print_issues(file, issues)
         raise typer.Exit(1)

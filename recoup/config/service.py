@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
+from recoup.config.templates import check_templates
 from recoup.core.errors import InvalidInput
 from recoup.core.log import log
 from recoup.core.schedule import recheck_everything
@@ -297,7 +298,15 @@ def check_document(session: Session, document: object) -> tuple[Config, list[Con
     parsed = parse_config(document)
     issues = list(parsed.issues)
     issues += validate_config(parsed.config, config_usage(session), broken=parsed.broken)
+    issues += check_templates(parsed.config, parsed.broken)
     return parsed.config, issues
+
+
+def check_file(document: object) -> tuple[Config, list[ConfigIssue]]:
+    """`check_document` without a database: the file on its own (nothing in use)."""
+    parsed = parse_config(document)
+    issues = list(parsed.issues) + validate_config(parsed.config, broken=parsed.broken)
+    return parsed.config, issues + check_templates(parsed.config, parsed.broken)
 
 
 def _refuse(issues: list[ConfigIssue]) -> InvalidInput:
@@ -322,7 +331,7 @@ def apply_config(session: Session, config: Config, actor: str | None) -> ChangeR
     code within its policy), updated in place, created, or removed when the config no longer
     has them (the validator refuses removing anything in use, R14).
     """
-    issues = validate_config(config, config_usage(session))
+    issues = validate_config(config, config_usage(session)) + check_templates(config)
     if issues:
         raise _refuse(issues)
     return _apply(session, config, actor)
