@@ -9,7 +9,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from recoup.cli.common import USER_OPTION, actor_name, console, handle_errors, transaction
-from recoup.config.files import dump_yaml, load_yaml
+from recoup.config.files import MAX_FILE_BYTES, dump_yaml, load_yaml
 from recoup.config.service import apply_document, check_document, check_file, export_config
 from recoup.core.errors import InvalidInput, RecoupError
 from recoup.domain.config_file import ConfigIssue
@@ -31,8 +31,14 @@ def _read(path: str) -> object:
     file:line:column on one line, as editors and CI annotations expect."""
     try:
         if path == "-":
-            return load_yaml(sys.stdin.read(), "<stdin>")
+            return load_yaml(sys.stdin.read(MAX_FILE_BYTES + 1), "<stdin>")
         try:
+            size = Path(path).stat().st_size
+            if size > MAX_FILE_BYTES:  # refused before it is read into memory
+                raise RecoupError(
+                    f"{path}: the file is {size:,} bytes; a configuration file may have at "
+                    f"most {MAX_FILE_BYTES:,}"
+                )
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise RecoupError(f"{path}: cannot read: {exc.strerror or exc}") from None

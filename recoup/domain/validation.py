@@ -38,6 +38,8 @@ SERVICE_TYPES = (ActionType.late_fee_fixed, ActionType.late_fee_percent, ActionT
 REMINDER_TYPES = (*SEND_CHANNELS, ActionType.webhook)
 LIST_OPERATORS = ("in", "not_in")
 MAX_LISTED = 5
+MAX_LEVELS_LIMIT = 1_000
+MAX_LEVEL_DAYS = 36_500  # a hundred years: beyond, date arithmetic overflows
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,7 @@ class ConfigUsage:
     used_templates: Mapping[str, Usage] = field(default_factory=dict)  # template code
 
 
-def check_config(
-    raw: object, usage: ConfigUsage | None = None
-) -> tuple[Config, list[ConfigIssue]]:
+def check_config(raw: object, usage: ConfigUsage | None = None) -> tuple[Config, list[ConfigIssue]]:
     """Parse and validate a YAML-loaded document: the config and every issue, file order."""
     parsed = parse_config(raw)
     issues = list(parsed.issues)
@@ -147,6 +147,11 @@ class _Checker:
                     )
         if settings.max_levels < 1:
             self.issue("settings.max_levels", "must be at least 1")
+        elif settings.max_levels > MAX_LEVELS_LIMIT:
+            self.issue(
+                "settings.max_levels",
+                f"{settings.max_levels} is more than a policy can use (at most {MAX_LEVELS_LIMIT})",
+            )
         if not _is_timezone(settings.timezone):
             self.issue("settings.timezone", f"unknown time zone {settings.timezone!r}")
         current = self.usage.current_mode
@@ -372,6 +377,18 @@ class _Checker:
                 )
             else:
                 days[level.days] = j
+            if abs(level.days) > MAX_LEVEL_DAYS:
+                self.issue(
+                    f"{where}.days",
+                    f"{level.days} is out of range (at most {MAX_LEVEL_DAYS:,} days)",
+                )
+            if j and level.days < levels[j - 1].days:
+                previous = levels[j - 1]
+                self.issue(
+                    f"{where}.days",
+                    f"levels must be listed in ascending days: {level.code!r} ({level.days}) "
+                    f"comes after {previous.code!r} ({previous.days})",
+                )
             if level.reminder and level.end:
                 self.issue(f"{where}.end", "a level cannot be both a reminder and the end")
             if level.reminder and level.days >= 0:
