@@ -531,3 +531,43 @@ def _is_timezone(name: str) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+# --- warnings: sound, but probably not what was meant (printed, never refusing) --------------
+
+
+def fee_warnings(
+    config: Config, customer_currencies: Mapping[str, int] | None = None
+) -> list[ConfigIssue]:
+    """A `late_fee_fixed` action with no amount for a currency it will meet: one a policy that
+    uses it has a `min_balance` (or its `currency`) for, or one customers' invoices are in
+    (`customer_currencies`: currency -> number of customers). Such a fee is skipped."""
+    warnings: list[ConfigIssue] = []
+    seen: set[tuple[str, str]] = set()
+    for index, action in enumerate(config.actions):
+        if action.type is not ActionType.late_fee_fixed:
+            continue
+        amounts = action.params.get("amounts") or {}
+        for policy in config.policies:
+            if not any(action.code in level.actions for level in policy.levels):
+                continue
+            reasons: dict[str, str] = {}
+            if policy.currency is not None:
+                reasons[policy.currency] = f"policy {policy.name!r} is for {policy.currency}"
+            else:
+                for currency, count in sorted((customer_currencies or {}).items()):
+                    noun = "customer has" if count == 1 else "customers have"
+                    reasons[currency] = f"{count} {noun} invoices in {currency}"
+                for currency in policy.min_balance:
+                    reasons[currency] = f"policy {policy.name!r} has a min_balance in {currency}"
+            for currency, why in reasons.items():
+                if currency in amounts or (action.code, currency) in seen:
+                    continue
+                seen.add((action.code, currency))
+                warnings.append(
+                    ConfigIssue(
+                        f"actions[{index}].amounts",
+                        f"no amount for {currency} ({why}): the fee will be skipped in {currency}",
+                    )
+                )
+    return warnings
