@@ -355,12 +355,14 @@ _OUTSTANDING = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
 
 def _language_warnings(session: Session, config: Config) -> list[ConfigIssue]:
     speakers: dict[str, int] = defaultdict(int)
+    shown: dict[str, str] = {}
     for language, count in session.execute(
         select(Customer.language, func.count()).group_by(Customer.language)
     ):
-        lang = (normalize_language(language) or "").lower()
-        if lang:
-            speakers[lang] += int(count)
+        normal = normalize_language(language) or ""
+        if normal:
+            speakers[normal.lower()] += int(count)
+            shown[normal.lower()] = normal
     warnings: list[ConfigIssue] = []
     first: dict[str, int] = {}
     for index, template in enumerate(config.templates):
@@ -378,7 +380,7 @@ def _language_warnings(session: Session, config: Config) -> list[ConfigIssue]:
             warnings.append(
                 ConfigIssue(
                     f"templates[{index}].language",
-                    f"template {code!r} has no version in {lang} ({count} {noun} it): "
+                    f"template {code!r} has no version in {shown[lang]} ({count} {noun} it): "
                     f"they get the {fallback} version",
                 )
             )
