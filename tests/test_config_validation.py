@@ -529,7 +529,7 @@ def test_the_shipped_files_render_cleanly(example: Doc) -> None:
         ("subject", "Invoice {{ invoice.numbr }}", "templates[2].subject: line 1: "),
         ("body", "{{ custmer.name }}", "templates[2].body: line 1: 'custmer' is undefined"),
         ("body", "a\nb\n{% if %}", "templates[2].body: template error on line 3"),
-        ("body", "{{ customer.name|truncate(10**9) }}", "templates[2].body: line 1: over a"),
+        ("body", "{{ customer.name|center(10**9) }}", "templates[2].body: line 1: over a"),
         ("body", "{{ balance.amount.__class__ }}", "templates[2].body: line 1: forbidden"),
         ("body", "{{ company.iban }}", "templates[2].body: line 1: "),
     ],

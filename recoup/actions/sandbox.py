@@ -7,8 +7,9 @@ cost more than the thousands of renders of a run can afford):
 
 - arithmetic: `*`, `**`, `+` and `%` are intercepted and refused when the result would be a
   text or list longer than MAX_VALUE, or an integer wider than MAX_INT_BITS;
-- widths: a format width or precision (`%…s`, `{:…}`, `|format`) above MAX_WIDTH, and any
-  integer argument above MAX_VALUE to a filter or a method call, are refused;
+- widths: a format width or precision (`%…s`, `{:…}`, `|format`) above MAX_WIDTH, and an
+  integer above MAX_VALUE given as a size (`'x'.ljust(n)`, `|center(n)`, `|slice(n)`), are
+  refused;
 - sizes: a text or list built by a call, a filter or `~` longer than MAX_VALUE; everything
   produced while rendering (printed values and the literal text of loop bodies, also inside
   macros and `{% set %}` blocks) beyond MAX_PRODUCED; the rendered text beyond MAX_OUTPUT;
@@ -165,13 +166,19 @@ def _predicted_lines(text: Any, addition: Any, per_line: int = 1) -> None:
 # --- method calls (`'x'.center(10)`, `', '.join(...)`) ------------------------------------------
 
 
+# Methods and filters whose integer arguments are sizes of what they build.
+SIZE_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+SIZE_FILTERS = frozenset({"center", "indent", "slice", "wordwrap"})
+
+
 def _check_call(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    for arg in (*args, *kwargs.values()):
-        _refuse_big(arg, "an argument")
     owner = getattr(obj, "__self__", None)
     name = getattr(obj, "__name__", "")
     if not isinstance(owner, str | bytes):
         return
+    if name in SIZE_METHODS:
+        for arg in (*args, *kwargs.values()):
+            _refuse_big(arg, f"{name}: an argument")
     if name == "join" and args:
         _predicted_join(str(owner), args[0])
     elif name == "replace" and len(args) >= 2:
@@ -251,8 +258,9 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _tick()
         values = args[skip:]
-        for arg in (*values[1:], *kwargs.values()):
-            _refuse_big(arg, f"{name}: an argument")
+        if name in SIZE_FILTERS:
+            for arg in (*values[1:], *kwargs.values()):
+                _refuse_big(arg, f"{name}: an argument")
         if values:
             subject = values[0]
             if name in ("string", "pprint", "tojson", "join", "urlencode", "xmlattr"):

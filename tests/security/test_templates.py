@@ -205,6 +205,8 @@ def test_ordinary_templates_render_within_the_limits() -> None:
         "{{ ('a' ~ i)|upper }}{% endfor %}{{ lipsum(2) }}{{ 'x' * 1000 }}{{ 2 ** 64 }}"
     )
     assert len(render_string(source, {}, name="t")) > 50_000
+    big = "{{ '{:,}'.format(12345678) }} {{ '%d'|format(10**7) }} {{ dict(a=10**7).a }}"
+    assert render_string(big, {}, name="t") == "12,345,678 10000000 10000000"
 
 
 def test_a_template_bomb_in_a_run_fails_once_permanently_and_the_others_are_sent(
