@@ -47,6 +47,9 @@ def hostile_letter(url: str, secret: Path) -> str:
 <div style="background-image: url({url}/inline.png)">x</div>
 <img src="{url}/pixel.png"><img src="file:///etc/passwd"><img src="{secret.as_uri()}">
 <img src="data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7">
+<svg width="10" height="10"><image href="{url}/svg-image.png" width="10" height="10"/></svg>
+<img src="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='9' height='9'%3E%3Cimage href='{url}/nested.png' width='9' height='9'/%3E%3C/svg%3E">
+<style>@font-face {{ font-family: Evil; src: url({url}/font.woff) }} p {{ font-family: Evil }}</style>
 <p>Please pay {{{{ balance|money }}}}.</p>"""
 
 
@@ -138,6 +141,8 @@ def test_config_validate_refuses_a_letter_that_references_anything_else(
         "background.png",
         "inline.png",
         "file:///etc/passwd",
+        "svg-image.png",
+        "font.woff",
     ):
         assert any(needle in line for line in lines), needle
     assert not any("data:image" in line for line in lines)
