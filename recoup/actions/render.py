@@ -442,7 +442,8 @@ def sample_variables(
     variables["customer"]["attributes"] = _AnyAttributes()
     balance = variables["balance"]
     for name, value in _sample_fee_variables(balance, today).items():
-        variables.setdefault(name, value)
+        if variables.get(name) in (None, []):  # absent, or empty for want of sample rows
+            variables[name] = value
     return variables
 
 
