@@ -439,7 +439,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                     raise TypeError("format_map() takes exactly one argument")
                 kwargs = args[0]
                 args = ()
-            return _check_size(str_type(formatter.vformat(owner, args, kwargs)))
+            return str(_check_size(str_type(formatter.vformat(owner, args, kwargs))))
 
         return update_wrapper(wrapper, value)
 
