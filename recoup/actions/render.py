@@ -189,6 +189,10 @@ def render_string(
         raise _error(name, exc, f"syntax error: {exc.message}") from exc
     except RenderLimit as exc:
         raise _error(name, exc, f"over a rendering limit: {exc}", TemplateLimitExceeded) from exc
+    except MemoryError as exc:  # a bomb the budgets missed: as permanent as the others
+        raise _error(
+            name, exc, "over a rendering limit: out of memory", TemplateLimitExceeded
+        ) from exc
     except UndefinedError as exc:
         raise _error(name, exc, str(exc.message)) from exc
     except SecurityError as exc:
