@@ -191,3 +191,12 @@ def test_the_sample_context_has_exactly_the_real_contexts_variables(
     assert customer_mode["invoice"] is None and len(customer_mode["invoices"]) == 2
     reminder = sample_variables(mode="customer", reminder=True)
     assert reminder["plan"] is None and reminder["invoice"] is not None
+
+
+def test_concatenation_escapes_once() -> None:
+    """`~` goes through the sandbox's size check and still escapes like Jinja: once."""
+    source = "{{ '<b>'|safe ~ 'x<' }}|{{ 'a' ~ '<' }}|{{ customer.name ~ 1 }}"
+    assert render_string(source, VARS, name="t", autoescape=True) == (
+        "<b>x&lt;|a&lt;|Dupont &lt;SA&gt;1"
+    )
+    assert render_string(source, VARS, name="t") == "<b>x<|a<|Dupont <SA>1"

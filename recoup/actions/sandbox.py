@@ -323,7 +323,7 @@ def _loop(context: Context, iterable: Any, literal_cost: int = 0) -> Iterator[An
 
 
 @pass_context
-def _concat(context: Context, parts: list[Any]) -> str:
+def _concat(context: Context, parts: list[Any]) -> Any:
     """`a ~ b`: the sizes are added up before the text is built."""
     total = 0
     for part in parts:
@@ -331,7 +331,7 @@ def _concat(context: Context, parts: list[Any]) -> str:
         if total > MAX_VALUE:
             raise RenderLimit(f"joining with ~ gives more than {MAX_VALUE:,} characters")
     join = markup_join if context.eval_ctx.autoescape else str_join
-    return str(join(parts))
+    return join(parts)  # Markup when autoescaping, so it is not escaped a second time
 
 
 def _literal_length(node: nodes.Node) -> int:
