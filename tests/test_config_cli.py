@@ -318,3 +318,47 @@ def test_a_policy_named_by_a_customer_cannot_be_removed(
         "policies: policy 'Enterprise' cannot be removed: it is used by 1 customer "
         "(as their explicit policy)" in result.output
     )
+
+
+def test_validate_and_apply_print_warnings_about_the_book(
+    env: dict[str, str], tmp_path: Path, session_factory: sessionmaker[Session]
+) -> None:
+    """Sound but probably not meant (issue 9.7): printed, not refusing, by both commands."""
+    with session_factory() as session, session.begin():
+        session.add(Customer(id="C1", name="Müller GmbH", currency="JPY", language="de"))
+        session.add(Customer(id="C2", name="Dupont SA", currency="EUR", language="fr_CA"))
+        session.flush()
+        for number, customer, currency in (("1", "C1", "JPY"), ("2", "C2", "EUR")):
+            session.add(
+                Invoice(
+                    id=f"INV-{number}",
+                    customer_id=customer,
+                    number=f"F-{number}",
+                    issue_date=date(2024, 1, 1),
+                    due_date=date(2024, 1, 31),
+                    currency=currency,
+                    amount=Decimal("1200"),
+                    amount_due=Decimal("1200"),
+                )
+            )
+    for command in ("validate", "apply"):
+        result = recoup("config", command, str(EXAMPLE))
+        assert result.exit_code == 0, result.output
+        warnings = [line for line in result.output.splitlines() if line.startswith("warning: ")]
+        assert (
+            "warning: actions[4].amounts: no amount for JPY (1 customer has invoices in JPY): "
+            "the fee will be skipped in JPY" in warnings
+        )
+        assert (
+            "warning: templates[2].language: template 'notice_1' has no version in de "
+            "(1 customer speaks it): they get the en version" in warnings
+        )
+        # fr_CA is served by the French version where there is one
+        assert not any("'reminder' has no version in fr_CA" in line for line in warnings)
+        assert any("'notice_2' has no version in fr_CA" in line for line in warnings)
+        assert (
+            "warning: actions[1].attach_invoice: 2 of 2 outstanding invoices have no PDF: "
+            "their emails go without the invoice attached" in warnings
+        )
+        assert any(line.startswith("warning: policies[1].attach_invoice: ") for line in warnings)
+    assert count(session_factory, PolicyRow) == 2  # the warnings did not stop the apply

@@ -500,3 +500,115 @@ def test_spec_shape_and_defaults() -> None:
 def test_not_a_mapping() -> None:
     parsed = parse_config(["a", "list"])
     assert [str(i) for i in parsed.issues] == ["(file): must be a mapping, not a list"]
+
+
+# --- templates rendered against a sample context (issue 9.7) -------------------------------
+
+DEMO = Path(__file__).resolve().parent.parent / "recoup" / "demo" / "policies.yaml"
+
+
+def _check_file(document: Doc) -> list[str]:
+    from recoup.config.service import check_file
+
+    return [str(issue) for issue in check_file(document)[1]]
+
+
+def _template(doc: Doc, code: str, language: str = "en") -> dict[str, Any]:
+    return next(t for t in doc["templates"] if t["code"] == code and t["language"] == language)
+
+
+def test_the_shipped_files_render_cleanly(example: Doc) -> None:
+    assert _check_file(copy.deepcopy(example)) == []
+    assert _check_file(yaml.safe_load(DEMO.read_text(encoding="utf-8"))) == []
+
+
+@pytest.mark.parametrize(
+    ("part", "source", "expected"),
+    [
+        ("body", "Hi\n{{ balance|moneyy }}", "templates[2].body: line 2: No filter named 'moneyy'"),
+        ("subject", "Invoice {{ invoice.numbr }}", "templates[2].subject: line 1: "),
+        ("body", "{{ custmer.name }}", "templates[2].body: line 1: 'custmer' is undefined"),
+        ("body", "a\nb\n{% if %}", "templates[2].body: template error on line 3"),
+        ("body", "{{ customer.name|center(10**9) }}", "templates[2].body: line 1: over a"),
+        ("body", "{{ balance.amount.__class__ }}", "templates[2].body: line 1: forbidden"),
+        ("body", "{{ company.iban }}", "templates[2].body: line 1: "),
+    ],
+)
+def test_a_template_that_would_fail_at_run_time_is_refused_at_its_place(
+    example: Doc, part: str, source: str, expected: str
+) -> None:
+    document = copy.deepcopy(example)
+    assert document["templates"][2]["code"] == "notice_1"
+    document["templates"][2][part] = source
+    problems = _check_file(document)
+    assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+def test_an_undefined_variable_lists_what_templates_see(example: Doc) -> None:
+    document = copy.deepcopy(example)
+    document["templates"][2]["body"] = "{{ custmer.name }}"
+    (problem,) = _check_file(document)
+    for name in ("customer", "invoice", "invoices", "balance", "plan", "level", "company"):
+        assert name in problem
+
+
+def test_each_template_is_rendered_as_its_mode_and_its_levels_see_it(example: Doc) -> None:
+    document = copy.deepcopy(example)
+    document["settings"]["mode"] = "customer"
+    # notice_1 is sent by plans: customer mode has no `invoice`, only `invoices`
+    problems = _check_file(document)
+    assert any(
+        p.startswith("templates[2].subject: line 1: 'None' has no attribute 'number'")
+        and "only invoices" in p
+        for p in problems
+    ), problems
+    # `reminder` is sent by a reminder level: one invoice in both modes, so it passes
+    assert not any(p.startswith(("templates[0]", "templates[1]")) for p in problems), problems
+    for template in document["templates"]:
+        template["subject"] = template.get("subject") and "{{ invoices[0].number }}"
+    _template(document, "reminder")["body"] = "{{ invoice.number }} {{ plan.id }}"
+    problems = _check_file(document)
+    assert problems == [
+        "templates[0].body: line 1: 'None' has no attribute 'id' "
+        "(a reminder level's message has no plan)"
+    ]
+
+
+def test_the_fee_and_payment_variables_validate(example: Doc) -> None:
+    document = copy.deepcopy(example)
+    document["templates"][2]["body"] = (
+        "{% for charge in charges %}{{ charge.service }} {{ charge.amount|money }} "
+        "{{ charge.status }} {{ charge.created_on|date }} {{ charge.currency }}{% endfor %}\n"
+        "{{ fees_total|money }} {{ total_due|money }} {{ deadline|date if deadline }}\n"
+        "{{ pay_url or '' }} {{ customer.attributes.segment }}"
+    )
+    assert _check_file(document) == []
+
+
+def test_levels_must_be_listed_in_ascending_days(example: Doc) -> None:
+    document = copy.deepcopy(example)
+    levels = _standard(document)["levels"]
+    levels[1], levels[2] = levels[2], levels[1]
+    _config, issues = check_config(document)
+    assert [str(i) for i in issues if i.path == "policies[0].levels[2].days"] == [
+        "policies[0].levels[2].days: levels must be listed in ascending days: 'first_notice' "
+        "(3) comes after 'second_notice' (15)"
+    ]
+
+
+def test_fee_warnings_name_the_currencies_a_fixed_fee_will_meet(example: Doc) -> None:
+    from recoup.domain.validation import fee_warnings
+
+    document = copy.deepcopy(example)
+    _action(document, "fee_15")["amounts"] = {"EUR": "15.00"}
+    config, issues = check_config(document)
+    assert issues == []
+    warnings = [str(w) for w in fee_warnings(config, {"JPY": 3, "EUR": 10})]
+    assert warnings == [
+        "actions[4].amounts: no amount for JPY (3 customers have invoices in JPY): "
+        "the fee will be skipped in JPY",
+        "actions[4].amounts: no amount for USD (policy 'Standard' has a min_balance in USD): "
+        "the fee will be skipped in USD",
+        "actions[4].amounts: no amount for GBP (policy 'Standard' has a min_balance in GBP): "
+        "the fee will be skipped in GBP",
+    ]

@@ -470,3 +470,46 @@ def test_config_accepts_attach_letter_and_checks_letter_template(
         }
     else:
         assert any(m.startswith(problem) for m in messages), messages
+
+
+def _png() -> bytes:
+    """A 1×1 PNG."""
+    import base64
+
+    return base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+
+
+def test_a_letter_loads_data_urls_and_its_assets_but_not_a_link_out_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative URLs resolve in the assets folder; a symlink there that leads outside, an
+    absolute path and `..` are refused (the PDF has no image for them)."""
+    from recoup.documents import assets, letter
+
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    (folder / "logo.png").write_bytes(_png())
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(_png())
+    (folder / "link.png").symlink_to(outside)
+    monkeypatch.setattr(assets, "ASSETS_DIR", folder.resolve())
+    monkeypatch.setattr(letter, "BASE_URL", folder.resolve().as_uri() + "/")
+
+    def images(markup: str) -> int:
+        pdf = letter.to_pdf(f"<html><body><p>Letter</p>{markup}</body></html>")
+        reader = PdfReader(__import__("io").BytesIO(pdf.content))
+        return sum(
+            1
+            for page in reader.pages
+            for obj in (page["/Resources"].get("/XObject") or {}).values()
+            if obj.get_object().get("/Subtype") == "/Image"
+        )
+
+    data = "data:image/png;base64," + __import__("base64").b64encode(_png()).decode()
+    assert images(f'<img src="{data}">') == 1
+    assert images('<img src="logo.png">') == 1
+    assert images('<img src="link.png">') == 0
+    assert images(f'<img src="{outside.as_uri()}">') == 0
+    assert images('<img src="../outside.png">') == 0

@@ -12,7 +12,7 @@ import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -21,12 +21,13 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as babel_format_date
 from babel.numbers import format_currency
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, pass_context
-from jinja2.exceptions import SecurityError
+from jinja2 import Template as JinjaTemplate
+from jinja2.exceptions import SecurityError, TemplateAssertionError
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from recoup.actions.sandbox import BoundedSandbox, RenderLimit, render_bounded
 from recoup.core.errors import RecoupError
 from recoup.domain.fees import days_overdue
 from recoup.domain.locales import normalize_language
@@ -39,9 +40,20 @@ _TAG_RE = re.compile(r"<[^>]+>")
 
 
 class TemplateError(RecoupError):
-    """A template that cannot be rendered: unknown variable, syntax error, forbidden access."""
+    """A template that cannot be rendered: unknown variable, syntax error, forbidden access.
+    `line` is the template's line when known, `reason` the message without the template's
+    name (what `config validate` prints after the template's place)."""
 
     status_code = 422
+
+    def __init__(self, message: str, *, line: int | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+        self.reason = reason if reason is not None else message
+
+
+class TemplateLimitExceeded(TemplateError):
+    """A template that went over a rendering budget (size, time, arithmetic): permanent."""
 
 
 class TemplateNotFound(RecoupError):
@@ -111,12 +123,12 @@ def _date_filter(ctx: Context, value: Any, fmt: str = "medium") -> str:
     return format_day(value, fmt, locale=ctx.get("locale") or DEFAULT_LOCALE)
 
 
-def _make_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _make_env(autoescape: bool) -> BoundedSandbox:
+    env = BoundedSandbox(
         undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=True
     )
-    env.filters["money"] = _money_filter
-    env.filters["date"] = _date_filter
+    env.add_filter("money", _money_filter)
+    env.add_filter("date", _date_filter)
     return env
 
 
@@ -145,25 +157,58 @@ def text_to_html(text: str) -> str:
     )
 
 
+@lru_cache(maxsize=512)
+def compile_template(source: str, autoescape: bool = False) -> JinjaTemplate:
+    """The compiled template (cached: a run renders the same few texts thousands of times)."""
+    return (HTML_ENV if autoescape else TEXT_ENV).from_string(source)
+
+
+def template_line(exc: BaseException) -> int | None:
+    """The template line an error was raised on (Jinja puts template frames in tracebacks)."""
+    if isinstance(exc, TemplateSyntaxError):
+        return exc.lineno
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
 def render_string(
     source: str, variables: Mapping[str, Any], *, name: str, autoescape: bool = False
 ) -> str:
-    """Render one template text; every problem becomes a TemplateError naming the template."""
-    env = HTML_ENV if autoescape else TEXT_ENV
+    """Render one template text within the rendering budgets (recoup.actions.sandbox); every
+    problem becomes a TemplateError naming the template and the line."""
     try:
-        return env.from_string(source).render(dict(variables))
+        return render_bounded(compile_template(source, autoescape), dict(variables))
+    except TemplateAssertionError as exc:  # an unknown filter or test, found when compiling
+        raise _error(name, exc, str(exc.message)) from exc
     except TemplateSyntaxError as exc:
-        raise TemplateError(
-            f"template {name}: syntax error line {exc.lineno}: {exc.message}"
+        raise _error(name, exc, f"syntax error: {exc.message}") from exc
+    except RenderLimit as exc:
+        raise _error(name, exc, f"over a rendering limit: {exc}", TemplateLimitExceeded) from exc
+    except MemoryError as exc:  # a bomb the budgets missed: as permanent as the others
+        raise _error(
+            name, exc, "over a rendering limit: out of memory", TemplateLimitExceeded
         ) from exc
     except UndefinedError as exc:
-        raise TemplateError(f"template {name}: {exc.message}") from exc
+        raise _error(name, exc, str(exc.message)) from exc
     except SecurityError as exc:
-        raise TemplateError(f"template {name}: forbidden: {exc}") from exc
+        raise _error(name, exc, f"forbidden: {exc}") from exc
     except TemplateError as exc:
-        raise TemplateError(f"template {name}: {exc.message}") from exc
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise TemplateError(f"template {name}: {exc}") from exc
+        raise _error(name, exc, exc.reason) from exc
+    except (TypeError, ValueError, ArithmeticError, LookupError, RecursionError) as exc:
+        raise _error(name, exc, str(exc) or type(exc).__name__) from exc
+
+
+def _error(
+    name: str, exc: BaseException, reason: str, kind: type[TemplateError] = TemplateError
+) -> TemplateError:
+    line = template_line(exc)
+    where = f"template {name}: line {line}: " if line is not None else f"template {name}: "
+    return kind(where + reason, line=line, reason=reason)
 
 
 # --- template selection --------------------------------------------------------------------
@@ -291,6 +336,121 @@ def build_variables(
     }
 
 
+class _AnyAttributes(dict[str, Any]):
+    """A sample customer's free attributes: every name has a (sample) value, since real
+    customers carry whatever columns their import had."""
+
+    def __missing__(self, key: str) -> str:
+        return "sample"
+
+
+# The variables SPEC §3 adds for fees and payment (charges, fees_total, total_due, deadline,
+# pay_url), with sample values, for as long as the real context may not fill them in.
+def _sample_fee_variables(balance: Money, today: date) -> dict[str, Any]:
+    fee = Money(Decimal("15.00"), balance.currency)
+    return {
+        "charges": [
+            {
+                "amount": fee,
+                "currency": balance.currency,
+                "service": "LATE_FEE",
+                "status": "open",
+                "created_on": today,
+            }
+        ],
+        "fees_total": fee,
+        "total_due": balance + fee,
+        "deadline": today + timedelta(days=8),
+        "pay_url": "https://pay.example.com/sample",
+    }
+
+
+def sample_variables(
+    *,
+    mode: str = "invoice",
+    reminder: bool = False,
+    company: Mapping[str, Any] | None = None,
+    currency: str = "EUR",
+    language: str = "en",
+    today: date = date(2026, 1, 15),
+) -> dict[str, Any]:
+    """The variables a template sees at run time, with sample values, built by the same
+    `build_variables` as a real render so the two cannot drift (`config validate` renders
+    every template against these, strictly). `reminder`: a reminder level's message (one
+    invoice, no plan, in both modes); else a plan's: invoice mode has `invoice`, customer mode
+    only `invoices`."""
+    customer = Customer(
+        id="C-SAMPLE",
+        name="Sample Customer Ltd",
+        email="billing@example.com",
+        phone="+33 1 23 45 67 89",
+        language=language,
+        country="FR",
+        currency=currency,
+        category="smb",
+        is_company=True,
+        payment_method="transfer",
+        status="active",
+        address="Sample Customer Ltd\n1 Sample Street\n75001 Paris",
+        attributes=_AnyAttributes(),
+    )
+    invoices = [
+        Invoice(
+            id=f"INV-SAMPLE-{n}",
+            customer_id=customer.id,
+            number=f"SAMPLE-{n}",
+            type="commercial",
+            issue_date=today - timedelta(days=40 + n),
+            due_date=today - timedelta(days=10 + n),
+            currency=currency,
+            amount=Decimal("120.00"),
+            amount_due=Decimal("100.00"),
+            status="open",
+            disputed=False,
+        )
+        for n in (1, 2)
+    ]
+    plan: Plan | None = None
+    invoice: Invoice | None = invoices[0]
+    level = LevelRow(code="sample_level", days=10, reminder=False, end=False)
+    if reminder:
+        invoices = invoices[:1]
+        level = LevelRow(code="sample_reminder", days=-3, reminder=True, end=False)
+    else:
+        if mode == "customer":
+            invoice = None
+        else:
+            invoices = invoices[:1]
+        plan = Plan(
+            id=1,
+            customer_id=customer.id,
+            invoice_id=invoice.id if invoice is not None else None,
+            currency=currency,
+            mode=mode,
+            status="active",
+            level=level.code,
+            balance=sum((i.amount_due for i in invoices), Decimal(0)),
+            opened_on=today - timedelta(days=5),
+            anchor_date=invoices[-1].due_date,
+            paused_days=0,
+        )
+    variables = build_variables(
+        customer=customer,
+        today=today,
+        invoice=invoice,
+        invoices=invoices,
+        plan=plan,
+        level=level,
+        company=company,
+    )
+    variables["customer"]["attributes"] = _AnyAttributes()
+    balance = variables["balance"]
+    for name, value in _sample_fee_variables(balance, today).items():
+        if variables.get(name) in (None, []):  # absent, or empty for want of sample rows
+            variables[name] = value
+    return variables
+
+
 @dataclass(frozen=True)
 class Rendered:
     code: str
@@ -376,5 +536,6 @@ __all__ = [
     "render_row",
     "render_string",
     "render_template",
+    "sample_variables",
     "select_template",
 ]

@@ -9,11 +9,16 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from recoup.cli.common import USER_OPTION, actor_name, console, handle_errors, transaction
-from recoup.config.files import dump_yaml, load_yaml
-from recoup.config.service import apply_document, check_document, export_config
+from recoup.config.files import MAX_FILE_BYTES, dump_yaml, load_yaml
+from recoup.config.service import (
+    apply_document,
+    check_document,
+    check_file,
+    config_warnings,
+    export_config,
+)
 from recoup.core.errors import InvalidInput, RecoupError
 from recoup.domain.config_file import ConfigIssue
-from recoup.domain.validation import check_config
 
 config_app = typer.Typer(
     help="Policies as code: validate, apply and export the configuration file.",
@@ -32,8 +37,14 @@ def _read(path: str) -> object:
     file:line:column on one line, as editors and CI annotations expect."""
     try:
         if path == "-":
-            return load_yaml(sys.stdin.read(), "<stdin>")
+            return load_yaml(sys.stdin.read(MAX_FILE_BYTES + 1), "<stdin>")
         try:
+            size = Path(path).stat().st_size
+            if size > MAX_FILE_BYTES:  # refused before it is read into memory
+                raise RecoupError(
+                    f"{path}: the file is {size:,} bytes; a configuration file may have at "
+                    f"most {MAX_FILE_BYTES:,}"
+                )
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise RecoupError(f"{path}: cannot read: {exc.strerror or exc}") from None
@@ -53,6 +64,12 @@ def _print_issues(source: str, issues: list[ConfigIssue] | list[str]) -> None:
         typer.echo(f"  {issue}")
 
 
+def _print_warnings(warnings: list[ConfigIssue]) -> None:
+    """Sound but probably not meant: one line each on stderr, yellow on a terminal."""
+    for warning in warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+
+
 @config_app.command("validate")
 @handle_errors
 def validate(file: str = FILE_ARGUMENT) -> None:
@@ -64,6 +81,7 @@ def validate(file: str = FILE_ARGUMENT) -> None:
     try:
         with transaction() as session:
             config, issues = check_document(session, document)
+            warnings = config_warnings(session, config) if not issues else []
             # Validation never writes; leave the database exactly as it was.
             session.rollback()
     except SQLAlchemyError as exc:
@@ -73,10 +91,12 @@ def validate(file: str = FILE_ARGUMENT) -> None:
             "without what is in use",
             err=True,
         )
-        config, issues = check_config(document)
+        config, issues = check_file(document)
+        warnings = config_warnings(None, config) if not issues else []
     if issues:
         _print_issues(file, issues)
         raise typer.Exit(1)
+    _print_warnings(warnings)
     console.print(
         f"{file}: valid ({len(config.templates)} templates, {len(config.actions)} actions, "
         f"{len(config.policies)} policies)",
@@ -102,6 +122,7 @@ def apply(file: str = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
         _print_issues(file, exc.details)
         typer.echo("nothing was changed", err=True)
         raise typer.Exit(1) from None
+    _print_warnings(report.warnings)
     if not report.any:
         typer.echo("no changes")
         return

@@ -8,14 +8,54 @@ import yaml
 
 from recoup.core.errors import InvalidInput
 
+# A policy file is a few kilobytes; these bounds keep a hostile one from costing more (issue
+# 8.3: 1.4 KB of anchors and aliases expanded to 43 million strings; 8.8: deep nesting).
+MAX_FILE_BYTES = 1_000_000
+MAX_DEPTH = 50
+
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice: YAML would silently keep the last one."""
+    """SafeLoader that refuses a key given twice (YAML would silently keep the last one),
+    aliases (`*name`: each one copies a whole subtree, so a short file can expand to
+    millions of values), nesting deeper than MAX_DEPTH and keys that are lists or mappings."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"aliases (*{event.anchor}) are not allowed: write the value out",
+                event.start_mark,
+            )
+        if self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            if self._depth >= MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested more than {MAX_DEPTH} levels deep",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+            self._depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _value in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping",
+                node.start_mark,
+                "a key must be a plain value (text or a number), not a list or a mapping",
+                key_node.start_mark,
+            )
         key = loader.construct_object(key_node, deep=True)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -36,6 +76,11 @@ _StrictLoader.add_constructor(
 
 def load_yaml(text: str, source: str) -> object:
     """The document in `text`; a syntax error names the file, line and column (1-based)."""
+    if len(text) > MAX_FILE_BYTES:
+        raise InvalidInput(
+            f"{source}: the file is {len(text):,} characters long; "
+            f"a configuration file may have at most {MAX_FILE_BYTES:,}"
+        )
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -46,6 +91,8 @@ def load_yaml(text: str, source: str) -> object:
         raise InvalidInput(f"{where}: {problem}{context}") from None
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{source}: {exc}") from None
+    except RecursionError:  # a bound above is missing; still one line, not a traceback
+        raise InvalidInput(f"{source}: nested too deeply") from None
 
 
 class _Dumper(yaml.SafeDumper):

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
+from recoup.config.templates import check_templates
 from recoup.core.errors import InvalidInput
 from recoup.core.log import log
 from recoup.core.schedule import recheck_everything
@@ -32,9 +33,10 @@ from recoup.domain.config_file import (
     template_to_dict,
     webhook_to_dict,
 )
-from recoup.domain.enums import OPEN_PLAN_STATUSES, Event, Mode
+from recoup.domain.enums import OPEN_PLAN_STATUSES, Event, InvoiceStatus, Mode
+from recoup.domain.locales import normalize_language
 from recoup.domain.policy import Config, Policy
-from recoup.domain.validation import ConfigUsage, Usage, validate_config
+from recoup.domain.validation import ConfigUsage, Usage, fee_warnings, validate_config
 from recoup.models import (
     ActionInstance,
     ActionRow,
@@ -61,6 +63,7 @@ class ChangeReport:
     created: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    warnings: list[ConfigIssue] = field(default_factory=list)  # printed, not logged
 
     @property
     def any(self) -> bool:
@@ -297,7 +300,15 @@ def check_document(session: Session, document: object) -> tuple[Config, list[Con
     parsed = parse_config(document)
     issues = list(parsed.issues)
     issues += validate_config(parsed.config, config_usage(session), broken=parsed.broken)
+    issues += check_templates(parsed.config, parsed.broken)
     return parsed.config, issues
+
+
+def check_file(document: object) -> tuple[Config, list[ConfigIssue]]:
+    """`check_document` without a database: the file on its own (nothing in use)."""
+    parsed = parse_config(document)
+    issues = list(parsed.issues) + validate_config(parsed.config, broken=parsed.broken)
+    return parsed.config, issues + check_templates(parsed.config, parsed.broken)
 
 
 def _refuse(issues: list[ConfigIssue]) -> InvalidInput:
@@ -312,7 +323,93 @@ def apply_document(session: Session, document: object, actor: str | None) -> Cha
     config, issues = check_document(session, document)
     if issues:
         raise _refuse(issues)
-    return _apply(session, config, actor)
+    warnings = config_warnings(session, config)
+    report = _apply(session, config, actor)
+    report.warnings = warnings
+    return report
+
+
+def config_warnings(session: Session | None, config: Config) -> list[ConfigIssue]:
+    """What is sound but probably not meant, given the book (issue 9.7): fixed fees with no
+    amount for a currency they will meet, template codes with no version in a language
+    customers speak, attach_invoice while invoices have no PDF. Without a database, only
+    what the file itself shows."""
+    if session is None:
+        return fee_warnings(config)
+    currencies: dict[str, int] = {
+        str(currency): int(count)
+        for currency, count in session.execute(
+            select(Invoice.currency, func.count(func.distinct(Invoice.customer_id)))
+            .where(Invoice.status.in_(_OUTSTANDING))
+            .group_by(Invoice.currency)
+        )
+    }
+    warnings = fee_warnings(config, currencies)
+    warnings += _language_warnings(session, config)
+    warnings += _pdf_warnings(session, config)
+    return warnings
+
+
+_OUTSTANDING = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
+
+
+def _language_warnings(session: Session, config: Config) -> list[ConfigIssue]:
+    speakers: dict[str, int] = defaultdict(int)
+    shown: dict[str, str] = {}
+    for language, count in session.execute(
+        select(Customer.language, func.count()).group_by(Customer.language)
+    ):
+        normal = normalize_language(language) or ""
+        if normal:
+            speakers[normal.lower()] += int(count)
+            shown[normal.lower()] = normal
+    warnings: list[ConfigIssue] = []
+    first: dict[str, int] = {}
+    for index, template in enumerate(config.templates):
+        first.setdefault(template.code, index)
+    for code, index in first.items():
+        versions = [t for t in config.templates_for(code) if t.active]
+        if not versions:
+            continue
+        have = {(normalize_language(t.language) or "").lower() for t in versions}
+        fallback = versions[0].language
+        for lang, count in sorted(speakers.items()):
+            if lang in have or lang.split("_", 1)[0] in have:
+                continue
+            noun = "customer speaks" if count == 1 else "customers speak"
+            warnings.append(
+                ConfigIssue(
+                    f"templates[{index}].language",
+                    f"template {code!r} has no version in {shown[lang]} ({count} {noun} it): "
+                    f"they get the {fallback} version",
+                )
+            )
+    return warnings
+
+
+def _pdf_warnings(session: Session, config: Config) -> list[ConfigIssue]:
+    places = [
+        f"policies[{i}].attach_invoice" for i, p in enumerate(config.policies) if p.attach_invoice
+    ] + [
+        f"actions[{i}].attach_invoice"
+        for i, a in enumerate(config.actions)
+        if a.params.get("attach_invoice")
+    ]
+    if not places:
+        return []
+    total, missing = session.execute(
+        select(
+            func.count(),
+            func.count().filter(Invoice.pdf_path.is_(None) | (Invoice.pdf_path == "")),
+        ).where(Invoice.status.in_(_OUTSTANDING))
+    ).one()
+    if not missing:
+        return []
+    message = (
+        f"{missing} of {total} outstanding invoices have no PDF: "
+        "their emails go without the invoice attached"
+    )
+    return [ConfigIssue(place, message) for place in places]
 
 
 def apply_config(session: Session, config: Config, actor: str | None) -> ChangeReport:
@@ -322,7 +419,7 @@ def apply_config(session: Session, config: Config, actor: str | None) -> ChangeR
     code within its policy), updated in place, created, or removed when the config no longer
     has them (the validator refuses removing anything in use, R14).
     """
-    issues = validate_config(config, config_usage(session))
+    issues = validate_config(config, config_usage(session)) + check_templates(config)
     if issues:
         raise _refuse(issues)
     return _apply(session, config, actor)
@@ -436,9 +533,7 @@ def _apply_templates(
     )
 
 
-def _apply_actions(
-    session: Session, before: Config, config: Config, report: ChangeReport
-) -> None:
+def _apply_actions(session: Session, before: Config, config: Config, report: ChangeReport) -> None:
     current = {a.code: action_to_dict(a) for a in before.actions}
     existing = {row.code: row for row in session.scalars(select(ActionRow))}
     wanted = {
@@ -462,9 +557,7 @@ def _apply_actions(
     _sync(report, lambda key: f"action {key}", existing, wanted, stored, ActionRow, write, session)
 
 
-def _apply_policies(
-    session: Session, before: Config, config: Config, report: ChangeReport
-) -> None:
+def _apply_policies(session: Session, before: Config, config: Config, report: ChangeReport) -> None:
     current = {p.name: p for p in before.policies}
     existing = {row.name: row for row in session.scalars(select(PolicyRow))}
     wanted_by_name = {p.name: p for p in config.policies}

@@ -30,6 +30,7 @@ from recoup.actions.render import (
     format_money,
     render_row,
 )
+from recoup.documents.assets import BASE_URL, asset_fetcher
 from recoup.domain.money import Money
 from recoup.models import Customer, Invoice, LevelRow, Plan, TemplateRow
 
@@ -371,8 +372,15 @@ def to_pdf(document: str) -> Pdf:
     """Print an HTML letter to PDF (WeasyPrint, imported late: it is slow to import)."""
     import weasyprint  # type: ignore[import-untyped]
 
-    rendered = weasyprint.HTML(string=document).render(font_config=_font_config())
-    return Pdf(content=rendered.write_pdf() or b"", pages=len(rendered.pages))
+    # Only data: URLs and Recoup's own assets are loaded (relative URLs resolve there), and
+    # the PDF carries no attachments, whatever the template asked for (issue 8.2).
+    source = weasyprint.HTML(string=document, base_url=BASE_URL, url_fetcher=asset_fetcher())
+    rendered = source.render(font_config=_font_config())
+    rendered.metadata.attachments = []
+    for page in rendered.pages:
+        page.links = [link for link in page.links if link[0] != "attachment"]
+    content = rendered.write_pdf(attachments=None, pdf_forms=False) or b""
+    return Pdf(content=content, pages=len(rendered.pages))
 
 
 __all__ = [

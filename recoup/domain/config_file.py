@@ -118,6 +118,11 @@ ACTION_FIELDS: dict[ActionType, dict[str, str]] = {
 RULE_KEYS = ("field", "op", "value")
 WEBHOOK_KEYS = ("url", "events", "active")
 COMBINATORS = ("all", "any")
+# Rule values are compared with customer fields: short flat lists of short scalars (issue 8.3).
+MAX_RULE_VALUES = 1_000
+MAX_RULE_TEXT = 1_000
+# Integers are stored in 32-bit columns (PostgreSQL INTEGER); larger ones cannot be applied.
+MAX_INTEGER = 2**31 - 1
 
 
 def _type_name(value: object) -> str:
@@ -209,6 +214,9 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int):
             self.issue(f"{path}.{key}", f"must be an integer, not {_type_name(value)}")
             return None
+        if abs(value) > MAX_INTEGER:
+            self.issue(f"{path}.{key}", f"{value} is out of range (at most {MAX_INTEGER:,})")
+            return None
         return value
 
     def choice(
@@ -230,7 +238,7 @@ class _Reader:
         if isinstance(value, float):
             self.issue(
                 path,
-                f"write amounts and rates as quoted decimal strings, e.g. \"{value}\" "
+                f'write amounts and rates as quoted decimal strings, e.g. "{value}" '
                 "(an unquoted number with a decimal point is read as a float)",
             )
             return None
@@ -554,12 +562,29 @@ def _parse_condition(reader: _Reader, obj: Mapping[str, Any], path: str) -> Cond
     return Condition(field=field_name, op=op, value=value)
 
 
-def _rule_value(reader: _Reader, value: object, path: str) -> Any:
+def _rule_value(reader: _Reader, value: object, path: str, *, in_list: bool = False) -> Any:
+    """One scalar, or (for `in`/`not_in`) a flat list of at most MAX_RULE_VALUES scalars."""
     if isinstance(value, float):
-        reader.issue(path, f"write decimal numbers quoted, e.g. \"{value}\" (floats are inexact)")
+        reader.issue(path, f'write decimal numbers quoted, e.g. "{value}" (floats are inexact)')
         return str(value)
     if isinstance(value, list):
-        return [_rule_value(reader, item, f"{path}[{i}]") for i, item in enumerate(value)]
+        if in_list:
+            reader.issue(path, "must be a single value: a rule's list cannot hold lists")
+            return None
+        if len(value) > MAX_RULE_VALUES:
+            reader.issue(
+                path, f"lists {len(value):,} values; a rule may list at most {MAX_RULE_VALUES:,}"
+            )
+            return []
+        return [
+            _rule_value(reader, item, f"{path}[{i}]", in_list=True) for i, item in enumerate(value)
+        ]
+    if isinstance(value, Mapping):
+        reader.issue(path, "must be a value or a list of values, not a mapping")
+        return None
+    if isinstance(value, str) and len(value) > MAX_RULE_TEXT:
+        reader.issue(path, f"is {len(value):,} characters long; at most {MAX_RULE_TEXT:,}")
+        return value[:MAX_RULE_TEXT]
     if value is None or isinstance(value, str | int | bool):
         return value
     # Dates and the like compare as their ISO text.

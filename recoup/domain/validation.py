@@ -38,6 +38,8 @@ SERVICE_TYPES = (ActionType.late_fee_fixed, ActionType.late_fee_percent, ActionT
 REMINDER_TYPES = (*SEND_CHANNELS, ActionType.webhook)
 LIST_OPERATORS = ("in", "not_in")
 MAX_LISTED = 5
+MAX_LEVELS_LIMIT = 1_000
+MAX_LEVEL_DAYS = 36_500  # a hundred years: beyond, date arithmetic overflows
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,7 @@ class ConfigUsage:
     used_templates: Mapping[str, Usage] = field(default_factory=dict)  # template code
 
 
-def check_config(
-    raw: object, usage: ConfigUsage | None = None
-) -> tuple[Config, list[ConfigIssue]]:
+def check_config(raw: object, usage: ConfigUsage | None = None) -> tuple[Config, list[ConfigIssue]]:
     """Parse and validate a YAML-loaded document: the config and every issue, file order."""
     parsed = parse_config(raw)
     issues = list(parsed.issues)
@@ -147,6 +147,11 @@ class _Checker:
                     )
         if settings.max_levels < 1:
             self.issue("settings.max_levels", "must be at least 1")
+        elif settings.max_levels > MAX_LEVELS_LIMIT:
+            self.issue(
+                "settings.max_levels",
+                f"{settings.max_levels} is more than a policy can use (at most {MAX_LEVELS_LIMIT})",
+            )
         if not _is_timezone(settings.timezone):
             self.issue("settings.timezone", f"unknown time zone {settings.timezone!r}")
         current = self.usage.current_mode
@@ -372,6 +377,18 @@ class _Checker:
                 )
             else:
                 days[level.days] = j
+            if abs(level.days) > MAX_LEVEL_DAYS:
+                self.issue(
+                    f"{where}.days",
+                    f"{level.days} is out of range (at most {MAX_LEVEL_DAYS:,} days)",
+                )
+            if j and level.days < levels[j - 1].days:
+                previous = levels[j - 1]
+                self.issue(
+                    f"{where}.days",
+                    f"levels must be listed in ascending days: {level.code!r} ({level.days}) "
+                    f"comes after {previous.code!r} ({previous.days})",
+                )
             if level.reminder and level.end:
                 self.issue(f"{where}.end", "a level cannot be both a reminder and the end")
             if level.reminder and level.days >= 0:
@@ -514,3 +531,43 @@ def _is_timezone(name: str) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+# --- warnings: sound, but probably not what was meant (printed, never refusing) --------------
+
+
+def fee_warnings(
+    config: Config, customer_currencies: Mapping[str, int] | None = None
+) -> list[ConfigIssue]:
+    """A `late_fee_fixed` action with no amount for a currency it will meet: one a policy that
+    uses it has a `min_balance` (or its `currency`) for, or one customers' invoices are in
+    (`customer_currencies`: currency -> number of customers). Such a fee is skipped."""
+    warnings: list[ConfigIssue] = []
+    seen: set[tuple[str, str]] = set()
+    for index, action in enumerate(config.actions):
+        if action.type is not ActionType.late_fee_fixed:
+            continue
+        amounts = action.params.get("amounts") or {}
+        for policy in config.policies:
+            if not any(action.code in level.actions for level in policy.levels):
+                continue
+            reasons: dict[str, str] = {}
+            if policy.currency is not None:
+                reasons[policy.currency] = f"policy {policy.name!r} is for {policy.currency}"
+            else:
+                for currency, count in sorted((customer_currencies or {}).items()):
+                    noun = "customer has" if count == 1 else "customers have"
+                    reasons[currency] = f"{count} {noun} invoices in {currency}"
+                for currency in policy.min_balance:
+                    reasons[currency] = f"policy {policy.name!r} has a min_balance in {currency}"
+            for currency, why in reasons.items():
+                if currency in amounts or (action.code, currency) in seen:
+                    continue
+                seen.add((action.code, currency))
+                warnings.append(
+                    ConfigIssue(
+                        f"actions[{index}].amounts",
+                        f"no amount for {currency} ({why}): the fee will be skipped in {currency}",
+                    )
+                )
+    return warnings
