@@ -227,7 +227,7 @@ def test_outbox_mode_writes_one_eml_per_instance(
     instance = _instance(session_factory, instance_id)
     files = sorted(env.outbox_dir.glob("*.eml"))
     assert instance.key == f"plan:{instance.plan_id}:first:email_notice_1"
-    assert [f.name for f in files] == [f"{instance_id}-{safe_filename(instance.key)}.eml"]
+    assert [f.name for f in files] == [f"{instance_id:010d}-{safe_filename(instance.key)}.eml"]
     assert safe_filename(instance.key) == f"plan_{instance.plan_id}_first_email_notice_1"
     msg = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
     assert msg["To"] == "Dupont SA <compta@exemple.fr>"
