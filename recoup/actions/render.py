@@ -165,8 +165,7 @@ def text_to_html(text: str) -> str:
     """The HTML alternative of a plain-text email: its paragraphs, in a readable column."""
     style = "font-family: sans-serif; font-size: 15px; line-height: 1.5; max-width: 40em"
     return (
-        f'<!DOCTYPE html>\n<html><body style="{style}">\n{paragraphs_html(text)}\n'
-        "</body></html>\n"
+        f'<!DOCTYPE html>\n<html><body style="{style}">\n{paragraphs_html(text)}\n</body></html>\n'
     )
 
 
