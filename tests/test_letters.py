@@ -568,7 +568,10 @@ def test_a_shipped_letter_has_one_closing_and_no_second_invoice_list(
     assert not re.search(r"^\s*[-•]\s", letter.rendered.text, re.M), f"{name}: an invoice list"
 
 
-@pytest.mark.parametrize(("name", "shipped_template"), shipped("letter"))
+@pytest.mark.parametrize(
+    ("name", "shipped_template"),
+    shipped("letter") + [item for item in shipped("email") if "/final_notice/" in item[0]],
+)
 def test_a_shipped_final_letter_states_deadline_fees_and_how_to_pay(
     name: str, shipped_template: tuple[Any, Any]
 ) -> None:
@@ -607,3 +610,37 @@ def test_a_shipped_final_letter_states_deadline_fees_and_how_to_pay(
         "https://pay.example.com/I1",
     ):
         assert expected in text, f"{name}: {expected!r} not in {text!r}"
+
+
+@pytest.mark.parametrize(
+    ("name", "shipped_template"), shipped("email") + shipped("letter") + shipped("sms")
+)
+@pytest.mark.parametrize("with_fees", [False, True])
+def test_every_shipped_template_renders_with_and_without_the_fee_variables(
+    name: str, shipped_template: tuple[Any, Any], with_fees: bool
+) -> None:
+    from recoup.actions.render import build_variables, render_row
+
+    template, config = shipped_template
+    customer, invoices = _sample_book(template.language)
+    variables = build_variables(
+        customer=customer,
+        today=date(2026, 11, 20),
+        invoice=invoices[0],
+        invoices=invoices,
+        balance=Money(Decimal("1333.33"), "EUR"),
+        company=dict(config.settings.company),
+    )
+    if with_fees:
+        variables |= {
+            "charges": [],
+            "fees_total": Money(Decimal("0"), "EUR"),
+            "total_due": Money(Decimal("1333.33"), "EUR"),
+            "deadline": None,
+            "pay_url": None,
+        }
+    rendered = render_row(_template_row(template), variables)
+    assert "{{" not in rendered.text and "{%" not in rendered.text
+    assert "None" not in rendered.text, f"{name}: {rendered.text!r}"
+    if with_fees:  # no fees, no deadline, no link: no sentence about them
+        assert "0.00" not in rendered.text and "0,00" not in rendered.text
