@@ -99,6 +99,7 @@ def _setup(
     attach_invoice: bool = False,
     invoice_status: str = "open",
     amount_due: Decimal | None = None,
+    fr_body: str = FR_BODY,
 ) -> int:
     with factory() as s, s.begin():
         customer = make_customer(s, name="Dupont SA", email=email_address, language=language)
@@ -112,7 +113,7 @@ def _setup(
             status=invoice_status,
         )
         make_template(s, "notice_1", language="en", subject=EN_SUBJECT, position=0)
-        make_template(s, "notice_1", language="fr", subject=FR_SUBJECT, body=FR_BODY, position=1)
+        make_template(s, "notice_1", language="fr", subject=FR_SUBJECT, body=fr_body, position=1)
         action = make_action(s, "email_notice_1", "send_email", template="notice_1")
         policy = make_policy(
             s,
@@ -227,7 +228,7 @@ def test_outbox_mode_writes_one_eml_per_instance(
     instance = _instance(session_factory, instance_id)
     files = sorted(env.outbox_dir.glob("*.eml"))
     assert instance.key == f"plan:{instance.plan_id}:first:email_notice_1"
-    assert [f.name for f in files] == [f"{instance_id}-{safe_filename(instance.key)}.eml"]
+    assert [f.name for f in files] == [f"{instance_id:010d}-{safe_filename(instance.key)}.eml"]
     assert safe_filename(instance.key) == f"plan_{instance.plan_id}_first_email_notice_1"
     msg = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
     assert msg["To"] == "Dupont SA <compta@exemple.fr>"
@@ -538,3 +539,121 @@ def test_smtp_starttls_and_login(
         assert msg["To"] == "Dupont SA <compta@exemple.fr>"
     finally:
         controller.stop()
+
+
+def test_attach_invoice_with_no_pdf_is_recorded_in_the_result(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    instance_id = _setup(session_factory, attach_invoice=True)  # the invoice has no PDF
+    execute(session_factory, make_env(db_url, tmp_path))
+    instance = _instance(session_factory, instance_id)
+    assert instance.status == "done" and instance.result is not None
+    assert instance.result["attachments"] == []
+    assert instance.result["attachments_missing"] == ["I1"]
+    [done] = _events(session_factory, "action_done")
+    assert done.details["attachments_missing"] == ["I1"]
+
+
+def test_no_attachments_missing_when_none_was_asked_for(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    instance_id = _setup(session_factory)
+    execute(session_factory, make_env(db_url, tmp_path))
+    result = _instance(session_factory, instance_id).result
+    assert result is not None and "attachments_missing" not in result
+
+
+WRAPPED_BODY = """Bonjour {{ customer.name }},
+
+Sauf erreur de notre part, la facture {{ invoice.number }} reste impayée. Le montant dû
+est de {{ balance|money }}. Merci de procéder au règlement dans les meilleurs délais.
+
+Cordialement,
+Le service comptabilité clients
+"""
+
+
+def test_the_html_part_is_in_paragraphs_not_the_files_line_breaks(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    _setup(session_factory, fr_body=WRAPPED_BODY)
+    env = make_env(db_url, tmp_path)
+    execute(session_factory, env)
+    [path] = sorted(env.outbox_dir.glob("*.eml"))
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    html_part = msg.get_body(preferencelist=("html",))
+    assert html_part is not None
+    markup = html_part.get_content()
+    assert "<p>Bonjour Dupont SA,</p>" in markup
+    # the wrapped sentence flows again; the closing keeps its two lines
+    assert "Le montant dû est de" in markup
+    assert "<p>Cordialement,<br>\nLe service comptabilité clients</p>" in markup
+    assert markup.count("<br>") == 1
+    text_part = msg.get_body(preferencelist=("plain",))
+    assert text_part is not None and "Le montant dû\nest de" in text_part.get_content()
+
+
+@pytest.mark.parametrize(
+    ("text", "markup"),
+    [
+        ("One line.", "<p>One line.</p>"),
+        (
+            "A long line of prose that the file wrapped at its width\nand goes on.",
+            "<p>A long line of prose that the file wrapped at its width and goes on.</p>",
+        ),
+        (
+            "Kind regards,\nAcme accounts receivable",
+            "<p>Kind regards,<br>\nAcme accounts receivable</p>",
+        ),
+        (
+            "Open invoices, as the text lists them here:\n- F-1: 10 €\n- F-2: 20 €",
+            "<p>Open invoices, as the text lists them here:<br>\n- F-1: 10 €<br>\n- F-2: 20 €</p>",
+        ),
+        ("a < b\n\n\n\nc & d", "<p>a &lt; b</p>\n<p>c &amp; d</p>"),
+    ],
+)
+def test_paragraphs_html(text: str, markup: str) -> None:
+    from recoup.actions.render import paragraphs_html
+
+    assert paragraphs_html(text) == markup
+
+
+FINAL_WORDS = {
+    "en": "Final notice",
+    "fr": ("Mise en demeure", "Dernier avis"),
+    "de": "Letzte Mahnung",
+}
+
+
+def _end_level_templates() -> list[tuple[str, str | None, str]]:
+    """(name, subject, language) of every shipped message sent at a policy's end level."""
+    from tests.test_letters import shipped
+
+    found = []
+    for channel in ("email", "letter"):
+        for name, (template, config) in shipped(channel):
+            actions = {a.code: a for a in config.actions}
+            final = {
+                str(actions[code].params.get("template"))
+                for policy in config.policies
+                for level in policy.levels
+                if level.end
+                for code in level.actions
+                if code in actions
+            }
+            if template.code in final:
+                found.append((name, template.subject, template.language))
+    return found
+
+
+@pytest.mark.parametrize(("name", "subject", "language"), _end_level_templates())
+def test_a_shipped_final_notice_says_so_in_its_subject(
+    name: str, subject: str | None, language: str
+) -> None:
+    words = FINAL_WORDS[language]
+    assert subject is not None and subject.startswith(words), f"{name}: {subject!r}"
+
+
+def test_every_end_level_of_the_shipped_policies_sends_a_final_notice() -> None:
+    names = {name.split("/")[0] for name, _, _ in _end_level_templates()}
+    assert names == {"demo", "examples"}

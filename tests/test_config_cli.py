@@ -196,11 +196,11 @@ def test_mode_is_locked_while_plans_are_open(
     assert result.exit_code == 1, result.output
     assert (
         "settings.mode: cannot change from invoice to customer while 1 plan are active or "
-        "paused (R11)" in result.output
+        "paused (rule R11 in docs/rules.md)" in result.output
     )
     assert (
         "settings.invoice_types: invoice type 'commercial' cannot be removed while 1 plan "
-        "cover invoices of that type (R11)" in result.output
+        "cover invoices of that type (rule R11 in docs/rules.md)" in result.output
     )
     with session_factory() as session:
         settings = session.get(SettingsRow, 1)

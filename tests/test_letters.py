@@ -13,6 +13,7 @@ from datetime import date
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from babel.numbers import format_currency
@@ -36,6 +37,7 @@ from recoup.models import (
     Plan,
     PlanInvoice,
     SettingsRow,
+    TemplateRow,
 )
 from tests.factories_actions import (
     TODAY,
@@ -513,3 +515,175 @@ def test_a_letter_loads_data_urls_and_its_assets_but_not_a_link_out_of_them(
     assert images('<img src="link.png">') == 0
     assert images(f'<img src="{outside.as_uri()}">') == 0
     assert images('<img src="../outside.png">') == 0
+
+
+# --- the shipped templates (recoup/demo/policies.yaml, examples/policies.yaml) --------------
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = [ROOT / "recoup" / "demo" / "policies.yaml", ROOT / "examples" / "policies.yaml"]
+# every closing formula the shipped texts or the layout might use
+CLOSINGS = re.compile(
+    r"Yours (?:sincerely|faithfully)|Kind regards|Cordialement|Mit freundlichen Grüßen|"
+    r"(?:Veuillez agréer|Nous vous prions d.agréer|salutations distinguées)[^.]*\."
+)
+
+
+def shipped(channel: str) -> list[tuple[str, Any]]:
+    import yaml
+
+    from recoup.domain.config_file import parse_config
+
+    found = []
+    for path in SHIPPED:
+        parsed = parse_config(yaml.safe_load(path.read_text(encoding="utf-8")))
+        assert not parsed.issues, parsed.issues
+        found += [
+            (f"{path.parent.name}/{t.code}/{t.language}", t, parsed.config)
+            for t in parsed.config.templates
+            if t.channel.value == channel
+        ]
+    return [(name, (template, config)) for name, template, config in found]
+
+
+def _sample_book(language: str) -> tuple[Customer, list[Invoice]]:
+    customer = Customer(
+        id="C9",
+        name="Boulangerie Dupont SARL",
+        language=language,
+        country="FR",
+        address="4 place du Marché\n69001 Lyon",
+        attributes={},
+    )
+    invoices = [
+        Invoice(
+            id=f"I{n}",
+            customer_id="C9",
+            number=f"F-2026-00{n}",
+            type="commercial",
+            issue_date=date(2026, 9, n),
+            due_date=date(2026, 10, n),
+            currency="EUR",
+            amount=amount,
+            amount_due=amount,
+            status="open",
+            disputed=False,
+        )
+        for n, amount in ((1, Decimal("1111.11")), (2, Decimal("222.22")))
+    ]
+    return customer, invoices
+
+
+def _template_row(template: Any) -> TemplateRow:
+    return TemplateRow(
+        code=template.code,
+        channel=template.channel.value,
+        language=template.language,
+        subject=template.subject,
+        body=template.body,
+        active=True,
+        position=0,
+    )
+
+
+@pytest.mark.parametrize(("name", "shipped_template"), shipped("letter"))
+def test_a_shipped_letter_has_one_closing_and_no_second_invoice_list(
+    name: str, shipped_template: tuple[Any, Any]
+) -> None:
+    from recoup.documents.letter import render_letter
+
+    template, config = shipped_template
+    customer, invoices = _sample_book(template.language)
+    letter = render_letter(
+        _template_row(template),
+        customer=customer,
+        today=date(2026, 11, 20),
+        invoice=invoices[0],
+        invoices=invoices,
+        balance=Money(Decimal("1333.33"), "EUR"),
+        company=dict(config.settings.company),
+    )
+    text = re.sub(r"<[^>]+>", " ", letter.html)
+    assert len(CLOSINGS.findall(text)) == 1, f"{name}: {CLOSINGS.findall(text)}"
+    assert not CLOSINGS.search(letter.rendered.text), f"{name}: the layout signs, not the text"
+    for amount in ("1,111.11", "1 111,11", "1.111,11", "222.22", "222,22"):
+        # each invoice's amount due once, in the layout's table
+        assert text.replace("\u202f", " ").replace("\xa0", " ").count(amount) <= 2  # amount, due
+    assert not re.search(r"^\s*[-•]\s", letter.rendered.text, re.M), f"{name}: an invoice list"
+
+
+@pytest.mark.parametrize(
+    ("name", "shipped_template"),
+    shipped("letter") + [item for item in shipped("email") if "/final_notice/" in item[0]],
+)
+def test_a_shipped_final_letter_states_deadline_fees_and_how_to_pay(
+    name: str, shipped_template: tuple[Any, Any]
+) -> None:
+    """With the fees variables (SPEC §3) filled in, the letter names the deadline, the fees,
+    the total due, the bank details and the payment link; without them it still renders."""
+    from recoup.actions.render import build_variables, format_day, format_money, render_row
+
+    template, config = shipped_template
+    customer, invoices = _sample_book(template.language)
+    company = dict(config.settings.company)
+    variables = build_variables(
+        customer=customer,
+        today=date(2026, 11, 20),
+        invoice=invoices[0],
+        invoices=invoices,
+        balance=Money(Decimal("1333.33"), "EUR"),
+        company=company,
+    )
+    plain = render_row(_template_row(template), variables).text
+    assert company["iban"] in plain
+    fees = Money(Decimal("40.00"), "EUR")
+    variables |= {
+        "charges": [],
+        "fees_total": fees,
+        "total_due": Money(Decimal("1373.33"), "EUR"),
+        "deadline": date(2026, 11, 28),
+        "pay_url": "https://pay.example.com/I1",
+    }
+    text = render_row(_template_row(template), variables).text.replace("\n", " ")
+    locale = variables["locale"]
+    for expected in (
+        format_day(date(2026, 11, 28), "long", locale=locale),
+        format_money(fees, locale=locale),
+        format_money(Money(Decimal("1373.33"), "EUR"), locale=locale),
+        company["iban"],
+        "https://pay.example.com/I1",
+    ):
+        assert expected in text, f"{name}: {expected!r} not in {text!r}"
+
+
+@pytest.mark.parametrize(
+    ("name", "shipped_template"), shipped("email") + shipped("letter") + shipped("sms")
+)
+@pytest.mark.parametrize("with_fees", [False, True])
+def test_every_shipped_template_renders_with_and_without_the_fee_variables(
+    name: str, shipped_template: tuple[Any, Any], with_fees: bool
+) -> None:
+    from recoup.actions.render import build_variables, render_row
+
+    template, config = shipped_template
+    customer, invoices = _sample_book(template.language)
+    variables = build_variables(
+        customer=customer,
+        today=date(2026, 11, 20),
+        invoice=invoices[0],
+        invoices=invoices,
+        balance=Money(Decimal("1333.33"), "EUR"),
+        company=dict(config.settings.company),
+    )
+    if with_fees:
+        variables |= {
+            "charges": [],
+            "fees_total": Money(Decimal("0"), "EUR"),
+            "total_due": Money(Decimal("1333.33"), "EUR"),
+            "deadline": None,
+            "pay_url": None,
+        }
+    rendered = render_row(_template_row(template), variables)
+    assert "{{" not in rendered.text and "{%" not in rendered.text
+    assert "None" not in rendered.text, f"{name}: {rendered.text!r}"
+    if with_fees:  # no fees, no deadline, no link: no sentence about them
+        assert "0.00" not in rendered.text and "0,00" not in rendered.text

@@ -196,10 +196,16 @@ def send_smtp(msg: EmailMessage, url: str, *, sender: str, recipients: Sequence[
 atexit.register(close_smtp_connections)
 
 
+def outbox_name(instance_id: int, key: str) -> str:
+    """`<instance id, zero-padded>-<safe key>.eml`: names sort in the order the actions were
+    queued (`ls`, a file manager), and a retry of the same instance has the same name."""
+    return f"{instance_id:010d}-{safe_filename(key)}.eml"
+
+
 def write_outbox(msg: EmailMessage, outbox: Path, *, instance_id: int, key: str) -> Path:
-    """Write the message as `<outbox>/<instance id>-<safe key>.eml`; a retry overwrites it."""
+    """Write the message as `<outbox>/<outbox_name>`; a retry overwrites it."""
     outbox.mkdir(parents=True, exist_ok=True)
-    path = outbox / f"{instance_id}-{safe_filename(key)}.eml"
+    path = outbox / outbox_name(instance_id, key)
     tmp = path.with_suffix(".eml.tmp")
     tmp.write_bytes(msg.as_bytes())
     tmp.replace(path)
@@ -212,6 +218,7 @@ __all__ = [
     "build_message",
     "close_smtp_connections",
     "message_id_for",
+    "outbox_name",
     "parse_smtp_url",
     "safe_filename",
     "send_smtp",

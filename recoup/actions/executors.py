@@ -304,6 +304,11 @@ def send_email(ctx: ActionContext) -> Outcome:
     }
     if missing:
         result["missing_attachments"] = missing
+    if attach:  # asked for the invoices' PDFs: say which ones the email went without
+        absent = [i.id for i in ctx.invoices if not i.pdf_path or i.pdf_path in missing]
+        if absent:
+            result["attachments_missing"] = absent
+            logger.info("email %s sent without the PDF of %s", ctx.instance.key, absent)
     if ctx.env.smtp_url:
         try:
             result["delivery"] = send_smtp(

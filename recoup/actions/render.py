@@ -149,11 +149,35 @@ def html_to_text(markup: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 
 
+# A line this short ends where its author meant it to ("Kind regards,", a signature); a
+# longer one is prose the YAML file wrapped, and flows again.
+SHORT_LINE = 24
+_LIST_ITEM_RE = re.compile(r"^\s*(?:[-*•–]|\d+[.)])\s")
+
+
+def paragraphs_html(text: str) -> str:
+    """Plain text as HTML paragraphs: blank lines separate paragraphs; inside one, the hard
+    line breaks of the template file are joined (the reader's screen or page wraps), except
+    after a short line (a closing, a signature, an address) and before a list item ("- ",
+    "1. ")."""
+    out = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        if not lines:
+            continue
+        inner = html.escape(lines[0])
+        for before, line in zip(lines, lines[1:], strict=False):
+            broken = len(before) <= SHORT_LINE or _LIST_ITEM_RE.match(line) is not None
+            inner += ("<br>\n" if broken else " ") + html.escape(line)
+        out.append(f"<p>{inner}</p>")
+    return "\n".join(out)
+
+
 def text_to_html(text: str) -> str:
-    paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
-    inner = "\n".join("<p>" + html.escape(p).replace("\n", "<br>\n") + "</p>" for p in paragraphs)
+    """The HTML alternative of a plain-text email: its paragraphs, in a readable column."""
+    style = "font-family: sans-serif; font-size: 15px; line-height: 1.5; max-width: 40em"
     return (
-        f'<!DOCTYPE html>\n<html><body style="font-family: sans-serif">\n{inner}\n</body></html>\n'
+        f'<!DOCTYPE html>\n<html><body style="{style}">\n{paragraphs_html(text)}\n</body></html>\n'
     )
 
 
@@ -533,6 +557,7 @@ __all__ = [
     "build_variables",
     "format_day",
     "format_money",
+    "paragraphs_html",
     "render_row",
     "render_string",
     "render_template",

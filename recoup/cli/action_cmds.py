@@ -44,7 +44,9 @@ def worker(
         None, "--max-seconds", help="Stop after this many seconds."
     ),
     as_json: bool = typer.Option(
-        False, "--json", help="No line per batch; print the totals as JSON at the end."
+        False,
+        "--json",
+        help="No line per batch; print the totals as JSON at the end (an array of one object).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final line."),
 ) -> None:

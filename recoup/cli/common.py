@@ -13,7 +13,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 import typer
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
@@ -24,13 +24,37 @@ from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
 from recoup.core.errors import RecoupError
 from recoup.domain.enums import SYSTEM_ACTOR
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped or redirected output (a file, `grep`, a cron log) is not folded at Rich's default 80
+# columns: a table row stays one line. COLUMNS, when set, still decides.
+PIPED_WIDTH = 1000
+
+
+class _Console(Console):
+    """A console that is as wide as a terminal on one, and as wide as its lines elsewhere."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and "COLUMNS" not in self._environ:
+            return ConsoleDimensions(PIPED_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console: Console = _Console()
+err_console: Console = _Console(stderr=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 JSON_OPTION = typer.Option(False, "--json", help="Print a JSON array instead of a table.")
+# for commands that show one thing: JSON output is always an array, here of one object
+JSON_ONE_OPTION = typer.Option(
+    False, "--json", help="Print it as JSON: an array holding one object."
+)
 USER_OPTION = typer.Option(
     None, "--user", envvar="RECOUP_USER", help="Who is acting (recorded in the log)."
 )
@@ -220,7 +244,7 @@ def print_table(
                     justify=_justify(column),
                     no_wrap=True,
                     overflow="ellipsis",
-                    max_width=24,
+                    max_width=24 if console.is_terminal else None,  # piped: values whole
                 )
         widths = [16 if column == wrap else 0 for column in columns]
     else:

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from recoup.cli.common import (
+    JSON_ONE_OPTION,
     JSON_OPTION,
     console,
     handle_errors,
@@ -57,7 +58,7 @@ def documents(
 def document_show(
     document_id: int,
     path_only: bool = typer.Option(False, "--path", help="Print only the file's path."),
-    as_json: bool = JSON_OPTION,
+    as_json: bool = JSON_ONE_OPTION,
 ) -> None:
     """A document's details and the path of its file."""
     with transaction() as session:

@@ -7,6 +7,7 @@ import typer
 
 from recoup.billing.service import record_payment_failure
 from recoup.cli.common import (
+    JSON_ONE_OPTION,
     JSON_OPTION,
     USER_OPTION,
     actor_name,
@@ -53,7 +54,7 @@ def deliveries(
 
 @events_app.command("deliver")
 @handle_errors
-def deliver(as_json: bool = JSON_OPTION) -> None:
+def deliver(as_json: bool = JSON_ONE_OPTION) -> None:
     """Queue new events for every endpoint and send what is due now."""
     stats = pump(session_factory(), env=env())
     if as_json:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import typer
 
 from recoup.cli import (
@@ -28,8 +30,22 @@ app = typer.Typer(
 )
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"recoup {version('recoup')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print Recoup's version and exit.",
+    ),
+) -> None:
     """Recoup: open-source dunning. Configure with RECOUP_DATABASE_URL, RECOUP_DATA_DIR,
     RECOUP_SMTP_URL and RECOUP_USER."""
 

@@ -12,6 +12,7 @@ from rich.panel import Panel
 from sqlalchemy import select
 
 from recoup.cli.common import (
+    JSON_ONE_OPTION,
     JSON_OPTION,
     USER_OPTION,
     actor_name,
@@ -26,7 +27,7 @@ from recoup.cli.common import (
 from recoup.core.errors import InvalidInput
 from recoup.core.settings import business_today
 from recoup.domain.money import money_text, round_money
-from recoup.engine.explain import explain_invoice
+from recoup.engine.explain import SETTLED, explain_invoice
 from recoup.models import ActionInstance, Charge, Document, LogEntry, Plan, Task
 from recoup.plans.links import plan_links
 from recoup.plans.promise import parse_promised_amount, promise_for_task
@@ -148,7 +149,7 @@ def plans(
 
 @plan_app.command("show")
 @handle_errors
-def plan_show(plan_id: int, as_json: bool = JSON_OPTION) -> None:
+def plan_show(plan_id: int, as_json: bool = JSON_ONE_OPTION) -> None:
     """A plan with its invoices, actions, tasks, charges and log."""
     with transaction() as session:
         plan = get_plan(session, plan_id)
@@ -219,7 +220,7 @@ def plan_show(plan_id: int, as_json: bool = JSON_OPTION) -> None:
         for k, v in detail.items()
         if k not in ("actions", "tasks", "charges", "documents", "log") and v is not None
     )
-    console.print(Panel(summary, title=f"Plan {plan_id}"))
+    console.print(Panel(summary, title=f"Plan {plan_id}"), width=min(console.width, 120))
     print_table(
         detail["actions"],
         ["id", "level", "action", "type", "status", "attempts", "error"],
@@ -387,7 +388,7 @@ def print_log(rows: list[dict[str, Any]]) -> None:
 def explain(
     invoice_id: str,
     as_of: str | None = typer.Option(None, "--as-of", help="Explain as of this date."),
-    as_json: bool = JSON_OPTION,
+    as_json: bool = JSON_ONE_OPTION,
 ) -> None:
     """Why an invoice is (or is not) being dunned, and what happens next."""
     with transaction() as session:
@@ -403,7 +404,9 @@ def explain(
         f"{escape(result.customer_id)}, as of {result.as_of}",
         f"Policy: {escape(result.policy or 'none')} ({escape(result.policy_reason)})",
     ]
-    if result.days_overdue is not None:
+    if result.invoice_status in SETTLED:
+        lines.append(f"{result.invoice_status.capitalize()}: nothing is owed on this invoice")
+    elif result.days_overdue is not None:
         lines.append(f"Days overdue: {result.days_overdue}")
     lines.append(f"Balance: {money_text(result.balance, result.currency)} {result.currency}")
     if result.plan_id:

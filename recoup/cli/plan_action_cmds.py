@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 
 from recoup.cli.common import (
-    JSON_OPTION,
+    JSON_ONE_OPTION,
     USER_OPTION,
     actor_name,
     console,
@@ -115,7 +115,7 @@ def plan_email(
     plan_id: int,
     template: str | None = TEMPLATE_OPTION,
     user: str | None = USER_OPTION,
-    as_json: bool = JSON_OPTION,
+    as_json: bool = JSON_ONE_OPTION,
 ) -> None:
     """Send an email now, with the current level's email action (or another template)."""
     _run(plan_id, ManualKind.email, user=user, as_json=as_json, template=template)
@@ -127,7 +127,7 @@ def plan_letter(
     plan_id: int,
     template: str | None = TEMPLATE_OPTION,
     user: str | None = USER_OPTION,
-    as_json: bool = JSON_OPTION,
+    as_json: bool = JSON_ONE_OPTION,
 ) -> None:
     """Generate a letter now, with the current level's letter action (or another template)."""
     _run(plan_id, ManualKind.letter, user=user, as_json=as_json, template=template)
@@ -141,7 +141,7 @@ def plan_status(
         None, "--status", help="The account status to set (default: the level's)."
     ),
     user: str | None = USER_OPTION,
-    as_json: bool = JSON_OPTION,
+    as_json: bool = JSON_ONE_OPTION,
 ) -> None:
     """Change the customer's account status now (restored when the plan is recovered)."""
     _run(plan_id, ManualKind.status, user=user, as_json=as_json, status=status)

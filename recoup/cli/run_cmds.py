@@ -52,7 +52,7 @@ def progress_bar(enabled: bool = True) -> Iterator[engine_run.Progress]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console,
-        disable=not enabled,
+        disable=not enabled or not err_console.is_terminal,  # a cron log gets the summary alone
         transient=False,
     )
     state: dict[str, int] = {}
@@ -76,7 +76,9 @@ def run(
     no_execute: bool = typer.Option(
         False, "--no-execute", help="Only decide and queue; leave execution to `recoup worker`."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the summary as JSON: an array holding one object."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     user: str | None = USER_OPTION,
 ) -> None:

@@ -178,7 +178,7 @@ def _simulate(
         TimeElapsedColumn(),
         TextColumn("{task.fields[status]}"),
         console=console,
-        disable=not show_progress,
+        disable=not show_progress or not console.is_terminal,
         transient=False,
     )
     opened = done = paid = tasks_done = 0

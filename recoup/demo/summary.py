@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.rule import Rule
 from rich.table import Table
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -101,7 +102,7 @@ def collect(session: Session, *, as_of: date, outbox: Path) -> Summary:
         kind: count for kind, count in session.execute(_count_by(ActionInstance.type, done_only))
     }
     summary.emails_sent = done.get("send_email", 0)
-    summary.suspensions = done.get("change_account_status", 0)
+    summary.suspensions = _accounts_changed(session)
     summary.reminders = (
         session.scalar(
             select(func.count())
@@ -117,6 +118,20 @@ def collect(session: Session, *, as_of: date, outbox: Path) -> Summary:
     summary.eml_files = len(list(outbox.glob("*.eml"))) if outbox.is_dir() else 0
     summary.example_plan, summary.example_invoice = _example(session)
     return summary
+
+
+def _accounts_changed(session: Session) -> int:
+    """Accounts whose status dunning changed: one customer suspended by two plans (or by a
+    retried action) is one account."""
+    return (
+        session.scalar(
+            select(func.count(func.distinct(ActionInstance.customer_id))).where(
+                ActionInstance.type == "change_account_status",
+                ActionInstance.status == InstanceStatus.done.value,
+            )
+        )
+        or 0
+    )
 
 
 def _count_by(column: Any, *where: Any) -> Select[tuple[Any, int]]:
@@ -164,7 +179,10 @@ def render(
     elapsed: float,
 ) -> None:
     console.print()
-    console.rule(f"[bold]Recoup demo: {days} days of dunning, {start} → {summary.as_of}")
+    console.print(  # a rule as wide as a terminal, not as a piped console
+        Rule(f"[bold]Recoup demo: {days} days of dunning, {start} → {summary.as_of}"),
+        width=min(console.width, 100),
+    )
     book = Table(title="The book", title_justify="left")
     book.add_column("currency")
     for label in ("billed", "collected", "outstanding", "late fees charged"):

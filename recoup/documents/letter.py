@@ -9,7 +9,6 @@ language, numbers and dates the customer's locale, as the template's own filters
 
 from __future__ import annotations
 
-import html
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,7 @@ from recoup.actions.render import (
     build_variables,
     format_day,
     format_money,
+    paragraphs_html,
     render_row,
 )
 from recoup.documents.assets import BASE_URL, asset_fetcher
@@ -212,12 +212,7 @@ def body_markup(rendered: Rendered) -> Markup:
     if rendered.html is not None:
         match = _BODY_RE.search(rendered.html)
         return Markup(match.group(1) if match else rendered.html)  # noqa: S704 (autoescaped)
-    paragraphs = [p for p in re.split(r"\n\s*\n", rendered.text.strip()) if p.strip()]
-    return Markup(
-        "\n".join(
-            "<p>" + html.escape(p.strip()).replace("\n", "<br>\n") + "</p>" for p in paragraphs
-        )
-    )
+    return Markup(paragraphs_html(rendered.text))  # noqa: S704 (escaped there)
 
 
 @dataclass(frozen=True)
@@ -292,6 +287,7 @@ def letter_html(
             "website": company.get("website"),
             "vat": company.get("vat") or company.get("vat_number"),
             "iban": company.get("iban"),
+            "bic": company.get("bic"),
             "signatory": company.get("signatory"),
         },
         recipient=recipient_lines(customer, locale),

@@ -449,7 +449,10 @@ class _Builder:
             return
         if plan.open_tasks > 0:
             self._note(
-                lambda: f"waiting for {plan.open_tasks} manual task(s) at level {plan.level!r} (R6)"
+                lambda: (
+                    f"waiting for {plan.open_tasks} manual task(s) at level {plan.level!r} "
+                    "(rule R6 in docs/rules.md)"
+                )
             )
             self.plan_next = None  # completing the task schedules the plan again
             return
@@ -512,7 +515,9 @@ class _Builder:
                 self.plan_next = None
                 return
             if current in ran and self._is_blocking(last):
-                self._note(lambda: f"level {last.code!r} waits for a person (R6)")
+                self._note(
+                    lambda: f"level {last.code!r} waits for a person (rule R6 in docs/rules.md)"
+                )
                 self.plan_next = None
                 return
         elif current >= 0 and levels[current].end:

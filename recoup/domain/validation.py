@@ -134,7 +134,7 @@ class _Checker:
                 self.issue(
                     "settings.invoice_types",
                     f"invoice type {type_!r} cannot be removed while {_plans(count)} "
-                    "cover invoices of that type (R11)",
+                    "cover invoices of that type (rule R11 in docs/rules.md)",
                 )
         if settings.customer_balance is not None:
             if not settings.customer_balance:
@@ -159,7 +159,8 @@ class _Checker:
             self.issue(
                 "settings.mode",
                 f"cannot change from {current.value} to {settings.mode.value} while "
-                f"{_plans(self.usage.open_plan_count)} are active or paused (R11)",
+                f"{_plans(self.usage.open_plan_count)} are active or paused "
+                "(rule R11 in docs/rules.md)",
             )
 
     # --- templates ---------------------------------------------------------------------------
@@ -260,7 +261,8 @@ class _Checker:
             elif status.lower() == CANCELLED_ACCOUNT_STATUS:
                 self.issue(
                     f"{path}.status",
-                    f"{CANCELLED_ACCOUNT_STATUS!r} is final and cannot be set by dunning (R12)",
+                    f"{CANCELLED_ACCOUNT_STATUS!r} is final and cannot be set by dunning "
+                    "(rule R12 in docs/rules.md)",
                 )
         elif action.type is ActionType.webhook:
             url = str(params.get("url") or "")
@@ -347,7 +349,8 @@ class _Checker:
         if "settings" not in self.broken and len(levels) > settings.max_levels:
             self.issue(
                 f"{path}.levels",
-                f"has {len(levels)} levels; settings.max_levels allows {settings.max_levels} (R11)",
+                f"has {len(levels)} levels; settings.max_levels allows {settings.max_levels} "
+                "(rule R11 in docs/rules.md)",
             )
         if not any(not level.reminder for level in levels):
             self.issue(f"{path}.levels", "needs at least one level that is not a reminder")

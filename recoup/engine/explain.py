@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import NotFound
-from recoup.domain.enums import Mode, PlanStatus
+from recoup.domain.enums import InvoiceStatus, Mode, PlanStatus
 from recoup.domain.evaluator import (
     ClosePlan,
     CustomerFacts,
@@ -38,6 +38,8 @@ from recoup.engine.run import (
 from recoup.models import Customer, Invoice, Plan
 from recoup.plans.links import plan_links
 
+SETTLED = frozenset({InvoiceStatus.paid.value, InvoiceStatus.cancelled.value})
+
 
 @dataclass
 class Explanation:
@@ -56,6 +58,11 @@ class Explanation:
     reasons: list[str] = field(default_factory=list)
     next_level: str | None = None
     next_on: date | None = None
+    invoice_status: str = InvoiceStatus.open.value
+
+    def __post_init__(self) -> None:
+        if self.invoice_status in SETTLED:  # nothing is overdue on an invoice no longer owed
+            self.days_overdue = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -161,4 +168,5 @@ def explain_invoice(session: Session, invoice_id: str, as_of: date) -> Explanati
         reasons=list(outcome.reasons),
         next_level=outcome.next_level.code if outcome.next_level else None,
         next_on=outcome.next_level_on,
+        invoice_status=invoice.status,
     )
