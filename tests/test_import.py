@@ -342,7 +342,7 @@ def test_import_invoices_and_reimport_is_unchanged(
         tmp_path / "invoices.csv",
         [*INVOICE_HEADER, "pdf_path"],
         [
-            [*invoice_row("I1"), "/pdf/I1.pdf"],
+            [*invoice_row("I1"), "pdf/I1.pdf"],
             [*invoice_row("I2", amount="250.5", amount_due="", status="", type=""), ""],
             [*invoice_row("I3", amount_due="40.00", status="partially_paid"), ""],
             [*invoice_row("I4", currency="JPY", amount="12000", amount_due="12000"), ""],
@@ -354,7 +354,7 @@ def test_import_invoices_and_reimport_is_unchanged(
     with session_factory() as session:
         i1, i2, i3, i4 = (session.get(Invoice, f"I{n}") for n in range(1, 5))
         assert i1 and i2 and i3 and i4
-        assert i1.pdf_path == "/pdf/I1.pdf" and check_on(session, "I1") == CHECK_NOW
+        assert i1.pdf_path == "pdf/I1.pdf" and check_on(session, "I1") == CHECK_NOW
         assert i2.amount_due == Decimal("250.5") and i2.status == "open"
         assert i2.type == "commercial"
         assert i3.status == "partially_paid" and i3.amount_due == Decimal("40")

@@ -112,6 +112,8 @@ def _print_report(report: service.ImportReport) -> None:
         console.print(f"plans paused for dispute: {_plan_ids(report.plans_paused)}")
     if report.plans_resumed:
         console.print(f"plans resumed: {_plan_ids(report.plans_resumed)}")
+    for warning in report.warnings:  # names from the file: no rich markup in them
+        console.print(f"note: {warning}", markup=False, highlight=False)
 
 
 CUSTOMERS_HELP = (
