@@ -107,7 +107,7 @@ def test_no_local_file_is_mailed_as_an_invoice_pdf(
     smtp_server: SmtpServer,  # noqa: F811
 ) -> None:
     env = make_env(db_url, tmp_path, smtp_url=smtp_server.url)
-    folder = env.invoices_dir
+    folder = env.data_dir / "invoices"  # the default RECOUP_INVOICE_DIR
     (folder / "2024").mkdir(parents=True)
     (folder / "2024" / "good.pdf").write_bytes(PDF_BYTES)
     database = _db_file(db_url, tmp_path)
@@ -115,15 +115,13 @@ def test_no_local_file_is_mailed_as_an_invoice_pdf(
     outside.mkdir()
     (outside / "looks-like.pdf").write_bytes(PDF_BYTES + b"secret outside the folder")
     # planted inside the folder: links out (to a real PDF too: the link itself is refused),
-    # a copy of the database, a folder link, a FIFO, a file too large
+    # a copy of the database, a folder link, a FIFO
     (folder / "passwd.pdf").symlink_to("/etc/passwd")
     (folder / "outside.pdf").symlink_to(outside / "looks-like.pdf")
     (folder / "db.pdf").symlink_to(database)
     (folder / "etc").symlink_to("/etc")
     (folder / "copy.pdf").write_bytes(database.read_bytes()[:1000])
     os.mkfifo(folder / "fifo.pdf")
-    (folder / "big.pdf").write_bytes(PDF_BYTES + b"\0" * 2048)
-    env = dataclasses.replace(env, invoice_max_bytes=1024)
     hostile = {
         "ETC": "/etc/passwd",
         "SHADOW": "../../../../../../../../etc/shadow",
@@ -136,7 +134,6 @@ def test_no_local_file_is_mailed_as_an_invoice_pdf(
         "DIRLINK": "etc/passwd",
         "COPY": "copy.pdf",
         "FIFO": "fifo.pdf",
-        "BIG": "big.pdf",
         "ESCAPE": str(folder / ".." / ".." / "recoup.db"),
     }
     instance_id = _statement_email(session_factory, {"GOOD": "2024/good.pdf", **hostile})
@@ -161,7 +158,29 @@ def test_no_local_file_is_mailed_as_an_invoice_pdf(
     assert "symbolic link" in reasons["LINKPDF"] and "symbolic link" in reasons["DIRLINK"]
     assert "not a PDF" in reasons["COPY"]
     assert "regular file" in reasons["FIFO"]
-    assert "larger than 1024 bytes" in reasons["BIG"]
+
+
+def test_an_oversized_pdf_is_not_attached(
+    session_factory: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Path,
+    smtp_server: SmtpServer,  # noqa: F811
+) -> None:
+    env = make_env(db_url, tmp_path, smtp_url=smtp_server.url)
+    env = dataclasses.replace(env, invoice_max_bytes=1024)
+    env.invoices_dir.mkdir(parents=True)
+    (env.invoices_dir / "big.pdf").write_bytes(PDF_BYTES + b"\0" * 2048)
+    (env.invoices_dir / "small.pdf").write_bytes(PDF_BYTES)
+    instance_id = _statement_email(session_factory, {"BIG": "big.pdf", "SMALL": "small.pdf"})
+
+    assert execute(session_factory, env).done == 1
+
+    [msg] = smtp_server.collector.messages()
+    assert [a.get_filename() for a in msg.iter_attachments()] == ["small.pdf"]
+    result = _instance(session_factory, instance_id).result
+    assert result is not None
+    [refused] = result["refused_attachments"]
+    assert refused["invoice_id"] == "BIG" and "larger than 1024 bytes" in refused["reason"]
 
 
 def test_invoice_folder_and_size_cap_are_settings(
