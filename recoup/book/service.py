@@ -308,9 +308,10 @@ def _check_customer_refs(session: Session, values: Sequence[CustomerIn]) -> list
         current: dict[str, str] = {}
         for chunk in _chunks(sorted(unknown)):
             current.update(
-                session.execute(select(Customer.id, Customer.status).where(Customer.id.in_(chunk)))
-                .tuples()
-                .all()
+                (customer_id, status)
+                for customer_id, status in session.execute(
+                    select(Customer.id, Customer.status).where(Customer.id.in_(chunk))
+                )
             )
         for customer_id, value in unknown.items():
             status = value.fields["status"]
