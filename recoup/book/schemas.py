@@ -307,11 +307,14 @@ class _Row:
         self.values = source.values
         self.errors: list[RowError] = []
         self.bad: set[str] = set()  # columns already refused: no second error about them
-        for column, value in source.values.items():
-            problem = control_character_problem(value, multiline=column in MULTILINE_COLUMNS)
-            if problem is not None:
-                self.error(column, problem)
-                self.bad.add(column)
+        one_line = "".join(v for c, v in source.values.items() if c not in MULTILINE_COLUMNS)
+        lines = "".join(v for c, v in source.values.items() if c in MULTILINE_COLUMNS)
+        if _CONTROL.search(one_line) or _CONTROL_MULTILINE.search(lines):  # a clean row: 2 scans
+            for column, value in source.values.items():
+                problem = control_character_problem(value, multiline=column in MULTILINE_COLUMNS)
+                if problem is not None:
+                    self.error(column, problem)
+                    self.bad.add(column)
 
     def value(self, column: str) -> str | None:
         """The cell's text ("" when empty or absent); None when it was refused already."""
