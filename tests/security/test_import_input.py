@@ -17,10 +17,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from recoup.actions.email import safe_filename
 from recoup.book.service import import_customers
 from recoup.cli.main import app
 from recoup.core.db import unit_of_work
 from recoup.core.errors import InvalidInput
+from recoup.documents.service import letter_path
 from recoup.models import ActionInstance, Customer, Invoice, LogEntry, Payment
 from tests.factories import make_customer, make_invoice
 from tests.factories_actions import execute, make_env
@@ -239,3 +241,30 @@ def test_a_stored_name_with_a_line_break_fails_the_email_once_not_five_times(
         assert "control character (U+000D)" in instance.error
         events = session.scalars(select(LogEntry.event)).all()
         assert "action_retry" not in events and "action_failed" in events
+
+
+# --- what held, and must keep holding ------------------------------------------------------
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_its_line(
+    env: dict[str, str], session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = tmp_path / "c.csv"
+    path.write_bytes("id,name\nC1,Dupont\nC2,Müller\n".encode("latin-1"))
+    exit_code, output = _import("customers", path)
+    assert exit_code == 1
+    assert "line 3, file: is not UTF-8 text" in output
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_ids_with_path_parts_are_flattened_in_file_names(tmp_path: Path) -> None:
+    documents = tmp_path / "documents"
+    instance = ActionInstance(
+        id=7, plan_id=None, invoice_id="../../../etc/cron.d/x", level="../..", action="a/../b"
+    )
+    path = letter_path(documents, instance)
+    assert path.parent.parent == documents
+    assert path.resolve().is_relative_to(documents)
+    assert all(not part.startswith(".") for part in path.relative_to(documents).parts)
+    assert "/" not in safe_filename("../../etc/passwd")
