@@ -217,18 +217,30 @@ def test_pdf_path_leaving_the_invoice_folder_is_refused(
         assert session.scalar(select(func.count()).select_from(Invoice)) == 0
 
 
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("Dupont SA\r\nBcc: everyone@example.com", "U+000D"),
+        ("Dupont\x00SA", "U+0000"),  # went raw into the To header
+        ("Dupont \x1b[31mSA", "U+001B"),
+    ],
+)
 def test_a_stored_name_with_a_line_break_fails_the_email_once_not_five_times(
     session_factory: sessionmaker[Session],
     db_url: str,
     tmp_path: Path,
     smtp_server: SmtpServer,  # noqa: F811
+    name: str,
+    code: str,
 ) -> None:
     """Stored before imports refused it: a header injection is a permanent failure."""
+    if "\x00" in name and not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL cannot store a NUL byte: only SQLite ever had one")
     instance_id = _setup(session_factory, language="en")
     with session_factory() as session, session.begin():
         customer = session.get(Customer, "C1")
         assert customer is not None
-        customer.name = "Dupont SA\r\nBcc: everyone@example.com"
+        customer.name = name
 
     stats = execute(session_factory, make_env(db_url, tmp_path, smtp_url=smtp_server.url))
 
@@ -238,7 +250,7 @@ def test_a_stored_name_with_a_line_break_fails_the_email_once_not_five_times(
         instance = session.get(ActionInstance, instance_id)
         assert instance is not None and instance.status == "failed" and instance.attempts == 1
         assert instance.error is not None and "To header" in instance.error
-        assert "control character (U+000D)" in instance.error
+        assert f"control character ({code})" in instance.error
         events = session.scalars(select(LogEntry.event)).all()
         assert "action_retry" not in events and "action_failed" in events
 
