@@ -46,6 +46,7 @@ class EnvConfig:
 
 
 def _mode(name: str, default: int) -> int:
+    """An octal permission that leaves Recoup itself (the owner) what `default` gives it."""
     value = os.environ.get(name, "").strip()
     if not value:
         return default
@@ -53,8 +54,11 @@ def _mode(name: str, default: int) -> int:
         mode = int(value, 8)
     except ValueError:
         mode = -1
-    if not 0 <= mode <= 0o777:
-        raise RecoupError(f"{name} must be an octal permission like 600 or 640, not {value!r}")
+    if not 0 <= mode <= 0o777 or mode & default != default:
+        raise RecoupError(
+            f"{name} must be an octal permission like {default:o} or {default | 0o040:o} "
+            f"that keeps {default:o} for the owner, not {value!r}"
+        )
     return mode
 
 

@@ -268,9 +268,10 @@ def test_file_modes_are_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     )
     assert _mode(tmp_path / "data" / "a" / "f.pdf") == 0o640
     assert _mode(tmp_path / "data" / "a") == 0o750
-    monkeypatch.setenv("RECOUP_FILE_MODE", "rw-------")
-    with pytest.raises(RecoupError, match="RECOUP_FILE_MODE must be an octal"):
-        load_env()
+    for wrong in ("rw-------", "400", "1777"):
+        monkeypatch.setenv("RECOUP_FILE_MODE", wrong)
+        with pytest.raises(RecoupError, match="RECOUP_FILE_MODE must be an octal"):
+            load_env()
 
 
 def test_letter_refuses_a_symlinked_folder(
