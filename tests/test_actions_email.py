@@ -144,10 +144,10 @@ def test_email_in_the_customers_language_with_pdf_and_stable_message_id(
     tmp_path: Path,
     smtp_server: SmtpServer,
 ) -> None:
-    pdf = tmp_path / "F-2024-001.pdf"
-    pdf.write_bytes(PDF_BYTES)
-    instance_id = _setup(session_factory, pdf_path=str(pdf), attach_invoice=True)
     env = make_env(db_url, tmp_path, smtp_url=smtp_server.url)
+    env.invoices_dir.mkdir(parents=True)
+    (env.invoices_dir / "F-2024-001.pdf").write_bytes(PDF_BYTES)
+    instance_id = _setup(session_factory, pdf_path="F-2024-001.pdf", attach_invoice=True)
 
     stats = execute(session_factory, env)
     assert (stats.done, stats.failed, stats.retried, stats.skipped) == (1, 0, 0, 0)
@@ -204,17 +204,15 @@ def test_missing_pdf_is_logged_and_the_email_goes_without_it(
     tmp_path: Path,
     smtp_server: SmtpServer,
 ) -> None:
-    instance_id = _setup(
-        session_factory, pdf_path=str(tmp_path / "nowhere.pdf"), attach_invoice=True
-    )
+    instance_id = _setup(session_factory, pdf_path="nowhere.pdf", attach_invoice=True)
     execute(session_factory, make_env(db_url, tmp_path, smtp_url=smtp_server.url))
     [msg] = smtp_server.collector.messages()
     assert list(msg.iter_attachments()) == []
     instance = _instance(session_factory, instance_id)
     assert instance.result is not None
-    assert instance.result["missing_attachments"] == [str(tmp_path / "nowhere.pdf")]
+    assert instance.result["missing_attachments"] == ["nowhere.pdf"]
     [done] = _events(session_factory, "action_done")
-    assert done.details["missing_attachments"] == [str(tmp_path / "nowhere.pdf")]
+    assert done.details["missing_attachments"] == ["nowhere.pdf"]
 
 
 def test_outbox_mode_writes_one_eml_per_instance(
@@ -437,20 +435,20 @@ def test_message_id_is_stable_and_key_specific() -> None:
 def test_customer_mode_email_lists_the_plans_invoices_with_their_pdfs(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
 ) -> None:
+    env = make_env(db_url, tmp_path)
+    env.invoices_dir.mkdir(parents=True)
     for name in ("A.pdf", "B.pdf"):
-        (tmp_path / name).write_bytes(PDF_BYTES + name.encode())
+        (env.invoices_dir / name).write_bytes(PDF_BYTES + name.encode())
     with session_factory() as s, s.begin():
         customer = make_customer(s, language="en")
-        a = make_invoice(
-            s, customer, "A", amount=Decimal("100.00"), pdf_path=str(tmp_path / "A.pdf")
-        )
+        a = make_invoice(s, customer, "A", amount=Decimal("100.00"), pdf_path="A.pdf")
         b = make_invoice(
             s,
             customer,
             "B",
             amount=Decimal("50.25"),
             due_date=date(2024, 1, 15),
-            pdf_path=str(tmp_path / "B.pdf"),
+            pdf_path="B.pdf",
         )
         paid = make_invoice(s, customer, "P", amount=Decimal("10"), amount_due=Decimal(0))
         paid.status = "paid"
@@ -480,7 +478,6 @@ def test_customer_mode_email_lists_the_plans_invoices_with_their_pdfs(
             s.add(PlanInvoice(plan_id=plan.id, invoice_id=invoice.id, joined_on=plan.opened_on))
         s.flush()
         instance_id = make_instance(s, action, plan=plan, level="first").id
-    env = make_env(db_url, tmp_path)
     assert execute(session_factory, env).done == 1
     [path] = env.outbox_dir.glob("*.eml")
     msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)

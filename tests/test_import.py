@@ -342,7 +342,7 @@ def test_import_invoices_and_reimport_is_unchanged(
         tmp_path / "invoices.csv",
         [*INVOICE_HEADER, "pdf_path"],
         [
-            [*invoice_row("I1"), "/pdf/I1.pdf"],
+            [*invoice_row("I1"), "pdf/I1.pdf"],
             [*invoice_row("I2", amount="250.5", amount_due="", status="", type=""), ""],
             [*invoice_row("I3", amount_due="40.00", status="partially_paid"), ""],
             [*invoice_row("I4", currency="JPY", amount="12000", amount_due="12000"), ""],
@@ -354,7 +354,7 @@ def test_import_invoices_and_reimport_is_unchanged(
     with session_factory() as session:
         i1, i2, i3, i4 = (session.get(Invoice, f"I{n}") for n in range(1, 5))
         assert i1 and i2 and i3 and i4
-        assert i1.pdf_path == "/pdf/I1.pdf" and check_on(session, "I1") == CHECK_NOW
+        assert i1.pdf_path == "pdf/I1.pdf" and check_on(session, "I1") == CHECK_NOW
         assert i2.amount_due == Decimal("250.5") and i2.status == "open"
         assert i2.type == "commercial"
         assert i3.status == "partially_paid" and i3.amount_due == Decimal("40")
@@ -775,3 +775,169 @@ def test_progress_is_reported_per_chunk(session_factory: sessionmaker[Session]) 
         ("writing", 2000, 2500),
         ("writing", 2500, 2500),
     ]
+
+
+# --- what an import did not understand (issue 9, items 4 and 12) ------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "policies.yaml"
+
+
+def test_a_policy_that_does_not_exist_is_refused_with_the_ones_that_do(
+    env: dict[str, str], session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    seed(session_factory, lambda s: (make_policy(s, name="Standard"), make_policy(s, name="VIP")))
+    path = write_csv(
+        tmp_path / "customers.csv",
+        CUSTOMER_HEADER,
+        [customer_row("C1", policy="VIP"), customer_row("C2", policy="Standrad")],
+    )
+    code, out = invoke("import", "customers", str(path))
+    assert code == 1
+    assert (
+        "line 3, policy: 'Standrad' is not a policy (did you mean Standard?); "
+        "the policies are Standard, VIP" in out
+    )
+    assert "line 2" not in out
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_no_policy_configured_yet_is_said(
+    env: dict[str, str], session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "c.csv", CUSTOMER_HEADER, [customer_row("C1", policy="Gold")])
+    code, out = invoke("import", "customers", str(path))
+    assert code == 1
+    assert "line 2, policy: 'Gold' is not a policy; no policy is configured yet" in out
+
+
+def test_a_customer_naming_no_existing_policy_does_not_block_config_apply(
+    env: dict[str, str], session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """R14 counts real references: a customer stored with a policy name that is not a policy
+    (before imports refused it) does not make that name 'in use'; a real reference still does."""
+    assert invoke("config", "apply", str(EXAMPLE))[0] == 0
+    seed(session_factory, lambda s: make_customer(s, id="GHOST", policy="Ghost"))
+    code, out = invoke("config", "apply", str(EXAMPLE))
+    assert code == 0, out
+    assert "Ghost" not in out
+
+    seed(session_factory, lambda s: make_customer(s, id="BIG", policy="Enterprise"))
+    text = EXAMPLE.read_text(encoding="utf-8")
+    fewer = tmp_path / "fewer.yaml"
+    fewer.write_text(text[: text.index("  - name: Enterprise")], encoding="utf-8")
+    code, out = invoke("config", "apply", str(fewer))
+    assert code == 1
+    assert "policy 'Enterprise' cannot be removed: it is used by 1 customer" in out
+    assert "Ghost" not in out
+
+
+EXPONENT = "is in exponent notation: write the amount out (like 1000)"
+NOT_DECIMAL = "is not a decimal amount (like 1234.56)"
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        ("1e3", EXPONENT),
+        ("1E+3", EXPONENT),
+        ("2.5e2", EXPONENT),
+        ("1_000", NOT_DECIMAL),
+        ("١٠٠", NOT_DECIMAL),  # Arabic-Indic digits, which Decimal() reads as 100
+        ("Infinity", NOT_DECIMAL),
+        ("0x10", NOT_DECIMAL),
+    ],
+)
+def test_amounts_in_other_notations_are_refused(amount: str, message: str) -> None:
+    values = dict(zip(INVOICE_HEADER, invoice_row("I1", amount=amount, amount_due=""), strict=True))
+    result = schemas.parse_invoice(schemas.SourceRow(2, values))
+    assert isinstance(result, list), result
+    [error] = result
+    assert (error.line, error.field, error.message) == (2, "amount", f"{amount!r} {message}")
+    payment = dict(zip(PAYMENT_HEADER, ["P1", "C1", "", amount, "EUR", "2026-02-01"], strict=True))
+    assert isinstance(schemas.parse_payment(schemas.SourceRow(2, payment)), list)
+
+
+@pytest.mark.parametrize("amount", ["1000", "1000.", ".5", "+12.50", "-0", "0012.30"])
+def test_plain_decimal_amounts_still_import(amount: str) -> None:
+    values = dict(zip(PAYMENT_HEADER, ["P1", "C1", "", amount, "EUR", "2026-02-01"], strict=True))
+    result = schemas.parse_payment(schemas.SourceRow(2, values))
+    if Decimal(amount) > 0:
+        assert isinstance(result, schemas.PaymentIn) and result.amount == Decimal(amount)
+    else:
+        assert isinstance(result, list) and "must be greater than 0" in result[0].message
+
+
+def test_invoices_of_a_type_not_dunned_are_named_in_the_summary(
+    env: dict[str, str], session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    def book(session: Session) -> None:
+        make_settings(session, invoice_types=["commercial", "service"])
+        make_customer(session, id="C1")
+
+    seed(session_factory, book)
+    path = write_csv(
+        tmp_path / "invoices.csv",
+        INVOICE_HEADER,
+        [
+            invoice_row("I1"),
+            invoice_row("I2", type="commerical"),
+            invoice_row("I3", type="commerical"),
+            invoice_row("I4", type="commerical"),
+            invoice_row("I5", type="credit_note"),
+            invoice_row("I6", type="service"),
+        ],
+    )
+    code, out = invoke("import", "invoices", str(path))
+    assert code == 0, out
+    assert "invoices: 6 created" in out
+    assert (
+        "note: 3 invoices of type 'commerical' will not be dunned (did you mean commercial?) "
+        "(invoice types: commercial, service)" in out
+    )
+    assert "note: 1 invoice of type 'credit_note' will not be dunned (invoice types:" in out
+    assert "'service'" not in out
+
+
+def test_unknown_customer_columns_are_listed_as_attributes(
+    env: dict[str, str], session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "customers.csv",
+        ["id", "name", "emial", "seats"],
+        [["C1", "Acme", "ap@acme.example", "3"]],
+    )
+    code, out = invoke("import", "customers", str(path))
+    assert code == 0, out
+    assert "note: kept as attributes: emial (did you mean email?), seats" in out
+    with session_factory() as session:
+        customer = session.get(Customer, "C1")
+        assert customer is not None and customer.email is None
+        assert customer.attributes == {"emial": "ap@acme.example", "seats": "3"}
+
+
+def test_an_unknown_account_status_is_refused_with_the_known_ones(
+    env: dict[str, str], session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    assert invoke("config", "apply", str(EXAMPLE))[0] == 0  # its `suspend` sets `suspended`
+    seed(session_factory, lambda s: make_customer(s, id="OLD", status="on_hold"))
+    path = write_csv(
+        tmp_path / "customers.csv",
+        CUSTOMER_HEADER,
+        [
+            customer_row("C1", status="suspended"),
+            customer_row("C2", status="cancelled"),
+            customer_row("C3", status="suspnded"),
+            customer_row("OLD", status="on_hold"),  # stored before statuses were checked
+            customer_row("C4", status="on_hold"),
+        ],
+    )
+    code, out = invoke("import", "customers", str(path))
+    assert code == 1
+    known = "known: active, cancelled, suspended"
+    assert (
+        "line 4, status: 'suspnded' is not a known account status (did you mean suspended?); "
+        f"{known}" in out
+    )
+    assert f"line 6, status: 'on_hold' is not a known account status; {known}" in out
+    assert "line 2" not in out and "line 3" not in out and "line 5" not in out

@@ -10,6 +10,7 @@ import re
 import smtplib
 import ssl
 import threading
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -17,7 +18,9 @@ from email.utils import formataddr, formatdate
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from recoup.core.config import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
 from recoup.core.errors import RecoupError
+from recoup.core.files import write_private
 
 SMTP_TIMEOUT = 30.0
 DEFAULT_SENDER = "recoup@localhost"
@@ -26,6 +29,21 @@ _TRUE = {"1", "true", "yes", "on"}
 
 class PermanentDeliveryError(RecoupError):
     """The server refused the message for good (5xx): retrying cannot help."""
+
+
+class UnsafeHeader(PermanentDeliveryError):
+    """A header value with a line break or another control character (a name stored with
+    CR/LF): it could inject headers, and the same data fails the same way on every retry."""
+
+
+def _header(name: str, value: str) -> str:
+    bad = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise UnsafeHeader(
+            f"the {name} header would contain a control character (U+{ord(bad):04X}): "
+            "not sent; correct the data it comes from (the customer's name, the subject)"
+        )
+    return value
 
 
 def message_id_for(key: str) -> str:
@@ -61,11 +79,11 @@ def build_message(
     msg = EmailMessage()
     msg["Message-ID"] = message_id_for(key)
     msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["From"] = formataddr((sender_name, sender)) if sender_name else sender
-    msg["To"] = formataddr((to_name, to)) if to_name else to
+    msg["From"] = _header("From", formataddr((sender_name, sender)) if sender_name else sender)
+    msg["To"] = _header("To", formataddr((to_name, to)) if to_name else to)
     if reply_to:
-        msg["Reply-To"] = reply_to
-    msg["Subject"] = subject
+        msg["Reply-To"] = _header("Reply-To", reply_to)
+    msg["Subject"] = _header("Subject", subject)
     msg["X-Recoup-Key"] = key
     msg.set_content(text)
     if html is not None:
@@ -202,19 +220,28 @@ def outbox_name(instance_id: int, key: str) -> str:
     return f"{instance_id:010d}-{safe_filename(key)}.eml"
 
 
-def write_outbox(msg: EmailMessage, outbox: Path, *, instance_id: int, key: str) -> Path:
-    """Write the message as `<outbox>/<outbox_name>`; a retry overwrites it."""
-    outbox.mkdir(parents=True, exist_ok=True)
+def write_outbox(
+    msg: EmailMessage,
+    outbox: Path,
+    *,
+    instance_id: int,
+    key: str,
+    file_mode: int = DEFAULT_FILE_MODE,
+    dir_mode: int = DEFAULT_DIR_MODE,
+) -> Path:
+    """Write the message as `<outbox>/<outbox_name>`; a retry overwrites it.
+    Through a fresh temporary file, owner-only (recoup.core.files): a symlink planted in the
+    outbox is never followed and a full disk leaves no partial file behind."""
     path = outbox / outbox_name(instance_id, key)
-    tmp = path.with_suffix(".eml.tmp")
-    tmp.write_bytes(msg.as_bytes())
-    tmp.replace(path)
-    return path
+    return write_private(
+        path, msg.as_bytes(), below=outbox.parent, file_mode=file_mode, dir_mode=dir_mode
+    )
 
 
 __all__ = [
     "Attachment",
     "PermanentDeliveryError",
+    "UnsafeHeader",
     "build_message",
     "close_smtp_connections",
     "message_id_for",

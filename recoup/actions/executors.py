@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -28,6 +27,7 @@ from recoup.actions.email import (
 )
 from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
 from recoup.actions.render import build_variables, render_row, select_template
+from recoup.core.files import FileRefused, UnsafePath, read_inside
 from recoup.core.log import log
 from recoup.domain import fees
 from recoup.domain.enums import CANCELLED_ACCOUNT_STATUS, ActionType, Channel, Event
@@ -222,25 +222,36 @@ def change_account_status(ctx: ActionContext) -> Outcome:
 # --- email ---------------------------------------------------------------------------------
 
 
-def _resolve_pdf(ctx: ActionContext, pdf_path: str) -> Path | None:
-    path = Path(pdf_path)
-    candidates = [path] if path.is_absolute() else [ctx.env.data_dir / path, path]
-    return next((c for c in candidates if c.is_file()), None)
-
-
-def _invoice_pdfs(ctx: ActionContext) -> tuple[list[Attachment], list[str]]:
+def _invoice_pdfs(
+    ctx: ActionContext,
+) -> tuple[list[Attachment], list[str], list[dict[str, str]]]:
+    """The invoices' PDFs, read only from inside the invoice folder (recoup.core.files): a
+    path leaving it, a symlink, a file that is not a PDF or too large is refused, and the
+    email goes without it, the refusal and its reason in the result."""
     attachments: list[Attachment] = []
     missing: list[str] = []
+    refused: list[dict[str, str]] = []
     for invoice in ctx.invoices:
         if not invoice.pdf_path:
             continue
-        found = _resolve_pdf(ctx, invoice.pdf_path)
-        if found is None:
+        try:
+            name, content = read_inside(
+                ctx.env.invoices_dir, invoice.pdf_path, max_bytes=ctx.env.invoice_max_bytes
+            )
+        except FileNotFoundError:
             missing.append(invoice.pdf_path)
             logger.warning("invoice %s: PDF %s not found", invoice.id, invoice.pdf_path)
             continue
-        attachments.append(Attachment(filename=found.name, content=found.read_bytes()))
-    return attachments, missing
+        except (UnsafePath, FileRefused) as exc:
+            refused.append(
+                {"invoice_id": invoice.id, "pdf_path": invoice.pdf_path, "reason": exc.message}
+            )
+            logger.warning(
+                "invoice %s: PDF %r not attached: %s", invoice.id, invoice.pdf_path, exc.message
+            )
+            continue
+        attachments.append(Attachment(filename=name, content=content))
+    return attachments, missing, refused
 
 
 @register(ActionType.send_email)
@@ -272,7 +283,7 @@ def send_email(ctx: ActionContext) -> Outcome:
     attach = bool(ctx.params.get("attach_invoice")) or bool(
         ctx.policy is not None and ctx.policy.attach_invoice
     )
-    attachments, missing = _invoice_pdfs(ctx) if attach else ([], [])
+    attachments, missing, refused = _invoice_pdfs(ctx) if attach else ([], [], [])
     if ctx.params.get("attach_letter") or ctx.params.get("letter_template"):  # a letter PDF
         from recoup.actions.letter import letter_attachment
 
@@ -282,18 +293,21 @@ def send_email(ctx: ActionContext) -> Outcome:
         if letter_missing is not None:
             missing.append(letter_missing)
     sender = str(company.get("email") or DEFAULT_SENDER)
-    msg = build_message(
-        key=ctx.instance.key,
-        sender=sender,
-        sender_name=company.get("name"),
-        to=customer.email,
-        to_name=customer.name,
-        subject=rendered.subject or str(code),
-        text=rendered.text,
-        html=rendered.html,
-        attachments=attachments,
-        reply_to=company.get("reply_to"),
-    )
+    try:
+        msg = build_message(
+            key=ctx.instance.key,
+            sender=sender,
+            sender_name=company.get("name"),
+            to=customer.email,
+            to_name=customer.name,
+            subject=rendered.subject or str(code),
+            text=rendered.text,
+            html=rendered.html,
+            attachments=attachments,
+            reply_to=company.get("reply_to"),
+        )
+    except PermanentDeliveryError as exc:  # a header injection: the same on every retry
+        raise PermanentFailure(exc.message) from exc
     result: dict[str, Any] = {
         "to": customer.email,
         "template": template.code,
@@ -304,8 +318,15 @@ def send_email(ctx: ActionContext) -> Outcome:
     }
     if missing:
         result["missing_attachments"] = missing
+    if refused:
+        result["refused_attachments"] = refused
     if attach:  # asked for the invoices' PDFs: say which ones the email went without
-        absent = [i.id for i in ctx.invoices if not i.pdf_path or i.pdf_path in missing]
+        refused_ids = {r["invoice_id"] for r in refused}
+        absent = [
+            i.id
+            for i in ctx.invoices
+            if not i.pdf_path or i.pdf_path in missing or i.id in refused_ids
+        ]
         if absent:
             result["attachments_missing"] = absent
             logger.info("email %s sent without the PDF of %s", ctx.instance.key, absent)
@@ -318,7 +339,12 @@ def send_email(ctx: ActionContext) -> Outcome:
             raise PermanentFailure(exc.message) from exc
     else:
         path = write_outbox(
-            msg, ctx.env.outbox_dir, instance_id=ctx.instance.id, key=ctx.instance.key
+            msg,
+            ctx.env.outbox_dir,
+            instance_id=ctx.instance.id,
+            key=ctx.instance.key,
+            file_mode=ctx.env.file_mode,
+            dir_mode=ctx.env.dir_mode,
         )
         result["delivery"] = "outbox"
         result["path"] = str(path)

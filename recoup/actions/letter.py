@@ -68,7 +68,13 @@ def generate_letter(ctx: ActionContext, code: str) -> dict[str, Any]:
     )
     pdf = to_pdf(letter.html)
     path = letter_path(ctx.env.documents_dir, ctx.instance)
-    write_file(path, pdf.content)
+    write_file(
+        path,
+        pdf.content,
+        below=ctx.env.data_dir,
+        file_mode=ctx.env.file_mode,
+        dir_mode=ctx.env.dir_mode,
+    )
     document = store_letter(ctx.session, ctx.instance, path=path, invoice_ids=letter.invoice_ids)
     result = _result(
         document,

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from recoup.core.files import relative_path_problem
 from recoup.domain.enums import InvoiceStatus
 from recoup.domain.locales import is_country, is_language
 from recoup.domain.money import is_currency, minor_unit
@@ -86,8 +87,13 @@ MAX_LENGTH: dict[str, int] = {
     "status": 50,
     "number": 100,
     "type": 50,
+    "pdf_path": 1000,
     "attribute": 100,
 }
+# Free text that may span lines (a postal address, printed on letters). Every other value is
+# one line: a line break in a name ends up in an email header, an escape sequence in an id
+# is replayed by every terminal that prints it.
+MULTILINE_COLUMNS = frozenset({"address"})
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "y"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n"})
@@ -96,6 +102,22 @@ INVOICE_STATUSES = tuple(s.value for s in InvoiceStatus)
 _EMAIL = re.compile(r"^[^@\s,;<>()\[\]\"]+@[^@\s,;<>()\[\]\"]+\.[A-Za-z0-9-]{2,}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+# Control characters (Unicode category Cc: C0, DEL, C1) and the Unicode line and paragraph
+# separators; a multi-line value may keep tabs and line breaks.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+# A plain decimal: digits, one optional point, an optional sign. Decimal() also takes `1e3`,
+# `1_000`, `Infinity` and non-ASCII digits, none of which a billing export means as money.
+_PLAIN_DECIMAL = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$", re.ASCII)
+
+
+def control_character_problem(value: str, *, multiline: bool = False) -> str | None:
+    """Why `value` cannot be imported as text (None: it can). Never echoes the value."""
+    found = (_CONTROL_MULTILINE if multiline else _CONTROL).search(value)
+    if found is None:
+        return None
+    what = "a line break" if found.group() in "\r\n\u2028\u2029" else "a control character"
+    return f"contains {what} (U+{ord(found.group()):04X}), not allowed in this field"
 
 
 @dataclass(frozen=True, order=True)
@@ -212,7 +234,10 @@ def check_header(kind: str, header: Sequence[str]) -> list[RowError]:
         )
     seen: set[str] = set()
     for name in header:
-        if not name:
+        problem = control_character_problem(name)
+        if problem is not None:
+            errors.append(RowError(1, "header", f"a column name {problem}"))
+        elif not name:
             errors.append(RowError(1, "header", "a column has no name"))
         elif name in seen:
             errors.append(RowError(1, "header", f"column {name!r} appears twice"))
@@ -281,6 +306,19 @@ class _Row:
         self.line = source.line
         self.values = source.values
         self.errors: list[RowError] = []
+        self.bad: set[str] = set()  # columns already refused: no second error about them
+        one_line = "".join(v for c, v in source.values.items() if c not in MULTILINE_COLUMNS)
+        lines = "".join(v for c, v in source.values.items() if c in MULTILINE_COLUMNS)
+        if _CONTROL.search(one_line) or _CONTROL_MULTILINE.search(lines):  # a clean row: 2 scans
+            for column, value in source.values.items():
+                problem = control_character_problem(value, multiline=column in MULTILINE_COLUMNS)
+                if problem is not None:
+                    self.error(column, problem)
+                    self.bad.add(column)
+
+    def value(self, column: str) -> str | None:
+        """The cell's text ("" when empty or absent); None when it was refused already."""
+        return None if column in self.bad else self.values.get(column, "")
 
     def has(self, column: str) -> bool:
         return column in self.values
@@ -289,7 +327,9 @@ class _Row:
         self.errors.append(RowError(self.line, column, message))
 
     def text(self, column: str, *, required: bool = False) -> str | None:
-        value = self.values.get(column, "")
+        value = self.value(column)
+        if value is None:
+            return None
         if not value:
             if required:
                 self.error(column, "is required")
@@ -301,7 +341,7 @@ class _Row:
         return value
 
     def boolean(self, column: str) -> bool | None:
-        value = self.values.get(column, "")
+        value = self.value(column)
         if not value:
             return None
         lowered = value.lower()
@@ -313,7 +353,9 @@ class _Row:
         return None
 
     def day(self, column: str, *, required: bool = False) -> date | None:
-        value = self.values.get(column, "")
+        value = self.value(column)
+        if value is None:
+            return None
         if not value:
             if required:
                 self.error(column, "is required")
@@ -325,7 +367,9 @@ class _Row:
             return None
 
     def currency(self, column: str = "currency", *, required: bool = False) -> str | None:
-        value = self.values.get(column, "")
+        value = self.value(column)
+        if value is None:
+            return None
         if not value:
             if required:
                 self.error(column, "is required")
@@ -339,17 +383,24 @@ class _Row:
     def amount(
         self, column: str, currency: str | None, *, required: bool = False
     ) -> Decimal | None:
-        value = self.values.get(column, "")
+        value = self.value(column)
+        if value is None:
+            return None
         if not value:
             if required:
                 self.error(column, "is required")
             return None
+        if not _PLAIN_DECIMAL.match(value):
+            if re.match(r"^[+-]?[0-9.]+[eE][+-]?[0-9]+$", value):
+                self.error(
+                    column, f"{value!r} is in exponent notation: write the amount out (like 1000)"
+                )
+            else:
+                self.error(column, f"{value!r} is not a decimal amount (like 1234.56)")
+            return None
         try:
             amount = Decimal(value)
-        except InvalidOperation:
-            self.error(column, f"{value!r} is not a decimal amount (like 1234.56)")
-            return None
-        if not amount.is_finite():
+        except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
             self.error(column, f"{value!r} is not a decimal amount (like 1234.56)")
             return None
         if amount != amount.quantize(Decimal(1).scaleb(-MAX_DECIMALS)):
@@ -367,7 +418,7 @@ class _Row:
         return amount + Decimal(0)  # normalise -0
 
     def one_of(self, column: str, choices: Sequence[str]) -> str | None:
-        value = self.values.get(column, "")
+        value = self.value(column)
         if not value:
             return None
         lowered = value.lower()
@@ -442,7 +493,11 @@ def parse_invoice(source: SourceRow) -> InvoiceIn | list[RowError]:
     if row.has("type"):
         fields["type"] = row.text("type") or "commercial"
     if row.has("pdf_path"):
-        fields["pdf_path"] = row.text("pdf_path")
+        pdf_path = row.text("pdf_path")
+        problem = relative_path_problem(pdf_path) if pdf_path else None
+        if problem is not None:
+            row.error("pdf_path", f"{pdf_path!r} {problem}")
+        fields["pdf_path"] = pdf_path
     if row.has("disputed"):
         fields["disputed"] = bool(row.boolean("disputed"))
     # status and amount_due are only set when given: resolve_balance() completes them
@@ -557,6 +612,7 @@ __all__ = [
     "RowError",
     "SourceRow",
     "check_header",
+    "control_character_problem",
     "parse_customer",
     "parse_invoice",
     "parse_payment",

@@ -7,7 +7,8 @@ transaction. Services flush, never commit. Queries are per chunk of rows, never 
 
 from __future__ import annotations
 
-from collections import defaultdict
+import difflib
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,6 +20,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, lazyload
 
 from recoup.book.schemas import (
+    CUSTOMER_COLUMNS,
     CsvTable,
     CustomerIn,
     InvoiceIn,
@@ -37,14 +39,25 @@ from recoup.core.log import log, log_row
 from recoup.core.schedule import recheck_invoices
 from recoup.core.settings import business_today, get_settings
 from recoup.domain.enums import (
+    CANCELLED_ACCOUNT_STATUS,
     OPEN_PLAN_STATUSES,
+    ActionType,
     Event,
     InvoiceStatus,
     Mode,
     PlanStatus,
 )
 from recoup.domain.money import money_text
-from recoup.models import Customer, Invoice, LogEntry, Payment, PaymentAllocation, Plan
+from recoup.models import (
+    ActionRow,
+    Customer,
+    Invoice,
+    LogEntry,
+    Payment,
+    PaymentAllocation,
+    Plan,
+    PolicyRow,
+)
 from recoup.plans.closing import refresh_plans_after_change
 from recoup.plans.links import plan_links
 from recoup.plans.service import pause_plan, resume_plan
@@ -99,6 +112,8 @@ class ImportReport:
     plans_paused: list[int] = field(default_factory=list)
     plans_resumed: list[int] = field(default_factory=list)
     rechecked: int = 0  # invoices the next run will look at again
+    # what was imported but may not do what the file meant ("kept as attributes: emial")
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def payments_recorded(self) -> int:
@@ -151,6 +166,11 @@ def _parse(
     return values, table.errors + errors, len(table.rows)
 
 
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def _existing_ids(session: Session, column: Any, ids: Iterable[str]) -> set[str]:
     wanted = sorted(set(ids))
     found: set[str] = set()
@@ -194,11 +214,20 @@ def import_customers(
     progress: Progress | None = None,
 ) -> ImportReport:
     """Create or update customers by id. Columns left out of the file keep their stored value;
-    extra columns become `attributes` (an empty cell removes that attribute)."""
-    values, errors, total = _parse("customers", rows, parse_customer, progress)
+    extra columns become `attributes` (an empty cell removes that attribute). A `policy` must
+    name a policy that exists, a `status` be one dunning knows (or the one the customer has)."""
+    table = _as_table(rows)
+    values, errors, total = _parse("customers", table, parse_customer, progress)
+    errors.extend(_check_customer_refs(session, values))
     if errors:
         raise _fail("customers", errors)
     report = ImportReport("customers", rows=total)
+    extra = [c for c in table.header if c and c not in CUSTOMER_COLUMNS]
+    if extra:
+        report.warnings.append(
+            "kept as attributes: "
+            + ", ".join(c + _did_you_mean(c, CUSTOMER_COLUMNS) for c in extra)
+        )
     if progress:
         progress("writing", 0, len(values))
     done = 0
@@ -237,6 +266,66 @@ def import_customers(
         report.rechecked = _recheck(session, open_ids)
     session.flush()
     return report
+
+
+def known_statuses(session: Session) -> list[str]:
+    """Account statuses a customer may have: `active`, `cancelled` and those some
+    change_account_status action sets (R12)."""
+    known = {"active", CANCELLED_ACCOUNT_STATUS}
+    for params in session.scalars(
+        select(ActionRow.params).where(ActionRow.type == ActionType.change_account_status.value)
+    ):
+        status = (params or {}).get("status")
+        if status:
+            known.add(str(status))
+    return sorted(known)
+
+
+def _check_customer_refs(session: Session, values: Sequence[CustomerIn]) -> list[RowError]:
+    """A policy that does not exist would leave the customer undunned without a word (R3);
+    a status nothing sets is a typo of one that would have mattered (R2, R12)."""
+    errors: list[RowError] = []
+    wanted = {v.fields["policy"] for v in values if v.fields.get("policy")}
+    if wanted:
+        policies = sorted(session.scalars(select(PolicyRow.name)))
+        listed = (
+            f"the policies are {', '.join(policies)}"
+            if policies
+            else "no policy is configured yet (recoup config apply FILE)"
+        )
+        for value in values:
+            name = value.fields.get("policy")
+            if name and name not in policies:
+                errors.append(
+                    RowError(
+                        value.line, "policy",
+                        f"{name!r} is not a policy{_did_you_mean(name, policies)}; {listed}",
+                    )
+                )
+    statuses = known_statuses(session)
+    unknown = {v.id: v for v in values if v.fields.get("status") not in (None, *statuses)}
+    if unknown:
+        current: dict[str, str] = {}
+        for chunk in _chunks(sorted(unknown)):
+            current.update(
+                (customer_id, status)
+                for customer_id, status in session.execute(
+                    select(Customer.id, Customer.status).where(Customer.id.in_(chunk))
+                )
+            )
+        for customer_id, value in unknown.items():
+            status = value.fields["status"]
+            if current.get(customer_id) == status:
+                continue  # stored before statuses were checked: left as it is
+            errors.append(
+                RowError(
+                    value.line, "status",
+                    f"{status!r} is not a known account status{_did_you_mean(status, statuses)}; "
+                    f"known: {', '.join(statuses)} (a status is known once a "
+                    "change_account_status action sets it)",
+                )
+            )
+    return errors
 
 
 def _new_customer(value: CustomerIn) -> dict[str, Any]:
@@ -333,6 +422,7 @@ def import_invoices(
     errors.extend(_moves_under_a_plan(session, values, existing))
     if errors:
         raise _fail("invoices", errors)
+    report.warnings.extend(_undunned_types(session, values, existing))
 
     # write
     if progress:
@@ -382,6 +472,27 @@ def import_invoices(
         report.plans_recovered.extend(effect.plans_recovered)
     session.flush()
     return report
+
+
+def _undunned_types(
+    session: Session, values: Sequence[InvoiceIn], existing: Mapping[str, Invoice]
+) -> list[str]:
+    """Invoices of a type the settings do not dun (R2): imported, but named, so that a typo
+    (`commerical`) does not go unnoticed until the money is late."""
+    types = list(get_settings(session).invoice_types or [])
+    counts: Counter[str] = Counter()
+    for value in values:
+        current = existing.get(value.id)
+        type_ = value.fields.get("type") or (
+            current.type if current is not None else INVOICE_DEFAULTS["type"]
+        )
+        if type_ not in types:
+            counts[type_] += 1
+    return [
+        f"{n} invoice{'s' if n != 1 else ''} of type {type_!r} will not be dunned"
+        f"{_did_you_mean(type_, types)} (invoice types: {', '.join(types)})"
+        for type_, n in sorted(counts.items())
+    ]
 
 
 def _moves_under_a_plan(
@@ -789,6 +900,7 @@ __all__ = [
     "import_customers",
     "import_invoices",
     "import_payments",
+    "known_statuses",
     "set_disputed",
     "undispute_invoice",
 ]

@@ -112,6 +112,8 @@ def _print_report(report: service.ImportReport) -> None:
         console.print(f"plans paused for dispute: {_plan_ids(report.plans_paused)}")
     if report.plans_resumed:
         console.print(f"plans resumed: {_plan_ids(report.plans_resumed)}")
+    for warning in report.warnings:  # names from the file: no rich markup in them
+        console.print(f"note: {warning}", markup=False, highlight=False)
 
 
 CUSTOMERS_HELP = (
@@ -132,8 +134,8 @@ def import_customers(path: Path = FILE_ARGUMENT, user: str | None = USER_OPTION)
 INVOICES_HELP = (
     "Create or update invoices, matched by id.\n\n"
     "Columns: id, customer_id, number, type, issue_date, due_date, currency, amount, "
-    "amount_due, status, disputed, optional pdf_path. Plans of invoices now paid "
-    "close as recovered. A file with any bad row imports nothing."
+    "amount_due, status, disputed, optional pdf_path (relative to RECOUP_INVOICE_DIR). "
+    "Plans of invoices now paid close as recovered. A file with any bad row imports nothing."
 )
 
 

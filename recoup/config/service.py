@@ -212,11 +212,13 @@ def config_usage(session: Session) -> ConfigUsage:
         select(ActionInstance.policy_id, func.count()).group_by(ActionInstance.policy_id)
     ):
         instances_by_policy[policy_names.get(policy_id, str(policy_id))] = int(count)
+    # Only names of policies that exist: a customer naming none (imported before imports
+    # checked it) does not make a policy that is not there "in use" (R14).
     customers_by_policy = {
         str(name): int(count)
         for name, count in session.execute(
             select(Customer.policy, func.count())
-            .where(Customer.policy.is_not(None), Customer.policy != "")
+            .where(Customer.policy.in_(select(PolicyRow.name)))
             .group_by(Customer.policy)
         )
     }

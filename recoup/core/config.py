@@ -6,6 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from recoup.core.errors import RecoupError
+
+DEFAULT_FILE_MODE = 0o600  # emails and letters hold personal data: the owner only
+DEFAULT_DIR_MODE = 0o700
+DEFAULT_INVOICE_MAX_MB = 10
+
 
 @dataclass(frozen=True)
 class EnvConfig:
@@ -19,6 +25,16 @@ class EnvConfig:
     sms_token: str | None = None
     billing_webhook_url: str | None = None
     webhook_secret: str | None = None
+    # Invoice PDFs are read from this folder only (unset: <data dir>/invoices); see
+    # `invoices_dir`. Files Recoup writes get `file_mode`, folders it creates `dir_mode`.
+    invoice_dir: Path | None = None
+    invoice_max_bytes: int = DEFAULT_INVOICE_MAX_MB * 1024 * 1024
+    file_mode: int = DEFAULT_FILE_MODE
+    dir_mode: int = DEFAULT_DIR_MODE
+
+    @property
+    def invoices_dir(self) -> Path:
+        return self.invoice_dir or self.data_dir / "invoices"
 
     @property
     def outbox_dir(self) -> Path:
@@ -27,6 +43,36 @@ class EnvConfig:
     @property
     def documents_dir(self) -> Path:
         return self.data_dir / "documents"
+
+
+def _mode(name: str, default: int) -> int:
+    """An octal permission that leaves Recoup itself (the owner) what `default` gives it."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o777 or mode & default != default:
+        raise RecoupError(
+            f"{name} must be an octal permission like {default:o} or {default | 0o040:o} "
+            f"that keeps {default:o} for the owner, not {value!r}"
+        )
+    return mode
+
+
+def _megabytes(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default * 1024 * 1024
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = -1
+    if not 0 < megabytes <= 1024:
+        raise RecoupError(f"{name} must be a size in MB between 0 and 1024, not {value!r}")
+    return int(megabytes * 1024 * 1024)
 
 
 def load_env() -> EnvConfig:
@@ -44,4 +90,12 @@ def load_env() -> EnvConfig:
         sms_token=os.environ.get("RECOUP_SMS_TOKEN") or None,
         billing_webhook_url=os.environ.get("RECOUP_BILLING_WEBHOOK_URL") or None,
         webhook_secret=os.environ.get("RECOUP_WEBHOOK_SECRET") or None,
+        invoice_dir=(
+            Path(os.environ["RECOUP_INVOICE_DIR"]).resolve()
+            if os.environ.get("RECOUP_INVOICE_DIR")
+            else None
+        ),
+        invoice_max_bytes=_megabytes("RECOUP_INVOICE_MAX_MB", DEFAULT_INVOICE_MAX_MB),
+        file_mode=_mode("RECOUP_FILE_MODE", DEFAULT_FILE_MODE),
+        dir_mode=_mode("RECOUP_DIR_MODE", DEFAULT_DIR_MODE),
     )

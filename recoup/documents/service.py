@@ -5,7 +5,6 @@ Services flush, never commit: the action framework or the CLI command owns the t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,7 +22,9 @@ from recoup.actions.render import (
     render_row,
     select_template,
 )
+from recoup.core.config import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
 from recoup.core.errors import InvalidInput, NotFound
+from recoup.core.files import write_private
 from recoup.core.settings import get_settings
 from recoup.documents.letter import Letter, Pdf, render_letter, to_pdf
 from recoup.domain.enums import Channel, PlanStatus
@@ -60,12 +61,24 @@ def letter_path(
     return documents_dir / folder / name
 
 
-def write_file(path: Path, content: bytes) -> None:
-    """Write atomically: a reader never sees half a PDF; a retry replaces the file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(content)
-    tmp.replace(path)
+def write_file(
+    path: Path,
+    content: bytes,
+    *,
+    below: Path | None = None,
+    file_mode: int = DEFAULT_FILE_MODE,
+    dir_mode: int = DEFAULT_DIR_MODE,
+) -> None:
+    """Write atomically: a reader never sees half a PDF; a retry replaces the file. Owner-only,
+    through a fresh temporary file; no symlink is followed in the folders below `below` (the
+    data folder; default: the file's own folder) — see recoup.core.files."""
+    write_private(
+        path,
+        content,
+        below=below if below is not None else path.parent,
+        file_mode=file_mode,
+        dir_mode=dir_mode,
+    )
 
 
 # --- rows ----------------------------------------------------------------------------------
