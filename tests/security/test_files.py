@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.actions.email import safe_filename
+from recoup.actions.email import outbox_name
 from recoup.core.config import EnvConfig, load_env
 from recoup.core.errors import RecoupError
 from recoup.documents.service import write_file
@@ -214,7 +214,7 @@ def _outbox_email(factory: sessionmaker[Session]) -> int:
 
 def _outbox_path(env: EnvConfig, factory: sessionmaker[Session], instance_id: int) -> Path:
     key = _instance(factory, instance_id).key
-    return env.outbox_dir / f"{instance_id}-{safe_filename(key)}.eml"
+    return env.outbox_dir / outbox_name(instance_id, key)
 
 
 def test_outbox_follows_no_planted_symlink(
