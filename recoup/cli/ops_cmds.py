@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from recoup.cli.common import (
     JSON_OPTION,
+    ON_OPTION,
     USER_OPTION,
     actor_name,
     console,
@@ -296,11 +297,11 @@ def tasks(
 
 @task_app.command("claim")
 @handle_errors
-def task_claim(task_id: int, user: str | None = USER_OPTION) -> None:
+def task_claim(task_id: int, on: str | None = ON_OPTION, user: str | None = USER_OPTION) -> None:
     """Claim an open task."""
     with transaction() as session:
         task = get_task(session, task_id)
-        claim_task(session, task, user=actor_name(user), on=business_today(session))
+        claim_task(session, task, user=actor_name(user), on=_today(session, on))
     console.print(f"task {task_id} claimed by {actor_name(user)}")
 
 
@@ -309,14 +310,13 @@ def task_claim(task_id: int, user: str | None = USER_OPTION) -> None:
 def task_complete(
     task_id: int,
     note: str | None = typer.Option(None, "--note", help="What was done (the outcome)."),
+    on: str | None = ON_OPTION,
     user: str | None = USER_OPTION,
 ) -> None:
     """Complete a task; its plan may then move on."""
     with transaction() as session:
         task = get_task(session, task_id)
-        complete_task(
-            session, task, user=actor_name(user), on=business_today(session), outcome=note
-        )
+        complete_task(session, task, user=actor_name(user), on=_today(session, on), outcome=note)
     console.print(f"task {task_id} completed")
 
 

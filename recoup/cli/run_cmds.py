@@ -79,6 +79,9 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     user: str | None = USER_OPTION,
+    future: bool = typer.Option(
+        False, "--future", help="Allow an --as-of date after tomorrow (a simulation)."
+    ),
 ) -> None:
     """Run the day's dunning: reminders, plans, levels, actions."""
     day = parse_date(as_of)
@@ -94,6 +97,7 @@ def run(
             execute=not no_execute,
             actor=actor_name(user),
             progress=progress,
+            allow_future=future,
         )
     if as_json:
         print_json([stats.as_dict()])
