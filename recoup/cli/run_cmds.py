@@ -71,7 +71,12 @@ def progress_bar(enabled: bool = True) -> Iterator[engine_run.Progress]:
 @handle_errors
 def run(
     as_of: str | None = typer.Option(
-        None, "--as-of", help="Business date to run for (YYYY-MM-DD); default: today."
+        None,
+        "--as-of",
+        help=(
+            "Business date to run for (YYYY-MM-DD); default: today. Not before the latest "
+            "finished run; after tomorrow only with --future."
+        ),
     ),
     no_execute: bool = typer.Option(
         False, "--no-execute", help="Only decide and queue; leave execution to `recoup worker`."
