@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
+from recoup.cli.main import app
 from recoup.core.clock import today_in
 from recoup.core.config import load_env
 from recoup.core.errors import Conflict, InvalidInput
@@ -73,3 +75,13 @@ def test_an_unfinished_run_does_not_hold_the_date(
     with session_factory.begin() as session:
         session.add(Run(as_of=today_in("UTC"), status="failed", actor="system"))
     assert book.run(5)["as_of"] == day(5)
+
+
+def test_the_demo_simulation_may_run_ahead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`recoup demo --end` in the future is a simulation: it passes allow_future."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RECOUP_SMTP_URL", raising=False)
+    end = today_in("UTC") + timedelta(days=60)
+    args = ["demo", "--customers", "5", "--days", "5", "--end", str(end), "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
