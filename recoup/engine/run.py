@@ -353,19 +353,21 @@ def _run_chunks(
     big_day = sum(len(c) for c in chunks) >= 10 * max((len(c) for c in chunks), default=1)
 
     def decide(chunk: list[tuple[str, str]]) -> _Batch:
-        # the chunk's counts travel with its rows: they count once written (8.11: a run that
-        # failed must not report plans and actions it never committed)
+        # the chunk's counts travel with its rows and count once written: a run that failed
+        # must not report plans and actions it never committed
         before = ctx.stats.counts()
-        with factory() as session:
-            if mode is Mode.invoice:
-                items = _decide_invoice_chunk(session, ctx, [u[0] for u in chunk])
-            else:
-                items = _decide_customer_chunk(session, ctx, chunk)
-            batch = _Batch(ctx, session.get_bind().dialect.name)
-            batch.build(session, items)
-        batch.stats_delta = ctx.stats.counts_since(before)
-        batch.stats_delta["considered"] = len(chunk)
-        ctx.stats.restore(before)
+        try:
+            with factory() as session:
+                if mode is Mode.invoice:
+                    items = _decide_invoice_chunk(session, ctx, [u[0] for u in chunk])
+                else:
+                    items = _decide_customer_chunk(session, ctx, chunk)
+                batch = _Batch(ctx, session.get_bind().dialect.name)
+                batch.build(session, items)
+            batch.stats_delta = ctx.stats.counts_since(before)
+            batch.stats_delta["considered"] = len(chunk)
+        finally:
+            ctx.stats.restore(before)
         return batch
 
     def write(batch: _Batch, number: int, size: int) -> None:
