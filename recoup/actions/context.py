@@ -63,6 +63,9 @@ class ActionContext:
     actor: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     by_hand: bool = False
+    # the business date of the process executing it (a run's as-of, the worker's latest run),
+    # while `today` is the date it was queued for (R13): whether a reminder is still timely
+    executing_on: date | None = None
 
     @property
     def is_reminder(self) -> bool:
@@ -151,7 +154,9 @@ def load_context(
         session=session,
         instance=instance,
         env=env,
-        today=today,
+        # R13: every effect (letter dates, days overdue, fees, the log's `on`) uses the
+        # business date the instance was queued for, whenever and wherever it executes
+        today=instance.due_on or today,
         now=now,
         customer=customer,
         policy=policy,
@@ -165,6 +170,7 @@ def load_context(
         actor=str(request["actor"]) if request and request.get("actor") else None,
         overrides=dict(request.get("params") or {}) if request else {},
         by_hand=request is not None,
+        executing_on=today,
     )
 
 

@@ -420,7 +420,7 @@ def guard(ctx: ActionContext) -> str | None:
     if ctx.invoice is None:
         return "reminder has no invoice"
     reason = _invoice_reason(ctx)
-    if reason is None and ctx.today >= ctx.invoice.due_date:
+    if reason is None and max(ctx.today, ctx.executing_on or ctx.today) >= ctx.invoice.due_date:
         return f"due date {ctx.invoice.due_date} passed before the reminder was sent"
     return reason
 
@@ -551,7 +551,7 @@ def _record_failure(
     _open_failure_task(ctx, message)
     session.flush()
     if ctx.plan is not None:
-        maybe_close_unrecovered(session, ctx.plan, on=today)
+        maybe_close_unrecovered(session, ctx.plan, on=ctx.today)
     return "failed"
 
 

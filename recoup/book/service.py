@@ -545,7 +545,9 @@ def import_payments(
     customer's oldest due invoices first (same currency); money beyond what is due is kept
     unallocated and reported. Plans whose debt is gone close `recovered` in this transaction.
     Payments are immutable: the same id again with the same values changes nothing, with other
-    values it is an error. `on` is only used as "today" for customer-mode balances."""
+    values it is an error. Each payment's business date is its own `date` (R8): the plans it
+    closes close on it, and a customer-mode balance counts the invoices due by then (R4).
+    `on` is accepted for the callers' symmetry with the other imports and not used."""
     values, errors, total = _parse("payments", rows, parse_payment, progress)
     report = ImportReport("payments", rows=total)
 
@@ -591,7 +593,6 @@ def import_payments(
         return report
 
     settings = get_settings(session)
-    today = on or business_today(session)
     ledger = _Ledger.load(session, new, settings.mode)
     # chronological, so "oldest due first" and plan closing dates follow the money
     new.sort(key=lambda p: (p.date, p.line))
@@ -612,8 +613,7 @@ def import_payments(
         covered = ledger.covered(touched)
         if covered:
             ledger.write(session)
-            refresh_on = day if settings.mode != Mode.customer else max(day, today)
-            report.plans_recovered.extend(_refresh(session, covered, on=refresh_on, actor=actor))
+            report.plans_recovered.extend(_refresh(session, covered, on=day, actor=actor))
     ledger.write(session)
     report.created = len(new)
     report.rechecked = _recheck(session, touched_all)
@@ -665,7 +665,8 @@ class _Ledger:
     def __init__(self) -> None:
         self.invoices: dict[str, Invoice] = {}
         self.open_by_account: dict[tuple[str, str], list[Invoice]] = defaultdict(list)
-        self.plan_invoices: set[str] = set()  # invoice-mode plans open on these invoices
+        # invoices an invoice-mode plan is open on, or an unrecovered plan (any mode) ended on
+        self.plan_invoices: set[str] = set()
         self.plan_accounts: set[tuple[str, str]] = set()  # customer-mode plans open
         self.pending_payments: list[dict[str, Any]] = []
         self.pending_allocations: list[dict[str, Any]] = []
@@ -700,6 +701,19 @@ class _Ledger:
                 session.scalars(
                     select(Plan.invoice_id).where(
                         Plan.invoice_id.in_(chunk), Plan.status.in_(open_statuses)
+                    )
+                )
+            )
+        links = plan_links()
+        for chunk in _chunks(sorted(ledger.invoices)):
+            # R8: a debt paid after its plan ended `unrecovered` recovers that plan
+            ledger.plan_invoices.update(
+                session.scalars(
+                    select(links.c.invoice_id)
+                    .join(Plan, Plan.id == links.c.plan_id)
+                    .where(
+                        links.c.invoice_id.in_(chunk),
+                        Plan.status == PlanStatus.unrecovered.value,
                     )
                 )
             )
@@ -778,7 +792,8 @@ class _Ledger:
         return touched
 
     def covered(self, invoice_ids: Iterable[str]) -> list[str]:
-        """Those of the invoices an open plan covers: only they can close a plan."""
+        """Those of the invoices an open plan covers, or an unrecovered one: only they can
+        close (or recover) a plan."""
         return sorted(
             i for i in invoice_ids
             if i in self.plan_invoices

@@ -58,6 +58,10 @@ JSON_ONE_OPTION = typer.Option(
 USER_OPTION = typer.Option(
     None, "--user", envvar="RECOUP_USER", help="Who is acting (recorded in the log)."
 )
+# a person's action belongs to a business date, like a run's (R13): a simulation passes its day
+ON_OPTION = typer.Option(
+    None, "--on", help="Business date it happened (YYYY-MM-DD); default: today."
+)
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:

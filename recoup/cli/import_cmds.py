@@ -12,7 +12,15 @@ from sqlalchemy.exc import IntegrityError
 
 from recoup.book import service
 from recoup.book.schemas import CsvTable, read_csv
-from recoup.cli.common import USER_OPTION, actor_name, console, err_console, handle_errors
+from recoup.cli.common import (
+    ON_OPTION,
+    USER_OPTION,
+    actor_name,
+    console,
+    err_console,
+    handle_errors,
+    parse_date,
+)
 from recoup.cli.common import transaction as _transaction
 from recoup.core.errors import Conflict, InvalidInput, RecoupError
 from recoup.domain.money import money_text
@@ -166,11 +174,15 @@ def import_payments(path: Path = FILE_ARGUMENT, user: str | None = USER_OPTION) 
 def dispute(
     invoice_id: str = typer.Argument(..., metavar="ID", help="The invoice id."),
     reason: str | None = typer.Option(None, "--reason", help="Why the customer disputes it."),
+    on: str | None = ON_OPTION,
     user: str | None = USER_OPTION,
 ) -> None:
     """Mark an invoice disputed: its plan pauses until the dispute is cleared."""
+    day = parse_date(on, "--on")
     with _transaction() as session:
-        result = service.dispute_invoice(session, invoice_id, reason=reason, actor=actor_name(user))
+        result = service.dispute_invoice(
+            session, invoice_id, reason=reason, actor=actor_name(user), on=day
+        )
     console.print(f"invoice {invoice_id} disputed")
     _print_dispute(result)
 
@@ -180,12 +192,14 @@ def dispute(
 def undispute(
     invoice_id: str = typer.Argument(..., metavar="ID", help="The invoice id."),
     reason: str | None = typer.Option(None, "--reason", help="How the dispute was settled."),
+    on: str | None = ON_OPTION,
     user: str | None = USER_OPTION,
 ) -> None:
     """Clear the dispute on an invoice: the plan paused for it resumes."""
+    day = parse_date(on, "--on")
     with _transaction() as session:
         result = service.undispute_invoice(
-            session, invoice_id, reason=reason, actor=actor_name(user)
+            session, invoice_id, reason=reason, actor=actor_name(user), on=day
         )
     console.print(f"invoice {invoice_id} no longer disputed")
     _print_dispute(result)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from recoup.cli.common import (
     JSON_ONE_OPTION,
     JSON_OPTION,
+    ON_OPTION,
     USER_OPTION,
     actor_name,
     console,
@@ -291,11 +292,11 @@ def stop(
 
 @task_app.command("claim")
 @handle_errors
-def task_claim(task_id: int, user: str | None = USER_OPTION) -> None:
+def task_claim(task_id: int, on: str | None = ON_OPTION, user: str | None = USER_OPTION) -> None:
     """Claim an open task."""
     with transaction() as session:
         task = get_task(session, task_id)
-        claim_task(session, task, user=actor_name(user), on=business_today(session))
+        claim_task(session, task, user=actor_name(user), on=_today(session, on))
     console.print(f"task {task_id} claimed by {actor_name(user)}")
 
 
@@ -310,7 +311,7 @@ def task_complete(
     amount: str | None = typer.Option(
         None, "--amount", help="With --promise: the amount promised (default: the balance)."
     ),
-    on: str | None = typer.Option(None, "--on", help="Business date (default: today)."),
+    on: str | None = ON_OPTION,
     user: str | None = USER_OPTION,
 ) -> None:
     """Complete a task; its plan may then move on (or, with --promise, wait for the money)."""

@@ -7,12 +7,14 @@ from rich.markup import escape
 
 from recoup.cli.common import (
     JSON_ONE_OPTION,
+    ON_OPTION,
     USER_OPTION,
     actor_name,
     console,
     env,
     err_console,
     handle_errors,
+    parse_date,
     print_json,
     session_factory,
 )
@@ -36,6 +38,7 @@ def _run(
     as_json: bool,
     template: str | None = None,
     status: str | None = None,
+    on: str | None = None,
 ) -> None:
     outcome = perform_manual_action(
         session_factory(),
@@ -45,6 +48,7 @@ def _run(
         env=env(),
         template=template,
         status=status,
+        today=parse_date(on, "--on"),
     )
     if as_json:
         print_json([_row(outcome)])
@@ -114,11 +118,12 @@ def _print(outcome: ManualOutcome) -> None:
 def plan_email(
     plan_id: int,
     template: str | None = TEMPLATE_OPTION,
+    on: str | None = ON_OPTION,
     user: str | None = USER_OPTION,
     as_json: bool = JSON_ONE_OPTION,
 ) -> None:
     """Send an email now, with the current level's email action (or another template)."""
-    _run(plan_id, ManualKind.email, user=user, as_json=as_json, template=template)
+    _run(plan_id, ManualKind.email, user=user, as_json=as_json, template=template, on=on)
 
 
 @plan_app.command("letter")
@@ -126,11 +131,12 @@ def plan_email(
 def plan_letter(
     plan_id: int,
     template: str | None = TEMPLATE_OPTION,
+    on: str | None = ON_OPTION,
     user: str | None = USER_OPTION,
     as_json: bool = JSON_ONE_OPTION,
 ) -> None:
     """Generate a letter now, with the current level's letter action (or another template)."""
-    _run(plan_id, ManualKind.letter, user=user, as_json=as_json, template=template)
+    _run(plan_id, ManualKind.letter, user=user, as_json=as_json, template=template, on=on)
 
 
 @plan_app.command("status")
@@ -140,8 +146,9 @@ def plan_status(
     status: str | None = typer.Option(
         None, "--status", help="The account status to set (default: the level's)."
     ),
+    on: str | None = ON_OPTION,
     user: str | None = USER_OPTION,
     as_json: bool = JSON_ONE_OPTION,
 ) -> None:
     """Change the customer's account status now (restored when the plan is recovered)."""
-    _run(plan_id, ManualKind.status, user=user, as_json=as_json, status=status)
+    _run(plan_id, ManualKind.status, user=user, as_json=as_json, status=status, on=on)

@@ -71,7 +71,12 @@ def progress_bar(enabled: bool = True) -> Iterator[engine_run.Progress]:
 @handle_errors
 def run(
     as_of: str | None = typer.Option(
-        None, "--as-of", help="Business date to run for (YYYY-MM-DD); default: today."
+        None,
+        "--as-of",
+        help=(
+            "Business date to run for (YYYY-MM-DD); default: today. Not before the latest "
+            "finished run; after tomorrow only with --future."
+        ),
     ),
     no_execute: bool = typer.Option(
         False, "--no-execute", help="Only decide and queue; leave execution to `recoup worker`."
@@ -81,6 +86,9 @@ def run(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     user: str | None = USER_OPTION,
+    future: bool = typer.Option(
+        False, "--future", help="Allow an --as-of date after tomorrow (a simulation)."
+    ),
 ) -> None:
     """Run the day's dunning: reminders, plans, levels, actions."""
     day = parse_date(as_of)
@@ -96,6 +104,7 @@ def run(
             execute=not no_execute,
             actor=actor_name(user),
             progress=progress,
+            allow_future=future,
         )
     if as_json:
         print_json([stats.as_dict()])

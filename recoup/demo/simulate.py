@@ -197,7 +197,9 @@ def _simulate(
                 )
                 paid += report.created
             tasks_done += work_tasks(factory, rng, day)
-            stats = run_dunning(factory, as_of=day, env=env, execute=True, actor="system")
+            stats = run_dunning(
+                factory, as_of=day, env=env, execute=True, actor="system", allow_future=True
+            )
             opened += stats.plans_opened
             done += stats.actions_done
             bar.update(

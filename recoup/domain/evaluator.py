@@ -9,7 +9,7 @@ NamedTuple costs a fraction of a frozen dataclass to create.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -183,6 +183,38 @@ def ineligibility(invoice: InvoiceFacts, unit: Unit) -> str | None:
     return None
 
 
+# --- the customer-mode balance (R4) ---------------------------------------------------------
+
+
+def customer_balance(
+    invoices: Iterable[InvoiceFacts],
+    settings: Settings,
+    today: date,
+    *,
+    joined: frozenset[str] = frozenset(),
+    final: bool = False,
+) -> Decimal:
+    """A customer-mode plan's balance (R4), the one definition the run, `explain` and a
+    payment (R8) share: the amount due of the dunned invoices (R2's invoice conditions) of the
+    balance types that have fallen due (due date <= today) or already belong to the plan
+    (`joined`: they fell due when they joined, so a payment dated before that still finds
+    them owed). A final plan's balance is what is left of its own invoices: a dispute raised
+    after it ended does not pay them."""
+    types = settings.balance_types
+    total = ZERO
+    for invoice in invoices:
+        if (
+            invoice.type in types
+            and invoice.type in settings.invoice_types
+            and invoice.status in OPEN_INVOICE_STATUSES
+            and invoice.amount_due > 0
+            and (final or not invoice.disputed)
+            and (invoice.id in joined or (not final and invoice.due_date <= today))
+        ):
+            total += invoice.amount_due
+    return total
+
+
 # --- the evaluation ------------------------------------------------------------------------
 
 
@@ -245,6 +277,13 @@ class _Builder:
 
         if plan is not None and plan.status.is_final:
             self._note(lambda: f"plan is {plan.status.value} (final)")
+            # what is still owed on the plan's debt (`explain` shows it; R8 may recover it)
+            if unit.settings.mode is Mode.invoice:
+                self.balance = eligible[0].amount_due if eligible else ZERO
+            else:
+                self.balance = customer_balance(
+                    eligible, unit.settings, self.today, joined=plan.joined, final=True
+                )
             return
         policy = unit.policy
         if policy is None or not eligible:
@@ -345,15 +384,15 @@ class _Builder:
         settings = self.unit.settings
         currency = self.unit.currency
         fallen_due = [inv for inv in eligible if inv.due_date <= self.today]
-        balance = sum(
-            (inv.amount_due for inv in fallen_due if inv.type in settings.balance_types), ZERO
+        plan = self.unit.plan
+        balance = customer_balance(
+            eligible, settings, self.today, joined=plan.joined if plan else frozenset()
         )
         self.balance = balance
         for invoice in eligible:
             if invoice.due_date > self.today:
                 self._check_invoice_on(invoice.id, invoice.due_date)
         first = policy.dunning_levels[0] if policy.dunning_levels else None
-        plan = self.unit.plan
         if not fallen_due:
             if plan is None:
                 self._note(lambda: "no invoice has fallen due yet")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from recoup.models import Run
@@ -53,3 +54,16 @@ def list_runs(session: Session, *, limit: int, in_progress: bool) -> list[dict[s
             }
         )
     return result
+
+
+def latest_run_date(session: Session) -> date | None:
+    """The business date the engine has reached: the latest as-of date of any run (a
+    simulation's day, not the wall clock). None before the first run."""
+    return session.scalar(select(func.max(Run.as_of)))
+
+
+def latest_finished_run(session: Session) -> Run | None:
+    """The finished run with the latest as-of date (R13: no run may go back before it)."""
+    return session.scalars(
+        select(Run).where(Run.status == "finished").order_by(Run.as_of.desc(), Run.id.desc())
+    ).first()

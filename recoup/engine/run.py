@@ -15,7 +15,7 @@ import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -43,9 +43,9 @@ from recoup.core.bulk import (
     json_text,
     reserve_ids,
 )
-from recoup.core.clock import utc_now
+from recoup.core.clock import today_in, utc_now
 from recoup.core.config import EnvConfig
-from recoup.core.errors import InvalidInput
+from recoup.core.errors import Conflict, InvalidInput
 from recoup.core.settings import get_settings
 from recoup.domain.enums import (
     OPEN_PLAN_STATUSES,
@@ -78,6 +78,7 @@ from recoup.domain.evaluator import (
 )
 from recoup.domain.policy import Action, Config, Level, Policy
 from recoup.domain.rules import Resolution, resolve_policy
+from recoup.engine.history import latest_finished_run
 from recoup.engine.lock import run_lock
 from recoup.models import (
     ActionInstance,
@@ -133,6 +134,10 @@ class RunStats:
     def add(self, delta: dict[str, int]) -> None:
         for key, value in delta.items():
             setattr(self, key, getattr(self, key) + value)
+
+    def restore(self, counts: dict[str, int]) -> None:
+        for key, value in counts.items():
+            setattr(self, key, value)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in vars(self).items()}
@@ -204,9 +209,12 @@ def run_dunning(
     execute: bool = True,
     actor: str = "system",
     progress: Progress | None = None,
+    allow_future: bool = False,
 ) -> RunStats:
     """One run for the business date `as_of`. Safe to repeat and to restart after a crash:
-    each chunk commits its decisions together with the markers that say they were made."""
+    each chunk commits its decisions together with the markers that say they were made.
+    `as_of` may not go back before the latest finished run, nor past tomorrow unless
+    `allow_future` (a simulation) says so (R13)."""
     progress = progress or Progress()
     engine = factory.kw["bind"]
     assert isinstance(engine, Engine)
@@ -217,6 +225,7 @@ def run_dunning(
             if not config.policies:
                 raise InvalidInput("no policies configured: run `recoup config apply FILE` first")
             settings = get_settings(session)
+            check_as_of(session, as_of, timezone=settings.timezone, allow_future=allow_future)
             run = Run(as_of=as_of, execute=execute, status="running", actor=actor)
             session.add(run)
             session.flush()
@@ -238,6 +247,23 @@ def run_dunning(
         except BaseException as exc:
             _record_run_failure(factory, stats, exc)
             raise
+
+
+def check_as_of(session: Session, as_of: date, *, timezone: str, allow_future: bool) -> None:
+    """R13: a typo in the date must not run the book years ahead (suspending every account)
+    nor replay the past over what later runs did."""
+    latest = latest_finished_run(session)
+    if latest is not None and as_of < latest.as_of:
+        raise Conflict(
+            f"as-of date {as_of} is earlier than {latest.as_of}, the date of run {latest.id} "
+            "(finished): runs only move forward in time (R13)"
+        )
+    tomorrow = today_in(timezone) + timedelta(days=1)
+    if as_of > tomorrow and not allow_future:
+        raise InvalidInput(
+            f"as-of date {as_of} is after tomorrow ({tomorrow} in {timezone}): a run in the "
+            "future is a simulation; pass --future if that is what you mean (R13)"
+        )
 
 
 def _record_run_failure(
@@ -278,7 +304,6 @@ def _run(
     finally:
         if gc_was_enabled:
             gc.enable()
-    stats.considered = len(units)
     if execute:
         from recoup.actions.framework import execute_pending
 
@@ -331,18 +356,32 @@ def _run_chunks(
     big_day = sum(len(c) for c in chunks) >= 10 * max((len(c) for c in chunks), default=1)
 
     def decide(chunk: list[tuple[str, str]]) -> _Batch:
-        with factory() as session:
-            if mode is Mode.invoice:
-                items = _decide_invoice_chunk(session, ctx, [u[0] for u in chunk])
-            else:
-                items = _decide_customer_chunk(session, ctx, chunk)
-            batch = _Batch(ctx, session.get_bind().dialect.name)
-            batch.build(session, items)
-            return batch
+        # the chunk's counts travel with its rows and count once written: a run that failed
+        # must not report plans and actions it never committed
+        before = ctx.stats.counts()
+        try:
+            with factory() as session:
+                if mode is Mode.invoice:
+                    items = _decide_invoice_chunk(session, ctx, [u[0] for u in chunk])
+                else:
+                    items = _decide_customer_chunk(session, ctx, chunk)
+                batch = _Batch(ctx, session.get_bind().dialect.name)
+                batch.build(session, items)
+            batch.stats_delta = ctx.stats.counts_since(before)
+            batch.stats_delta["considered"] = len(chunk)
+        finally:
+            ctx.stats.restore(before)
+        return batch
 
     def write(batch: _Batch, number: int, size: int) -> None:
-        with factory.begin() as session:
-            batch.flush(session)
+        before = ctx.stats.counts()
+        try:
+            with factory.begin() as session:
+                batch.flush(session)  # counts the tasks it creates
+        except BaseException:
+            ctx.stats.restore(before)  # rolled back: nothing of this chunk happened
+            raise
+        ctx.stats.add(batch.stats_delta)
         progress.advance(size)
         if big_day and number in (1, 4, 16, 64, 256):
             _refresh_statistics(factory)  # only a big day grows the tables much
@@ -415,10 +454,7 @@ def _decider_main(
     engine.dispose(close=False)  # the parent's pooled connections stay the parent's
     try:
         for chunk in chunks:
-            before = ctx.stats.counts()
-            batch = decide(chunk)
-            batch.stats_delta = ctx.stats.counts_since(before)
-            sender.send(batch)
+            sender.send(decide(chunk))
             gc.collect(0)
     except (BrokenPipeError, EOFError):
         pass  # the writing process is gone: nothing to decide for
@@ -930,9 +966,9 @@ class _Batch:
         self._formats()
 
     def attach(self, ctx: _Context) -> None:
-        """In the writing process: the run's context, and the decider's counts."""
+        """In the writing process: the run's context (the decider's counts are added once
+        the chunk is committed)."""
         self.ctx = ctx
-        ctx.stats.add(self.stats_delta)
 
     def build(self, session: Session, items: list[_Item]) -> None:
         """Give the chunk's new plans their ids (they key the actions), then apply."""

@@ -19,9 +19,12 @@ from recoup.domain.enums import (
     Event,
     InstanceStatus,
     InvoiceStatus,
+    Mode,
     PlanStatus,
     TaskStatus,
 )
+from recoup.domain.evaluator import InvoiceFacts, customer_balance
+from recoup.domain.policy import Settings
 from recoup.models import (
     ActionInstance,
     Customer,
@@ -32,6 +35,9 @@ from recoup.models import (
     StatusChange,
     Task,
 )
+from recoup.plans.links import plan_links
+
+OPEN_INVOICE_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
 
 
 def cancel_pending_work(
@@ -156,6 +162,8 @@ def close_plan(
         PlanStatus.unrecovered: Event.plan_unrecovered,
         PlanStatus.stopped: Event.plan_stopped,
     }[status]
+    # a plan never closes before it opened (a person's date, a payment dated before it)
+    on = max(on, plan.opened_on) if plan.opened_on is not None else on
     cancel_pending_work(session, plan, on=on, actor=actor, reason=reason or status.value)
     if status is PlanStatus.recovered:
         restore_account_status(session, plan, on=on, actor=actor)
@@ -180,30 +188,87 @@ def close_plan(
     session.flush()
 
 
+def domain_settings(row: SettingsRow) -> Settings:
+    """The settings the balance rule reads, without loading the whole configuration."""
+    return Settings(
+        mode=Mode(row.mode),
+        invoice_types=tuple(row.invoice_types or ()),
+        customer_balance=(
+            tuple(row.customer_balance) if row.customer_balance is not None else None
+        ),
+    )
+
+
 def customer_plan_balance(
     session: Session, plan: Plan, settings: SettingsRow, today: date
 ) -> Decimal:
-    """Customer mode (R4): eligible invoices of the balance types that have fallen due."""
-    types = settings.customer_balance or settings.invoice_types
-    rows = session.scalars(
-        select(Invoice.amount_due).where(
+    """Customer mode (R4): the balance `customer_balance` defines, over the invoices of the
+    plan's customer and currency that no other plan covers (the run's view of the plan)."""
+    links = plan_links()
+    rows = session.execute(
+        select(
+            Invoice.id,
+            Invoice.due_date,
+            Invoice.currency,
+            Invoice.amount_due,
+            Invoice.type,
+            Invoice.status,
+            Invoice.disputed,
+            links.c.plan_id,
+        )
+        .outerjoin(links, links.c.invoice_id == Invoice.id)
+        .where(
             Invoice.customer_id == plan.customer_id,
             Invoice.currency == plan.currency,
-            Invoice.type.in_(types),
-            Invoice.status.in_([InvoiceStatus.open.value, InvoiceStatus.partially_paid.value]),
-            Invoice.disputed.is_(False),
-            Invoice.due_date <= today,
+            Invoice.status.in_(OPEN_INVOICE_VALUES),
         )
     ).all()
-    return sum((r for r in rows if r > 0), Decimal(0))
+    invoices = []
+    joined = set()
+    for invoice_id, due_date, currency, amount_due, type_, status, disputed, plan_id in rows:
+        if plan_id is not None and plan_id != plan.id:
+            continue  # another plan's debt
+        if plan_id == plan.id:
+            joined.add(invoice_id)
+        invoices.append(
+            InvoiceFacts(
+                invoice_id, due_date, currency, amount_due, type_, InvoiceStatus(status), disputed
+            )
+        )
+    return customer_balance(
+        invoices,
+        domain_settings(settings),
+        today,
+        joined=frozenset(joined),
+        final=PlanStatus(plan.status).is_final,
+    )
+
+
+def _is_recovered(session: Session, plan: Plan, settings: SettingsRow, on: date) -> bool:
+    """Set the plan's balance from its invoices as of `on`; True when R8 closes it."""
+    if plan.invoice_id is not None:
+        invoice = session.get(Invoice, plan.invoice_id)
+        assert invoice is not None
+        plan.balance = (
+            invoice.amount_due
+            if invoice.status in (InvoiceStatus.open, InvoiceStatus.partially_paid)
+            else Decimal(0)
+        )
+        return plan.balance <= 0
+    plan.balance = customer_plan_balance(session, plan, settings, on)
+    policy = session.get(PolicyRow, plan.policy_id)
+    threshold = Decimal((policy.min_balance or {}).get(plan.currency, "0")) if policy else 0
+    return plan.balance <= 0 or plan.balance < threshold
 
 
 def refresh_plans_after_change(
     session: Session, invoice_ids: list[str], *, on: date, actor: str | None = None
 ) -> list[Plan]:
     """R8: after payments (or re-imported invoices), update the balance of every open plan that
-    covers these invoices and close as `recovered` those whose debt is gone. Returns the plans
-    closed."""
+    covers these invoices and close as `recovered` those whose debt is gone; a plan closed
+    `unrecovered` whose debt is now paid moves to `recovered` too. `on` is the business date of
+    the change (a payment's date): the customer-mode balance counts the invoices due by then
+    (R4). Returns the plans recovered."""
     if not invoice_ids:
         return []
     settings = get_settings(session)
@@ -227,26 +292,49 @@ def refresh_plans_after_change(
         ):
             plans[plan.id] = plan
     closed: list[Plan] = []
-    by_id = {inv.id: inv for inv in invoices}
-    for plan in plans.values():
-        if plan.invoice_id is not None:
-            invoice = by_id[plan.invoice_id]
-            plan.balance = (
-                invoice.amount_due
-                if invoice.status in (InvoiceStatus.open, InvoiceStatus.partially_paid)
-                else Decimal(0)
-            )
-            recovered = plan.balance <= 0
-        else:
-            plan.balance = customer_plan_balance(session, plan, settings, on)
-            policy = session.get(PolicyRow, plan.policy_id)
-            threshold = Decimal((policy.min_balance or {}).get(plan.currency, "0")) if policy else 0
-            recovered = plan.balance <= 0 or plan.balance < threshold
-        if recovered:
+    for plan in sorted(plans.values(), key=lambda p: p.id):
+        if _is_recovered(session, plan, settings, on):
             close_plan(session, plan, PlanStatus.recovered, on=on, actor=actor, reason="paid")
+            closed.append(plan)
+    # R8: a debt paid after its plan ended at the last level
+    links = plan_links()
+    ended = session.scalars(
+        select(Plan)
+        .where(
+            Plan.id.in_(select(links.c.plan_id).where(links.c.invoice_id.in_(invoice_ids))),
+            Plan.status == PlanStatus.unrecovered.value,
+        )
+        .order_by(Plan.id)
+    ).all()
+    for plan in ended:
+        if _is_recovered(session, plan, settings, on):
+            recover_after_end(session, plan, on=on, actor=actor)
             closed.append(plan)
     session.flush()
     return closed
+
+
+def recover_after_end(session: Session, plan: Plan, *, on: date, actor: str | None) -> None:
+    """R8: an `unrecovered` plan whose debt was paid moves to `recovered` (the one move out
+    of a final status) and gives back the account statuses it changed (R12)."""
+    ended_on = plan.closed_on
+    day = max(on, ended_on) if ended_on is not None else on
+    restore_account_status(session, plan, on=day, actor=actor)
+    plan.status = PlanStatus.recovered
+    plan.closed_on = day
+    log_for_plan(
+        session,
+        Event.plan_recovered,
+        plan,
+        on=day,
+        actor=actor,
+        balance=plan.balance,
+        currency=plan.currency,
+        reason="paid",
+        after_end=True,
+        unrecovered_on=ended_on,
+    )
+    session.flush()
 
 
 def maybe_close_unrecovered(session: Session, plan: Plan, *, on: date) -> bool:
@@ -292,7 +380,9 @@ __all__ = [
     "close_plan",
     "customer_plan_balance",
     "has_pending_work",
+    "domain_settings",
     "maybe_close_unrecovered",
+    "recover_after_end",
     "refresh_plans_after_change",
     "restore_account_status",
 ]

@@ -34,6 +34,9 @@ def pause_plan(
         raise Conflict(f"plan {plan.id} is {plan.status}: only an active plan can be paused")
     if until is not None and until <= on:
         raise Conflict(f"--until {until} must be after {on}")
+    # a pause dated before the plan opened (a dispute recorded late) counts from the opening:
+    # paused days are never more than the plan's life, and never negative
+    on = max(on, plan.opened_on) if plan.opened_on is not None else on
     plan.status = PlanStatus.paused
     plan.paused_on = on
     plan.pause_reason = reason

@@ -33,6 +33,7 @@ from recoup.actions.framework import BATCH_SIZE, ExecutionStats, execute_pending
 from recoup.core.config import EnvConfig
 from recoup.core.errors import InvalidInput, RunInProgress
 from recoup.core.settings import business_today, get_settings
+from recoup.engine.history import latest_run_date
 from recoup.engine.lock import run_lock
 from recoup.events.service import has_endpoints, pump
 
@@ -220,7 +221,8 @@ def run_worker(
             begun = clock()
             try:
                 with factory() as session:
-                    today = business_today(session)
+                    # the engine's business date (a simulation's day), not the wall clock
+                    today = latest_run_date(session) or business_today(session)
                 stats = execute_pending(
                     factory,
                     env=env,
