@@ -306,7 +306,10 @@ def task_complete(
     task_id: int,
     note: str | None = typer.Option(None, "--note", help="What was done (the outcome)."),
     promise: str | None = typer.Option(
-        None, "--promise", metavar="DATE", help="The customer promised to pay by DATE (R10)."
+        None,
+        "--promise",
+        metavar="DATE",
+        help="The customer promised to pay by DATE (rule R10 in docs/rules.md).",
     ),
     amount: str | None = typer.Option(
         None, "--amount", help="With --promise: the amount promised (default: the balance)."
