@@ -256,13 +256,14 @@ def check_as_of(session: Session, as_of: date, *, timezone: str, allow_future: b
     if latest is not None and as_of < latest.as_of:
         raise Conflict(
             f"as-of date {as_of} is earlier than {latest.as_of}, the date of run {latest.id} "
-            "(finished): runs only move forward in time (R13)"
+            "(finished): runs only move forward in time (rule R13 in docs/rules.md)"
         )
     tomorrow = today_in(timezone) + timedelta(days=1)
     if as_of > tomorrow and not allow_future:
         raise InvalidInput(
             f"as-of date {as_of} is after tomorrow ({tomorrow} in {timezone}): a run in the "
-            "future is a simulation; pass --future if that is what you mean (R13)"
+            "future is a simulation; pass --future if that is what you mean "
+            "(rule R13 in docs/rules.md)"
         )
 
 
