@@ -34,6 +34,7 @@ from recoup.domain.config_file import (
 )
 from recoup.domain.enums import OPEN_PLAN_STATUSES, Event, Mode
 from recoup.domain.policy import Config, Policy
+from recoup.domain.redact import redact_url
 from recoup.domain.validation import ConfigUsage, Usage, validate_config
 from recoup.models import (
     ActionInstance,
@@ -579,7 +580,7 @@ def _apply_webhooks(session: Session, config: Config, report: ChangeReport) -> N
 
     _sync(
         report,
-        lambda key: f"webhook {key}",
+        lambda key: f"webhook {redact_url(key)}",  # the log keeps no endpoint token
         existing,
         wanted,
         stored,

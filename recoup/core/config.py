@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from recoup.domain.redact import redact_text, url_secrets
+
 
 @dataclass(frozen=True)
 class EnvConfig:
@@ -19,6 +21,20 @@ class EnvConfig:
     sms_token: str | None = None
     billing_webhook_url: str | None = None
     webhook_secret: str | None = None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value this configuration holds (passwords and tokens in the URLs, the
+        SMS token, the webhook secret): masked wherever a message quotes one (issue 8.5)."""
+        found: list[str] = []
+        for url in (self.database_url, self.smtp_url, self.sms_url, self.billing_webhook_url):
+            found += url_secrets(url)
+        found += [value for value in (self.sms_token, self.webhook_secret) if value]
+        return tuple(found)
+
+    def redact(self, text: str) -> str:
+        """`text` without this configuration's secrets or any URL's credentials."""
+        return redact_text(text, self.secrets)
 
     @property
     def outbox_dir(self) -> Path:
