@@ -156,7 +156,14 @@ def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
         else:
             pattern = rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])"
             text = re.sub(pattern, MASK, text)
-    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
+    return _URL_IN_TEXT.sub(_redact_match, text)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    url = match.group(0)
+    # punctuation that ends the sentence, not the URL
+    stripped = url.rstrip(".,;:!)]}")
+    return redact_url(stripped) + url[len(stripped) :]
 
 
 __all__ = [
