@@ -141,6 +141,103 @@ def test_sigkill_of_a_run_produces_no_duplicate(
     exactly_once.test_run_killed_half_way_and_restarted_does_everything_once(env, tmp_path, db_url)
 
 
+@pytest.mark.xfail(
+    reason=(
+        "found by this test, not fixed here (engine): a run decides chunk N+1 in a second "
+        "process while it writes chunk N, and the write does not re-check the invoices; a "
+        "payment committed in between leaves a plan opened, and active, for a paid invoice "
+        "(nothing is sent: the executor's guard skips it). Flaky: the race is timing-bound."
+    ),
+    strict=False,
+)
+def test_a_run_imports_and_payments_at_once_stay_consistent(
+    cli: Cli, env: dict[str, str], session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A run (small chunks, executing), an invoice import and a payment import started
+    together: every payment applied once, every paid plan recovered with nothing pending, one
+    plan per invoice, each email written once."""
+    _configured(cli)
+    as_of = DUE + timedelta(days=10)
+    customers = "id,name,email,language,currency\n" + "".join(
+        f"C{c},Customer {c},c{c}@example.test,en,EUR\n" for c in range(20)
+    )
+    cli("import", "customers", cli.file("customers.csv", customers))
+    old = [(f"I{i}", f"C{i % 20}", DUE - timedelta(days=i % 5), "100.00", "EUR") for i in range(60)]
+    cli("import", "invoices", cli.file("invoices.csv", invoice_csv(*old)))
+    new = [(f"N{i}", f"C{i % 20}", DUE, "80.00", "EUR") for i in range(20)]
+    paid = range(0, 60, 2)
+    payments = "id,customer_id,invoice_id,amount,currency,date\n" + "".join(
+        f"P{i},C{i % 20},I{i},100.00,EUR,{as_of}\n" for i in paid
+    )
+    child_env = {**os.environ, **env, "RECOUP_RUN_CHUNK": "6"}
+    commands = [
+        ["run", "--as-of", as_of.isoformat(), "--quiet"],
+        ["import", "invoices", cli.file("new.csv", invoice_csv(*new))],
+        ["import", "payments", cli.file("payments.csv", payments)],
+    ]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "recoup.cli.main", *command],
+            env=child_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for command in commands
+    ]
+    for process in processes:
+        _out, err = process.communicate(timeout=180)
+        assert process.returncode == 0, err
+    cli.run(as_of)  # the same day again settles what the first run saw before the payments
+    with session_factory() as s:
+        rows = s.execute(
+            text(
+                "SELECT i.id, i.amount_due, i.status, p.status, p.balance, "
+                "(SELECT count(*) FROM action_instances a WHERE a.plan_id = p.id "
+                " AND a.status IN ('pending', 'running')) "
+                "FROM invoices i LEFT JOIN plans p ON p.invoice_id = i.id"
+            )
+        ).all()
+        payments_logged = s.scalar(
+            text("SELECT count(*) FROM log_entries WHERE event = 'payment_recorded'")
+        )
+        allocated = s.scalar(text("SELECT count(*) FROM payment_allocations"))
+        emails_done = s.scalar(
+            text(
+                "SELECT count(*) FROM action_instances WHERE type = 'send_email' AND status = 'done'"
+            )
+        )
+    by_invoice: dict[str, list[tuple[object, ...]]] = {}
+    for row in rows:
+        by_invoice.setdefault(row[0], []).append(tuple(row))
+    assert len(by_invoice) == 80  # every new invoice imported
+    assert all(len(plans) == 1 for plans in by_invoice.values())  # one plan per invoice
+    for i in paid:
+        [(_, amount_due, status, plan_status, _, pending)] = by_invoice[f"I{i}"]
+        assert (amount_due, status) == (0, "paid")  # each payment applied, once
+        assert plan_status in (None, "recovered") and pending == 0, _story(session_factory, f"I{i}")
+    for [(_, amount_due, _, plan_status, balance, _)] in by_invoice.values():
+        if plan_status == "active":
+            assert balance == amount_due > 0
+    assert payments_logged == allocated == len(paid)
+    assert len(outbox(env)) == emails_done  # each email written once, by its instance
+
+
+def _story(factory: sessionmaker[Session], invoice_id: str) -> str:
+    with factory() as s:
+        rows = s.execute(
+            text(
+                "SELECT id, at, event, plan_id, details FROM log_entries WHERE invoice_id = :i "
+                "OR plan_id IN (SELECT id FROM plans WHERE invoice_id = :i) ORDER BY id"
+            ),
+            {"i": invoice_id},
+        ).all()
+        plans = s.execute(
+            text("SELECT * FROM plans WHERE invoice_id = :i"), {"i": invoice_id}
+        ).all()
+    return "\n".join(map(repr, rows + plans))
+
+
 # --- SQL and file names --------------------------------------------------------------------
 
 
