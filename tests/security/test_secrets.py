@@ -293,3 +293,31 @@ def test_an_endpoints_credentials_stay_out_of_the_log_and_the_delivery_listing(
         log.output,
         logged,
     )
+
+
+def test_config_validate_and_apply_print_webhook_urls_without_credentials(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    def config_file(url: str) -> str:
+        path = tmp_path / "policy.yaml"
+        path.write_text(
+            "webhooks:\n"
+            f"  - {{url: '{url}', events: [plan_opened]}}\n"
+            "actions:\n"
+            f"  - {{code: notify, type: webhook, url: '{url}'}}\n"
+        )
+        return str(path)
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    bad = config_file("ftp://hookuser:HookPw99@h.example/x?token=TokAbc123")
+    refused = runner.invoke(app, ["config", "validate", bad])
+    assert refused.exit_code == 1 and "must be an http(s) URL" in refused.output
+    good = config_file("https://hookuser:HookPw99@h.example/x?token=TokAbc123")
+    applied = runner.invoke(app, ["config", "apply", good])
+    assert applied.exit_code == 0, applied.output
+    assert "created: webhook https://hookuser:***@h.example/x?token=***" in applied.output
+    log = runner.invoke(app, ["log", "--json"])
+    _assert_nowhere(HOOK_SECRETS, refused.output, applied.output, log.output)
+    exported = runner.invoke(app, ["config", "export", "-"])
+    assert "https://hookuser:HookPw99@h.example/x?token=TokAbc123" in exported.output
