@@ -25,6 +25,7 @@ from recoup.core.config import EnvConfig
 from recoup.domain.redact import redact_text, redact_url, url_secrets
 from recoup.models import ActionInstance, WebhookEndpoint
 from tests.factories_actions import (
+    TODAY,
     execute,
     make_action,
     make_customer,
@@ -321,3 +322,29 @@ def test_config_validate_and_apply_print_webhook_urls_without_credentials(
     _assert_nowhere(HOOK_SECRETS, refused.output, applied.output, log.output)
     exported = runner.invoke(app, ["config", "export", "-"])
     assert "https://hookuser:HookPw99@h.example/x?token=TokAbc123" in exported.output
+
+
+def test_a_failed_runs_recorded_error_has_no_url_credentials(
+    session_factory: sessionmaker[Session],
+    engine: Engine,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recoup.engine import run as engine_run
+
+    with session_factory() as s, s.begin():
+        make_policy(s, levels=[("first", 5, []), ("final", 20, [])])
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("POST https://hookuser:HookPw99@h.example/x?token=TokAbc123 failed")
+
+    monkeypatch.setattr(engine_run, "_run", failing)
+    with pytest.raises(RuntimeError):
+        engine_run.run_dunning(
+            session_factory, as_of=TODAY, env=make_env(db_url, tmp_path), execute=False
+        )
+    with engine.connect() as connection:
+        [stats] = connection.execute(text("SELECT stats FROM runs")).scalars().all()
+    assert "https://hookuser:***@h.example/x?token=*** failed" in str(stats)
+    _assert_nowhere(HOOK_SECRETS, str(stats))
