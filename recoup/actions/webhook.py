@@ -20,7 +20,7 @@ from recoup.actions.context import ActionContext
 from recoup.actions.framework import Done, Outcome, PermanentFailure, register
 from recoup.domain.enums import ActionType
 from recoup.domain.money import money_text
-from recoup.domain.redact import redact_url
+from recoup.domain.redact import redact_url, url_problem
 from recoup.events.payload import describe_plan, invoice_payload
 from recoup.events.transport import Response, post_signed
 
@@ -80,6 +80,10 @@ def _outcome(ctx: ActionContext, url: str, answer: Response) -> dict[str, Any]:
 
 
 def _post(ctx: ActionContext, url: str, payload: dict[str, Any], event: str) -> Response:
+    problem = url_problem(url)
+    if problem:  # said without quoting the URL: its user info may hold a password
+        where = "RECOUP_BILLING_WEBHOOK_URL" if event == "retry_payment" else "its url"
+        raise PermanentFailure(f"action {ctx.instance.action}: {where} {problem}")
     return post_signed(
         url,
         payload,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 MASK = "***"
 
@@ -137,6 +137,27 @@ def url_secrets(url: str | None) -> list[str]:
     return [value for value in found if value]
 
 
+def url_problem(url: str) -> str | None:
+    """Why an http(s) URL cannot be used, in words that never quote it (its user info may hold
+    a password), or None. An unencoded "/" in a password makes the rest of it read as a port."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+        host = parts.hostname
+    except ValueError:
+        return (
+            "is malformed: its port is not a number, or its password holds an unencoded "
+            "/ ? # or @ (percent-encode them, e.g. / as %2F)"
+        )
+    if parts.scheme not in ("http", "https"):
+        return "must be an http(s) URL"
+    if not host:
+        return "has no host"
+    if port == 0:
+        return "has port 0"
+    return None
+
+
 def _forms(secret: str) -> set[str]:
     """A secret as it may appear in text: as written, percent-encoded, and repr-escaped."""
     forms = {secret, quote(secret, safe=""), quote(secret, safe=":@!$&'()*+,;=")}
@@ -172,5 +193,6 @@ __all__ = [
     "is_secret_param",
     "redact_text",
     "redact_url",
+    "url_problem",
     "url_secrets",
 ]

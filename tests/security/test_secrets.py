@@ -348,3 +348,53 @@ def test_a_failed_runs_recorded_error_has_no_url_credentials(
         [stats] = connection.execute(text("SELECT stats FROM runs")).scalars().all()
     assert "https://hookuser:***@h.example/x?token=*** failed" in str(stats)
     _assert_nowhere(HOOK_SECRETS, str(stats))
+
+
+# --- URLs too malformed to redact: refused without being quoted -----------------------------
+
+BROKEN_PASSWORD = "Zq/Xy9Secret"  # an unencoded "/": the rest of the URL reads as a bad port
+
+
+def _fragments_absent(text_: str) -> None:
+    assert "Xy9Secret" not in text_ and "'Zq'" not in text_, text_
+
+
+def test_a_malformed_sms_url_fails_at_once_without_quoting_it(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    from tests.test_sms import _setup as sms_setup
+
+    instance_id, _ = sms_setup(session_factory)
+    url = f"http://sms:{BROKEN_PASSWORD}@127.0.0.1:1/send"
+    env = dataclasses.replace(make_env(db_url, tmp_path), sms_url=url)
+    assert execute(session_factory, env).failed == 1  # a setting to fix, not retried
+    with session_factory() as s:
+        instance = s.get(ActionInstance, instance_id)
+        assert instance is not None
+        assert "RECOUP_SMS_URL is malformed" in (instance.error or "")
+        _fragments_absent(instance.error or "")
+
+
+def test_a_malformed_webhook_url_is_refused_by_validation_and_by_the_executor(
+    session_factory: sessionmaker[Session], engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    from recoup.domain.validation import check_config
+
+    url = f"https://hook:{BROKEN_PASSWORD}@h.example/x"
+    _config, issues = check_config(
+        {
+            "actions": [{"code": "notify", "type": "webhook", "url": url}],
+            "webhooks": [{"url": url, "events": ["plan_opened"]}],
+        }
+    )
+    said = [str(issue) for issue in issues if "url" in str(issue)]
+    assert len(said) == 2 and all("malformed" in line for line in said)
+    _fragments_absent("\n".join(said))
+    with session_factory() as s, s.begin():  # stored before the check existed
+        action = make_action(s, "notify", "webhook", url=url)
+        policy = make_policy(s, levels=[("first", 5, ["notify"]), ("final", 20, [])])
+        plan = make_plan(s, make_invoice(s, make_customer(s)), policy, level="first")
+        make_instance(s, action, plan=plan, level="first")
+    env = dataclasses.replace(make_env(db_url, tmp_path), webhook_secret=WEBHOOK_SECRET)
+    assert execute(session_factory, env).failed == 1
+    _fragments_absent(_dump(engine))
