@@ -401,7 +401,7 @@ def test_smtp_login(session_factory: sessionmaker[Session], db_url: str, tmp_pat
     controller.start()
     try:
         _setup(session_factory)
-        url = f"smtp://dunning:s3cr%3At@127.0.0.1:{port}"
+        url = f"smtp://dunning:s3cr%3At@127.0.0.1:{port}?insecure=true"  # no TLS: said so
         stats = execute(session_factory, make_env(db_url, tmp_path, smtp_url=url))
         assert stats.done == 1
         assert len(collector.envelopes) == 1

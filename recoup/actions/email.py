@@ -106,26 +106,49 @@ class SmtpTarget:
     starttls: bool
     username: str | None
     password: str | None
+    insecure: bool = False  # the URL allows a login over a cleartext connection
+
+
+_URL_FORM = "smtp://host:587?starttls=true or smtps://host:465 (user:password@ before the host)"
 
 
 def parse_smtp_url(url: str) -> SmtpTarget:
-    """`smtp://user:pass@host:port?starttls=true` or `smtps://user:pass@host:port`."""
-    parts = urlsplit(url)
+    """`smtp://user:pass@host:port?starttls=true` or `smtps://user:pass@host:port`.
+
+    Errors never quote the URL: it holds the password (issue 8.5). A login over a cleartext
+    connection is refused unless the URL says `insecure=true` (issue 8.6)."""
+    try:
+        parts = urlsplit(url.strip())
+        host, port_number = parts.hostname, parts.port
+    except ValueError:  # a bad port, or a password with an unencoded "/", "?" or "#"
+        raise RecoupError(
+            "RECOUP_SMTP_URL is malformed (its port is not a number, or its password holds "
+            "an unencoded / ? # or @: percent-encode them, e.g. / as %2F); expected " + _URL_FORM
+        ) from None
     if parts.scheme not in ("smtp", "smtps"):
-        raise RecoupError(f"RECOUP_SMTP_URL must start with smtp:// or smtps://, not {url!r}")
-    if not parts.hostname:
-        raise RecoupError(f"RECOUP_SMTP_URL has no host: {url!r}")
+        raise RecoupError(f"RECOUP_SMTP_URL must start with smtp:// or smtps://, e.g. {_URL_FORM}")
+    if not host:
+        raise RecoupError(f"RECOUP_SMTP_URL has no host; expected {_URL_FORM}")
     query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
     use_ssl = parts.scheme == "smtps"
     starttls = not use_ssl and (query.get("starttls") in _TRUE or query.get("tls") in _TRUE)
-    port = parts.port or (465 if use_ssl else 587 if starttls else 25)
+    insecure = query.get("insecure") in _TRUE
+    port = port_number or (465 if use_ssl else 587 if starttls else 25)
+    username = unquote(parts.username) if parts.username else None
+    if username and not (use_ssl or starttls or insecure):
+        raise RecoupError(
+            f"RECOUP_SMTP_URL has a user and password but no TLS: Recoup does not send a "
+            f"password to {host}:{port} in clear text. Add ?starttls=true (or use smtps://); "
+            "only for a server on a trusted private network, add ?insecure=true"
+        )
     return SmtpTarget(
-        host=parts.hostname,
+        host=host,
         port=port,
         ssl=use_ssl,
         starttls=starttls,
-        username=unquote(parts.username) if parts.username else None,
+        username=username,
         password=unquote(parts.password) if parts.password else None,
+        insecure=insecure,
     )
 
 

@@ -345,7 +345,10 @@ def process_instance(
     # said in one line (and recorded in the log with its reason)
     expected = isinstance(error, (RecoupError, OSError, httpx.HTTPError))
     logger.warning(
-        "action instance %s failed: %s", instance_id, error, exc_info=None if expected else error
+        "action instance %s failed: %s",
+        instance_id,
+        env.redact(str(error)),
+        exc_info=None if expected else error,
     )
     with factory() as session, session.begin():
         return _record_failure(
@@ -518,7 +521,7 @@ def _record_failure(
     if instance is None or instance.status != InstanceStatus.running or instance.leased_by != token:
         return None
     ctx = load_context(session, instance, env=env, today=today, now=now, run_id=run_id)
-    message = _describe(error)
+    message = _describe(error, env)
     instance.attempts += 1
     instance.error = message
     instance.leased_by = None
@@ -555,11 +558,13 @@ def _record_failure(
     return "failed"
 
 
-def _describe(error: BaseException) -> str:
+def _describe(error: BaseException, env: EnvConfig) -> str:
+    """The error in one message for the instance, the log and the task: without the
+    configuration's secrets or any URL's credentials (issue 8.5)."""
     text = str(error) or type(error).__name__
     if not isinstance(error, RecoupError):
         text = f"{type(error).__name__}: {text}"
-    return text[:2000]
+    return env.redact(text)[:2000]
 
 
 def _open_failure_task(ctx: ActionContext, message: str) -> None:

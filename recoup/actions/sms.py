@@ -18,6 +18,7 @@ from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, r
 from recoup.actions.render import build_variables, render_row, select_template
 from recoup.actions.webhook import RetryableHttpError
 from recoup.domain.enums import ActionType, Channel
+from recoup.domain.redact import url_problem
 from recoup.domain.sms import count_segments
 from recoup.events.transport import encode, post_json
 
@@ -38,6 +39,9 @@ def send_sms(ctx: ActionContext) -> Outcome:
         raise PermanentFailure(
             "no SMS provider configured: set RECOUP_SMS_URL (and RECOUP_SMS_TOKEN)"
         )
+    problem = url_problem(url)
+    if problem:  # said without quoting the URL: it may hold a token
+        raise PermanentFailure(f"RECOUP_SMS_URL {problem}")
     template = select_template(ctx.session, str(code), Channel.sms.value, customer.language)
     if template is None:
         return Skipped(

@@ -20,6 +20,7 @@ from recoup.actions.context import ActionContext
 from recoup.actions.framework import Done, Outcome, PermanentFailure, register
 from recoup.domain.enums import ActionType
 from recoup.domain.money import money_text
+from recoup.domain.redact import redact_url, url_problem
 from recoup.events.payload import describe_plan, invoice_payload
 from recoup.events.transport import Response, post_signed
 
@@ -68,15 +69,21 @@ def _secret(ctx: ActionContext) -> str:
 
 
 def _outcome(ctx: ActionContext, url: str, answer: Response) -> dict[str, Any]:
+    # the result, the log and the error show the endpoint, never its credentials (8.5)
+    shown = redact_url(url)
     if answer.ok:
-        return {"url": url, "status_code": answer.status_code}
-    message = f"{ctx.instance.type} to {url}: {answer.describe()}"
+        return {"url": shown, "status_code": answer.status_code}
+    message = f"{ctx.instance.type} to {shown}: {answer.describe()}"
     if answer.retryable:
         raise RetryableHttpError(message)
     raise PermanentFailure(message)
 
 
 def _post(ctx: ActionContext, url: str, payload: dict[str, Any], event: str) -> Response:
+    problem = url_problem(url)
+    if problem:  # said without quoting the URL: its user info may hold a password
+        where = "RECOUP_BILLING_WEBHOOK_URL" if event == "retry_payment" else "its url"
+        raise PermanentFailure(f"action {ctx.instance.action}: {where} {problem}")
     return post_signed(
         url,
         payload,
@@ -96,7 +103,9 @@ def webhook(ctx: ActionContext) -> Outcome:
     if not url:
         raise PermanentFailure(f"action {ctx.instance.action} has no url")
     if not url.startswith(("http://", "https://")):
-        raise PermanentFailure(f"action {ctx.instance.action}: url must be http(s), not {url!r}")
+        raise PermanentFailure(
+            f"action {ctx.instance.action}: url must be http(s), not {redact_url(url)!r}"
+        )
     payload = action_payload(ctx, "webhook")
     answer = _post(ctx, url, payload, "webhook")
     result = _outcome(ctx, url, answer)

@@ -23,6 +23,7 @@ from recoup.core.config import EnvConfig, load_env
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
 from recoup.core.errors import RecoupError
 from recoup.domain.enums import SYSTEM_ACTOR
+from recoup.domain.redact import redact_text, redact_url
 
 # Piped or redirected output (a file, `grep`, a cron log) is not folded at Rich's default 80
 # columns: a table row stays one line. COLUMNS, when set, still decides.
@@ -65,31 +66,68 @@ ON_OPTION = typer.Option(
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Business errors print their message and exit 1; no traceback for users."""
+    """Business errors print their message and exit 1; no traceback for users. A database
+    or file-system fault is one line naming the place. Nothing printed carries a secret of
+    the configuration or a URL's credentials (issue 8.5)."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except RecoupError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-            raise typer.Exit(1) from None
+            _print_error(escape(redact(str(exc))))
         except (OperationalError, ProgrammingError) as exc:
-            err_console.print(f"[red]error:[/red] {database_problem(exc)}", highlight=False)
-            raise typer.Exit(1) from None
+            _print_error(escape(database_problem(exc)))
+        except DBAPIError as exc:  # any other driver error: its first line, no traceback
+            _print_error(escape(redact(f"database error: {_first_line(_driver_text(exc))}")))
+        except OSError as exc:  # a full disk, a permission: the file and the reason
+            _print_error(escape(redact(os_problem(exc))))
+        raise typer.Exit(1)
 
     return wrapper
 
 
+def _print_error(message: str) -> None:
+    # soft_wrap: one line however narrow the terminal (a log collector reads it whole)
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+
+
+def redact(text: str) -> str:
+    """`text` without the configuration's secrets (see EnvConfig.secrets)."""
+    try:
+        return env().redact(text)
+    except Exception:  # the environment itself is unreadable: mask URLs at least
+        return redact_text(text)
+
+
+def _driver_text(exc: DBAPIError) -> str:
+    return str(exc.orig) if exc.orig is not None else str(exc)
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else text
+
+
+def os_problem(exc: OSError) -> str:
+    """`cannot write /path: No space left on device`."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    return reason
+
+
 def database_problem(exc: DBAPIError) -> str:
-    """A database error in words a user can act on, without a traceback."""
-    text = str(exc.orig) if exc.orig is not None else str(exc)
-    url = env().database_url
+    """A database error in words a user can act on, without a traceback or a password."""
+    text = _driver_text(exc)
+    url = redact_url(env().database_url)
     if "no such table" in text or "does not exist" in text and "relation" in text:
-        return f"the database at {url} has no Recoup schema yet: run `recoup init`"
-    if "connection" in text or "unable to open" in text:
-        return f"cannot reach the database at {url}: {text.strip().splitlines()[0]}"
-    return f"database error: {text.strip().splitlines()[0]}"
+        message = f"the database at {url} has no Recoup schema yet: run `recoup init`"
+    elif "connection" in text or "unable to open" in text:
+        message = f"cannot reach the database at {url}: {_first_line(text)}"
+    else:
+        message = f"database error: {_first_line(text)}"
+    return redact(message)
 
 
 _factories: dict[str, sessionmaker[Session]] = {}

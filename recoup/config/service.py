@@ -36,6 +36,7 @@ from recoup.domain.config_file import (
 from recoup.domain.enums import OPEN_PLAN_STATUSES, Event, InvoiceStatus, Mode
 from recoup.domain.locales import normalize_language
 from recoup.domain.policy import Config, Policy
+from recoup.domain.redact import redact_url
 from recoup.domain.validation import ConfigUsage, Usage, fee_warnings, validate_config
 from recoup.models import (
     ActionInstance,
@@ -674,7 +675,7 @@ def _apply_webhooks(session: Session, config: Config, report: ChangeReport) -> N
 
     _sync(
         report,
-        lambda key: f"webhook {key}",
+        lambda key: f"webhook {redact_url(key)}",  # the log keeps no endpoint token
         existing,
         wanted,
         stored,

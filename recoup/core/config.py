@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recoup.core.errors import RecoupError
+from recoup.domain.redact import redact_text, url_secrets
 
 DEFAULT_FILE_MODE = 0o600  # emails and letters hold personal data: the owner only
 DEFAULT_DIR_MODE = 0o700
@@ -35,6 +36,20 @@ class EnvConfig:
     @property
     def invoices_dir(self) -> Path:
         return self.invoice_dir or self.data_dir / "invoices"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value this configuration holds (passwords and tokens in the URLs, the
+        SMS token, the webhook secret): masked wherever a message quotes one (issue 8.5)."""
+        found: list[str] = []
+        for url in (self.database_url, self.smtp_url, self.sms_url, self.billing_webhook_url):
+            found += url_secrets(url)
+        found += [value for value in (self.sms_token, self.webhook_secret) if value]
+        return tuple(found)
+
+    def redact(self, text: str) -> str:
+        """`text` without this configuration's secrets or any URL's credentials."""
+        return redact_text(text, self.secrets)
 
     @property
     def outbox_dir(self) -> Path:

@@ -9,8 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from recoup.core.errors import RecoupError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -74,7 +77,32 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+_URL_FORM = "postgresql://host:5432/dbname (user:password@ before the host) or sqlite:///path.db"
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    """The engine for `url`; a malformed URL is a one-line error that never quotes it (it
+    may hold the password, issue 8.5)."""
+    try:
+        return _make_engine(url, **kwargs)
+    except NoSuchModuleError:
+        raise RecoupError(
+            f"RECOUP_DATABASE_URL names a database Recoup does not support; expected {_URL_FORM}"
+        ) from None
+    except ImportError as exc:  # a dialect whose driver is not installed (mysql://…)
+        raise RecoupError(
+            f"RECOUP_DATABASE_URL needs the driver {exc.name or 'of its database'}, which is not "
+            f"installed; Recoup supports {_URL_FORM}"
+        ) from None
+    except (ArgumentError, ValueError):
+        raise RecoupError(
+            "RECOUP_DATABASE_URL is not a valid database URL (a port that is not a number, or "
+            "a password with an unencoded / ? # or @: percent-encode them, e.g. / as %2F); "
+            f"expected {_URL_FORM}"
+        ) from None
+
+
+def _make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 

@@ -26,6 +26,7 @@ from recoup.domain.enums import (
 from recoup.domain.locales import is_language
 from recoup.domain.money import is_currency
 from recoup.domain.policy import Action, Condition, Config, Policy, RuleSet
+from recoup.domain.redact import redact_url, url_problem
 from recoup.domain.rules import CUSTOMER_FIELDS, OPERATORS
 
 SEND_CHANNELS: dict[ActionType, Channel] = {
@@ -269,7 +270,9 @@ class _Checker:
             if not url:
                 self.issue(f"{path}.url", "is required")
             elif not url.startswith(("http://", "https://")):
-                self.issue(f"{path}.url", f"must be an http(s) URL, not {url!r}")
+                self.issue(f"{path}.url", f"must be an http(s) URL, not {redact_url(url)!r}")
+            elif url_problem(url):
+                self.issue(f"{path}.url", str(url_problem(url)))
 
     def template_reference(self, action: Action, channel: Channel, path: str) -> None:
         code = action.template
@@ -469,11 +472,16 @@ class _Checker:
             if not webhook.url:
                 continue  # the parser reported it
             if not webhook.url.startswith(("http://", "https://")):
-                self.issue(f"{path}.url", f"must be an http(s) URL, not {webhook.url!r}")
+                self.issue(
+                    f"{path}.url", f"must be an http(s) URL, not {redact_url(webhook.url)!r}"
+                )
+            elif url_problem(webhook.url):
+                self.issue(f"{path}.url", str(url_problem(webhook.url)))
             if webhook.url in seen:
                 self.issue(
                     f"{path}.url",
-                    f"endpoint {webhook.url!r} is listed twice (webhooks[{seen[webhook.url]}])",
+                    f"endpoint {redact_url(webhook.url)!r} is listed twice "
+                    f"(webhooks[{seen[webhook.url]}])",
                 )
             else:
                 seen[webhook.url] = index

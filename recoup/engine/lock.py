@@ -56,6 +56,8 @@ def run_lock(engine: Engine, name: str = "run") -> Iterator[None]:
         raise RecoupError(
             f"cannot use the database {database}: its folder {path.parent} does not exist"
         ) from None
+    except OSError as exc:  # a full disk, a read-only or forbidden folder
+        raise _lock_error(path, exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -63,14 +65,24 @@ def run_lock(engine: Engine, name: str = "run") -> Iterator[None]:
             raise RunInProgress(
                 "another run is in progress on this database; try again later"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError as exc:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            raise _lock_error(path, exc) from None
         try:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _lock_error(path: Path, exc: OSError) -> RecoupError:
+    """One line naming the lock file and the reason; nothing has been done yet."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return RecoupError(f"cannot take the run lock {path}: {reason}; nothing was done")
 
 
 def run_in_progress(engine: Engine, name: str = "run") -> bool:

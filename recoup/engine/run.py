@@ -77,6 +77,7 @@ from recoup.domain.evaluator import (
     evaluate,
 )
 from recoup.domain.policy import Action, Config, Level, Policy
+from recoup.domain.redact import redact_text
 from recoup.domain.rules import Resolution, resolve_policy
 from recoup.engine.history import latest_finished_run
 from recoup.engine.lock import run_lock
@@ -278,7 +279,8 @@ def _record_run_failure(
         if run is not None:
             run.status = "interrupted" if interrupted else "failed"
             run.finished_at = utc_now()
-            run.stats = stats.as_dict() | {"error": str(error) or type(error).__name__}
+            said = redact_text(str(error) or type(error).__name__)  # no URL credentials
+            run.stats = stats.as_dict() | {"error": said}
 
 
 def _run(

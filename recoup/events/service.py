@@ -36,6 +36,7 @@ from recoup.core.config import EnvConfig
 from recoup.core.errors import InvalidInput
 from recoup.core.log import log
 from recoup.domain.enums import DeliveryStatus, Event, WebhookEvent
+from recoup.domain.redact import redact_url
 from recoup.events.payload import plan_invoice_ids, plan_payload
 from recoup.events.transport import post_signed
 from recoup.models import LogEntry, Plan, WebhookDelivery, WebhookEndpoint
@@ -383,6 +384,8 @@ def deliver_pending(
                 final = True
             else:
                 attempt = _attempt(url, delivery_id, payload, secret=secret, now=now)
+                if attempt.error:  # stored and logged: without credentials (issue 8.5)
+                    attempt = _Attempt(attempt.status_code, env.redact(attempt.error))
                 final = False
             with factory.begin() as session:
                 kind = _record(session, delivery_id, attempt, now=now, final=final)
@@ -419,7 +422,7 @@ def _record(
         customer_id=delivery.customer_id,
         plan_id=delivery.plan_id,
         delivery_id=delivery.id,
-        url=delivery.url,
+        url=redact_url(delivery.url),
         webhook_event=delivery.event,
         event_id=(delivery.payload or {}).get("id"),
         attempt=delivery.attempts,
@@ -431,7 +434,7 @@ def _record(
     logger.warning(
         "webhook delivery %s to %s failed (attempt %s): %s",
         delivery.id,
-        delivery.url,
+        redact_url(delivery.url),
         delivery.attempts,
         attempt.error,
     )
@@ -499,7 +502,7 @@ def delivery_row(delivery: WebhookDelivery) -> dict[str, Any]:
         "id": delivery.id,
         "event": delivery.event,
         "event_id": (delivery.payload or {}).get("id"),
-        "url": delivery.url,
+        "url": redact_url(delivery.url),  # the listing shows the endpoint, not its token
         "status": delivery.status,
         "attempts": delivery.attempts,
         "last_status_code": delivery.last_status_code,
