@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.context import MANUAL_REQUEST, ActionContext, load_context, manual_request
 from recoup.actions.email import close_smtp_connections
+from recoup.actions.notice import WAIT, notice_decision, notice_settled
 from recoup.core.clock import utc_now
 from recoup.core.config import EnvConfig
 from recoup.core.errors import RecoupError
@@ -184,7 +185,7 @@ def claim_batch(session: Session, *, token: str, now: datetime, size: int) -> li
     has a single writer and the conditional UPDATE re-checks."""
     query = (
         select(ActionInstance.id)
-        .where(_due(now), _not_paused())
+        .where(_due(now), _not_paused(), notice_settled(session))
         .order_by(ActionInstance.next_attempt_at, ActionInstance.id)
         .limit(size)
     )
@@ -384,8 +385,15 @@ def _execute(
         session.flush()
         return "deferred"
     reason = guard(ctx)
+    notice = notice_decision(ctx) if reason is None else None
+    if notice == WAIT:  # a notice of the level came back for a retry: not claimed till done
+        _release(instance)
+        session.flush()
+        return "deferred"
     if reason is not None:
         outcome: Outcome = Skipped(reason)
+    elif isinstance(notice, tuple):  # fees follow a notice (SPEC §3)
+        outcome = Skipped(*notice)
     else:
         if ctx.action is None:
             raise PermanentFailure(f"action {instance.action} no longer exists")
