@@ -267,6 +267,7 @@ def send_email(ctx: ActionContext) -> Outcome:
         level=ctx.level,
         balance=ctx.balance,
         company=company,
+        charges=ctx.charges,
     )
     rendered = render_row(template, variables)
     attach = bool(ctx.params.get("attach_invoice")) or bool(

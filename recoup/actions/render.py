@@ -2,8 +2,11 @@
 with the `money` and `date` filters formatting in the customer's language (Babel).
 
 Templates see plain values, never ORM objects: `customer`, `invoice`, `invoices`, `balance`,
-`plan`, `level`, `company`, `today` (and `locale`). Amounts are `Money` values, so
-`{{ balance|money }}` and `{{ invoice.amount_due|money }}` both format with their currency.
+`plan`, `level`, `company`, `today` (and `locale`); and about fees `charges` (the plan's, each
+with its status), `fees_total` (the open ones), `total_due` (balance + open fees), `deadline`
+(today + the level's `deadline_days`, or None) and `pay_url` (the company's `pay_url` pattern
+rendered like a template, or None). Amounts are `Money` values, so `{{ balance|money }}` and
+`{{ invoice.amount_due|money }}` both format with their currency.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -28,10 +31,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import RecoupError
+from recoup.domain.enums import ChargeStatus
 from recoup.domain.fees import days_overdue
 from recoup.domain.locales import normalize_language
 from recoup.domain.money import Money
-from recoup.models import Customer, Invoice, LevelRow, Plan, TemplateRow
+from recoup.models import Charge, Customer, Invoice, LevelRow, Plan, TemplateRow
 
 DEFAULT_LOCALE = "en"
 _HTML_RE = re.compile(r"<\s*(html|body|p|div|br|table|span|a|strong|em|b|i|ul|ol|h[1-6])\b", re.I)
@@ -252,7 +256,44 @@ def plan_view(plan: Plan, today: date | None = None) -> dict[str, Any]:
 def level_view(level: LevelRow | None) -> dict[str, Any] | None:
     if level is None:
         return None
-    return {"code": level.code, "days": level.days, "reminder": level.reminder, "end": level.end}
+    return {
+        "code": level.code,
+        "days": level.days,
+        "reminder": level.reminder,
+        "end": level.end,
+        "deadline_days": level.deadline_days,
+    }
+
+
+def charge_view(charge: Charge) -> dict[str, Any]:
+    return {
+        "id": charge.id,
+        "amount": Money(charge.amount, charge.currency),
+        "currency": charge.currency,
+        "service": charge.service,
+        "kind": charge.kind,
+        "status": charge.status,
+        "created_on": charge.created_on,
+    }
+
+
+def open_fees(charges: Sequence[Charge], currency: str) -> Money:
+    """What is still owed in fees on top of the balance: the open charges (exported ones are
+    the billing system's now, waived ones are not owed)."""
+    return Money(
+        sum(
+            (c.amount for c in charges if c.status == ChargeStatus.open and c.currency == currency),
+            Decimal(0),
+        ),
+        currency,
+    )
+
+
+def _pay_url(company: Mapping[str, Any], variables: Mapping[str, Any]) -> str | None:
+    pattern = company.get("pay_url")
+    if not pattern:
+        return None
+    return render_string(str(pattern), variables, name="settings.company.pay_url").strip()
 
 
 def build_variables(
@@ -265,6 +306,7 @@ def build_variables(
     level: LevelRow | None = None,
     balance: Money | None = None,
     company: Mapping[str, Any] | None = None,
+    charges: Sequence[Charge] = (),
 ) -> dict[str, Any]:
     """Template variables from ORM rows (the executor and `template preview` use this)."""
     invoice_list: list[Invoice] = list(invoices) if invoices is not None else []
@@ -278,7 +320,9 @@ def build_variables(
         elif invoice_list:
             currency = invoice_list[0].currency
             balance = Money(sum((i.amount_due for i in invoice_list), Decimal(0)), currency)
-    return {
+    fees = open_fees(charges, balance.currency) if balance is not None else None
+    deadline_days = level.deadline_days if level is not None else None
+    variables = {
         "customer": customer_view(customer),
         "invoice": invoice_view(invoice, today) if invoice is not None else None,
         "invoices": [invoice_view(i, today) for i in invoice_list],
@@ -288,7 +332,13 @@ def build_variables(
         "company": dict(company or {}),
         "today": today,
         "locale": babel_locale(customer.language),
+        "charges": [charge_view(c) for c in charges],
+        "fees_total": fees,
+        "total_due": balance + fees if balance is not None and fees is not None else balance,
+        "deadline": today + timedelta(days=deadline_days) if deadline_days is not None else None,
     }
+    variables["pay_url"] = _pay_url(variables["company"], variables)
+    return variables
 
 
 @dataclass(frozen=True)
@@ -339,6 +389,7 @@ def render_template(
     balance: Money | None = None,
     company: Mapping[str, Any] | None = None,
     language: str | None = None,
+    charges: Sequence[Charge] = (),
 ) -> Rendered:
     """Choose the template for the customer's language (or `language`) and render it.
     Raises TemplateNotFound when no active template of that code and channel exists."""
@@ -361,6 +412,7 @@ def render_template(
         level=level,
         balance=balance,
         company=company,
+        charges=charges,
     )
     return render_row(template, variables)
 

@@ -53,6 +53,7 @@ def send_sms(ctx: ActionContext) -> Outcome:
         level=ctx.level,
         balance=ctx.balance,
         company=dict(ctx.settings.company or {}),
+        charges=ctx.charges,
     )
     text = render_row(template, variables).text.strip()
     segments = count_segments(text)

@@ -6,6 +6,7 @@ import typer
 
 from recoup.cli import (
     action_cmds,
+    charge_cmds,
     config_cmds,
     demo_cmds,
     document_cmds,
@@ -37,6 +38,7 @@ for module in (
     config_cmds,
     import_cmds,
     ops_cmds,
+    charge_cmds,
     plan_action_cmds,
     action_cmds,
     document_cmds,
