@@ -15,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.framework import claim_batch, process_instance
+from recoup.config.service import apply_document, export_config
 from recoup.domain.config_file import config_to_dict, parse_config
-from recoup.models import ActionInstance, Charge, LogEntry
+from recoup.models import ActionInstance, Charge, LevelRow, LogEntry
 from tests.factories_actions import (
     NOW,
     TODAY,
@@ -283,3 +284,72 @@ def test_without_notice_must_be_a_boolean() -> None:
     [issue] = parse_config(email).issues
     assert issue.path == "actions[0].without_notice"
     assert "unknown field for type send_email" in issue.message
+
+
+def _levels(**level: Any) -> dict[str, Any]:
+    return {
+        "policies": [
+            {
+                "name": "P",
+                "priority": 1,
+                "levels": [{"code": "notice", "days": 5, "actions": []} | level],
+            }
+        ]
+    }
+
+
+def test_deadline_days_is_parsed_validated_and_exported() -> None:
+    parsed = parse_config(_levels(deadline_days=8))
+    assert parsed.ok
+    assert parsed.config.policies[0].levels[0].deadline_days == 8
+    exported = config_to_dict(parsed.config)
+    assert exported["policies"][0]["levels"][0]["deadline_days"] == 8
+    assert parse_config(exported).config == parsed.config
+    assert parse_config(_levels()).config.policies[0].levels[0].deadline_days is None
+    assert (
+        "deadline_days"
+        not in config_to_dict(parse_config(_levels()).config)["policies"][0]["levels"][0]
+    )
+    assert [str(i) for i in parse_config(_levels(deadline_days=-1)).issues] == [
+        "policies[0].levels[0].deadline_days: must be 0 or more days, not -1"
+    ]
+    assert [str(i) for i in parse_config(_levels(deadline_days="8")).issues] == [
+        "policies[0].levels[0].deadline_days: must be an integer, not text"
+    ]
+
+
+def test_deadline_days_and_without_notice_are_stored_by_apply(
+    session_factory: sessionmaker[Session],
+) -> None:
+    document = {
+        "actions": [
+            {
+                "code": "fee",
+                "type": "late_fee_fixed",
+                "amounts": {"EUR": "15"},
+                "service": "F",
+                "without_notice": True,
+            }
+        ],
+        "policies": [
+            {
+                "name": "P",
+                "priority": 1,
+                "default": True,
+                "levels": [
+                    {"code": "notice", "days": 5, "deadline_days": 8, "actions": ["fee"]},
+                    {"code": "final", "days": 20, "end": True, "actions": []},
+                ],
+            }
+        ],
+    }
+    with session_factory() as s, s.begin():
+        apply_document(s, document, "tester")
+    with session_factory() as s:
+        rows = {row.code: row.deadline_days for row in s.scalars(select(LevelRow))}
+        assert rows == {"notice": 8, "final": None}
+        exported = export_config(s)
+    assert exported["actions"][0]["without_notice"] is True
+    assert exported["policies"][0]["levels"][0]["deadline_days"] == 8
+    with session_factory() as s, s.begin():  # the same file again: nothing changed
+        assert not apply_document(s, document, "tester").any
