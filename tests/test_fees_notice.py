@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.framework import claim_batch, process_instance
+from recoup.actions.notice import RECHECK
 from recoup.config.service import apply_document, export_config
 from recoup.domain.config_file import config_to_dict, parse_config
 from recoup.models import ActionInstance, Charge, LevelRow, LogEntry
@@ -225,30 +226,49 @@ def test_a_level_without_a_send_charges_as_before(
     assert _instance(session_factory, ids["fee_15"]).status == "done"
 
 
-def test_a_fee_claimed_while_its_notice_came_back_for_a_retry_is_deferred(
+def test_a_fee_run_before_its_notice_is_parked_then_woken_by_the_notice(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
 ) -> None:
-    """The check at execution time: a fee leased before its notice went back to pending
-    (a race between workers) is handed back unexecuted, still pending."""
-    ids = _step(session_factory)
+    """Claimed in one batch, the fee run first is handed back unexecuted (pending, no attempt
+    counted, parked); the notice finishing makes it due at once."""
+    ids = _step(session_factory, fee_first=True)
+    env = make_env(db_url, tmp_path)
     with session_factory() as s, s.begin():
-        assert claim_batch(s, token="w1", now=NOW, size=10) == [ids["email_notice_1"]]
-        # the fee was leased by another claim meanwhile (what a race would leave)
-        fee = s.get(ActionInstance, ids["fee_15"])
-        assert fee is not None
-        fee.status, fee.leased_by, fee.lease_until = "running", "w2", NOW + timedelta(minutes=5)
-    outcome = process_instance(
-        session_factory,
-        ids["fee_15"],
-        token="w2",
-        env=make_env(db_url, tmp_path),
-        today=TODAY,
-        now=lambda: NOW,
-    )
-    assert outcome == "deferred"
+        assert claim_batch(s, token="w1", now=NOW, size=10) == sorted(ids.values())
+
+    def run(instance_id: int) -> str | None:
+        return process_instance(
+            session_factory, instance_id, token="w1", env=env, today=TODAY, now=lambda: NOW
+        )
+
+    assert run(ids["fee_15"]) == "deferred"
     fee = _instance(session_factory, ids["fee_15"])
     assert (fee.status, fee.attempts, fee.leased_by) == ("pending", 0, None)
+    assert fee.next_attempt_at == NOW + RECHECK
+    assert run(ids["email_notice_1"]) == "done"
+    assert _instance(session_factory, ids["fee_15"]).next_attempt_at == NOW
     assert _charges(session_factory) == []
+    assert execute(session_factory, env).done == 1
+    assert len(_charges(session_factory)) == 1
+
+
+def test_a_fee_waits_for_a_notice_left_to_a_person(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    ids = _step(session_factory)
+    with session_factory() as s, s.begin():  # a manual send: a person's task, never claimed
+        email = s.get(ActionInstance, ids["email_notice_1"])
+        assert email is not None
+        email.next_attempt_at = None
+    env = make_env(db_url, tmp_path)
+    assert execute(session_factory, env).deferred == 1
+    assert _instance(session_factory, ids["fee_15"]).status == "pending"
+    with session_factory() as s, s.begin():  # the person sent it (recoup task complete)
+        email = s.get(ActionInstance, ids["email_notice_1"])
+        assert email is not None
+        email.status = "done"
+    assert execute(session_factory, env, now=NOW + RECHECK).done == 1
+    assert len(_charges(session_factory)) == 1
 
 
 # --- the policy file -----------------------------------------------------------------------

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.context import MANUAL_REQUEST, ActionContext, load_context, manual_request
 from recoup.actions.email import close_smtp_connections
-from recoup.actions.notice import WAIT, notice_decision, notice_settled
+from recoup.actions.notice import RECHECK, WAIT, notice_decision, wake_fees
 from recoup.core.clock import utc_now
 from recoup.core.config import EnvConfig
 from recoup.core.errors import RecoupError
@@ -185,7 +185,7 @@ def claim_batch(session: Session, *, token: str, now: datetime, size: int) -> li
     has a single writer and the conditional UPDATE re-checks."""
     query = (
         select(ActionInstance.id)
-        .where(_due(now), _not_paused(), notice_settled(session))
+        .where(_due(now), _not_paused())
         .order_by(ActionInstance.next_attempt_at, ActionInstance.id)
         .limit(size)
     )
@@ -386,8 +386,9 @@ def _execute(
         return "deferred"
     reason = guard(ctx)
     notice = notice_decision(ctx) if reason is None else None
-    if notice == WAIT:  # a notice of the level came back for a retry: not claimed till done
+    if notice == WAIT:  # fees follow a notice: parked till a send of the step finishes
         _release(instance)
+        instance.next_attempt_at = now + RECHECK
         session.flush()
         return "deferred"
     if reason is not None:
@@ -506,6 +507,7 @@ def _finish(ctx: ActionContext, outcome: Outcome) -> str:
     if request is not None:  # keep who asked for it by hand, and what they chose
         instance.result = {**instance.result, MANUAL_REQUEST: request}
     session.flush()
+    wake_fees(ctx, ctx.now)
     if ctx.plan is not None:
         maybe_close_unrecovered(session, ctx.plan, on=ctx.today)
     return kind
@@ -558,6 +560,7 @@ def _record_failure(
     )
     _open_failure_task(ctx, message)
     session.flush()
+    wake_fees(ctx, now)
     if ctx.plan is not None:
         maybe_close_unrecovered(session, ctx.plan, on=today)
     return "failed"

@@ -3,27 +3,32 @@ waits for them and is skipped, with the reason, when none of them was delivered 
 a failed send), unless the fee action says `without_notice: true`. A level with no `send_*`
 action charges its fees as before.
 
-Two halves of one rule, both about the instances of the fee's own step (its plan, or a
-reminder's invoice, and its level):
+Both halves look at the instances of the fee's own step (its plan, or a reminder's invoice,
+and its level), and cost nothing to instances that are neither fees nor sends:
 
-- `notice_settled(session)` is a condition of the claim: a fee whose level still has an
-  unfinished send (pending, backing off, running, or waiting for a person's task) is not
-  claimed, so it never runs before its notice, and it stays `pending` without being tried
-  again and again while the send retries.
-- `notice_decision(ctx)`, when the fee runs: wait (a send came back to pending after the
-  claim), skip (nothing was delivered), or go on and charge.
+- `notice_decision(ctx)`, when a fee runs: wait (a send of its step is unfinished: pending,
+  backing off, running, or left to a person's task), skip (nothing was delivered), or charge.
+  A waiting fee stays `pending`, parked until RECHECK from now (not tried again and again
+  while its send backs off).
+- `wake_fees(ctx, now)`, when a send finishes (done, skipped or failed): the
+  fees parked on its step are due again at once, so a run charges them in the same pass.
+  RECHECK is only the fallback (a send finished by a person's task, a race between workers).
+
+A claim condition (NOT EXISTS an unfinished send) would say the same in one place, but it is
+evaluated for every due row of every claim: it made claiming a large queue three times slower
+on PostgreSQL.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, exists, false, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import select, update
 
 from recoup.actions.context import ActionContext
 from recoup.domain.enums import UNFINISHED_INSTANCE_STATUSES, ActionType, InstanceStatus
-from recoup.models import ActionInstance, ActionRow
+from recoup.models import ActionInstance
 
 FEE_TYPES = (
     ActionType.late_fee_fixed.value,
@@ -40,55 +45,44 @@ _UNFINISHED = tuple(status.value for status in UNFINISHED_INSTANCE_STATUSES)
 WAIT: Literal["wait"] = "wait"
 
 
-def _without_notice_codes(session: Session) -> list[str]:
-    """Fee actions that do not wait for a notice (a read of the small actions table)."""
-    rows = session.execute(
-        select(ActionRow.code, ActionRow.params).where(ActionRow.type.in_(FEE_TYPES))
-    )
-    return [code for code, params in rows if (params or {}).get("without_notice") is True]
+RECHECK = timedelta(minutes=10)
 
 
-def notice_settled(session: Session) -> Any:
-    """Claim condition: the instance is no fee waiting for an unfinished send of its step."""
-    send = aliased(ActionInstance)
-    unfinished = and_(
-        send.level == ActionInstance.level,
-        send.type.in_(SEND_TYPES),
-        send.status.in_(_UNFINISHED),
+def _step(query: Any, instance: ActionInstance) -> Any:
+    """The other instances of `instance`'s step: same plan (a reminder: same invoice), level."""
+    query = query.where(ActionInstance.level == instance.level, ActionInstance.id != instance.id)
+    if instance.plan_id is not None:
+        return query.where(ActionInstance.plan_id == instance.plan_id)
+    return query.where(
+        ActionInstance.plan_id.is_(None), ActionInstance.invoice_id == instance.invoice_id
     )
-    of_plan = and_(
-        ActionInstance.plan_id.is_not(None),
-        exists().where(unfinished, send.plan_id == ActionInstance.plan_id),
-    )
-    of_reminder = and_(
-        ActionInstance.plan_id.is_(None),
-        exists().where(
-            unfinished, send.plan_id.is_(None), send.invoice_id == ActionInstance.invoice_id
-        ),
-    )
-    exempt = _without_notice_codes(session)
-    return or_(
-        ActionInstance.type.not_in(FEE_TYPES),
-        ActionInstance.action.in_(exempt) if exempt else false(),
-        ~or_(of_plan, of_reminder),
+
+
+def wake_fees(ctx: ActionContext, now: datetime) -> None:
+    """A send of the step has finished: its parked fees are due now (one indexed update;
+    none when the send is its level's only action)."""
+    instance = ctx.instance
+    if instance.type not in SEND_TYPES:
+        return
+    if ctx.level is not None and not ctx.by_hand and len(ctx.level.actions or []) < 2:
+        return
+    ctx.session.execute(
+        _step(update(ActionInstance), instance)
+        .where(
+            ActionInstance.type.in_(FEE_TYPES),
+            ActionInstance.status == InstanceStatus.pending.value,
+            ActionInstance.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
     )
 
 
 def _notices(ctx: ActionContext) -> list[ActionInstance]:
     """The send instances of the fee's step, in the order they were queued."""
-    instance = ctx.instance
-    query = select(ActionInstance).where(
-        ActionInstance.level == instance.level,
-        ActionInstance.type.in_(SEND_TYPES),
-        ActionInstance.id != instance.id,
-    )
-    if instance.plan_id is not None:
-        query = query.where(ActionInstance.plan_id == instance.plan_id)
-    else:
-        query = query.where(
-            ActionInstance.plan_id.is_(None), ActionInstance.invoice_id == instance.invoice_id
-        )
-    return list(ctx.session.scalars(query.order_by(ActionInstance.id)))
+    query = select(ActionInstance).where(ActionInstance.type.in_(SEND_TYPES))
+    query = _step(query, ctx.instance).order_by(ActionInstance.id)
+    return list(ctx.session.scalars(query))
 
 
 def _why(notice: ActionInstance) -> str:
@@ -115,4 +109,4 @@ def notice_decision(ctx: ActionContext) -> tuple[str, dict[str, Any]] | Literal[
     return reason, {"notices": [n.action for n in notices]}
 
 
-__all__ = ["FEE_TYPES", "SEND_TYPES", "WAIT", "notice_decision", "notice_settled"]
+__all__ = ["FEE_TYPES", "RECHECK", "SEND_TYPES", "WAIT", "notice_decision", "wake_fees"]

@@ -23,7 +23,7 @@ from typing import Any
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as babel_format_date
 from babel.numbers import format_currency
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, pass_context
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -289,6 +289,24 @@ def open_fees(charges: Sequence[Charge], currency: str) -> Money:
     )
 
 
+FEE_VARIABLES = frozenset({"charges", "fees_total", "total_due"})
+
+
+@lru_cache(maxsize=1024)
+def _names_used(source: str) -> frozenset[str]:
+    try:
+        return frozenset(meta.find_undeclared_variables(TEXT_ENV.parse(source)))
+    except TemplateSyntaxError:
+        return FEE_VARIABLES  # rendering will say what is wrong
+
+
+def uses_fees(template: TemplateRow) -> bool:
+    """Whether the template shows charges or totals with fees: only then are they read (one
+    query per message saved for every other template)."""
+    sources = (template.subject, template.body)
+    return any(_names_used(source) & FEE_VARIABLES for source in sources if source)
+
+
 def _pay_url(company: Mapping[str, Any], variables: Mapping[str, Any]) -> str | None:
     pattern = company.get("pay_url")
     if not pattern:
@@ -322,7 +340,7 @@ def build_variables(
             balance = Money(sum((i.amount_due for i in invoice_list), Decimal(0)), currency)
     fees = open_fees(charges, balance.currency) if balance is not None else None
     deadline_days = level.deadline_days if level is not None else None
-    variables = {
+    variables: dict[str, Any] = {
         "customer": customer_view(customer),
         "invoice": invoice_view(invoice, today) if invoice is not None else None,
         "invoices": [invoice_view(i, today) for i in invoice_list],
