@@ -65,6 +65,7 @@ def test_charges_list_their_status_after_the_specs_fields(cli: Cli) -> None:
     ] * 2
     assert [(c["amount"], c["status"]) for c in charges] == [("15.00", "open")] * 2
     assert "open" in cli("charges")
+    assert "unknown charge status 'paid'" in cli("charges", "--status", "paid", code=1)
 
 
 def test_waive_a_charge_logged_and_sent_to_webhooks(cli: Cli, server: Recorder) -> None:
