@@ -32,6 +32,7 @@ from tests.factories_actions import (
     make_policy,
     make_template,
 )
+from tests.test_run_e2e import DUE, Cli, invoice_csv
 
 D = Decimal
 
@@ -373,3 +374,25 @@ def test_deadline_days_and_without_notice_are_stored_by_apply(
     assert exported["policies"][0]["levels"][0]["deadline_days"] == 8
     with session_factory() as s, s.begin():  # the same file again: nothing changed
         assert not apply_document(s, document, "tester").any
+
+
+# --- from the command line -----------------------------------------------------------------
+
+
+def test_run_charges_no_fee_to_a_customer_without_email(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`recoup run` as a user runs it: C1 has an email, C3 none; both reach the level with
+    the notice and the fee; only C1 is charged, and the log says why C3 was not."""
+    cli = Cli(tmp_path)
+    cli.setup()  # C1 and its invoice I1
+    no_email = "id,name,email,language,currency\nC3,Quiet SARL,,en,EUR\n"
+    cli("import", "customers", cli.file("quiet.csv", no_email))
+    invoices = invoice_csv(("I3", "C3", DUE, "100.00", "EUR"))
+    cli("import", "invoices", cli.file("quiet_invoices.csv", invoices))
+    cli.run(5)
+    assert [c["invoice_id"] for c in cli.json("charges")] == ["I1"]
+    skipped = [e for e in cli.log("--event", "action_skipped") if e["action"] == "fee_15"]
+    assert [(e["invoice_id"], e["details"]["reason"]) for e in skipped] == [
+        ("I3", "no notice was delivered: email_notice skipped (customer has no email)")
+    ]
