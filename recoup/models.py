@@ -101,6 +101,7 @@ class LevelRow(Base):
     reminder: Mapped[bool] = mapped_column(Boolean, default=False)
     end: Mapped[bool] = mapped_column(Boolean, default=False)
     min_balance: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    deadline_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # `deadline`
     # Action codes in order; actions are referenced by code like in the YAML file.
     actions: Mapped[list[str]] = mapped_column(JSON, default=list)
     position: Mapped[int] = mapped_column(Integer, default=0)
@@ -324,6 +325,12 @@ class Charge(Base):
     kind: Mapped[str] = mapped_column(String(32))  # the action type that created it
     created_on: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    # open (owed), exported (acknowledged by the billing system), waived (by a person)
+    status: Mapped[str] = mapped_column(String(20), default="open", server_default="open")
+    exported_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    waived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    waived_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    waived_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class StatusChange(Base):

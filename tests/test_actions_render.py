@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -15,13 +17,26 @@ from recoup.actions.render import (
     TemplateError,
     TemplateNotFound,
     babel_locale,
+    build_variables,
     render_string,
     render_template,
     select_template,
 )
 from recoup.core.settings import get_settings
 from recoup.domain.money import Money
-from tests.factories_actions import TODAY, make_customer, make_invoice, make_template
+from recoup.models import Charge, LevelRow
+from tests.factories_actions import (
+    TODAY,
+    execute,
+    make_action,
+    make_customer,
+    make_env,
+    make_instance,
+    make_invoice,
+    make_plan,
+    make_policy,
+    make_template,
+)
 
 VARS = {
     "balance": Money(Decimal("1234.5"), "EUR"),
@@ -150,7 +165,7 @@ def test_the_sample_context_has_exactly_the_real_contexts_variables(
     session_factory: sessionmaker[Session],
 ) -> None:
     """`config validate` renders against sample_variables(); a template passing it must find
-    the same names at run time (plus the fee and payment ones SPEC §3 adds)."""
+    the same names at run time."""
     from recoup.actions.context import load_context
     from recoup.actions.render import build_variables, sample_variables
     from recoup.core.config import EnvConfig
@@ -181,11 +196,13 @@ def test_the_sample_context_has_exactly_the_real_contexts_variables(
             company={},
         )
     sample = sample_variables(mode="invoice")
-    added = {"charges", "fees_total", "total_due", "deadline", "pay_url"}
-    assert set(sample) == set(real) | added
-    assert _shape({k: v for k, v in sample.items() if k in real}) == _shape(real)
+    assert set(sample) == set(real)
+    # the real plan has no charge yet: compare the charges by the view both go through
+    assert _shape({k: v for k, v in sample.items() if k != "charges"}) == _shape(
+        {k: v for k, v in real.items() if k != "charges"}
+    )
     charge = sample["charges"][0]
-    assert set(charge) == {"amount", "currency", "service", "status", "created_on"}
+    assert set(charge) == {"id", "amount", "currency", "service", "kind", "status", "created_on"}
     assert isinstance(sample["fees_total"], Money) and isinstance(sample["total_due"], Money)
     customer_mode = sample_variables(mode="customer")
     assert customer_mode["invoice"] is None and len(customer_mode["invoices"]) == 2
@@ -200,3 +217,121 @@ def test_concatenation_escapes_once() -> None:
         "<b>x&lt;|a&lt;|Dupont &lt;SA&gt;1"
     )
     assert render_string(source, VARS, name="t") == "<b>x<|a<|Dupont <SA>1"
+
+
+# --- what templates see about fees (SPEC §3) -----------------------------------------------
+
+
+FEES_BODY = (
+    "{% for c in charges %}{{ c.service }} {{ c.amount|money }} {{ c.status }} "
+    "{{ c.created_on|date }}; {% endfor %}fees {{ fees_total|money }}, due {{ total_due|money }}, "
+    "by {{ deadline|date if deadline else 'no deadline' }}, pay {{ pay_url }}"
+)
+
+
+def _fee_variables(
+    session: Session, *, deadline_days: int | None, pay_url: str | None
+) -> dict[str, object]:
+    customer = make_customer(session, language="en")
+    invoice = make_invoice(session, customer, amount=Decimal("100.00"))
+    charges = [
+        Charge(
+            id=n,
+            amount=Decimal(amount),
+            currency="EUR",
+            service=service,
+            kind="late_fee_fixed",
+            status=status,
+            created_on=date(2024, 2, n),
+        )
+        for n, (amount, service, status) in enumerate(
+            [("15.00", "FEE", "open"), ("2.50", "INT", "open"), ("40.00", "OLD", "waived")],
+            start=1,
+        )
+    ]
+    company = {"name": "Nimbus"} | ({"pay_url": pay_url} if pay_url else {})
+    level = LevelRow(code="first", days=5, reminder=False, end=False, deadline_days=deadline_days)
+    return build_variables(
+        customer=customer,
+        today=TODAY,
+        invoice=invoice,
+        level=level,
+        company=company,
+        charges=charges,
+    )
+
+
+def test_templates_see_charges_fees_total_due_deadline_and_pay_url(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory() as s:
+        variables = _fee_variables(
+            s, deadline_days=8, pay_url="https://pay.example/{{ invoice.id }}?c={{ customer.id }}"
+        )
+        text = render_string(FEES_BODY, variables, name="t")
+        s.rollback()
+    assert text == (
+        "FEE €15.00 open Feb 1, 2024; INT €2.50 open Feb 2, 2024; OLD €40.00 waived Feb 3, 2024; "
+        "fees €17.50, due €117.50, by Mar 9, 2024, pay https://pay.example/I1?c=C1"
+    )
+
+
+def test_without_deadline_pay_url_or_charges_the_variables_are_empty(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory() as s:
+        customer = make_customer(s)
+        invoice = make_invoice(s, customer, amount=Decimal("100.00"))
+        variables = build_variables(customer=customer, today=TODAY, invoice=invoice)
+        s.rollback()
+    assert variables["charges"] == [] and variables["deadline"] is None
+    assert variables["pay_url"] is None
+    assert variables["fees_total"] == Money(Decimal(0), "EUR")
+    assert variables["total_due"] == Money(Decimal("100.00"), "EUR")
+
+
+def test_a_bad_pay_url_pattern_is_a_template_error_naming_it(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory() as s:
+        with pytest.raises(TemplateError, match=r"settings\.company\.pay_url: .*numbr"):
+            _fee_variables(s, deadline_days=None, pay_url="https://pay.example/{{ invoice.numbr }}")
+        s.rollback()
+
+
+def test_an_email_states_the_plans_open_fees_and_total_due(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    """The executor gives the template the plan's charges (here: one from an earlier level)."""
+    with session_factory() as s, s.begin():
+        customer = make_customer(s)
+        invoice = make_invoice(s, customer, amount=Decimal("100.00"))
+        make_template(
+            s, "notice_2", body="Fees {{ fees_total|money }}, total {{ total_due|money }}"
+        )
+        fee = make_action(s, "fee", "late_fee_fixed", amounts={"EUR": "15"}, service="FEE")
+        send = make_action(s, "email_notice_2", "send_email", template="notice_2")
+        policy = make_policy(s, levels=[("first", 5, ["fee"]), ("second", 10, ["email_notice_2"])])
+        plan = make_plan(s, invoice, policy, level="second")
+        earlier = make_instance(s, fee, plan=plan, level="first", status="done")
+        s.add(
+            Charge(
+                action_instance_id=earlier.id,
+                customer_id=customer.id,
+                invoice_id=invoice.id,
+                plan_id=plan.id,
+                amount=Decimal("15.00"),
+                currency="EUR",
+                service="FEE",
+                kind="late_fee_fixed",
+                created_on=TODAY,
+            )
+        )
+        make_instance(s, send, plan=plan, level="second")
+    env = make_env(db_url, tmp_path)
+    assert execute(session_factory, env).done == 1
+    [path] = sorted(env.outbox_dir.glob("*.eml"))
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    body = message.get_body(("plain",))
+    assert body is not None
+    assert body.get_content().strip() == "Fees €15.00, total €115.00"

@@ -44,6 +44,7 @@ ALL_EVENTS = [
     "plan_closed",
     "level_reached",
     "charge_created",
+    "charge_waived",
     "status_changed",
     "task_created",
 ]

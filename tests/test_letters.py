@@ -30,6 +30,7 @@ from recoup.domain.validation import check_config
 from recoup.models import (
     ActionInstance,
     ActionRow,
+    Charge,
     Customer,
     Document,
     Invoice,
@@ -687,3 +688,68 @@ def test_every_shipped_template_renders_with_and_without_the_fee_variables(
     assert "None" not in rendered.text, f"{name}: {rendered.text!r}"
     if with_fees:  # no fees, no deadline, no link: no sentence about them
         assert "0.00" not in rendered.text and "0,00" not in rendered.text
+
+
+def _charge(
+    session: Session, plan: Plan, code: str, kind: str, amount: str, status: str = "open"
+) -> None:
+    action = make_action(session, code, kind, service="LATE_FEE")
+    instance = make_instance(session, action, plan=plan, level="final", status="done")
+    session.add(
+        Charge(
+            action_instance_id=instance.id,
+            customer_id=plan.customer_id,
+            plan_id=plan.id,
+            amount=Decimal(amount),
+            currency="EUR",
+            service="LATE_FEE",
+            kind=kind,
+            created_on=date(2024, 2, 1),
+            status=status,
+        )
+    )
+
+
+def test_the_letter_shows_open_fees_a_row_each_in_its_total(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    book = letter_book(session_factory)
+    with session_factory() as session, session.begin():
+        plan = session.get(Plan, book.plan_id)
+        assert plan is not None
+        _charge(session, plan, "fee_40", "late_fee_fixed", "40.00")
+        _charge(session, plan, "interest", "interest", "4.10")
+        _charge(session, plan, "fee_old", "late_fee_fixed", "99.00", status="waived")
+        level = next(lvl for lvl in plan.policy.levels if lvl.code == "final")
+        level.deadline_days = 8
+        settings = session.get(SettingsRow, 1)
+        assert settings is not None
+        settings.company = {**COMPANY, "pay_url": "https://pay.example/{{ customer.id }}"}
+        template = session.scalar(
+            select(TemplateRow).where(
+                TemplateRow.code == "final_letter", TemplateRow.language == "fr"
+            )
+        )
+        assert template is not None
+        template.body = (
+            FR_BODY + "\n\nFrais : {{ fees_total|money }}. Total : {{ total_due|money }}, "
+            "avant le {{ deadline|date('long') }}, sur {{ pay_url }}."
+        )
+    stats = execute(session_factory, make_env(db_url, tmp_path))
+    assert stats.done == 1, stats
+    [document] = documents(session_factory)
+    text = pdf_text(document.path)
+
+    def money(amount: str) -> str:
+        return normalise(format_currency(Decimal(amount), "EUR", locale="fr"))
+
+    assert f"Frais de retard du 1 févr. 2024 {money('40.00')}" in text, text
+    assert f"Intérêts de retard du 1 févr. 2024 {money('4.10')}" in text
+    assert money("99.00") not in text  # waived: not owed
+    assert f"Total dû {money('1708.85')}" in text  # 1664.75 of invoices + 44.10 of fees
+    assert f"Frais : {money('44.10')}. Total : {money('1708.85')}" in text
+    assert "avant le 9 mars 2024, sur https://pay.example/C1." in text
+    with session_factory() as session:
+        instance = session.get(ActionInstance, book.instance_id)
+        assert instance is not None and instance.result is not None
+        assert instance.result["total"] == "1708.85"

@@ -120,3 +120,41 @@ def test_report_on_an_empty_book(cli: Cli) -> None:
     cli("init")
     assert cli.json("report") == []
     assert "no invoices yet" in cli("report")
+
+
+def test_report_shows_fees_charged_waived_and_still_owed(cli: Cli) -> None:
+    """A paid invoice with its late fee unpaid is not "owed 0, 100 % collected"."""
+    cli.setup(
+        invoices=invoice_csv(("I1", "C1", DUE, "100.00", "EUR"), ("I2", "C1", DUE, "50.00", "EUR"))
+    )
+    cli.run(5)  # a 15.00 fee on each invoice
+    [first, second] = cli.json("charges")
+    cli("charge", "waive", str(first["id"]), "--reason", "goodwill", "--user", "alice")
+    payments = (
+        "id,customer_id,invoice_id,amount,currency,date\n"
+        f"P1,C1,I1,100.00,EUR,{DUE + timedelta(days=6)}\n"
+        f"P2,C1,I2,50.00,EUR,{DUE + timedelta(days=6)}\n"
+    )
+    cli("import", "payments", cli.file("payments.csv", payments))
+    as_of = str(DUE + timedelta(days=6))
+    [eur] = cli.json("report", "--as-of", as_of)
+    assert eur["outstanding"] == "0.00"
+    assert (eur["fees"], eur["fees_waived"], eur["fees_owed"]) == ("30.00", "15.00", "15.00")
+    assert (eur["fees_exported"], eur["total_owed"]) == ("0.00", "15.00")
+    table = cli("report", "--as-of", as_of)
+    lines = table.splitlines()
+    book = next(line for line in lines if line.startswith("EUR"))
+    assert "100%" not in book and "91%" in book  # 150 collected of 165 due
+    fees = lines[next(i for i, line in enumerate(lines) if "Late fees" in line) :]
+    assert "still owed" in fees[1]
+    assert next(line for line in fees if line.startswith("EUR")).split() == [
+        "EUR",
+        "€30",
+        "€15",
+        "€0",
+        "€15",
+        "€15",
+    ]
+    cli("charge", "export", str(second["id"]), "--user", "erp")
+    [eur] = cli.json("report", "--as-of", as_of)
+    assert (eur["fees_owed"], eur["fees_exported"], eur["total_owed"]) == ("0.00", "15.00", "0.00")

@@ -17,6 +17,7 @@ from recoup.domain.money import Money
 from recoup.models import (
     ActionInstance,
     ActionRow,
+    Charge,
     Customer,
     Invoice,
     LevelRow,
@@ -66,6 +67,21 @@ class ActionContext:
     # the business date of the process executing it (a run's as-of, the worker's latest run),
     # while `today` is the date it was queued for (R13): whether a reminder is still timely
     executing_on: date | None = None
+
+    _charges: list[Charge] | None = field(default=None, repr=False)
+
+    @property
+    def charges(self) -> list[Charge]:
+        """The plan's charges (a reminder's: its invoice's), oldest first; read when a
+        message needs them, not for every action."""
+        if self._charges is None:
+            query = select(Charge).order_by(Charge.created_on, Charge.id)
+            if self.plan is not None:
+                query = query.where(Charge.plan_id == self.plan.id)
+            else:
+                query = query.where(Charge.invoice_id == self.invoice_id)
+            self._charges = list(self.session.scalars(query))
+        return self._charges
 
     @property
     def is_reminder(self) -> bool:

@@ -26,7 +26,7 @@ from recoup.actions.email import (
     write_outbox,
 )
 from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
-from recoup.actions.render import build_variables, render_row, select_template
+from recoup.actions.render import build_variables, render_row, select_template, uses_fees
 from recoup.core.files import FileRefused, UnsafePath, read_inside
 from recoup.core.log import log
 from recoup.domain import fees
@@ -278,6 +278,7 @@ def send_email(ctx: ActionContext) -> Outcome:
         level=ctx.level,
         balance=ctx.balance,
         company=company,
+        charges=ctx.charges if uses_fees(template) else (),
     )
     rendered = render_row(template, variables)
     attach = bool(ctx.params.get("attach_invoice")) or bool(

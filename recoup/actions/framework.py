@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.context import MANUAL_REQUEST, ActionContext, load_context, manual_request
 from recoup.actions.email import close_smtp_connections
+from recoup.actions.notice import RECHECK, WAIT, notice_decision, wake_fees
 from recoup.core.clock import utc_now
 from recoup.core.config import EnvConfig
 from recoup.core.errors import RecoupError
@@ -387,8 +388,16 @@ def _execute(
         session.flush()
         return "deferred"
     reason = guard(ctx)
+    notice = notice_decision(ctx) if reason is None else None
+    if notice == WAIT:  # fees follow a notice: parked till a send of the step finishes
+        _release(instance)
+        instance.next_attempt_at = now + RECHECK
+        session.flush()
+        return "deferred"
     if reason is not None:
         outcome: Outcome = Skipped(reason)
+    elif isinstance(notice, tuple):  # fees follow a notice (SPEC §3)
+        outcome = Skipped(*notice)
     else:
         if ctx.action is None:
             raise PermanentFailure(f"action {instance.action} no longer exists")
@@ -501,6 +510,7 @@ def _finish(ctx: ActionContext, outcome: Outcome) -> str:
     if request is not None:  # keep who asked for it by hand, and what they chose
         instance.result = {**instance.result, MANUAL_REQUEST: request}
     session.flush()
+    wake_fees(ctx, ctx.now)
     if ctx.plan is not None:
         maybe_close_unrecovered(session, ctx.plan, on=ctx.today)
     return kind
@@ -553,6 +563,7 @@ def _record_failure(
     )
     _open_failure_task(ctx, message)
     session.flush()
+    wake_fees(ctx, now)
     if ctx.plan is not None:
         maybe_close_unrecovered(session, ctx.plan, on=ctx.today)
     return "failed"

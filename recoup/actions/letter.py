@@ -65,6 +65,7 @@ def generate_letter(ctx: ActionContext, code: str) -> dict[str, Any]:
         level=ctx.level,
         balance=ctx.balance,
         company=ctx.settings.company or {},
+        charges=ctx.charges,
     )
     pdf = to_pdf(letter.html)
     path = letter_path(ctx.env.documents_dir, ctx.instance)

@@ -2,8 +2,11 @@
 with the `money` and `date` filters formatting in the customer's language (Babel).
 
 Templates see plain values, never ORM objects: `customer`, `invoice`, `invoices`, `balance`,
-`plan`, `level`, `company`, `today` (and `locale`). Amounts are `Money` values, so
-`{{ balance|money }}` and `{{ invoice.amount_due|money }}` both format with their currency.
+`plan`, `level`, `company`, `today` (and `locale`); and about fees `charges` (the plan's, each
+with its status), `fees_total` (the open ones), `total_due` (balance + open fees), `deadline`
+(today + the level's `deadline_days`, or None) and `pay_url` (the company's `pay_url` pattern
+rendered like a template, or None). Amounts are `Money` values, so `{{ balance|money }}` and
+`{{ invoice.amount_due|money }}` both format with their currency.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as babel_format_date
 from babel.numbers import format_currency
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, pass_context
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, pass_context
 from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError, TemplateAssertionError
 from jinja2.runtime import Context
@@ -29,10 +32,11 @@ from sqlalchemy.orm import Session
 
 from recoup.actions.sandbox import BoundedSandbox, RenderLimit, render_bounded
 from recoup.core.errors import RecoupError
+from recoup.domain.enums import ChargeStatus
 from recoup.domain.fees import days_overdue
 from recoup.domain.locales import normalize_language
 from recoup.domain.money import Money
-from recoup.models import Customer, Invoice, LevelRow, Plan, TemplateRow
+from recoup.models import Charge, Customer, Invoice, LevelRow, Plan, TemplateRow
 
 DEFAULT_LOCALE = "en"
 _HTML_RE = re.compile(r"<\s*(html|body|p|div|br|table|span|a|strong|em|b|i|ul|ol|h[1-6])\b", re.I)
@@ -321,7 +325,62 @@ def plan_view(plan: Plan, today: date | None = None) -> dict[str, Any]:
 def level_view(level: LevelRow | None) -> dict[str, Any] | None:
     if level is None:
         return None
-    return {"code": level.code, "days": level.days, "reminder": level.reminder, "end": level.end}
+    return {
+        "code": level.code,
+        "days": level.days,
+        "reminder": level.reminder,
+        "end": level.end,
+        "deadline_days": level.deadline_days,
+    }
+
+
+def charge_view(charge: Charge) -> dict[str, Any]:
+    return {
+        "id": charge.id,
+        "amount": Money(charge.amount, charge.currency),
+        "currency": charge.currency,
+        "service": charge.service,
+        "kind": charge.kind,
+        "status": charge.status,
+        "created_on": charge.created_on,
+    }
+
+
+def open_fees(charges: Sequence[Charge], currency: str) -> Money:
+    """What is still owed in fees on top of the balance: the open charges (exported ones are
+    the billing system's now, waived ones are not owed)."""
+    return Money(
+        sum(
+            (c.amount for c in charges if c.status == ChargeStatus.open and c.currency == currency),
+            Decimal(0),
+        ),
+        currency,
+    )
+
+
+FEE_VARIABLES = frozenset({"charges", "fees_total", "total_due"})
+
+
+@lru_cache(maxsize=1024)
+def _names_used(source: str) -> frozenset[str]:
+    try:
+        return frozenset(meta.find_undeclared_variables(TEXT_ENV.parse(source)))
+    except TemplateSyntaxError:
+        return FEE_VARIABLES  # rendering will say what is wrong
+
+
+def uses_fees(template: TemplateRow) -> bool:
+    """Whether the template shows charges or totals with fees: only then are they read (one
+    query per message saved for every other template)."""
+    sources = (template.subject, template.body)
+    return any(_names_used(source) & FEE_VARIABLES for source in sources if source)
+
+
+def _pay_url(company: Mapping[str, Any], variables: Mapping[str, Any]) -> str | None:
+    pattern = company.get("pay_url")
+    if not pattern:
+        return None
+    return render_string(str(pattern), variables, name="settings.company.pay_url").strip()
 
 
 def build_variables(
@@ -334,6 +393,7 @@ def build_variables(
     level: LevelRow | None = None,
     balance: Money | None = None,
     company: Mapping[str, Any] | None = None,
+    charges: Sequence[Charge] = (),
 ) -> dict[str, Any]:
     """Template variables from ORM rows (the executor and `template preview` use this)."""
     invoice_list: list[Invoice] = list(invoices) if invoices is not None else []
@@ -347,7 +407,9 @@ def build_variables(
         elif invoice_list:
             currency = invoice_list[0].currency
             balance = Money(sum((i.amount_due for i in invoice_list), Decimal(0)), currency)
-    return {
+    fees = open_fees(charges, balance.currency) if balance is not None else None
+    deadline_days = level.deadline_days if level is not None else None
+    variables: dict[str, Any] = {
         "customer": customer_view(customer),
         "invoice": invoice_view(invoice, today) if invoice is not None else None,
         "invoices": [invoice_view(i, today) for i in invoice_list],
@@ -357,7 +419,13 @@ def build_variables(
         "company": dict(company or {}),
         "today": today,
         "locale": babel_locale(customer.language),
+        "charges": [charge_view(c) for c in charges],
+        "fees_total": fees,
+        "total_due": balance + fees if balance is not None and fees is not None else balance,
+        "deadline": today + timedelta(days=deadline_days) if deadline_days is not None else None,
     }
+    variables["pay_url"] = _pay_url(variables["company"], variables)
+    return variables
 
 
 class _AnyAttributes(dict[str, Any]):
@@ -366,27 +434,6 @@ class _AnyAttributes(dict[str, Any]):
 
     def __missing__(self, key: str) -> str:
         return "sample"
-
-
-# The variables SPEC §3 adds for fees and payment (charges, fees_total, total_due, deadline,
-# pay_url), with sample values, for as long as the real context may not fill them in.
-def _sample_fee_variables(balance: Money, today: date) -> dict[str, Any]:
-    fee = Money(Decimal("15.00"), balance.currency)
-    return {
-        "charges": [
-            {
-                "amount": fee,
-                "currency": balance.currency,
-                "service": "LATE_FEE",
-                "status": "open",
-                "created_on": today,
-            }
-        ],
-        "fees_total": fee,
-        "total_due": balance + fee,
-        "deadline": today + timedelta(days=8),
-        "pay_url": "https://pay.example.com/sample",
-    }
 
 
 def sample_variables(
@@ -458,6 +505,18 @@ def sample_variables(
             anchor_date=invoices[-1].due_date,
             paused_days=0,
         )
+    level.deadline_days = 8
+    charge = Charge(
+        id=1,
+        customer_id=customer.id,
+        invoice_id=invoices[0].id,
+        amount=Decimal("15.00"),
+        currency=currency,
+        service="LATE_FEE",
+        kind="late_fee_fixed",
+        created_on=today - timedelta(days=5),
+        status=ChargeStatus.open.value,
+    )
     variables = build_variables(
         customer=customer,
         today=today,
@@ -466,12 +525,9 @@ def sample_variables(
         plan=plan,
         level=level,
         company=company,
+        charges=[charge],
     )
     variables["customer"]["attributes"] = _AnyAttributes()
-    balance = variables["balance"]
-    for name, value in _sample_fee_variables(balance, today).items():
-        if variables.get(name) in (None, []):  # absent, or empty for want of sample rows
-            variables[name] = value
     return variables
 
 
@@ -523,6 +579,7 @@ def render_template(
     balance: Money | None = None,
     company: Mapping[str, Any] | None = None,
     language: str | None = None,
+    charges: Sequence[Charge] = (),
 ) -> Rendered:
     """Choose the template for the customer's language (or `language`) and render it.
     Raises TemplateNotFound when no active template of that code and channel exists."""
@@ -545,6 +602,7 @@ def render_template(
         level=level,
         balance=balance,
         company=company,
+        charges=charges,
     )
     return render_row(template, variables)
 

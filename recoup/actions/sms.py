@@ -15,7 +15,7 @@ from typing import Any
 
 from recoup.actions.context import ActionContext
 from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
-from recoup.actions.render import build_variables, render_row, select_template
+from recoup.actions.render import build_variables, render_row, select_template, uses_fees
 from recoup.actions.webhook import RetryableHttpError
 from recoup.domain.enums import ActionType, Channel
 from recoup.domain.redact import url_problem
@@ -57,6 +57,7 @@ def send_sms(ctx: ActionContext) -> Outcome:
         level=ctx.level,
         balance=ctx.balance,
         company=dict(ctx.settings.company or {}),
+        charges=ctx.charges if uses_fees(template) else (),
     )
     text = render_row(template, variables).text.strip()
     segments = count_segments(text)

@@ -8,6 +8,7 @@ import typer
 
 from recoup.cli import (
     action_cmds,
+    charge_cmds,
     config_cmds,
     customer_cmds,
     demo_cmds,
@@ -57,6 +58,7 @@ for module in (
     ops_cmds,
     task_cmds,
     customer_cmds,
+    charge_cmds,
     plan_action_cmds,
     action_cmds,
     document_cmds,

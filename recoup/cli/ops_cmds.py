@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from sqlalchemy import select
 
+from recoup.charges.service import list_charges
 from recoup.cli.common import (
     JSON_ONE_OPTION,
     JSON_OPTION,
@@ -61,7 +62,7 @@ LOG_FIELDS = [
 # The table a person reads: the business date, what happened and to what, and the details in
 # one line (`--json` gives every field of LOG_FIELDS, details as an object).
 LOG_TABLE_FIELDS = ["on", "event", "invoice", "plan", "step", "details"]
-CHARGE_FIELDS = ["id", "customer_id", "invoice_id", "amount", "currency", "service"]
+CHARGE_FIELDS = ["id", "customer_id", "invoice_id", "amount", "currency", "service", "status"]
 TASK_FIELDS = ["id", "plan_id", "role", "status", "action", "claimed_by"]
 
 plan_app = typer.Typer(help="One collection plan.", no_args_is_help=True)
@@ -338,14 +339,12 @@ def task_complete(
 @handle_errors
 def charges(
     customer: str | None = typer.Option(None, help="Only this customer's charges."),
+    status: str | None = typer.Option(None, help="open, exported or waived."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List late fees and interest charged."""
+    """List late fees and interest charged, with their status (open, exported, waived)."""
     with transaction() as session:
-        query = select(Charge).order_by(Charge.id)
-        if customer:
-            query = query.where(Charge.customer_id == customer)
-        rows = [charge_row(c) for c in session.scalars(query)]
+        rows = [charge_row(c) for c in list_charges(session, customer_id=customer, status=status)]
     output(rows, CHARGE_FIELDS, as_json=as_json, title="Charges")
 
 

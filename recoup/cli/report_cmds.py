@@ -57,6 +57,7 @@ def report(
         console.print("[dim]no invoices yet: `recoup import invoices FILE.csv`[/dim]")
         return
     _print_book(result, locale)
+    _print_fees(result, locale)
     _print_aging(result, locale)
     _print_plans(result)
 
@@ -69,16 +70,31 @@ def _print_book(result: BookReport, locale: str) -> None:
     disputes = any(f.disputed > 0 for f in result.currencies)
     table = _table(f"Receivables on {result.as_of} (whole units)")
     table.add_column("currency")
-    for label in ("billed", "collected", "owed", *(["disputed"] if disputes else []), "fees"):
+    labels = ("billed", "collected", "owed", *(["disputed"] if disputes else []), "fees owed")
+    for label in labels:
         table.add_column(label, justify="right", no_wrap=True)
-    table.add_column("collected of billed", no_wrap=True)
+    table.add_column("collected of due", no_wrap=True)
     for f in result.currencies:
         amounts = [f.billed, f.collected, f.outstanding, *([f.disputed] if disputes else [])]
         table.add_row(
             f.currency,
-            *(whole(a, f.currency, locale) for a in [*amounts, f.fees]),
-            bar(f.collected_share),
+            *(whole(a, f.currency, locale) for a in [*amounts, f.fees_owed]),
+            bar(f.collected_of_due),  # open fees count as due: unpaid, it is not 100 %
         )
+    console.print(table)
+
+
+def _print_fees(result: BookReport, locale: str) -> None:
+    """Late fees and interest: charged, waived, handed to billing, still owed (open)."""
+    if not any(f.fees > 0 for f in result.currencies):
+        return
+    table = _table("Late fees and interest (whole units)")
+    table.add_column("currency")
+    for label in ("charged", "waived", "exported", "still owed", "total owed"):
+        table.add_column(label, justify="right", no_wrap=True)
+    for f in result.currencies:
+        amounts = [f.fees, f.fees_waived, f.fees_exported, f.fees_owed, f.total_owed]
+        table.add_row(f.currency, *(whole(a, f.currency, locale) for a in amounts))
     console.print(table)
 
 

@@ -142,6 +142,7 @@ def stored_document(session: Session) -> dict[str, Any]:
                         "reminder": level.reminder,
                         "end": level.end,
                         "min_balance": level.min_balance or None,
+                        "deadline_days": level.deadline_days,
                         "actions": list(level.actions or []),
                     }
                     for level in sorted(p.levels, key=lambda row: (row.position, row.id))
@@ -634,6 +635,7 @@ def _write_levels(
         level_row.reminder = level.reminder
         level_row.end = level.end
         level_row.min_balance = amounts_to_dict(level.min_balance)
+        level_row.deadline_days = level.deadline_days
         level_row.actions = list(level.actions)
         level_row.position = index
         levels.append(level_row)

@@ -31,8 +31,9 @@ from recoup.actions.render import (
     render_row,
 )
 from recoup.documents.assets import BASE_URL, asset_fetcher
+from recoup.domain.enums import ActionType, ChargeStatus
 from recoup.domain.money import Money
-from recoup.models import Customer, Invoice, LevelRow, Plan, TemplateRow
+from recoup.models import Charge, Customer, Invoice, LevelRow, Plan, TemplateRow
 
 LAYOUT = "letter.html"
 
@@ -50,6 +51,9 @@ LABELS: dict[str, dict[str, str]] = {
         "amount_due": "Amount due",
         "days_overdue": "Days overdue",
         "total": "Total due",
+        "fee": "Late fee",
+        "interest": "Interest",
+        "charged_on": "charged",
         "closing": "Yours sincerely,",
         "department": "Accounts receivable",
         "vat": "VAT no.",
@@ -69,6 +73,9 @@ LABELS: dict[str, dict[str, str]] = {
         "amount_due": "Reste dû",
         "days_overdue": "Jours de retard",
         "total": "Total dû",
+        "fee": "Frais de retard",
+        "interest": "Intérêts de retard",
+        "charged_on": "du",
         "closing": (
             "Nous vous prions d’agréer, Madame, Monsieur, l’expression de nos salutations "
             "distinguées."
@@ -91,6 +98,9 @@ LABELS: dict[str, dict[str, str]] = {
         "amount_due": "Offen",
         "days_overdue": "Tage überfällig",
         "total": "Offener Gesamtbetrag",
+        "fee": "Mahngebühr",
+        "interest": "Verzugszinsen",
+        "charged_on": "vom",
         "closing": "Mit freundlichen Grüßen",
         "department": "Forderungsmanagement",
         "vat": "USt-IdNr.",
@@ -110,6 +120,9 @@ LABELS: dict[str, dict[str, str]] = {
         "amount_due": "Pendiente",
         "days_overdue": "Días de retraso",
         "total": "Total pendiente",
+        "fee": "Recargo por demora",
+        "interest": "Intereses de demora",
+        "charged_on": "del",
         "closing": "Atentamente,",
         "department": "Departamento de cobros",
         "vat": "NIF",
@@ -129,6 +142,9 @@ LABELS: dict[str, dict[str, str]] = {
         "amount_due": "Residuo",
         "days_overdue": "Giorni di ritardo",
         "total": "Totale dovuto",
+        "fee": "Penale di mora",
+        "interest": "Interessi di mora",
+        "charged_on": "del",
         "closing": "Distinti saluti,",
         "department": "Ufficio recupero crediti",
         "vat": "P. IVA",
@@ -148,6 +164,9 @@ LABELS: dict[str, dict[str, str]] = {
         "amount_due": "Openstaand",
         "days_overdue": "Dagen te laat",
         "total": "Totaal openstaand",
+        "fee": "Aanmaningskosten",
+        "interest": "Rente",
+        "charged_on": "van",
         "closing": "Met vriendelijke groet,",
         "department": "Debiteurenbeheer",
         "vat": "Btw-nr.",
@@ -225,6 +244,12 @@ class InvoiceLine:
 
 
 @dataclass(frozen=True)
+class FeeLine:
+    label: str
+    amount: str
+
+
+@dataclass(frozen=True)
 class Letter:
     rendered: Rendered
     html: str
@@ -241,8 +266,10 @@ def letter_html(
     company: Mapping[str, Any],
     level: LevelRow | None = None,
     plan: Plan | None = None,
+    charges: Sequence[Charge] = (),
 ) -> tuple[str, Money | None]:
-    """The whole letter as an HTML document, and the total of its invoice table."""
+    """The whole letter as an HTML document, and the total of its table: the invoices, and
+    the open fees charged on them (a row each)."""
     locale = babel_locale(customer.language)
     words = labels_for(rendered.language)
     rows: list[InvoiceLine] = []
@@ -262,6 +289,20 @@ def letter_html(
     currencies = {i.currency for i in invoices}
     if len(currencies) > 1:  # a plan has one currency; never add across currencies
         total = None
+    fee_rows: list[FeeLine] = []
+    for charge in charges:
+        if charge.status != ChargeStatus.open or total is None or charge.currency != total.currency:
+            continue  # exported fees are billed elsewhere, waived ones not owed
+        fee = Money(charge.amount, charge.currency)
+        total += fee
+        name = words["interest"] if charge.kind == ActionType.interest else words["fee"]
+        when = format_day(charge.created_on, "medium", locale=locale)
+        fee_rows.append(
+            FeeLine(
+                label=f"{name} {words['charged_on']} {when}",
+                amount=format_money(fee, locale=locale),
+            )
+        )
     day = format_day(today, "long", locale=locale)
     place = str(company.get("city") or "").strip()
     place_date = words["place_date"].format(place=place, date=day) if place else day
@@ -296,6 +337,7 @@ def letter_html(
         subject=subject,
         body=body_markup(rendered),
         rows=rows,
+        fee_rows=fee_rows,
         total=format_money(total, locale=locale) if total is not None else None,
     )
     return document, total
@@ -312,6 +354,7 @@ def render_letter(
     level: LevelRow | None = None,
     balance: Money | None = None,
     company: Mapping[str, Any] | None = None,
+    charges: Sequence[Charge] = (),
 ) -> Letter:
     """Render `template` (a letter template) with the plan's data inside the layout."""
     company = dict(company or {})
@@ -325,6 +368,7 @@ def render_letter(
         level=level,
         balance=balance,
         company=company,
+        charges=charges,
     )
     rendered = render_row(template, variables)
     document, total = letter_html(
@@ -335,6 +379,7 @@ def render_letter(
         company=company,
         level=level,
         plan=plan,
+        charges=charges,
     )
     return Letter(
         rendered=rendered,

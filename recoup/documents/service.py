@@ -30,6 +30,7 @@ from recoup.documents.letter import Letter, Pdf, render_letter, to_pdf
 from recoup.domain.enums import Channel, PlanStatus
 from recoup.models import (
     ActionInstance,
+    Charge,
     Customer,
     Document,
     Invoice,
@@ -260,6 +261,8 @@ def preview_template(
         invoices = _plan_invoices(session, plan) or [invoice]
     company = dict(get_settings(session).company or {})
     single = invoice if plan is None or plan.invoice_id is not None else None
+    owner = Charge.plan_id == plan.id if plan is not None else Charge.invoice_id == invoice.id
+    charges = list(session.scalars(select(Charge).where(owner).order_by(Charge.id)))
     if template.channel == Channel.letter:
         letter: Letter = render_letter(
             template,
@@ -270,6 +273,7 @@ def preview_template(
             plan=plan,
             level=level,
             company=company,
+            charges=charges,
         )
         rendered = letter.rendered
         return Preview(
@@ -289,6 +293,7 @@ def preview_template(
         plan=plan,
         level=level,
         company=company,
+        charges=charges,
     )
     rendered = render_row(template, variables)
     return Preview(

@@ -81,7 +81,7 @@ SETTINGS_KEYS = (
 )
 TEMPLATE_KEYS = ("code", "channel", "language", "subject", "body", "active")
 ACTION_COMMON_KEYS = ("code", "type", "mode", "role", "instructions")
-LEVEL_KEYS = ("code", "days", "reminder", "end", "min_balance", "actions")
+LEVEL_KEYS = ("code", "days", "reminder", "end", "min_balance", "deadline_days", "actions")
 POLICY_KEYS = (
     "name",
     "description",
@@ -107,9 +107,16 @@ ACTION_FIELDS: dict[ActionType, dict[str, str]] = {
     },
     ActionType.send_letter: {"template": STR},
     ActionType.send_sms: {"template": STR},
-    ActionType.late_fee_fixed: {"amounts": AMOUNTS, "service": STR},
-    ActionType.late_fee_percent: {"rate": DECIMAL, "min": AMOUNTS, "max": AMOUNTS, "service": STR},
-    ActionType.interest: {"annual_rate": DECIMAL, "service": STR},
+    # without_notice: charged even when no notice of the level was delivered (SPEC §3)
+    ActionType.late_fee_fixed: {"amounts": AMOUNTS, "service": STR, "without_notice": BOOL},
+    ActionType.late_fee_percent: {
+        "rate": DECIMAL,
+        "min": AMOUNTS,
+        "max": AMOUNTS,
+        "service": STR,
+        "without_notice": BOOL,
+    },
+    ActionType.interest: {"annual_rate": DECIMAL, "service": STR, "without_notice": BOOL},
     ActionType.change_account_status: {"status": STR},
     ActionType.retry_payment: {},
     ActionType.webhook: {"url": STR},
@@ -459,6 +466,10 @@ def _parse_level(reader: _Reader, value: object, path: str) -> Level:
     reader.unknown_keys(obj, LEVEL_KEYS, path)
     code = reader.text(obj, "code", path, required=True) or ""
     days = reader.integer(obj, "days", path, required=True)
+    deadline_days = reader.integer(obj, "deadline_days", path)
+    if deadline_days is not None and deadline_days < 0:
+        reader.issue(f"{path}.deadline_days", f"must be 0 or more days, not {deadline_days}")
+        deadline_days = None
     return Level(
         code=code,
         days=days if days is not None else 0,
@@ -466,6 +477,7 @@ def _parse_level(reader: _Reader, value: object, path: str) -> Level:
         reminder=reader.boolean(obj, "reminder", path, False),
         end=reader.boolean(obj, "end", path, False),
         min_balance=reader.amounts(obj.get("min_balance"), f"{path}.min_balance"),
+        deadline_days=deadline_days,
     )
 
 
@@ -667,6 +679,8 @@ def level_to_dict(level: Level) -> dict[str, Any]:
         result["end"] = True
     if level.min_balance:
         result["min_balance"] = amounts_to_dict(level.min_balance)
+    if level.deadline_days is not None:
+        result["deadline_days"] = level.deadline_days
     result["actions"] = list(level.actions)
     return result
 

@@ -87,6 +87,12 @@ class TaskStatus(StrEnum):
 OPEN_TASK_STATUSES = frozenset({TaskStatus.open, TaskStatus.claimed})
 
 
+class ChargeStatus(StrEnum):
+    open = "open"  # owed, not yet handed to the billing system
+    exported = "exported"  # acknowledged by the billing system
+    waived = "waived"  # forgiven by a person, with a reason: no longer owed
+
+
 class Event(StrEnum):
     reminder_sent = "reminder_sent"
     plan_opened = "plan_opened"
@@ -114,6 +120,8 @@ class Event(StrEnum):
     status_changed = "status_changed"
     status_restored = "status_restored"
     charge_created = "charge_created"
+    charge_waived = "charge_waived"
+    charge_exported = "charge_exported"
     config_changed = "config_changed"
     invoice_joined = "invoice_joined"
     invoice_disputed = "invoice_disputed"
@@ -131,6 +139,7 @@ class WebhookEvent(StrEnum):
     plan_closed = "plan_closed"  # recovered, unrecovered or stopped: the final status is sent
     level_reached = "level_reached"
     charge_created = "charge_created"
+    charge_waived = "charge_waived"
     status_changed = "status_changed"
     task_created = "task_created"
 

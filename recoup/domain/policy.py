@@ -68,6 +68,11 @@ class Action:
         value = self.params.get("template")
         return str(value) if value is not None else None
 
+    @property
+    def without_notice(self) -> bool:
+        """A fee or interest charged even when its level's notices were not delivered."""
+        return self.params.get("without_notice") is True
+
 
 @dataclass(frozen=True)
 class Level:
@@ -77,6 +82,7 @@ class Level:
     reminder: bool = False
     end: bool = False
     min_balance: Mapping[str, Decimal] = field(default_factory=dict)
+    deadline_days: int | None = None  # templates' `deadline`: today + these days
 
     def min_balance_for(self, currency: str) -> Decimal:
         return self.min_balance.get(currency, ZERO)

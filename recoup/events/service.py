@@ -2,7 +2,8 @@
 
 Where the engine and the executors write `plan_opened`, `level_reached`, `charge_created`,
 `status_changed`, `task_created` and `plan_recovered|unrecovered|stopped` (sent as
-`plan_closed` with the final status), nothing else has to know about webhooks:
+`plan_closed` with the final status), and people `charge_waived`, nothing else has to know
+about webhooks:
 
 - `enqueue_events(session, since_log_id)` scans the log entries written since each active
   endpoint's cursor and inserts one `webhook_deliveries` row per (endpoint, entry) it
@@ -49,6 +50,7 @@ SOURCES: dict[WebhookEvent, tuple[Event, ...]] = {
     WebhookEvent.plan_closed: (Event.plan_recovered, Event.plan_unrecovered, Event.plan_stopped),
     WebhookEvent.level_reached: (Event.level_reached,),
     WebhookEvent.charge_created: (Event.charge_created,),
+    WebhookEvent.charge_waived: (Event.charge_waived,),
     WebhookEvent.status_changed: (Event.status_changed,),
     WebhookEvent.task_created: (Event.task_created,),
 }

@@ -6,6 +6,7 @@ with the pure `recoup.domain.aging`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from recoup.core.db import amount_from_db
 from recoup.domain.aging import AGING_BUCKETS, aging_bucket
-from recoup.domain.enums import InvoiceStatus, PlanStatus
+from recoup.domain.enums import ChargeStatus, InvoiceStatus, PlanStatus
 from recoup.domain.money import money_text
 from recoup.models import Charge, Invoice, Payment, Plan
 
@@ -38,6 +39,9 @@ class CurrencyFigures:
     outstanding: Decimal = ZERO  # still due on open invoices
     disputed: Decimal = ZERO  # of which on disputed invoices
     fees: Decimal = ZERO  # late fees and interest charged
+    fees_waived: Decimal = ZERO  # of which waived: not owed
+    fees_exported: Decimal = ZERO  # of which handed to the billing system
+    fees_owed: Decimal = ZERO  # of which still open: owed on top of the invoices
     invoices: int = 0
     invoices_open: int = 0
     aging: dict[str, AgingCell] = field(
@@ -48,6 +52,17 @@ class CurrencyFigures:
     @property
     def collected_share(self) -> float | None:
         return float(self.collected / self.billed) if self.billed > 0 else None
+
+    @property
+    def total_owed(self) -> Decimal:
+        return self.outstanding + self.fees_owed
+
+    @property
+    def collected_of_due(self) -> float | None:
+        """Of all that fell due (collected, and invoices and open fees still owed), the
+        share collected: unpaid fees keep it below 100 %."""
+        due = self.collected + self.total_owed
+        return float(self.collected / due) if due > 0 else None
 
     @property
     def recovery_rate(self) -> float | None:
@@ -68,6 +83,10 @@ class CurrencyFigures:
             "outstanding": text(self.outstanding),
             "disputed": text(self.disputed),
             "fees": text(self.fees),
+            "fees_waived": text(self.fees_waived),
+            "fees_exported": text(self.fees_exported),
+            "fees_owed": text(self.fees_owed),
+            "total_owed": text(self.total_owed),
             "invoices": self.invoices,
             "invoices_open": self.invoices_open,
             "aging": {
@@ -130,15 +149,35 @@ def book_report(session: Session, as_of: date) -> BookReport:
             cell = row.aging[aging_bucket(due_date, as_of).key]
             cell.amount += due
             cell.invoices += count
-    for model, attribute in ((Payment, "collected"), (Charge, "fees")):
-        totals = session.execute(
-            select(model.currency, _stored_sum(model.amount)).group_by(model.currency)
-        )
-        for currency, total in totals:
-            row = of(currency)
-            setattr(row, attribute, getattr(row, attribute) + amount_from_db(total))
+    for currency, total in session.execute(
+        select(Payment.currency, _stored_sum(Payment.amount)).group_by(Payment.currency)
+    ):
+        of(currency).collected += amount_from_db(total)
+    _add_fees(session, of)
     for currency, status, count in session.execute(
         select(Plan.currency, Plan.status, func.count()).group_by(Plan.currency, Plan.status)
     ):
         of(currency).plans[status] = count
     return BookReport(as_of, [figures[c] for c in sorted(figures)])
+
+
+FEE_FIELDS = {
+    ChargeStatus.open.value: "fees_owed",
+    ChargeStatus.exported.value: "fees_exported",
+    ChargeStatus.waived.value: "fees_waived",
+}
+
+
+def _add_fees(session: Session, of: Callable[[str], CurrencyFigures]) -> None:
+    """Fees charged, and by status: still owed (open), exported, waived."""
+    for currency, status, total in session.execute(
+        select(Charge.currency, Charge.status, _stored_sum(Charge.amount)).group_by(
+            Charge.currency, Charge.status
+        )
+    ):
+        row = of(currency)
+        amount = amount_from_db(total)
+        row.fees += amount
+        attribute = FEE_FIELDS.get(status)
+        if attribute is not None:
+            setattr(row, attribute, getattr(row, attribute) + amount)

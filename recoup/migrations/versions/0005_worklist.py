@@ -1,7 +1,7 @@
 """a promise to pay (R10): the amount promised and the day it was made, on the plan
 
-Revision ID: 0004_worklist
-Revises: 0003
+Revision ID: 0005_worklist
+Revises: 0004_fees
 Create Date: 2026-12-01 09:00:00
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import recoup.core.db
 
-revision = "0004_worklist"
-down_revision = "0003"
+revision = "0005_worklist"
+down_revision = "0004_fees"
 branch_labels = None
 depends_on = None
 
