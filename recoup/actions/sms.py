@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from recoup.actions.context import ActionContext
 from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
 from recoup.actions.render import build_variables, render_row, select_template
-from recoup.actions.webhook import RetryableHttpError
+from recoup.actions.webhook import RetryableHttpError, unreachable
 from recoup.domain.enums import ActionType, Channel
 from recoup.domain.sms import count_segments
 from recoup.events.transport import encode, post_json
@@ -60,7 +62,10 @@ def send_sms(ctx: ActionContext) -> Outcome:
     if ctx.env.sms_token:
         headers["Authorization"] = f"Bearer {ctx.env.sms_token}"
     body = encode({"to": phone, "text": text, "reference": ctx.instance.key})
-    answer = post_json(url, body, headers=headers)
+    try:
+        answer = post_json(url, body, headers=headers)
+    except httpx.TransportError as exc:  # an outage: retried over hours
+        raise unreachable("SMS provider", exc) from exc
     if not answer.ok:
         message = f"SMS provider refused the message to {phone}: {answer.describe()}"
         if answer.retryable:
