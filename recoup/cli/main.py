@@ -14,6 +14,7 @@ from recoup.cli import (
     ops_cmds,
     plan_action_cmds,
     report_cmds,
+    retry_cmds,
     run_cmds,
 )
 
@@ -39,6 +40,7 @@ for module in (
     ops_cmds,
     plan_action_cmds,
     action_cmds,
+    retry_cmds,
     document_cmds,
     event_cmds,
     report_cmds,
