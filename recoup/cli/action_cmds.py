@@ -24,9 +24,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _counts(values: dict[str, int]) -> str:
-    """done/failed/skipped/retried always; deferred and released when there are some."""
+    """done/failed/skipped/retried always; deferred, released, postponed when there are some."""
     shown = ["done", "failed", "skipped", "retried"]
-    shown += [name for name in ("deferred", "released") if values.get(name)]
+    shown += [name for name in ("deferred", "released", "postponed") if values.get(name)]
     return "  ".join(f"{name} {values.get(name, 0)}" for name in shown)
 
 
