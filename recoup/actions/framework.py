@@ -8,12 +8,13 @@ with backoff, or after MAX_ATTEMPTS `failed` with a task for a collector (recoup
 decides when).
 
 An attempt is counted when an instance is claimed, in the claiming UPDATE, so a process that
-dies in the middle of an action still uses one up: an instance whose process died
-MAX_ATTEMPTS times is `failed` (with its collector task) instead of being claimed again, and
-instances taken over from a dead process are executed after the rest of their batch, so one
-poison action never holds back the others. Every executing process holds a liveness lock
-named by its lease token (recoup.engine.lock.holding): a lease whose holder's lock is free is
-taken over at once, without waiting for it to expire.
+dies in the middle of an action still uses one up. Every executing process holds a liveness
+lock named by its lease token (recoup.engine.lock.holding): a lease whose holder's lock is
+free is taken over at once, without waiting for it to expire (`recover_lost`). The instance
+the dead process was executing has its crash counted — after MAX_ATTEMPTS it is `failed`,
+with its collector task — and is executed after the rest of its next batch; the others it
+had claimed were never started and go back unblamed. One poison action that kills its
+process every time never holds back the others.
 
 A channel whose server cannot be reached (TransportError: connection refused, a timeout, an
 SMTP 4xx, an HTTP 5xx) is paused for the rest of the batch: the failing instance backs off
@@ -32,13 +33,13 @@ import logging
 import os
 import random
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, and_, case, exists, func, or_, select, update
+from sqlalchemy import Engine, and_, case, exists, func, or_, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.context import MANUAL_REQUEST, ActionContext, load_context, manual_request
@@ -47,7 +48,7 @@ from recoup.actions.errors import TransportError
 from recoup.core.clock import utc_now
 from recoup.core.config import EnvConfig
 from recoup.core.errors import RecoupError
-from recoup.core.log import log, log_row
+from recoup.core.log import log
 from recoup.domain.enums import (
     CANCELLED_ACCOUNT_STATUS,
     ActionMode,
@@ -68,7 +69,7 @@ from recoup.domain.retry import (
     retry_decision,
 )
 from recoup.engine.lock import dead_holders, holding
-from recoup.models import ActionInstance, LogEntry, Plan, Task
+from recoup.models import ActionInstance, Plan, Task
 from recoup.plans.closing import maybe_close_unrecovered
 
 logger = logging.getLogger(__name__)
@@ -217,23 +218,11 @@ def lease_duration() -> timedelta:
 # --- claiming ------------------------------------------------------------------------------
 
 
-def _orphaned(now: datetime, dead: Collection[str]) -> Any:
-    """Running, but its holder is gone: the lease ran out, or the holder's process died."""
-    lost = ActionInstance.lease_until < now
-    if dead:
-        lost = or_(lost, ActionInstance.leased_by.in_(sorted(dead)))
-    return and_(ActionInstance.status == InstanceStatus.running.value, lost)
-
-
-def _due(now: datetime, dead: Collection[str] = ()) -> Any:
-    return or_(
-        and_(
-            ActionInstance.status == InstanceStatus.pending.value,
-            ActionInstance.next_attempt_at.is_not(None),
-            ActionInstance.next_attempt_at <= now,
-        ),
-        # a dead worker's lease, unless the process executing it died too often already
-        and_(_orphaned(now, dead), ActionInstance.attempts < MAX_ATTEMPTS),
+def _due(now: datetime) -> Any:
+    return and_(
+        ActionInstance.status == InstanceStatus.pending.value,
+        ActionInstance.next_attempt_at.is_not(None),
+        ActionInstance.next_attempt_at <= now,
     )
 
 
@@ -262,6 +251,27 @@ def find_dead_holders(session: Session, *, token: str, now: datetime) -> set[str
     return dead_holders(engine, [t for t in tokens if t])
 
 
+DIED = "died"
+
+
+def find_lost_holders(session: Session, *, token: str, now: datetime) -> dict[str, str]:
+    """Holders whose leases are to be taken over, with why: their process died, or it did
+    not finish within its lease (hung)."""
+    expired = session.scalars(
+        select(ActionInstance.leased_by)
+        .where(
+            ActionInstance.status == InstanceStatus.running.value,
+            ActionInstance.leased_by.is_not(None),
+            ActionInstance.leased_by != token,
+            ActionInstance.lease_until < now,
+        )
+        .distinct()
+    ).all()
+    lost = {t: "did not finish within its lease" for t in expired if t}
+    lost.update((t, DIED) for t in find_dead_holders(session, token=token, now=now))
+    return lost
+
+
 def count_held(factory: sessionmaker[Session], *, now: datetime | None = None) -> int:
     """Instances still being executed by another live process (its lease unexpired, its
     liveness lock held)."""
@@ -281,142 +291,134 @@ def count_held(factory: sessionmaker[Session], *, now: datetime | None = None) -
         return int(session.scalar(query) or 0)
 
 
-def claim_batch(
-    session: Session,
-    *,
-    token: str,
-    now: datetime,
-    size: int,
-    dead: Collection[str] = (),
-    today: date | None = None,
-    run_id: int | None = None,
-) -> list[int]:
+def _suspects_last() -> Any:
+    """The order a batch is executed in: instances that were executing when a process died
+    come after the others, so a poison action cannot take the rest of its batch down."""
+    return case((ActionInstance.crashes > 0, 1), else_=0)
+
+
+def claim_batch(session: Session, *, token: str, now: datetime, size: int) -> list[int]:
     """Lease up to `size` due instances to `token`, counting an attempt for each; returns
-    their ids, those taken over from a dead process last. PostgreSQL skips rows another
+    their ids in the order to execute them (`_suspects_last`). PostgreSQL skips rows another
     worker holds (row locks taken by the SELECT are kept until the claim commits, and a row
     another claim committed meanwhile is re-checked against `_due` when locked); SQLite has a
-    single writer and the conditional UPDATE re-checks. `dead`: lease tokens whose process is
-    gone (find_dead_holders): their leases are taken over at once, each logged."""
+    single writer and the conditional UPDATE re-checks."""
     query = (
-        select(
-            ActionInstance.id,
-            ActionInstance.status,
-            ActionInstance.leased_by,
-            ActionInstance.lease_until,
-        )
-        .where(_due(now, dead), _not_paused())
+        select(ActionInstance.id)
+        .where(_due(now), _not_paused())
         .order_by(ActionInstance.next_attempt_at, ActionInstance.id)
         .limit(size)
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=ActionInstance)
-    rows = session.execute(query).all()
-    if not rows:
+    ids = list(session.scalars(query).all())
+    if not ids:
         return []
-    taken_over = {r.id: r for r in rows if r.status == InstanceStatus.running.value}
-    claimed = set(
-        session.execute(
-            update(ActionInstance)
-            .where(ActionInstance.id.in_([r.id for r in rows]), _due(now, dead))
-            .values(
-                status=InstanceStatus.running.value,
-                leased_by=token,
-                lease_until=now + lease_duration(),
-                attempts=ActionInstance.attempts + 1,
-                crashes=ActionInstance.crashes
-                + case((ActionInstance.status == InstanceStatus.running.value, 1), else_=0),
-            )
-            .returning(ActionInstance.id)
-            .execution_options(synchronize_session=False)
+    claimed = session.execute(
+        update(ActionInstance)
+        .where(ActionInstance.id.in_(ids), _due(now))
+        .values(
+            status=InstanceStatus.running.value,
+            leased_by=token,
+            lease_until=now + lease_duration(),
+            attempts=ActionInstance.attempts + 1,
         )
-        .scalars()
-        .all()
-    )
-    lost = [taken_over[i] for i in sorted(claimed & taken_over.keys())]
-    if lost:
-        _log_takeovers(session, lost, dead=dead, today=today, run_id=run_id)
-    # a poison action that kills its process must not take the rest of the batch with it
-    return sorted(claimed - taken_over.keys()) + [r.id for r in lost]
-
-
-def _holder_gone(leased_by: str | None, dead: Collection[str]) -> str:
-    if leased_by in dead:
-        return f"the process executing it ({leased_by}) died"
-    return f"the process executing it ({leased_by}) did not finish within its lease"
-
-
-def _log_takeovers(
-    session: Session,
-    rows: list[Any],
-    *,
-    dead: Collection[str],
-    today: date | None,
-    run_id: int | None,
-) -> None:
-    instances = session.scalars(
-        select(ActionInstance).where(ActionInstance.id.in_([r.id for r in rows]))
+        .returning(ActionInstance.id, ActionInstance.crashes)
+        .execution_options(synchronize_session=False)
     ).all()
-    holders = {r.id: r.leased_by for r in rows}
-    for instance in instances:
-        error = _holder_gone(holders[instance.id], dead)
-        logger.warning("action instance %s taken over: %s", instance.id, error)
-        session.execute(
-            LogEntry.__table__.insert(),
-            log_row(
-                Event.action_retry,
-                on=today or instance.due_on,
-                customer_id=instance.customer_id,
-                invoice_id=instance.invoice_id,
-                plan_id=instance.plan_id,
-                level=instance.level,
-                action=instance.action,
-                run_id=run_id,
-                type=instance.type,
-                kind=FailureKind.crashed.value,
-                error=error,
-                attempt=instance.attempts,
-                crashes=instance.crashes,
-            ),
-        )
+    return [row.id for row in sorted(claimed, key=lambda r: (r.crashes > 0, r.id))]
 
 
-def fail_abandoned(
+@dataclass
+class Recovered:
+    released: int = 0  # claimed by the lost holder but never started: due again
+    retried: int = 0  # the one it was executing: pending again, its crash counted
+    failed: int = 0  # the one it was executing, out of attempts: failed, with a task
+
+
+def recover_lost(
     factory: sessionmaker[Session],
+    lost: dict[str, str],
     *,
-    dead: Collection[str],
     env: EnvConfig,
     today: date,
     now: datetime,
     run_id: int | None = None,
-) -> int:
-    """Instances whose process died on each of their MAX_ATTEMPTS attempts: `failed`, with a
-    collector task, instead of being claimed again. Returns how many."""
-    with factory() as session:
-        ids = session.scalars(
-            select(ActionInstance.id).where(
-                _orphaned(now, dead), ActionInstance.attempts >= MAX_ATTEMPTS, _not_paused()
-            )
-        ).all()
-    failed = 0
-    for instance_id in ids:
+) -> Recovered:
+    """Take over the leases of holders that are gone (`find_lost_holders`), one transaction
+    each. A holder executes its batch in a known order (`claim_batch`), one instance at a
+    time: the first of its instances still running is the one it was executing when it died
+    — its crash is counted (logged `action_retry`, or past MAX_ATTEMPTS `failed` with a
+    collector task) — and the others were never started: they are handed back with their
+    claim's attempt given back, due at once."""
+    recovered = Recovered()
+    for holder, why in sorted(lost.items()):
         with factory() as session, session.begin():
-            instance = session.get(ActionInstance, instance_id, with_for_update=True)
-            if instance is None or instance.status != InstanceStatus.running:
-                continue
-            holder = instance.leased_by
-            expired = instance.lease_until is None or instance.lease_until < now
-            if not expired and holder not in dead:
-                continue
-            instance.crashes += 1
-            times = "once" if instance.crashes == 1 else f"{instance.crashes} times"
-            message = (
-                f"{_holder_gone(holder, dead)}; the process executing it died {times} "
-                f"in {instance.attempts} attempt(s)"
+            mine = and_(
+                ActionInstance.status == InstanceStatus.running.value,
+                ActionInstance.leased_by == holder,
+                # a live holder keeps what it holds until each lease runs out
+                ActionInstance.lease_until < now if why != DIED else true(),
             )
-            ctx = load_context(session, instance, env=env, today=today, now=now, run_id=run_id)
-            _fail(ctx, message, GiveUp(f"the process executing it died {times}"))
-            failed += 1
-    return failed
+            culprit = session.scalar(
+                select(ActionInstance)
+                .where(mine)
+                .order_by(_suspects_last(), ActionInstance.id)
+                .limit(1)
+                .with_for_update()
+            )
+            if culprit is None or culprit.leased_by != holder:
+                continue  # another worker took them over first
+            unstarted = session.execute(
+                update(ActionInstance)
+                .where(mine, ActionInstance.id != culprit.id)
+                .values(
+                    status=InstanceStatus.pending.value,
+                    leased_by=None,
+                    lease_until=None,
+                    attempts=ActionInstance.attempts - 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            recovered.released += int(unstarted.rowcount or 0)
+            culprit.crashes += 1
+            error = f"the process executing it ({holder}) {why}"
+            logger.warning(
+                "action instance %s taken over: %s (%d other lease(s) handed back)",
+                culprit.id,
+                error,
+                unstarted.rowcount or 0,
+            )
+            ctx = load_context(session, culprit, env=env, today=today, now=now, run_id=run_id)
+            decision = retry_decision(culprit.attempts, FailureKind.crashed, now)
+            if isinstance(decision, GiveUp):
+                times = "once" if culprit.crashes == 1 else f"{culprit.crashes} times"
+                _fail(
+                    ctx,
+                    f"{error}; the process executing it died {times} "
+                    f"in {culprit.attempts} attempt(s)",
+                    GiveUp(f"the process executing it died {times}"),
+                )
+                recovered.failed += 1
+                continue
+            culprit.status = InstanceStatus.pending
+            culprit.leased_by = None
+            culprit.lease_until = None
+            culprit.error = error
+            culprit.next_attempt_at = now  # the others first (_suspects_last), then again
+            log(
+                session,
+                Event.action_retry,
+                **ctx.log_kwargs(),
+                type=culprit.type,
+                kind=FailureKind.crashed.value,
+                error=error,
+                attempt=culprit.attempts,
+                crashes=culprit.crashes,
+                next_attempt_at=now.isoformat(),
+            )
+            recovered.retried += 1
+    return recovered
 
 
 # --- the loop ------------------------------------------------------------------------------
@@ -480,21 +482,14 @@ def _execute_pending(
             size = batch_size if limit is None else min(batch_size, limit - processed)
             moment = now()
             with factory() as session:
-                dead = find_dead_holders(session, token=token, now=moment)
-            abandoned = fail_abandoned(
-                factory, dead=dead, env=env, today=today, now=moment, run_id=run_id
-            )
-            stats.failed += abandoned
-            with factory() as session, session.begin():
-                ids = claim_batch(
-                    session,
-                    token=token,
-                    now=moment,
-                    size=size,
-                    dead=dead,
-                    today=today,
-                    run_id=run_id,
+                lost = find_lost_holders(session, token=token, now=moment)
+            if lost:  # a dead or hung process's work is finished now, not after its lease
+                recovered = recover_lost(
+                    factory, lost, env=env, today=today, now=moment, run_id=run_id
                 )
+                stats.failed += recovered.failed
+            with factory() as session, session.begin():
+                ids = claim_batch(session, token=token, now=moment, size=size)
             if not ids:
                 break
             handed_back: set[int] = set()  # postponed with a channel that went down
@@ -1016,7 +1011,8 @@ __all__ = [
     "count_held",
     "execute_pending",
     "executor_for",
-    "fail_abandoned",
+    "find_lost_holders",
+    "recover_lost",
     "failure_kind",
     "find_dead_holders",
     "guard",
