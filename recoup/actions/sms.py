@@ -5,8 +5,9 @@ Provider: RECOUP_SMS_URL, with `Authorization: Bearer RECOUP_SMS_TOKEN` when a t
 Request `{"to", "text", "reference"}`, the reference (and `Idempotency-Key`) being the
 instance key so a retried send is recognisably the same message (R13). The answer's `id`
 (or `message_id`, `sid`) and `status` are kept in the result with the segment count.
-A 2xx is done; 408/425/429, 5xx, timeouts and connection errors are retried with backoff; any
-other 4xx fails at once (a refused number or a bad token does not fix itself).
+A 2xx is done; 408/425/429, 5xx, timeouts and connection errors are an outage (TransportError),
+retried over hours; any other 4xx fails at once (a refused number or a bad token does not fix
+itself).
 """
 
 from __future__ import annotations

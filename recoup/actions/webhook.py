@@ -9,7 +9,8 @@ R8) or a failure through `recoup payment-failed PLAN_ID --reason ...` (logged on
 
 Both sign with RECOUP_WEBHOOK_SECRET (`Recoup-Signature: t=<unix ts>,v1=<hex HMAC-SHA256 of
 f"{t}.{body}">`, see recoup.domain.signature). A 2xx is done; 408/425/429, 5xx, timeouts and
-connection errors are retried with the framework's backoff; any other answer fails at once.
+connection errors are an outage (TransportError), retried over hours; any other answer fails at
+once.
 """
 
 from __future__ import annotations
