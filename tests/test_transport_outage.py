@@ -265,11 +265,16 @@ def test_run_summary_runs_and_actions_retry(
     table = "".join(cli("runs").split())  # the table may fold a long note
     assert "email:serverunreachable,4actionswillberetriedfrom" in table
 
+    # a worker says so too
+    cli("actions", "retry")
+    out = " ".join(cli("worker", "--once").split())
+    assert "email: server unreachable, 4 actions will be retried from" in out
+
     # the server is back: no need to wait for the backoff
     out = cli("actions", "retry")
     assert "4 action(s) queued again (0 failed, 4 backed off)" in out
     queued = [e for e in cli.log("--event", "action_queued") if e["details"].get("retry")]
-    assert len(queued) == 4
+    assert len(queued) == 8
     assert all(e["details"]["previous_status"] == "pending" for e in queued)
     with smtp.up() as received:
         worker = json.loads(cli("worker", "--once", "--json"))[0]

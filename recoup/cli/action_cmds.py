@@ -7,6 +7,8 @@ import logging
 import typer
 
 from recoup.cli.common import console, env, err_console, handle_errors, print_json, session_factory
+from recoup.core.clock import utc_now
+from recoup.engine.history import channel_notes
 from recoup.worker import (
     BatchReport,
     StopFlag,
@@ -79,6 +81,9 @@ def worker(
                 highlight=False,
                 soft_wrap=True,
             )
+        downs = [down.as_dict() for down in report.stats.channels_down.values()]
+        for note in channel_notes(downs, zone="UTC", now=utc_now()):
+            err_console.print(note, highlight=False, soft_wrap=True)  # even with --quiet
 
     with stop_on_signals(StopFlag()) as stop:
         totals = run_worker(factory, env=env(), options=options, stop=stop, on_batch=on_batch)
