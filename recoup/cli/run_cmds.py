@@ -184,11 +184,12 @@ def runs(
         rows = list_runs(session, limit=limit, in_progress=in_progress)
         zone = get_settings(session).timezone
     columns = RUN_FIELDS if as_json else RUN_TABLE
-    if not as_json and any(row["channels_down"] for row in rows):
-        now = utc_now()
-        for row in rows:
-            row["notes"] = "; ".join(channel_notes(row["channels_down"], zone=zone, now=now))
-        columns = [*RUN_TABLE[:-1], "notes", RUN_TABLE[-1]]
     if not as_json and not any(row["error"] for row in rows):
         columns = [c for c in columns if c != "error"]  # the room for what there is
     output(rows, columns, as_json=as_json, title="Runs")
+    if as_json:
+        return
+    now = utc_now()  # channels that were down, under the table: too long for a column
+    for row in rows:
+        for note in channel_notes(row["channels_down"], zone=zone, now=now):
+            console.print(f"run {row['id']}: {note}", highlight=False, soft_wrap=True)
