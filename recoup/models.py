@@ -278,6 +278,10 @@ class ActionInstance(Base):
     type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # the process executing it died (or hung past its lease) before recording an outcome
+    crashes: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # its channel's server unreachable, in a row: these do not use up attempts
+    transport_failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     leased_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -11,7 +11,7 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.email import message_id_for, parse_smtp_url, safe_filename
-from recoup.actions.framework import MAX_ATTEMPTS, backoff
+from recoup.domain.retry import TRANSPORT_HORIZON, transport_backoff
 from recoup.models import ActionInstance, LogEntry, Plan, PlanInvoice, Task
 from tests.factories_actions import (
     NOW,
@@ -237,38 +237,35 @@ def test_outbox_mode_writes_one_eml_per_instance(
 def test_smtp_down_retries_with_backoff_then_fails_with_a_collector_task(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
 ) -> None:
+    """A server that stays down: retried over hours (recoup.domain.retry), without using up
+    attempts, then failed at the horizon with a task for a collector."""
     instance_id = _setup(session_factory)
     env = make_env(db_url, tmp_path, smtp_url=f"smtp://127.0.0.1:{_free_port()}")
     now = NOW
-    for attempt in range(1, MAX_ATTEMPTS):
+    for failures in range(1, 100):
         stats = execute(session_factory, env, now=now)
-        assert (stats.retried, stats.failed, stats.done) == (1, 0, 0)
         instance = _instance(session_factory, instance_id)
-        assert instance.status == "pending"
-        assert instance.attempts == attempt
-        assert instance.next_attempt_at == now + backoff(attempt)
-        assert instance.error is not None
+        if instance.status == "failed":
+            break
+        assert (stats.retried, stats.failed, stats.done) == (1, 0, 0)
+        assert (instance.status, instance.attempts) == ("pending", 0)
+        assert instance.transport_failures == failures
+        assert instance.error is not None and "unreachable" in instance.error
+        assert instance.next_attempt_at is not None
+        delay = instance.next_attempt_at - now
+        expected = transport_backoff(failures)
+        assert expected * 0.9 <= delay <= expected * 1.1
         # not due yet: nothing happens before the backoff is over
-        assert execute(session_factory, env, now=now + backoff(attempt) / 2).retried == 0
-        now = now + backoff(attempt)
-    assert [backoff(a) for a in range(1, 5)] == [
-        timedelta(minutes=1),
-        timedelta(minutes=2),
-        timedelta(minutes=4),
-        timedelta(minutes=8),
-    ]
-    assert backoff(20) == timedelta(hours=1)
-
-    stats = execute(session_factory, env, now=now)
+        assert execute(session_factory, env, now=now + delay / 2).retried == 0
+        now = instance.next_attempt_at
+    assert now - NOW >= TRANSPORT_HORIZON * 0.9
     assert (stats.retried, stats.failed) == (0, 1)
-    instance = _instance(session_factory, instance_id)
-    assert instance.status == "failed"
-    assert instance.attempts == MAX_ATTEMPTS
+    assert (instance.attempts, instance.transport_failures) == (0, failures)
     retries = _events(session_factory, "action_retry")
-    assert len(retries) == MAX_ATTEMPTS - 1
-    assert all(r.details["error"] for r in retries)
+    assert len(retries) == failures - 1
+    assert all(r.details["error"] and r.details["kind"] == "transport" for r in retries)
     [failed] = _events(session_factory, "action_failed")
-    assert failed.details["attempts"] == MAX_ATTEMPTS
+    assert "unreachable for" in failed.details["gave_up"]
     with session_factory() as s:
         [task] = s.scalars(select(Task)).all()
         assert task.role == "collector"

@@ -20,8 +20,10 @@ from recoup.actions.framework import (
     ExecutionStats,
     Outcome,
     PermanentFailure,
+    count_held,
     execute_pending,
 )
+from recoup.engine.lock import holding
 from recoup.models import (
     ActionInstance,
     ActionRow,
@@ -147,13 +149,38 @@ def test_expired_lease_is_reclaimed_live_lease_is_left(
             instance = s.get(ActionInstance, instance_id)
             assert instance is not None
             instance.status = "running"
-            instance.leased_by = "crashed-worker"
+            instance.leased_by = "live-worker"
             instance.lease_until = until
+    engine = session_factory.kw["bind"]
+    with holding(engine, "live-worker"):  # its process is alive: only the expiry frees it
+        stats = execute(session_factory, make_env(db_url, tmp_path))
+        assert stats.done == 1
+        assert _instance(session_factory, dead_id).status == "done"
+        live = _instance(session_factory, live_id)
+        assert (live.status, live.leased_by) == ("running", "live-worker")
+        assert count_held(session_factory, now=NOW) == 1
+    assert count_held(session_factory, now=NOW) == 0
+
+
+def test_a_dead_holders_lease_is_taken_over_at_once_and_logged(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    """R13: a lease whose process is gone (its liveness lock free) is not waited out."""
+    with session_factory() as s, s.begin():
+        _, instance_id = _fee_plan(s, "I1")
+        instance = s.get(ActionInstance, instance_id)
+        assert instance is not None
+        instance.status, instance.attempts = "running", 1
+        instance.leased_by = "crashed-worker#1"
+        instance.lease_until = NOW + LEASE  # unexpired
     stats = execute(session_factory, make_env(db_url, tmp_path))
     assert stats.done == 1
-    assert _instance(session_factory, dead_id).status == "done"
-    live = _instance(session_factory, live_id)
-    assert (live.status, live.leased_by) == ("running", "crashed-worker")
+    done = _instance(session_factory, instance_id)
+    assert (done.status, done.attempts, done.crashes) == ("done", 2, 1)
+    with session_factory() as s:
+        [retry] = s.scalars(select(LogEntry).where(LogEntry.event == "action_retry")).all()
+    assert retry.details["kind"] == "crashed"
+    assert retry.details["error"] == "the process executing it (crashed-worker#1) died"
 
 
 def test_limit_and_progress(

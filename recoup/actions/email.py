@@ -18,6 +18,7 @@ from email.utils import formataddr, formatdate
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from recoup.actions.errors import TransportError
 from recoup.core.config import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
 from recoup.core.errors import RecoupError
 from recoup.core.files import write_private
@@ -237,6 +238,42 @@ def send_smtp(msg: EmailMessage, url: str, *, sender: str, recipients: Sequence[
 atexit.register(close_smtp_connections)
 
 
+def smtp_transport_error(exc: OSError, url: str) -> TransportError | None:
+    """The server could not be reached or put the message off (connection refused, a
+    timeout, a dropped connection, a 4xx answer): an outage to wait out, not a refusal. None
+    for anything else (a 5xx stays a refusal). Only the host is named, never the URL (it may
+    hold a password)."""
+    try:
+        target = parse_smtp_url(url)
+        where = f"{target.host}:{target.port}"
+    except RecoupError:
+        where = "the SMTP server"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        if codes and all(400 <= code < 500 for code in codes):
+            return TransportError(
+                f"email server {where} deferred the recipient: {exc.recipients}",
+                reason="server busy",
+            )
+        return None
+    if isinstance(exc, smtplib.SMTPResponseException):
+        if 400 <= exc.smtp_code < 500 or exc.smtp_code < 0:
+            return TransportError(
+                f"email server {where} answered {exc.smtp_code} {exc.smtp_error!r}",
+                reason="server busy" if exc.smtp_code >= 0 else "server unreachable",
+            )
+        return None
+    if isinstance(exc, smtplib.SMTPServerDisconnected) or not isinstance(
+        exc, smtplib.SMTPException
+    ):  # a closed connection, or a socket error: refused, timed out, no route, bad name
+        detail = str(exc) or type(exc).__name__
+        return TransportError(
+            f"email server {where} unreachable: {type(exc).__name__}: {detail}",
+            reason="server unreachable",
+        )
+    return None
+
+
 def outbox_name(instance_id: int, key: str) -> str:
     """`<instance id, zero-padded>-<safe key>.eml`: names sort in the order the actions were
     queued (`ls`, a file manager), and a retry of the same instance has the same name."""
@@ -272,5 +309,6 @@ __all__ = [
     "parse_smtp_url",
     "safe_filename",
     "send_smtp",
+    "smtp_transport_error",
     "write_outbox",
 ]

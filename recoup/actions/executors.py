@@ -23,6 +23,7 @@ from recoup.actions.email import (
     build_message,
     message_id_for,
     send_smtp,
+    smtp_transport_error,
     write_outbox,
 )
 from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
@@ -338,6 +339,11 @@ def send_email(ctx: ActionContext) -> Outcome:
             )
         except PermanentDeliveryError as exc:
             raise PermanentFailure(exc.message) from exc
+        except OSError as exc:  # smtplib's errors too: an outage is retried over hours
+            outage = smtp_transport_error(exc, ctx.env.smtp_url)
+            if outage is None:
+                raise
+            raise outage from exc
     else:
         path = write_outbox(
             msg,

@@ -5,18 +5,21 @@ Provider: RECOUP_SMS_URL, with `Authorization: Bearer RECOUP_SMS_TOKEN` when a t
 Request `{"to", "text", "reference"}`, the reference (and `Idempotency-Key`) being the
 instance key so a retried send is recognisably the same message (R13). The answer's `id`
 (or `message_id`, `sid`) and `status` are kept in the result with the segment count.
-A 2xx is done; 408/425/429, 5xx, timeouts and connection errors are retried with backoff; any
-other 4xx fails at once (a refused number or a bad token does not fix itself).
+A 2xx is done; 408/425/429, 5xx, timeouts and connection errors are an outage (TransportError),
+retried over hours; any other 4xx fails at once (a refused number or a bad token does not fix
+itself).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from recoup.actions.context import ActionContext
 from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
 from recoup.actions.render import build_variables, render_row, select_template, uses_fees
-from recoup.actions.webhook import RetryableHttpError
+from recoup.actions.webhook import RetryableHttpError, unreachable
 from recoup.domain.enums import ActionType, Channel
 from recoup.domain.redact import url_problem
 from recoup.domain.sms import count_segments
@@ -65,7 +68,10 @@ def send_sms(ctx: ActionContext) -> Outcome:
     if ctx.env.sms_token:
         headers["Authorization"] = f"Bearer {ctx.env.sms_token}"
     body = encode({"to": phone, "text": text, "reference": ctx.instance.key})
-    answer = post_json(url, body, headers=headers)
+    try:
+        answer = post_json(url, body, headers=headers)
+    except httpx.TransportError as exc:  # an outage: retried over hours
+        raise unreachable("SMS provider", exc) from exc
     if not answer.ok:
         message = f"SMS provider refused the message to {phone}: {answer.describe()}"
         if answer.retryable:

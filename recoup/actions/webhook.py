@@ -9,14 +9,18 @@ R8) or a failure through `recoup payment-failed PLAN_ID --reason ...` (logged on
 
 Both sign with RECOUP_WEBHOOK_SECRET (`Recoup-Signature: t=<unix ts>,v1=<hex HMAC-SHA256 of
 f"{t}.{body}">`, see recoup.domain.signature). A 2xx is done; 408/425/429, 5xx, timeouts and
-connection errors are retried with the framework's backoff; any other answer fails at once.
+connection errors are an outage (TransportError), retried over hours; any other answer fails at
+once.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from recoup.actions.context import ActionContext
+from recoup.actions.errors import TransportError
 from recoup.actions.framework import Done, Outcome, PermanentFailure, register
 from recoup.domain.enums import ActionType
 from recoup.domain.money import money_text
@@ -25,8 +29,20 @@ from recoup.events.payload import describe_plan, invoice_payload
 from recoup.events.transport import Response, post_signed
 
 
-class RetryableHttpError(Exception):
-    """The endpoint answered with an error worth retrying (5xx, 429…): the framework retries."""
+class RetryableHttpError(TransportError):
+    """The endpoint answered with an error worth retrying (5xx, 429…): an outage, retried
+    over hours (recoup.domain.retry)."""
+
+    def __init__(self, message: str, *, reason: str = "server error") -> None:
+        super().__init__(message, reason=reason)
+
+
+def unreachable(what: str, exc: httpx.TransportError) -> TransportError:
+    """A connection refused, a timeout, a bad name: the server cannot be reached."""
+    detail = str(exc) or type(exc).__name__
+    return TransportError(
+        f"{what} unreachable: {type(exc).__name__}: {detail}", reason="server unreachable"
+    )
 
 
 def action_payload(ctx: ActionContext, kind: str) -> dict[str, Any]:
@@ -84,17 +100,21 @@ def _post(ctx: ActionContext, url: str, payload: dict[str, Any], event: str) -> 
     if problem:  # said without quoting the URL: its user info may hold a password
         where = "RECOUP_BILLING_WEBHOOK_URL" if event == "retry_payment" else "its url"
         raise PermanentFailure(f"action {ctx.instance.action}: {where} {problem}")
-    return post_signed(
-        url,
-        payload,
-        secret=_secret(ctx),
-        now=ctx.now,
-        headers={
-            "Idempotency-Key": ctx.instance.key,
-            "Recoup-Event": event,
-            "Recoup-Delivery": ctx.instance.key,
-        },
-    )
+    secret = _secret(ctx)
+    try:
+        return post_signed(
+            url,
+            payload,
+            secret=secret,
+            now=ctx.now,
+            headers={
+                "Idempotency-Key": ctx.instance.key,
+                "Recoup-Event": event,
+                "Recoup-Delivery": ctx.instance.key,
+            },
+        )
+    except httpx.TransportError as exc:
+        raise unreachable(f"{ctx.instance.type} endpoint", exc) from exc
 
 
 @register(ActionType.webhook)
@@ -139,4 +159,4 @@ def retry_payment(ctx: ActionContext) -> Outcome:
     return Done(result)
 
 
-__all__ = ["RetryableHttpError", "action_payload", "retry_payment", "webhook"]
+__all__ = ["RetryableHttpError", "action_payload", "retry_payment", "unreachable", "webhook"]

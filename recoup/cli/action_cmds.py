@@ -7,6 +7,8 @@ import logging
 import typer
 
 from recoup.cli.common import console, env, err_console, handle_errors, print_json, session_factory
+from recoup.core.clock import utc_now
+from recoup.engine.history import channel_notes
 from recoup.worker import (
     BatchReport,
     StopFlag,
@@ -24,9 +26,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _counts(values: dict[str, int]) -> str:
-    """done/failed/skipped/retried always; deferred and released when there are some."""
+    """done/failed/skipped/retried always; deferred, released, postponed when there are some."""
     shown = ["done", "failed", "skipped", "retried"]
-    shown += [name for name in ("deferred", "released") if values.get(name)]
+    shown += [name for name in ("deferred", "released", "postponed") if values.get(name)]
     return "  ".join(f"{name} {values.get(name, 0)}" for name in shown)
 
 
@@ -81,6 +83,9 @@ def worker(
                 highlight=False,
                 soft_wrap=True,
             )
+        downs = [down.as_dict() for down in report.stats.channels_down.values()]
+        for note in channel_notes(downs, zone="UTC", now=utc_now()):
+            err_console.print(note, highlight=False, soft_wrap=True)  # even with --quiet
 
     with stop_on_signals(StopFlag()) as stop:
         totals = run_worker(factory, env=env(), options=options, stop=stop, on_batch=on_batch)

@@ -18,6 +18,7 @@ from recoup.cli import (
     ops_cmds,
     plan_action_cmds,
     report_cmds,
+    retry_cmds,
     run_cmds,
     task_cmds,
 )
@@ -61,6 +62,7 @@ for module in (
     charge_cmds,
     plan_action_cmds,
     action_cmds,
+    retry_cmds,
     document_cmds,
     event_cmds,
     report_cmds,

@@ -22,10 +22,11 @@ from recoup.cli.common import (
     print_json,
     session_factory,
 )
+from recoup.core.clock import utc_now
 from recoup.core.schema import upgrade
-from recoup.core.settings import business_today
+from recoup.core.settings import business_today, get_settings
 from recoup.engine import run as engine_run
-from recoup.engine.history import RUN_FIELDS, list_runs
+from recoup.engine.history import RUN_FIELDS, channel_notes, list_runs
 from recoup.engine.lock import run_in_progress
 
 
@@ -131,6 +132,10 @@ def print_summary(stats: engine_run.RunStats) -> None:
         ("actions skipped", stats.actions_skipped),
         ("actions to retry", stats.actions_retried),
     ]
+    if stats.actions_postponed:
+        rows.append(("actions postponed", stats.actions_postponed))
+    if stats.actions_held:
+        rows.append(("held by another worker", stats.actions_held))
     for label, value in rows:
         table.add_row(label, str(value))
     console.print(table)
@@ -144,6 +149,22 @@ def print_summary(stats: engine_run.RunStats) -> None:
         )
     if stats.tasks_created:
         console.print(f"{stats.tasks_created} task(s) wait for a person: `recoup tasks`.")
+    _print_execution_notes(stats)
+
+
+def _print_execution_notes(stats: engine_run.RunStats) -> None:
+    """Channels whose server was down, and actions another live worker still holds."""
+    if stats.channels_down:
+        with session_factory()() as session:
+            zone = get_settings(session).timezone
+        for note in channel_notes(stats.channels_down, zone=zone, now=utc_now()):
+            console.print(note + " (`recoup actions retry` to try sooner)", highlight=False)
+    if stats.actions_held:
+        console.print(
+            f"{stats.actions_held} action(s) are still being executed by another worker; "
+            "it will record how they end.",
+            highlight=False,
+        )
 
 
 RUN_TABLE = [
@@ -172,7 +193,14 @@ def runs(
     in_progress = run_in_progress(factory.kw["bind"])
     with factory() as session:
         rows = list_runs(session, limit=limit, in_progress=in_progress)
+        zone = get_settings(session).timezone
     columns = RUN_FIELDS if as_json else RUN_TABLE
     if not as_json and not any(row["error"] for row in rows):
-        columns = [c for c in RUN_TABLE if c != "error"]  # the room for what there is
+        columns = [c for c in columns if c != "error"]  # the room for what there is
     output(rows, columns, as_json=as_json, title="Runs")
+    if as_json:
+        return
+    now = utc_now()  # channels that were down, under the table: too long for a column
+    for row in rows:
+        for note in channel_notes(row["channels_down"], zone=zone, now=now):
+            console.print(f"run {row['id']}: {note}", highlight=False, soft_wrap=True)

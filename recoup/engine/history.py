@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -23,9 +24,20 @@ RUN_FIELDS = [
     "actions_queued",
     "actions_done",
     "actions_failed",
+    "actions_postponed",
+    "actions_held",
+    "channels_down",
     "error",
 ]
-COUNTS = ("considered", "plans_opened", "actions_queued", "actions_done", "actions_failed")
+COUNTS = (
+    "considered",
+    "plans_opened",
+    "actions_queued",
+    "actions_done",
+    "actions_failed",
+    "actions_postponed",
+    "actions_held",
+)
 
 
 def list_runs(session: Session, *, limit: int, in_progress: bool) -> list[dict[str, Any]]:
@@ -50,6 +62,7 @@ def list_runs(session: Session, *, limit: int, in_progress: bool) -> list[dict[s
                 "started_at": run.started_at,
                 "finished_at": run.finished_at,
                 **{name: stats.get(name) for name in COUNTS},
+                "channels_down": stats.get("channels_down") or [],
                 "error": stats.get("error"),
             }
         )
@@ -67,3 +80,19 @@ def latest_finished_run(session: Session) -> Run | None:
     return session.scalars(
         select(Run).where(Run.status == "finished").order_by(Run.as_of.desc(), Run.id.desc())
     ).first()
+
+
+def channel_notes(channels: list[dict[str, Any]], *, zone: str, now: datetime) -> list[str]:
+    """ "email: server unreachable, 40 actions will be retried from 10:42 UTC" per channel
+    down, the time in the settings' time zone (with its date when not today)."""
+    tz = ZoneInfo(zone)
+    notes = []
+    for down in channels:
+        at = datetime.fromisoformat(down["retry_at"]).astimezone(tz)
+        when = f"{at:%H:%M}" if at.date() == now.astimezone(tz).date() else f"{at:%Y-%m-%d %H:%M}"
+        count = int(down.get("instances") or 0)
+        notes.append(
+            f"{down['channel']}: {down['reason']}, {count} action{'s' if count != 1 else ''} "
+            f"will be retried from {when} {zone}"
+        )
+    return notes

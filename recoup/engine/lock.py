@@ -1,13 +1,15 @@
 """Only one run works at a time (R13). The lock is held by the database session (PostgreSQL
-advisory lock) or by an OS file lock next to the SQLite file, so a killed run releases it."""
+advisory lock) or by an OS file lock next to the SQLite file, so a killed run releases it.
+The same two mechanisms tell whether the holder of an action instance's lease is alive."""
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -138,3 +140,120 @@ def _holder_alive(path: Path) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# --- liveness of lease holders ---------------------------------------------------------------
+# Every process that executes action instances holds a lock named by its lease token for as
+# long as it may hold leases: a PostgreSQL session advisory lock (released by the server when
+# the session ends, however the process died) or an flock on a file next to the SQLite
+# database (released by the kernel). A lease whose holder's lock is free belongs to a dead
+# process and is taken over at once (R13), instead of after the lease runs out.
+
+
+def holder_key(token: str) -> int:
+    """The advisory lock key of a lease token: 63 bits of its BLAKE2 digest, the same in
+    every process."""
+    digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def _holders_dir(database: str) -> Path:
+    return Path(database).with_name(Path(database).name + ".holders")
+
+
+def _holder_path(database: str, token: str) -> Path:
+    return _holders_dir(database) / f"{holder_key(token):016x}.lock"
+
+
+def _file_database(engine: Engine) -> str | None:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return database
+
+
+@contextmanager
+def holding(engine: Engine, token: str) -> Iterator[None]:
+    """Hold the liveness lock of `token` (see above) until the block ends."""
+    if engine.dialect.name == "postgresql":
+        connection = engine.connect()
+        try:
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": holder_key(token)})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": holder_key(token)})
+                connection.commit()
+        finally:
+            connection.close()
+        return
+    database = _file_database(engine)
+    if database is None:  # an in-memory database lives and dies with this process
+        yield
+        return
+    path = _holder_path(database, token)
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+    except FileNotFoundError:
+        raise RecoupError(
+            f"cannot use the database {database}: its folder {path.parent.parent} does not exist"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {token}".encode())
+        try:
+            yield
+        finally:
+            with suppress(OSError):
+                path.unlink()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def dead_holders(engine: Engine, tokens: Iterable[str]) -> set[str]:
+    """The tokens among `tokens` whose holder's liveness lock is free: their process is gone.
+    A token from a process that never took the lock (an older version) counts as dead."""
+    tokens = set(tokens)
+    if not tokens:
+        return set()
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            held = set(
+                connection.execute(
+                    text(
+                        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+                        "WHERE locktype = 'advisory' AND objsubid = 1 AND granted "
+                        "AND database = (SELECT oid FROM pg_database "
+                        "WHERE datname = current_database())"
+                    )
+                ).scalars()
+            )
+        return {t for t in tokens if holder_key(t) not in held}
+    database = _file_database(engine)
+    if database is None:
+        return set()
+    return {t for t in tokens if not _file_held(_holder_path(database, t))}
+
+
+def _file_held(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: leave it to the lease's expiry
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        with suppress(OSError):  # its holder is gone: tidy up after it
+            path.unlink()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

@@ -124,7 +124,11 @@ class RunStats:
     actions_failed: int = 0
     actions_skipped: int = 0
     actions_retried: int = 0
+    actions_postponed: int = 0  # not tried: their channel's server was down
+    actions_held: int = 0  # still being executed by another live worker when the run ended
     executed: bool = True
+    # channels whose server was down: channel, reason, error, retry_at, instances
+    channels_down: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {k: v for k, v in vars(self).items() if type(v) is int and k != "run_id"}
@@ -322,6 +326,11 @@ def _run(
         stats.actions_failed = result.failed
         stats.actions_skipped += result.skipped
         stats.actions_retried = result.retried
+        stats.actions_postponed = result.postponed
+        stats.channels_down = [down.as_dict() for down in result.channels_down.values()]
+        from recoup.actions.framework import count_held
+
+        stats.actions_held = count_held(factory)
         from recoup.events.service import has_endpoints, pump
 
         if has_endpoints(factory):  # webhooks out: deliver this run's events (SPEC §5)

@@ -11,7 +11,8 @@ status); the person may choose another active template of the same channel, or a
 `perform_manual_action` is an edge, like `execute_pending`: it commits that request, then runs
 the instance through the framework's own path (guard, executor, outcome, log, retry/failure),
 so every log entry carries the person as its actor. A request whose process dies before the
-effect is made is claimed by a worker when its lease expires; a transient failure is retried
+effect is made is taken over by a worker at once (its liveness lock is free, see
+recoup.engine.lock.holding); a transient failure is retried
 by the worker (on a paused plan, once it resumes).
 """
 
@@ -45,6 +46,7 @@ from recoup.domain.enums import (
     Event,
     InstanceStatus,
 )
+from recoup.engine.lock import holding
 from recoup.models import ActionInstance, ActionRow, LevelRow, Plan, TemplateRow
 from recoup.plans.service import get_plan
 
@@ -260,7 +262,7 @@ def request_manual_action(
         action=action.code,
         type=action.type,
         status=InstanceStatus.running.value,
-        attempts=0,
+        attempts=1,  # claimed by the caller: the attempt counts (recoup.actions.framework)
         # due at once: if this process dies before running it, a worker takes it over once
         # the lease expires
         next_attempt_at=now,
@@ -308,6 +310,21 @@ def perform_manual_action(
     """Request the action and execute it now, through the framework. Owns its transactions."""
     kind = ManualKind(kind)
     token = f"manual-{socket.gethostname()}-{os.getpid()}#{uuid.uuid4().hex[:12]}"
+    with holding(factory.kw["bind"], token):  # if this process dies, a worker takes over at once
+        return _perform(factory, plan_id, kind, token, actor, env, today, template, status)
+
+
+def _perform(
+    factory: sessionmaker[Session],
+    plan_id: int,
+    kind: ManualKind,
+    token: str,
+    actor: str,
+    env: EnvConfig,
+    today: date | None,
+    template: str | None,
+    status: str | None,
+) -> ManualOutcome:
     for attempt in range(3):  # two people acting on the same plan at once: take the next n
         try:
             with factory.begin() as session:

@@ -2,9 +2,12 @@
 
 The loop is an edge, like `execute_pending` which it calls: each instance commits on its own.
 On PostgreSQL any number of workers, on any number of machines, share the database: claims
-skip the rows another worker holds (FOR UPDATE SKIP LOCKED) and a dead worker's leases expire
+skip the rows another worker holds (FOR UPDATE SKIP LOCKED); a hung worker's leases expire
 (`lease_duration()`, RECOUP_LEASE_SECONDS) and are claimed again. SQLite has one writer: one
 worker at a time, held by a file lock next to the database.
+
+Each worker holds a liveness lock while it executes (recoup.engine.lock.holding): the leases of
+a worker that died are taken over at once, not after they expire.
 
 A stop request (SIGTERM, SIGINT) lets the instance under way finish, hands the claimed but
 unstarted instances back at once, and ends the loop normally.
@@ -90,6 +93,7 @@ class WorkerTotals:
     retried: int = 0
     deferred: int = 0
     released: int = 0
+    postponed: int = 0  # not tried: their channel's server was down
     errors: int = 0  # passes lost to a database error, retried after --poll
     seconds: float = 0.0
     reason: str = ""  # why the loop ended: drained, stopped, max-seconds
