@@ -123,7 +123,15 @@ def _emails(factory: sessionmaker[Session], n: int) -> list[int]:
     with factory() as s, s.begin():
         make_template(s, "notice_1")
         email = make_action(s, "email_notice_1", "send_email", template="notice_1")
-        fee = make_action(s, "fee", "late_fee_fixed", service="LATE_FEE", amounts={"EUR": "15"})
+        # charged whether or not the notice went (fees otherwise wait for their step's notice)
+        fee = make_action(
+            s,
+            "fee",
+            "late_fee_fixed",
+            service="LATE_FEE",
+            amounts={"EUR": "15"},
+            without_notice=True,
+        )
         policy = make_policy(s, levels=[("first", 5, ["email_notice_1"]), ("final", 90, [])])
         ids = []
         for i in range(n):
@@ -278,7 +286,7 @@ def test_run_summary_runs_and_actions_retry(
     assert all(e["details"]["previous_status"] == "pending" for e in queued)
     with smtp.up() as received:
         worker = json.loads(cli("worker", "--once", "--json"))[0]
-    assert worker["done"] == 4
+    assert worker["done"] == 8  # the 4 notices, then the 4 fees that waited for them
     assert len(received.envelopes) == 4
     assert cli("actions", "retry").startswith("0 action(s) queued again")
 
