@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import logging
 import multiprocessing
 import os
 import signal
@@ -45,7 +46,9 @@ from recoup.core.bulk import (
 )
 from recoup.core.clock import today_in, utc_now
 from recoup.core.config import EnvConfig
+from recoup.core.db import hold_write_lock
 from recoup.core.errors import Conflict, InvalidInput
+from recoup.core.schedule import recheck_invoices
 from recoup.core.settings import get_settings
 from recoup.domain.enums import (
     OPEN_PLAN_STATUSES,
@@ -93,9 +96,11 @@ from recoup.models import (
     Run,
     Task,
 )
-from recoup.plans.closing import close_plan
+from recoup.plans.closing import close_plan, refresh_plans_after_change
 from recoup.plans.links import plan_links
 from recoup.plans.promise import PromiseCheck, promises_due
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 2000
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -380,7 +385,12 @@ def _run_chunks(
         before = ctx.stats.counts()
         try:
             with factory.begin() as session:
+                changed = batch.lock_invoices(session)
                 batch.flush(session)  # counts the tasks it creates
+                if changed:
+                    batch.stats_delta["plans_recovered"] = batch.stats_delta.get(
+                        "plans_recovered", 0
+                    ) + _settle_changed(session, ctx, changed)
         except BaseException:
             ctx.stats.restore(before)  # rolled back: nothing of this chunk happened
             raise
@@ -706,6 +716,17 @@ INVOICE_COLUMNS = (
     .scalar_subquery()
     .label("check_on"),
 )
+# what a chunk's decisions rest on, per invoice: the write checks it has not changed since
+FACT_COLUMNS = (
+    Invoice.id,
+    Invoice.amount_due,
+    Invoice.status,
+    Invoice.disputed,
+    Invoice.customer_id,
+    Invoice.currency,
+    Invoice.due_date,
+    Invoice.type,
+)
 PLAN_COLUMNS = (
     Plan.id,
     Plan.customer_id,
@@ -920,6 +941,25 @@ _Item = tuple[Unit, Outcome, _PlanRec | None, str, Sequence[_InvoiceRec], Iterab
 # --- applying decisions --------------------------------------------------------------------
 
 
+def _settle_changed(session: Session, ctx: _Context, invoice_ids: list[str]) -> int:
+    """Invoices that changed after their chunk was decided (a payment, an import or a dispute
+    committed in between): the chunk's rows are written as decided, then what the change
+    would have done to them, had it come after the write, is done here, in the same
+    transaction: plans whose debt is gone close `recovered` (R8) and the invoices are looked
+    at again. Returns the plans recovered."""
+    logger.info(
+        "run %s: %d invoice(s) changed while their chunk was decided (%s): their plans are "
+        "settled again (R8) and they are checked again",
+        ctx.run_id,
+        len(invoice_ids),
+        ", ".join(invoice_ids[:5]) + (", ..." if len(invoice_ids) > 5 else ""),
+    )
+    recovered = refresh_plans_after_change(session, invoice_ids, on=ctx.as_of, actor=ctx.actor)
+    recheck_invoices(session, invoice_ids)
+    session.flush()
+    return len(recovered)
+
+
 class _Batch:
     """A chunk's decisions turned into rows (`build`, while the previous chunk is written),
     then written in bulk in the chunk's transaction (`flush`)."""
@@ -928,6 +968,8 @@ class _Batch:
         self.ctx = ctx
         self.dialect = dialect
         self.stats_delta: dict[str, int] = {}
+        # the facts (FACT_COLUMNS) of every invoice the chunk was decided on
+        self.seen: list[tuple[Any, ...]] = []
         self.logs: list[tuple[Any, ...]] = []
         self.instances: list[tuple[Any, ...]] = []
         self._formats()
@@ -997,8 +1039,22 @@ class _Batch:
         ]
         if promised:  # rare: one query for the chunk's promises that came due
             self.promises = promises_due(session, promised)
+        seen = self.seen
         for index, (unit, outcome, plan, customer_id, invoices, stale) in enumerate(items):
             self.apply(unit, outcome, opened.get(index, plan), customer_id, invoices, stale)
+            for inv in (*invoices, *stale):
+                seen.append(
+                    (
+                        inv.id,
+                        inv.amount_due,
+                        inv.status,
+                        inv.disputed,
+                        inv.customer_id,
+                        inv.currency,
+                        inv.due_date,
+                        inv.type,
+                    )
+                )
         self._plan_rows()
         self.promises = {}  # used by apply only; not sent to the writing process
 
@@ -1381,6 +1437,26 @@ class _Batch:
             if getattr(plan, key) != value:
                 setattr(plan, key, value)
                 self.dirty_plans[plan.id] = plan
+
+    def lock_invoices(self, session: Session) -> list[str]:
+        """First in the chunk's write transaction: lock the invoices the chunk was decided on
+        and return those that changed since. A payment or import that commits before this
+        is seen here; one that comes later waits for the chunk's commit (PostgreSQL: the row
+        locks, in id order as a payment takes them; SQLite: the write lock) and then finds
+        the chunk's plans to close."""
+        if not self.seen:
+            return []
+        hold_write_lock(session)
+        query = (
+            select(*FACT_COLUMNS)
+            .where(_among(session, Invoice.id, [fact[0] for fact in self.seen]))
+            .order_by(Invoice.id)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update(read=True)  # FOR SHARE: blocks their updates
+        now = {row[0]: tuple(row) for row in session.connection().execute(query)}
+        seen, self.seen = self.seen, []
+        return sorted(fact[0] for fact in seen if now.get(fact[0]) != fact)
 
     def flush(self, session: Session) -> None:
         if self.plan_rows:
