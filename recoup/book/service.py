@@ -698,7 +698,9 @@ class _Ledger:
                 .options(lazyload(Invoice.customer))
                 .where(Invoice.id.in_(chunk))
                 .order_by(Invoice.id)
-                .with_for_update()
+                # FOR NO KEY UPDATE, the lock its update takes: a worker's log row naming the
+                # invoice (a foreign key's KEY SHARE) does not wait for it
+                .with_for_update(key_share=True)
                 .execution_options(populate_existing=True)
             ):
                 ledger.invoices[inv.id] = inv

@@ -117,3 +117,50 @@ def test_a_payment_made_while_the_chunk_is_written_finds_its_plans(
     cli.run(AS_OF, "--no-execute")
     payer[0].join(timeout=60)
     _assert_settled(cli, session_factory)
+
+
+def test_a_payment_while_an_email_is_sent_keeps_the_sent_one_done(
+    cli: Cli,
+    env: dict[str, str],
+    session_factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The payment closes the plans (R8) and cancels their unfinished actions, but the one a
+    worker is sending stays `done`: each email written is its instance's."""
+    from recoup.actions import framework
+    from tests.test_run_e2e import outbox
+
+    _setup(cli, "invoice")
+    cli.run(AS_OF, "--no-execute")
+    assert [pending for _s, _b, pending in _plans(session_factory)] == [1, 1]
+    executor_for = framework.executor_for
+    payer: list[threading.Thread] = []
+
+    def pay_while_sending(action_type: str) -> Any:
+        execute = executor_for(action_type)
+        assert execute is not None
+
+        def sending(ctx: Any) -> Any:
+            outcome = execute(ctx)  # the email is written; its instance is not yet done
+            if not payer:
+                payer.append(threading.Thread(target=_pay, args=(session_factory,)))
+                payer[0].start()
+                time.sleep(1)  # the payment reaches the instance being sent, and waits
+            return outcome
+
+        return sending
+
+    monkeypatch.setattr(framework, "executor_for", pay_while_sending)
+    cli.run(AS_OF)  # nothing new to decide: it sends what is pending
+    payer[0].join(timeout=60)
+    with session_factory() as s:
+        done = s.scalar(
+            text(
+                "SELECT count(*) FROM action_instances WHERE type = 'send_email' AND status = 'done'"
+            )
+        )
+    assert len(outbox(env)) == done >= 1  # each email written is its instance, done
+    assert [(status, pending) for status, _b, pending in _plans(session_factory)] == [
+        ("recovered", 0),
+        ("recovered", 0),
+    ]
