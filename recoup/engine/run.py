@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -34,6 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.core.bulk import (
@@ -941,6 +943,33 @@ _Item = tuple[Unit, Outcome, _PlanRec | None, str, Sequence[_InvoiceRec], Iterab
 # --- applying decisions --------------------------------------------------------------------
 
 
+LOCK_TRIES = 200  # 50 ms apart: 10 s before waiting with some locks held
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _share_locked(session: Session, query: Any, run_id: int) -> Sequence[Any]:
+    """PostgreSQL: the rows of `query`, FOR SHARE (it blocks their updates until the chunk
+    commits), all at once or none: waiting for one while holding others could deadlock with
+    an import updating the same invoices in another order. A writer holding some of them
+    commits soon; the locks are tried again."""
+    for attempt in range(LOCK_TRIES):
+        try:
+            with session.begin_nested():
+                return (
+                    session.connection()
+                    .execute(query.with_for_update(read=True, nowait=True))
+                    .all()
+                )
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            if attempt == 0:
+                logger.info("run %s: a chunk's invoices are being changed; waiting", run_id)
+            time.sleep(0.05)
+    logger.info("run %s: a chunk's invoices still changing after 10 s; waiting on them", run_id)
+    return session.connection().execute(query.with_for_update(read=True)).all()
+
+
 def _settle_changed(session: Session, ctx: _Context, invoice_ids: list[str]) -> int:
     """Invoices that changed after their chunk was decided (a payment, an import or a dispute
     committed in between): the chunk's rows are written as decided, then what the change
@@ -1453,8 +1482,10 @@ class _Batch:
             .order_by(Invoice.id)
         )
         if self.dialect == "postgresql":
-            query = query.with_for_update(read=True)  # FOR SHARE: blocks their updates
-        now = {row[0]: tuple(row) for row in session.connection().execute(query)}
+            rows = _share_locked(session, query, self.ctx.run_id)
+        else:
+            rows = session.connection().execute(query).all()
+        now = {row[0]: tuple(row) for row in rows}
         seen, self.seen = self.seen, []
         return sorted(fact[0] for fact in seen if now.get(fact[0]) != fact)
 

@@ -5,6 +5,7 @@ leave no plan open on a paid debt. These tests force each interleaving in-proces
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import timedelta
@@ -163,4 +164,44 @@ def test_a_payment_while_an_email_is_sent_keeps_the_sent_one_done(
     assert [(status, pending) for status, _b, pending in _plans(session_factory)] == [
         ("recovered", 0),
         ("recovered", 0),
+    ]
+
+
+def test_a_chunk_waits_for_a_writer_holding_its_invoices_then_settles_what_it_wrote(
+    cli: Cli,
+    db_url: str,
+    session_factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A writer holds one of the chunk's invoices (uncommitted) when the chunk is written: the
+    chunk waits for it (PostgreSQL: retrying its locks, none held meanwhile) and then sees
+    the invoice paid; the plan it opened for it closes `recovered`, the other stays active."""
+    _setup(cli, "invoice")
+    build = run_module._Batch.build
+    locked = threading.Event()
+
+    def writer() -> None:
+        with session_factory.kw["bind"].connect() as connection:
+            connection.execute(
+                text("UPDATE invoices SET amount_due = 0, status = 'paid' WHERE id = 'I1'")
+            )
+            locked.set()
+            time.sleep(1)
+            connection.commit()
+
+    def build_then_hold(batch: Any, session: Session, items: list[Any]) -> None:
+        build(batch, session, items)
+        threading.Thread(target=writer).start()
+        assert locked.wait(30)
+
+    monkeypatch.setattr(run_module._Batch, "build", build_then_hold)
+    caplog.set_level(logging.INFO, logger="recoup.engine.run")
+    cli.run(AS_OF, "--no-execute")
+    if db_url.startswith("postgresql"):
+        assert "invoices are being changed; waiting" in caplog.text  # no lock held meanwhile
+    assert "1 invoice(s) changed while their chunk was decided (I1)" in caplog.text
+    assert [(status, pending) for status, _b, pending in _plans(session_factory)] == [
+        ("recovered", 0),
+        ("active", 1),
     ]
