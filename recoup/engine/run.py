@@ -988,7 +988,7 @@ def _settle_changed(session: Session, ctx: _Context, invoice_ids: list[str]) -> 
     at again. Returns the plans recovered."""
     logger.info(
         "run %s: %d invoice(s) changed while their chunk was decided (%s): their plans are "
-        "settled again (R8) and they are checked again",
+        "settled again (rule R8 in docs/rules.md) and they are checked again",
         ctx.run_id,
         len(invoice_ids),
         ", ".join(invoice_ids[:5]) + (", ..." if len(invoice_ids) > 5 else ""),
