@@ -34,6 +34,7 @@ from recoup.book.schemas import (
     resolve_balance,
     table_from_dicts,
 )
+from recoup.core.db import hold_write_lock
 from recoup.core.errors import Conflict, InvalidInput, NotFound
 from recoup.core.log import log, log_row
 from recoup.core.schedule import recheck_invoices
@@ -675,25 +676,41 @@ class _Ledger:
     @classmethod
     def load(cls, session: Session, payments: list[PaymentIn], mode: str) -> _Ledger:
         ledger = cls()
-        named = sorted({p.invoice_id for p in payments if p.invoice_id})
-        for chunk in _chunks(named):
-            for inv in session.scalars(
-                select(Invoice).options(lazyload(Invoice.customer)).where(Invoice.id.in_(chunk))
-            ):
-                ledger.invoices[inv.id] = inv
+        wanted = {p.invoice_id for p in payments if p.invoice_id}
         spread = sorted({p.customer_id for p in payments if not p.invoice_id})
         for chunk in _chunks(spread):
+            wanted.update(
+                session.scalars(
+                    select(Invoice.id).where(
+                        Invoice.customer_id.in_(chunk),
+                        Invoice.status.in_(OPEN_INVOICE_STATUSES),
+                        Invoice.amount_due > 0,
+                    )
+                )
+            )
+        # Lock the invoices before looking up their plans, all in id order (as the run locks a
+        # chunk's): a run's chunk deciding on them commits first and its plans are found here,
+        # or it waits for this import and sees the payments (R8). SQLite: the write lock.
+        hold_write_lock(session)
+        for chunk in _chunks(sorted(wanted)):
             for inv in session.scalars(
                 select(Invoice)
                 .options(lazyload(Invoice.customer))
-                .where(
-                    Invoice.customer_id.in_(chunk),
-                    Invoice.status.in_(OPEN_INVOICE_STATUSES),
-                    Invoice.amount_due > 0,
-                )
-                .order_by(Invoice.due_date, Invoice.id)
+                .where(Invoice.id.in_(chunk))
+                .order_by(Invoice.id)
+                # FOR NO KEY UPDATE, the lock its update takes: a worker's log row naming the
+                # invoice (a foreign key's KEY SHARE) does not wait for it
+                .with_for_update(key_share=True)
+                .execution_options(populate_existing=True)
             ):
                 ledger.invoices[inv.id] = inv
+        spread_set = set(spread)
+        for inv in sorted(ledger.invoices.values(), key=lambda i: (i.due_date, i.id)):
+            if (
+                inv.customer_id in spread_set
+                and inv.status in OPEN_INVOICE_STATUSES
+                and inv.amount_due > 0
+            ):
                 ledger.open_by_account[(inv.customer_id, inv.currency)].append(inv)
         open_statuses = [s.value for s in OPEN_PLAN_STATUSES]
         for chunk in _chunks(sorted(ledger.invoices)):

@@ -127,6 +127,20 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def hold_write_lock(session: Session) -> None:
+    """SQLite: take the database's write lock now (BEGIN IMMEDIATE), before the reads a write
+    depends on. The driver starts a transaction only at the first write, so reads before it
+    each see their own moment, and another writer may commit between them and that write.
+    Inside a transaction that has written, the lock is already held. PostgreSQL locks rows
+    instead (SELECT ... FOR UPDATE / FOR SHARE)."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    driver = connection.connection.dbapi_connection
+    if driver is not None and not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     """The edge's transaction: commit on success, roll back on any error."""

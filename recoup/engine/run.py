@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import logging
 import multiprocessing
 import os
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +27,7 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    cast,
     exists,
     func,
     or_,
@@ -33,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.core.bulk import (
@@ -45,7 +49,9 @@ from recoup.core.bulk import (
 )
 from recoup.core.clock import today_in, utc_now
 from recoup.core.config import EnvConfig
+from recoup.core.db import hold_write_lock
 from recoup.core.errors import Conflict, InvalidInput
+from recoup.core.schedule import recheck_invoices
 from recoup.core.settings import get_settings
 from recoup.domain.enums import (
     OPEN_PLAN_STATUSES,
@@ -93,9 +99,11 @@ from recoup.models import (
     Run,
     Task,
 )
-from recoup.plans.closing import close_plan
+from recoup.plans.closing import close_plan, refresh_plans_after_change
 from recoup.plans.links import plan_links
 from recoup.plans.promise import PromiseCheck, promises_due
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 2000
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -389,7 +397,12 @@ def _run_chunks(
         before = ctx.stats.counts()
         try:
             with factory.begin() as session:
+                changed = batch.lock_invoices(session)
                 batch.flush(session)  # counts the tasks it creates
+                if changed:
+                    batch.stats_delta["plans_recovered"] = batch.stats_delta.get(
+                        "plans_recovered", 0
+                    ) + _settle_changed(session, ctx, changed)
         except BaseException:
             ctx.stats.restore(before)  # rolled back: nothing of this chunk happened
             raise
@@ -663,6 +676,7 @@ class _InvoiceRec:
     status: str
     disputed: bool
     next_check_on: date | None
+    stamp: str  # FACT_STAMP
 
 
 @dataclass(slots=True)
@@ -697,6 +711,24 @@ CUSTOMER_COLUMNS = (
     Customer.policy,
     Customer.attributes,
 )
+# What a chunk's decisions rest on, per invoice, as one string the database builds: the
+# chunk's write compares it with what the decider read (two short strings per invoice to
+# send and compare, no conversions).
+FACT_STAMP = (
+    cast(Invoice.amount_due, String)
+    + "|"
+    + Invoice.status
+    + "|"
+    + cast(Invoice.disputed, String)
+    + "|"
+    + cast(Invoice.due_date, String)
+    + "|"
+    + Invoice.customer_id
+    + "|"
+    + Invoice.currency
+    + "|"
+    + Invoice.type
+).label("stamp")
 INVOICE_COLUMNS = (
     Invoice.id,
     Invoice.customer_id,
@@ -714,6 +746,7 @@ INVOICE_COLUMNS = (
     .correlate(Invoice)
     .scalar_subquery()
     .label("check_on"),
+    FACT_STAMP,
 )
 PLAN_COLUMNS = (
     Plan.id,
@@ -929,6 +962,52 @@ _Item = tuple[Unit, Outcome, _PlanRec | None, str, Sequence[_InvoiceRec], Iterab
 # --- applying decisions --------------------------------------------------------------------
 
 
+LOCK_TRIES = 200  # 50 ms apart: 10 s before waiting with some locks held
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _share_locked(session: Session, query: Any, run_id: int) -> Sequence[Any]:
+    """PostgreSQL: the rows of `query`, FOR SHARE (it blocks their updates until the chunk
+    commits), all at once or none: waiting for one while holding others could deadlock with
+    an import updating the same invoices in another order. A writer holding some of them
+    commits soon; the locks are tried again."""
+    for attempt in range(LOCK_TRIES):
+        try:
+            with session.begin_nested():
+                return (
+                    session.connection()
+                    .execute(query.with_for_update(read=True, nowait=True))
+                    .all()
+                )
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            if attempt == 0:
+                logger.info("run %s: a chunk's invoices are being changed; waiting", run_id)
+            time.sleep(0.05)
+    logger.info("run %s: a chunk's invoices still changing after 10 s; waiting on them", run_id)
+    return session.connection().execute(query.with_for_update(read=True)).all()
+
+
+def _settle_changed(session: Session, ctx: _Context, invoice_ids: list[str]) -> int:
+    """Invoices that changed after their chunk was decided (a payment, an import or a dispute
+    committed in between): the chunk's rows are written as decided, then what the change
+    would have done to them, had it come after the write, is done here, in the same
+    transaction: plans whose debt is gone close `recovered` (R8) and the invoices are looked
+    at again. Returns the plans recovered."""
+    logger.info(
+        "run %s: %d invoice(s) changed while their chunk was decided (%s): their plans are "
+        "settled again (rule R8 in docs/rules.md) and they are checked again",
+        ctx.run_id,
+        len(invoice_ids),
+        ", ".join(invoice_ids[:5]) + (", ..." if len(invoice_ids) > 5 else ""),
+    )
+    recovered = refresh_plans_after_change(session, invoice_ids, on=ctx.as_of, actor=ctx.actor)
+    recheck_invoices(session, invoice_ids)
+    session.flush()
+    return len(recovered)
+
+
 class _Batch:
     """A chunk's decisions turned into rows (`build`, while the previous chunk is written),
     then written in bulk in the chunk's transaction (`flush`)."""
@@ -937,6 +1016,8 @@ class _Batch:
         self.ctx = ctx
         self.dialect = dialect
         self.stats_delta: dict[str, int] = {}
+        # the facts (FACT_COLUMNS) of every invoice the chunk was decided on
+        self.seen: list[tuple[Any, ...]] = []
         self.logs: list[tuple[Any, ...]] = []
         self.instances: list[tuple[Any, ...]] = []
         self._formats()
@@ -1006,8 +1087,11 @@ class _Batch:
         ]
         if promised:  # rare: one query for the chunk's promises that came due
             self.promises = promises_due(session, promised)
+        seen = self.seen
         for index, (unit, outcome, plan, customer_id, invoices, stale) in enumerate(items):
             self.apply(unit, outcome, opened.get(index, plan), customer_id, invoices, stale)
+            seen.extend((inv.id, inv.stamp) for inv in invoices)
+            seen.extend((inv.id, inv.stamp) for inv in stale)
         self._plan_rows()
         self.promises = {}  # used by apply only; not sent to the writing process
 
@@ -1390,6 +1474,28 @@ class _Batch:
             if getattr(plan, key) != value:
                 setattr(plan, key, value)
                 self.dirty_plans[plan.id] = plan
+
+    def lock_invoices(self, session: Session) -> list[str]:
+        """First in the chunk's write transaction: lock the invoices the chunk was decided on
+        and return those that changed since. A payment or import that commits before this
+        is seen here; one that comes later waits for the chunk's commit (PostgreSQL: the row
+        locks, in id order as a payment takes them; SQLite: the write lock) and then finds
+        the chunk's plans to close."""
+        if not self.seen:
+            return []
+        ids = [fact[0] for fact in self.seen]
+        if self.dialect == "postgresql":
+            query = select(Invoice.id, FACT_STAMP).where(_among(session, Invoice.id, ids))
+            rows = _share_locked(session, query.order_by(Invoice.id), self.ctx.run_id)
+        else:
+            hold_write_lock(session)
+            # the ids as one JSON parameter: binding thousands of them cost more than the read
+            each = func.json_each(bindparam("ids", json_text(ids))).table_valued("value")
+            query = select(Invoice.id, FACT_STAMP).where(Invoice.id.in_(select(each.c.value)))
+            rows = session.connection().execute(query).all()
+        now = dict(rows)
+        seen, self.seen = self.seen, []
+        return sorted(invoice_id for invoice_id, stamp in seen if now.get(invoice_id) != stamp)
 
     def flush(self, session: Session) -> None:
         if self.plan_rows:

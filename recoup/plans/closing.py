@@ -45,11 +45,15 @@ def cancel_pending_work(
 ) -> None:
     """Cancel the plan's unfinished action instances and open tasks, each logged."""
     now = utc_now()
+    # FOR UPDATE: an instance a worker is executing is locked until it is done; waiting for it
+    # and re-reading its status keeps a finished one finished (an email sent stays `done`)
     instances = session.scalars(
-        select(ActionInstance).where(
+        select(ActionInstance)
+        .where(
             ActionInstance.plan_id == plan.id,
             ActionInstance.status.in_([s.value for s in UNFINISHED_INSTANCE_STATUSES]),
         )
+        .with_for_update()
     ).all()
     for instance in instances:
         instance.status = InstanceStatus.cancelled

@@ -141,15 +141,6 @@ def test_sigkill_of_a_run_produces_no_duplicate(
     exactly_once.test_run_killed_half_way_and_restarted_does_everything_once(env, tmp_path, db_url)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "found by this test, not fixed here (engine): a run decides chunk N+1 in a second "
-        "process while it writes chunk N, and the write does not re-check the invoices; a "
-        "payment committed in between leaves a plan opened, and active, for a paid invoice "
-        "(nothing is sent: the executor's guard skips it). Flaky: the race is timing-bound."
-    ),
-    strict=False,
-)
 def test_a_run_imports_and_payments_at_once_stay_consistent(
     cli: Cli, env: dict[str, str], session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
