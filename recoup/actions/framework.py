@@ -374,10 +374,7 @@ def recover_lost(
                 update(ActionInstance)
                 .where(mine, ActionInstance.id != culprit.id)
                 .values(
-                    status=InstanceStatus.pending.value,
-                    leased_by=None,
-                    lease_until=None,
-                    attempts=ActionInstance.attempts - 1,
+                    **_HANDED_BACK,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -532,6 +529,16 @@ def _execute_pending(
     return stats
 
 
+# An instance handed back unexecuted: pending again, its lease dropped and the attempt its
+# claim counted given back.
+_HANDED_BACK: dict[str, Any] = {
+    "status": InstanceStatus.pending.value,
+    "leased_by": None,
+    "lease_until": None,
+    "attempts": ActionInstance.attempts - 1,
+}
+
+
 def release_leases(factory: sessionmaker[Session], ids: list[int], *, token: str) -> int:
     """Hand back instances leased to `token` and not started: due again at once, for any
     worker, their claim's attempt given back. Returns how many were released."""
@@ -546,10 +553,7 @@ def release_leases(factory: sessionmaker[Session], ids: list[int], *, token: str
                 ActionInstance.status == InstanceStatus.running.value,
             )
             .values(
-                status=InstanceStatus.pending.value,
-                leased_by=None,
-                lease_until=None,
-                attempts=ActionInstance.attempts - 1,
+                **_HANDED_BACK,
             )
             .execution_options(synchronize_session=False)
         )
@@ -588,10 +592,7 @@ def _pause_channel(
                     ActionInstance.status == InstanceStatus.running.value,
                 )
                 .values(
-                    status=InstanceStatus.pending.value,
-                    leased_by=None,
-                    lease_until=None,
-                    attempts=ActionInstance.attempts - 1,
+                    **_HANDED_BACK,
                     next_attempt_at=down.retry_at,
                     transport_failures=outage,
                 )
