@@ -197,12 +197,14 @@ def test_the_sample_context_has_exactly_the_real_contexts_variables(
         )
     sample = sample_variables(mode="invoice")
     assert set(sample) == set(real)
-    # the real plan has no charge yet: compare the charges by the view both go through
-    assert _shape({k: v for k, v in sample.items() if k != "charges"}) == _shape(
-        {k: v for k, v in real.items() if k != "charges"}
+    # the real plan has no charge nor fee to come: compare those by their fields
+    lists = ("charges", "level_fees")
+    assert _shape({k: v for k, v in sample.items() if k not in lists}) == _shape(
+        {k: v for k, v in real.items() if k not in lists}
     )
     charge = sample["charges"][0]
     assert set(charge) == {"id", "amount", "currency", "service", "kind", "status", "created_on"}
+    assert set(sample["level_fees"][0]) == {"action", "service", "kind", "amount"}
     assert isinstance(sample["fees_total"], Money) and isinstance(sample["total_due"], Money)
     customer_mode = sample_variables(mode="customer")
     assert customer_mode["invoice"] is None and len(customer_mode["invoices"]) == 2

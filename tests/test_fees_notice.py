@@ -397,3 +397,41 @@ def test_run_charges_no_fee_to_a_customer_without_email(
     assert [(e["invoice_id"], e["details"]["reason"]) for e in skipped] == [
         ("I3", "no notice was delivered: email_notice skipped (customer has no email)")
     ]
+
+
+@pytest.mark.parametrize(
+    ("fee_type", "params", "announced"),
+    [
+        ("late_fee_fixed", {"amounts": {"EUR": "15.00"}}, "€15.00"),
+        ("late_fee_percent", {"rate": "2"}, "€20.00"),  # 2 % of the 1,000.00 owed
+    ],
+)
+def test_a_notice_states_the_fee_its_level_will_charge(
+    session_factory: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Path,
+    fee_type: str,
+    params: dict[str, Any],
+    announced: str,
+) -> None:
+    """The fee waits for its notice, so it is not among `charges` yet: `level_fees` says what
+    it will be, and the charge that follows is that amount."""
+    ids = _step(session_factory, fee_type=fee_type, template=False, **params)
+    with session_factory() as s, s.begin():
+        make_template(
+            s,
+            "notice_1",
+            body=(
+                "{% for fee in level_fees %}{{ fee.service }} {{ fee.amount|money }}; "
+                "{% endfor %}added: {{ level_fees_total|money }}; charged so far: "
+                "{{ fees_total|money }}"
+            ),
+        )
+    env = make_env(db_url, tmp_path)
+    execute(session_factory, env)
+    [eml] = sorted(env.outbox_dir.glob("*.eml"))
+    text = eml.read_text()
+    assert f"LATE_FEE {announced}; added: {announced}; charged so far: €0.00" in text
+    [charge] = _charges(session_factory)
+    assert charge.amount == D(announced.removeprefix("€"))
+    assert _instance(session_factory, ids["fee_15"]).status == "done"

@@ -10,7 +10,6 @@ and reported instead of being made twice; an email keeps the Message-ID of its i
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -26,42 +25,22 @@ from recoup.actions.email import (
     smtp_transport_error,
     write_outbox,
 )
+from recoup.actions.fee_rules import FEE_DECISIONS, level_fees
 from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
-from recoup.actions.render import build_variables, render_row, select_template, uses_fees
+from recoup.actions.render import (
+    build_variables,
+    render_row,
+    select_template,
+    uses_fees,
+    uses_level_fees,
+)
 from recoup.core.files import FileRefused, UnsafePath, read_inside
 from recoup.core.log import log
 from recoup.domain import fees
 from recoup.domain.enums import CANCELLED_ACCOUNT_STATUS, ActionType, Channel, Event
-from recoup.domain.money import parse_amount
 from recoup.models import Charge, StatusChange
 
 logger = logging.getLogger(__name__)
-
-
-# --- parameters ----------------------------------------------------------------------------
-
-
-def _decimal(ctx: ActionContext, value: Any, what: str) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, float):  # a YAML number: its shortest repr is what the user wrote
-        value = repr(value)
-    try:
-        return parse_amount(value)
-    except ValueError as exc:
-        raise PermanentFailure(f"action {ctx.instance.action}: {what}: {exc}") from exc
-
-
-def _per_currency(ctx: ActionContext, key: str) -> dict[str, Decimal]:
-    raw = ctx.params.get(key) or {}
-    if not isinstance(raw, dict):
-        raise PermanentFailure(f"action {ctx.instance.action}: {key} must map currency to amount")
-    out: dict[str, Decimal] = {}
-    for currency, value in raw.items():
-        amount = _decimal(ctx, value, f"{key}.{currency}")
-        if amount is not None:
-            out[str(currency).upper()] = amount
-    return out
 
 
 # --- charges -------------------------------------------------------------------------------
@@ -121,48 +100,17 @@ def _already_charged(ctx: ActionContext) -> Outcome | None:
     return Done(_charge_result(existing, already_charged=True))
 
 
-@register(ActionType.late_fee_fixed)
-def late_fee_fixed(ctx: ActionContext) -> Outcome:
+def _charge_fee(ctx: ActionContext) -> Outcome:
     done = _already_charged(ctx)
     if done is not None:
         return done
-    decision = fees.fixed_fee(_per_currency(ctx, "amounts"), ctx.currency)
-    return _charge(ctx, decision)
+    decision, details = FEE_DECISIONS[ctx.instance.type](ctx)
+    return _charge(ctx, decision, **details)
 
 
-@register(ActionType.late_fee_percent)
-def late_fee_percent(ctx: ActionContext) -> Outcome:
-    done = _already_charged(ctx)
-    if done is not None:
-        return done
-    rate = _decimal(ctx, ctx.params.get("rate"), "rate")
-    if rate is None:
-        raise PermanentFailure(f"action {ctx.instance.action} has no rate")
-    currency = ctx.currency
-    decision = fees.percent_fee(
-        ctx.balance,
-        rate,
-        minimum=_per_currency(ctx, "min").get(currency),
-        maximum=_per_currency(ctx, "max").get(currency),
-    )
-    return _charge(ctx, decision, rate=str(rate), balance=str(ctx.balance.amount))
-
-
-@register(ActionType.interest)
-def interest(ctx: ActionContext) -> Outcome:
-    done = _already_charged(ctx)
-    if done is not None:
-        return done
-    rate = _decimal(ctx, ctx.params.get("annual_rate"), "annual_rate")
-    if rate is None:
-        raise PermanentFailure(f"action {ctx.instance.action} has no annual_rate")
-    if ctx.plan is not None:
-        days = fees.days_overdue(ctx.today, ctx.plan.anchor_date, ctx.plan.paused_days)
-    else:
-        assert ctx.invoice is not None
-        days = fees.days_overdue(ctx.today, ctx.invoice.due_date)
-    decision = fees.interest(ctx.balance, rate, days)
-    return _charge(ctx, decision, annual_rate=str(rate), days=days, balance=str(ctx.balance.amount))
+register(ActionType.late_fee_fixed)(_charge_fee)
+register(ActionType.late_fee_percent)(_charge_fee)
+register(ActionType.interest)(_charge_fee)
 
 
 # --- account status (R12) ------------------------------------------------------------------
@@ -280,6 +228,7 @@ def send_email(ctx: ActionContext) -> Outcome:
         balance=ctx.balance,
         company=company,
         charges=ctx.charges if uses_fees(template) else (),
+        level_fees=level_fees(ctx) if uses_level_fees(template) else (),
     )
     rendered = render_row(template, variables)
     attach = bool(ctx.params.get("attach_invoice")) or bool(
@@ -360,8 +309,5 @@ def send_email(ctx: ActionContext) -> Outcome:
 
 __all__ = [
     "change_account_status",
-    "interest",
-    "late_fee_fixed",
-    "late_fee_percent",
     "send_email",
 ]

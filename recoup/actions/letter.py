@@ -14,8 +14,9 @@ from typing import Any
 
 from recoup.actions.context import ActionContext
 from recoup.actions.email import Attachment
+from recoup.actions.fee_rules import level_fees
 from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
-from recoup.actions.render import select_template
+from recoup.actions.render import select_template, uses_level_fees
 from recoup.core.errors import RecoupError
 from recoup.documents.letter import render_letter, to_pdf
 from recoup.documents.service import (
@@ -66,6 +67,7 @@ def generate_letter(ctx: ActionContext, code: str) -> dict[str, Any]:
         balance=ctx.balance,
         company=ctx.settings.company or {},
         charges=ctx.charges,
+        level_fees=level_fees(ctx) if uses_level_fees(template) else (),
     )
     pdf = to_pdf(letter.html)
     path = letter_path(ctx.env.documents_dir, ctx.instance)

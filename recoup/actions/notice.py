@@ -40,7 +40,7 @@ SEND_TYPES = (
     ActionType.send_letter.value,
     ActionType.send_sms.value,
 )
-_UNFINISHED = tuple(status.value for status in UNFINISHED_INSTANCE_STATUSES)
+UNFINISHED_STATUSES = tuple(status.value for status in UNFINISHED_INSTANCE_STATUSES)
 
 WAIT: Literal["wait"] = "wait"
 
@@ -48,7 +48,7 @@ WAIT: Literal["wait"] = "wait"
 RECHECK = timedelta(minutes=10)
 
 
-def _step(query: Any, instance: ActionInstance) -> Any:
+def step_instances(query: Any, instance: ActionInstance) -> Any:
     """The other instances of `instance`'s step: same plan (a reminder: same invoice), level."""
     query = query.where(ActionInstance.level == instance.level, ActionInstance.id != instance.id)
     if instance.plan_id is not None:
@@ -67,7 +67,7 @@ def wake_fees(ctx: ActionContext, now: datetime) -> None:
     if ctx.level is not None and not ctx.by_hand and len(ctx.level.actions or []) < 2:
         return
     ctx.session.execute(
-        _step(update(ActionInstance), instance)
+        step_instances(update(ActionInstance), instance)
         .where(
             ActionInstance.type.in_(FEE_TYPES),
             ActionInstance.status == InstanceStatus.pending.value,
@@ -81,7 +81,7 @@ def wake_fees(ctx: ActionContext, now: datetime) -> None:
 def _notices(ctx: ActionContext) -> list[ActionInstance]:
     """The send instances of the fee's step, in the order they were queued."""
     query = select(ActionInstance).where(ActionInstance.type.in_(SEND_TYPES))
-    query = _step(query, ctx.instance).order_by(ActionInstance.id)
+    query = step_instances(query, ctx.instance).order_by(ActionInstance.id)
     return list(ctx.session.scalars(query))
 
 
@@ -101,7 +101,7 @@ def notice_decision(ctx: ActionContext) -> tuple[str, dict[str, Any]] | Literal[
     notices = _notices(ctx)
     if not notices:  # a level with no send action charges as before
         return None
-    if any(n.status in _UNFINISHED for n in notices):
+    if any(n.status in UNFINISHED_STATUSES for n in notices):
         return WAIT
     if any(n.status == InstanceStatus.done for n in notices):
         return None
@@ -109,4 +109,13 @@ def notice_decision(ctx: ActionContext) -> tuple[str, dict[str, Any]] | Literal[
     return reason, {"notices": [n.action for n in notices]}
 
 
-__all__ = ["FEE_TYPES", "RECHECK", "SEND_TYPES", "WAIT", "notice_decision", "wake_fees"]
+__all__ = [
+    "FEE_TYPES",
+    "RECHECK",
+    "SEND_TYPES",
+    "UNFINISHED_STATUSES",
+    "WAIT",
+    "notice_decision",
+    "step_instances",
+    "wake_fees",
+]

@@ -359,6 +359,7 @@ def open_fees(charges: Sequence[Charge], currency: str) -> Money:
 
 
 FEE_VARIABLES = frozenset({"charges", "fees_total", "total_due"})
+LEVEL_FEE_VARIABLES = frozenset({"level_fees", "level_fees_total"})
 
 
 @lru_cache(maxsize=1024)
@@ -374,6 +375,17 @@ def uses_fees(template: TemplateRow) -> bool:
     query per message saved for every other template)."""
     sources = (template.subject, template.body)
     return any(_names_used(source) & FEE_VARIABLES for source in sources if source)
+
+
+def _fees_sum(found: Sequence[Mapping[str, Any]], currency: str) -> Money:
+    amounts = (f["amount"].amount for f in found if f["amount"].currency == currency)
+    return Money(sum(amounts, Decimal(0)), currency)
+
+
+def uses_level_fees(template: TemplateRow) -> bool:
+    """Whether the template announces its step's fees: only then are they computed."""
+    sources = (template.subject, template.body)
+    return any(_names_used(source) & LEVEL_FEE_VARIABLES for source in sources if source)
 
 
 def _pay_url(company: Mapping[str, Any], variables: Mapping[str, Any]) -> str | None:
@@ -394,8 +406,11 @@ def build_variables(
     balance: Money | None = None,
     company: Mapping[str, Any] | None = None,
     charges: Sequence[Charge] = (),
+    level_fees: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Template variables from ORM rows (the executor and `template preview` use this)."""
+    """Template variables from ORM rows (the executor and `template preview` use this).
+    `level_fees`: what the message's own step will charge once it is delivered
+    (recoup.actions.fee_rules.level_fees), each with its `amount` as Money."""
     invoice_list: list[Invoice] = list(invoices) if invoices is not None else []
     if not invoice_list and invoice is not None:
         invoice_list = [invoice]
@@ -423,6 +438,10 @@ def build_variables(
         "fees_total": fees,
         "total_due": balance + fees if balance is not None and fees is not None else balance,
         "deadline": today + timedelta(days=deadline_days) if deadline_days is not None else None,
+        "level_fees": [dict(fee) for fee in level_fees],
+        "level_fees_total": (
+            _fees_sum(level_fees, balance.currency) if balance is not None else None
+        ),
     }
     variables["pay_url"] = _pay_url(variables["company"], variables)
     return variables
@@ -526,6 +545,14 @@ def sample_variables(
         level=level,
         company=company,
         charges=[charge],
+        level_fees=[
+            {
+                "action": "sample_fee",
+                "service": "LATE_FEE",
+                "kind": "late_fee_fixed",
+                "amount": Money(Decimal("15.00"), currency),
+            }
+        ],
     )
     variables["customer"]["attributes"] = _AnyAttributes()
     return variables

@@ -17,8 +17,15 @@ from typing import Any
 import httpx
 
 from recoup.actions.context import ActionContext
+from recoup.actions.fee_rules import level_fees
 from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
-from recoup.actions.render import build_variables, render_row, select_template, uses_fees
+from recoup.actions.render import (
+    build_variables,
+    render_row,
+    select_template,
+    uses_fees,
+    uses_level_fees,
+)
 from recoup.actions.webhook import RetryableHttpError, unreachable
 from recoup.domain.enums import ActionType, Channel
 from recoup.domain.redact import url_problem
@@ -61,6 +68,7 @@ def send_sms(ctx: ActionContext) -> Outcome:
         balance=ctx.balance,
         company=dict(ctx.settings.company or {}),
         charges=ctx.charges if uses_fees(template) else (),
+        level_fees=level_fees(ctx) if uses_level_fees(template) else (),
     )
     text = render_row(template, variables).text.strip()
     segments = count_segments(text)

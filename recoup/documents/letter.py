@@ -355,6 +355,7 @@ def render_letter(
     balance: Money | None = None,
     company: Mapping[str, Any] | None = None,
     charges: Sequence[Charge] = (),
+    level_fees: Sequence[Mapping[str, Any]] = (),
 ) -> Letter:
     """Render `template` (a letter template) with the plan's data inside the layout."""
     company = dict(company or {})
@@ -369,6 +370,7 @@ def render_letter(
         balance=balance,
         company=company,
         charges=charges,
+        level_fees=level_fees,
     )
     rendered = render_row(template, variables)
     document, total = letter_html(
