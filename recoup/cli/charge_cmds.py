@@ -11,10 +11,9 @@ from recoup.cli.common import (
     actor_name,
     console,
     handle_errors,
-    parse_date,
+    on_date,
     transaction,
 )
-from recoup.core.settings import business_today
 from recoup.domain.money import money_text
 
 charge_app = typer.Typer(help="One late fee or interest charge.", no_args_is_help=True)
@@ -36,7 +35,7 @@ def waive(
     """Waive a charge: no longer owed (logged charge_waived, sent to webhooks)."""
     with transaction() as session:
         charge = get_charge(session, charge_id)
-        day = parse_date(on, "--on") or business_today(session)
+        day = on_date(session, on)
         waive_charge(session, charge, reason=reason, actor=actor_name(user), on=day)
         amount = money_text(charge.amount, charge.currency)
     console.print(f"charge {charge_id} ({amount} {charge.currency}) waived", highlight=False)
@@ -52,7 +51,7 @@ def export(
 ) -> None:
     """Mark charges exported: the billing system acknowledged them (logged charge_exported)."""
     with transaction() as session:
-        day = parse_date(on, "--on") or business_today(session)
+        day = on_date(session, on)
         done, already = export_charges(
             session, charge_ids or [], all_open=all_open, actor=actor_name(user), on=day
         )

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.core.config import EnvConfig, load_env
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
 from recoup.core.errors import RecoupError
+from recoup.core.settings import business_today
 from recoup.domain.enums import SYSTEM_ACTOR
 from recoup.domain.redact import redact_text, redact_url
 
@@ -162,6 +163,11 @@ def parse_date(value: str | None, option: str = "--as-of") -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise RecoupError(f"{option}: {value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def on_date(session: Session, on: str | None) -> date:
+    """The business date of a person's action: `--on`, else today in the settings' zone."""
+    return parse_date(on, "--on") or business_today(session)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -3,7 +3,6 @@ charges, log, explain. Listings print a table, or a JSON array with `--json`."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import typer
@@ -20,6 +19,7 @@ from recoup.cli.common import (
     actor_name,
     console,
     handle_errors,
+    on_date,
     output,
     parse_date,
     print_json,
@@ -234,10 +234,6 @@ def plan_show(plan_id: int, as_json: bool = JSON_ONE_OPTION) -> None:
     print_log(detail["log"])
 
 
-def _today(session: Any, on: str | None) -> date:
-    return parse_date(on, "--on") or business_today(session)
-
-
 @handle_errors
 def pause(
     plan_id: int,
@@ -256,7 +252,7 @@ def pause(
             plan,
             reason=reason,
             until=parse_date(until, "--until"),
-            on=_today(session, on),
+            on=on_date(session, on),
             actor=actor_name(user),
         )
     console.print(f"plan {plan_id} paused")
@@ -271,7 +267,7 @@ def resume(
     """Resume a paused plan."""
     with transaction() as session:
         plan = get_plan(session, plan_id)
-        resume_plan(session, plan, on=_today(session, on), actor=actor_name(user))
+        resume_plan(session, plan, on=on_date(session, on), actor=actor_name(user))
     console.print(f"plan {plan_id} resumed")
 
 
@@ -287,7 +283,7 @@ def stop(
         raise InvalidInput("--reason must not be empty")
     with transaction() as session:
         plan = get_plan(session, plan_id)
-        stop_plan(session, plan, reason=reason, on=_today(session, on), actor=actor_name(user))
+        stop_plan(session, plan, reason=reason, on=on_date(session, on), actor=actor_name(user))
     console.print(f"plan {plan_id} stopped")
 
 
@@ -297,7 +293,7 @@ def task_claim(task_id: int, on: str | None = ON_OPTION, user: str | None = USER
     """Claim an open task."""
     with transaction() as session:
         task = get_task(session, task_id)
-        claim_task(session, task, user=actor_name(user), on=_today(session, on))
+        claim_task(session, task, user=actor_name(user), on=on_date(session, on))
     console.print(f"task {task_id} claimed by {actor_name(user)}")
 
 
@@ -324,7 +320,7 @@ def task_complete(
     until, promised = parse_date(promise, "--promise"), parse_promised_amount(amount)
     with transaction() as session:
         task = get_task(session, task_id)
-        day = _today(session, on)
+        day = on_date(session, on)
         complete_task(session, task, user=actor_name(user), on=day, outcome=note)
         if until is not None:
             plan = promise_for_task(

@@ -20,6 +20,7 @@ from recoup.cli.common import (
     actor_name,
     console,
     handle_errors,
+    on_date,
     parse_date,
     plain_table,
     print_json,
@@ -29,7 +30,6 @@ from recoup.cli.common import (
 from recoup.cli.ops_cmds import TASK_FIELDS, log_row_out, plan_app, print_log, task_app
 from recoup.core.clock import utc_now
 from recoup.core.errors import InvalidInput
-from recoup.core.settings import business_today
 from recoup.domain.enums import SYSTEM_ACTOR, TaskStatus
 from recoup.domain.money import money_text, round_money
 from recoup.models import Task
@@ -68,10 +68,6 @@ WORK_RIGHT = frozenset({"id", "balance", "waited"})
 def register(app: typer.Typer) -> None:
     """`tasks` here; `task show|release` and `plan promise` hang on the groups of ops_cmds."""
     app.command("tasks")(tasks)
-
-
-def _on(session: Any, on: str | None) -> date:
-    return parse_date(on, "--on") or business_today(session)
 
 
 def work_row(item: WorkItem) -> dict[str, Any]:
@@ -213,7 +209,7 @@ def tasks(
     elif show_all:
         statuses = None
     with transaction() as session:
-        today = _on(session, on)
+        today = on_date(session, on)
         items = work_list(session, today=today, statuses=statuses, role=role, claimed_by=claimed_by)
         rows = [work_row(item) for item in items]
         if as_json:
@@ -234,7 +230,7 @@ def task_show(
     """Everything about one task: its plan, the customer, the invoices, the balance, the
     instructions and the history."""
     with transaction() as session:
-        today = _on(session, on)
+        today = on_date(session, on)
         detail = task_detail(session, task_id, today=today)
         item = detail.item
         row = work_row(item)
@@ -341,7 +337,7 @@ def task_release(
     """Give a claimed task back: it is open again, for anyone to claim."""
     with transaction() as session:
         task = get_task(session, task_id)
-        release_task(session, task, user=actor_name(user), on=_on(session, on), note=note)
+        release_task(session, task, user=actor_name(user), on=on_date(session, on), note=note)
     console.print(f"task {task_id} released: open again")
 
 
@@ -370,7 +366,13 @@ def plan_promise(
     with transaction() as session:
         plan = get_plan(session, plan_id)
         make_promise(
-            session, plan, until=day, amount=promised, on=_on(session, on), actor=actor, note=note
+            session,
+            plan,
+            until=day,
+            amount=promised,
+            on=on_date(session, on),
+            actor=actor,
+            note=note,
         )
         what = f"{money_text(plan.promise_amount or Decimal(0), plan.currency)} {plan.currency}"
     console.print(f"plan {plan_id} paused until {day}: {what} promised")
