@@ -29,7 +29,8 @@ from recoup.core.db import make_engine
 from recoup.engine.lock import holding
 from recoup.models import ActionInstance
 from tests.test_actions_email import _free_port
-from tests.test_run_e2e import DUE, POLICY_YAML
+from tests.test_run_e2e import DUE
+from tests.test_run_exactly_once import configured_cli
 
 AS_OF = DUE + timedelta(days=5)  # first_notice: an email and a fee per plan
 
@@ -76,20 +77,7 @@ def serve(handler: SlowSmtp) -> Iterator[str]:
 
 def make_book(tmp: Path, emails: list[str]) -> None:
     """One customer per address, each with one invoice 5 days overdue."""
-    runner = CliRunner()
-
-    def cli(*args: str) -> None:
-        result = runner.invoke(app, list(args), catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-
-    cli("init")
-    policy = tmp / "policy.yaml"
-    policy.write_text(
-        POLICY_YAML.format(
-            mode="invoice", catch_up="latest", transition="days_overdue", second_min=""
-        )
-    )
-    cli("config", "apply", str(policy))
+    cli = configured_cli(tmp)
     customers = tmp / "customers.csv"
     customers.write_text(
         "id,name,email,language,currency\n"

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,14 @@ N = 1200
 AS_OF = date(2026, 6, 1)
 
 
-def _book(tmp: Path, env: dict[str, str]) -> None:
+def configured_cli(tmp: Path) -> Callable[..., None]:
+    """A migrated database with the e2e policy applied; returns an in-process `recoup` that
+    must succeed."""
     runner = CliRunner()
 
     def cli(*args: str) -> None:
         result = runner.invoke(app, list(args), catch_exceptions=False)
-        assert result.exit_code == 0, result.stdout
+        assert result.exit_code == 0, result.output
 
     cli("init")
     policy = tmp / "policy.yaml"
@@ -42,6 +45,11 @@ def _book(tmp: Path, env: dict[str, str]) -> None:
         )
     )
     cli("config", "apply", str(policy))
+    return cli
+
+
+def _book(tmp: Path, env: dict[str, str]) -> None:
+    cli = configured_cli(tmp)
     customers = tmp / "customers.csv"
     customers.write_text(
         "id,name,email,language,currency\n"
