@@ -27,7 +27,14 @@ from recoup.cli.common import (
     print_table,
     transaction,
 )
-from recoup.cli.ops_cmds import TASK_FIELDS, log_row_out, plan_app, print_log, task_app
+from recoup.cli.ops_cmds import (
+    TASK_FIELDS,
+    log_row_out,
+    plan_app,
+    print_log,
+    task_app,
+    task_row,
+)
 from recoup.core.clock import utc_now
 from recoup.core.errors import InvalidInput
 from recoup.domain.enums import SYSTEM_ACTOR, TaskStatus
@@ -72,7 +79,7 @@ def register(app: typer.Typer) -> None:
 
 def work_row(item: WorkItem) -> dict[str, Any]:
     task, plan, customer = item.task, item.plan, item.customer
-    row: dict[str, Any] = {name: getattr(task, name) for name in TASK_FIELDS}
+    row: dict[str, Any] = task_row(task)
     row.update(
         customer_id=customer.id if customer else None,
         customer_name=customer.name if customer else None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.core.clock import utc_now
@@ -111,14 +110,3 @@ def release_task(
         **_plan_refs(session, task),
     )
     session.flush()
-
-
-def list_tasks(
-    session: Session, *, status: str | None = None, role: str | None = None
-) -> list[Task]:
-    query = select(Task).order_by(Task.id)
-    if status:
-        query = query.where(Task.status == status)
-    if role:
-        query = query.where(Task.role == role)
-    return list(session.scalars(query))
