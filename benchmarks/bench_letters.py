@@ -18,8 +18,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from recoup.actions.framework import execute_pending, executor_for
-from recoup.core.config import EnvConfig
 from recoup.core.db import make_engine, make_sessionmaker
+from recoup.core.env import EnvConfig
 from recoup.core.schema import upgrade
 from recoup.models import (
     ActionInstance,

@@ -34,12 +34,12 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import insert, text
 
-from recoup.config.service import apply_document
-from recoup.core.config import EnvConfig
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
+from recoup.core.env import EnvConfig
 from recoup.core.schedule import CHECK_NOW
 from recoup.core.schema import upgrade
 from recoup.models import Customer, Invoice, InvoiceCheck
+from recoup.policies.service import apply_document
 
 AS_OF = date(2026, 6, 1)
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/"
@@ -232,7 +232,7 @@ def run_cpu_seconds() -> float:
 
 
 def child(url: str, as_of: date, data_dir: str, profile: str | None) -> None:
-    from recoup.engine.run import run_dunning
+    from recoup.runs.run import run_dunning
 
     engine = make_engine(url)
     factory = make_sessionmaker(engine)

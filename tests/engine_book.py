@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.test_run_e2e import CUSTOMERS, Cli, invoice_csv
+from tests.runs.test_run_e2e import CUSTOMERS, Cli, invoice_csv
 
 DUE = date(2026, 3, 2)  # in the past of the machine's clock: no --future needed
 

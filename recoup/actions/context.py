@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.core.config import EnvConfig
+from recoup.core.env import EnvConfig
 from recoup.core.settings import get_settings
 from recoup.domain.enums import InstanceStatus, InvoiceStatus
 from recoup.domain.money import Money

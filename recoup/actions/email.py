@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from recoup.actions.errors import TransportError
-from recoup.core.config import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
+from recoup.core.env import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
 from recoup.core.errors import RecoupError
 from recoup.core.files import write_private
 

@@ -30,7 +30,7 @@ from recoup.actions.webhook import RetryableHttpError, unreachable
 from recoup.domain.enums import ActionType, Channel
 from recoup.domain.redact import url_problem
 from recoup.domain.sms import count_segments
-from recoup.events.transport import encode, post_json
+from recoup.webhooks.transport import encode, post_json
 
 ID_KEYS = ("id", "message_id", "messageId", "sid")
 

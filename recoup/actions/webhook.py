@@ -25,8 +25,8 @@ from recoup.actions.framework import Done, Outcome, PermanentFailure, register
 from recoup.domain.enums import ActionType
 from recoup.domain.money import money_text
 from recoup.domain.redact import redact_url, url_problem
-from recoup.events.payload import describe_plan, invoice_payload
-from recoup.events.transport import Response, post_signed
+from recoup.webhooks.payload import describe_plan, invoice_payload
+from recoup.webhooks.transport import Response, post_signed
 
 
 class RetryableHttpError(TransportError):

@@ -16,9 +16,9 @@ from recoup.core.errors import InvalidInput
 from recoup.core.log import log
 from recoup.core.settings import business_today
 from recoup.domain.enums import Event
-from recoup.events.payload import money_text
 from recoup.models import LogEntry
 from recoup.plans.service import get_plan
+from recoup.webhooks.payload import money_text
 
 
 def record_payment_failure(

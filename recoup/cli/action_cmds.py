@@ -8,7 +8,7 @@ import typer
 
 from recoup.cli.common import console, env, err_console, handle_errors, print_json, session_factory
 from recoup.core.clock import utc_now
-from recoup.engine.history import channel_notes
+from recoup.runs.history import channel_notes
 from recoup.worker import (
     BatchReport,
     StopFlag,

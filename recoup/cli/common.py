@@ -19,9 +19,9 @@ from rich.table import Table
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.core.config import EnvConfig, load_env
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
-from recoup.core.errors import RecoupError
+from recoup.core.env import EnvConfig, load_env
+from recoup.core.errors import RecoupError, cli_flag
 from recoup.core.settings import business_today
 from recoup.domain.enums import SYSTEM_ACTOR
 from recoup.domain.redact import redact_text, redact_url
@@ -76,7 +76,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except RecoupError as exc:
-            _print_error(escape(redact(str(exc))))
+            _print_error(escape(redact(exc.text(cli_flag))))
         except (OperationalError, ProgrammingError) as exc:
             _print_error(escape(database_problem(exc)))
         except DBAPIError as exc:  # any other driver error: its first line, no traceback

@@ -9,16 +9,16 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from recoup.cli.common import USER_OPTION, actor_name, console, handle_errors, transaction
-from recoup.config.files import MAX_FILE_BYTES, dump_yaml, load_yaml
-from recoup.config.service import (
+from recoup.core.errors import InvalidInput, RecoupError
+from recoup.domain.config_file import ConfigIssue
+from recoup.policies.files import MAX_FILE_BYTES, dump_yaml, load_yaml
+from recoup.policies.service import (
     apply_document,
     check_document,
     check_file,
     config_warnings,
     export_config,
 )
-from recoup.core.errors import InvalidInput, RecoupError
-from recoup.domain.config_file import ConfigIssue
 
 config_app = typer.Typer(
     help="Policies as code: validate, apply and export the configuration file.",

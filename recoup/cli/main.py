@@ -13,7 +13,6 @@ from recoup.cli import (
     customer_cmds,
     demo_cmds,
     document_cmds,
-    event_cmds,
     import_cmds,
     ops_cmds,
     plan_action_cmds,
@@ -21,6 +20,7 @@ from recoup.cli import (
     retry_cmds,
     run_cmds,
     task_cmds,
+    webhook_cmds,
 )
 
 app = typer.Typer(
@@ -64,7 +64,7 @@ for module in (
     action_cmds,
     retry_cmds,
     document_cmds,
-    event_cmds,
+    webhook_cmds,
     report_cmds,
     demo_cmds,
 ):

@@ -25,9 +25,9 @@ from recoup.cli.common import (
 from recoup.core.clock import utc_now
 from recoup.core.schema import upgrade
 from recoup.core.settings import business_today, get_settings
-from recoup.engine import run as engine_run
-from recoup.engine.history import RUN_FIELDS, channel_notes, list_runs
-from recoup.engine.lock import run_in_progress
+from recoup.runs import run as engine_run
+from recoup.runs.history import RUN_FIELDS, channel_notes, list_runs
+from recoup.runs.lock import run_in_progress
 
 
 def register(app: typer.Typer) -> None:

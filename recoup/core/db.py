@@ -9,11 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from recoup.core.errors import RecoupError
+from recoup.core.errors import Conflict, RecoupError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -143,11 +143,21 @@ def hold_write_lock(session: Session) -> None:
 
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """The edge's transaction: commit on success, roll back on any error."""
+    """The edge's transaction: commit on success, roll back on any error.
+
+    A uniqueness the database enforced (two writers created the same row at once) comes out as
+    a Conflict: nothing was written, and doing it again is safe."""
     session = factory()
     try:
         yield session
         session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(
+            "the same rows were changed at the same time by someone else; nothing was "
+            "written, try again",
+            details=[str(exc.orig).splitlines()[0]] if exc.orig else [],
+        ) from exc
     except BaseException:
         session.rollback()
         raise

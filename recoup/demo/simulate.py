@@ -25,18 +25,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.book import service as book_service
 from recoup.book.schemas import read_csv
-from recoup.config.files import load_yaml
-from recoup.config.service import apply_document
-from recoup.core.config import EnvConfig
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
+from recoup.core.env import EnvConfig
 from recoup.core.errors import InvalidInput
 from recoup.core.schema import upgrade
 from recoup.core.settings import business_today
 from recoup.demo import summary as demo_summary
 from recoup.demo.book import BookFiles, make_book, write_book
 from recoup.domain.enums import TaskStatus
-from recoup.engine.run import run_dunning
 from recoup.models import Task
+from recoup.policies.files import load_yaml
+from recoup.policies.service import apply_document
+from recoup.runs.run import run_dunning
 from recoup.tasks.service import claim_task, complete_task
 
 POLICIES = Path(__file__).resolve().parent / "policies.yaml"

@@ -22,7 +22,7 @@ from recoup.actions.render import (
     render_row,
     select_template,
 )
-from recoup.core.config import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
+from recoup.core.env import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.files import write_private
 from recoup.core.settings import get_settings

@@ -4,8 +4,8 @@ from alembic import context
 from sqlalchemy import Connection
 
 from recoup import models  # noqa: F401  (registers the tables)
-from recoup.core.config import load_env
 from recoup.core.db import Base, make_engine
+from recoup.core.env import load_env
 
 target_metadata = Base.metadata
 

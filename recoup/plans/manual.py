@@ -12,7 +12,7 @@ status); the person may choose another active template of the same channel, or a
 the instance through the framework's own path (guard, executor, outcome, log, retry/failure),
 so every log entry carries the person as its actor. A request whose process dies before the
 effect is made is taken over by a worker at once (its liveness lock is free, see
-recoup.engine.lock.holding); a transient failure is retried
+recoup.runs.lock.holding); a transient failure is retried
 by the worker (on a paused plan, once it resumes).
 """
 
@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.actions.context import MANUAL_REQUEST
 from recoup.actions.framework import lease_duration, process_instance
 from recoup.core.clock import utc_now
-from recoup.core.config import EnvConfig
+from recoup.core.env import EnvConfig
 from recoup.core.errors import Conflict, InvalidInput
 from recoup.core.log import log
 from recoup.core.settings import business_today
@@ -46,9 +46,9 @@ from recoup.domain.enums import (
     Event,
     InstanceStatus,
 )
-from recoup.engine.lock import holding
 from recoup.models import ActionInstance, ActionRow, LevelRow, Plan, TemplateRow
 from recoup.plans.service import get_plan
+from recoup.runs.lock import holding
 
 
 class ManualKind(StrEnum):

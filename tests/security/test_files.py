@@ -25,10 +25,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.email import outbox_name
-from recoup.core.config import EnvConfig, load_env
+from recoup.core.env import EnvConfig, load_env
 from recoup.core.errors import RecoupError
 from recoup.documents.service import write_file
 from recoup.models import ActionInstance, ActionRow, Plan, PlanInvoice
+from tests.actions.test_actions_email import PDF_BYTES, SmtpServer, smtp_server  # noqa: F401
+from tests.documents.test_letters import letter_book
 from tests.factories_actions import (
     execute,
     make_action,
@@ -39,8 +41,6 @@ from tests.factories_actions import (
     make_policy,
     make_template,
 )
-from tests.test_actions_email import PDF_BYTES, SmtpServer, smtp_server  # noqa: F401
-from tests.test_letters import letter_book
 
 SQLITE_HEADER = b"SQLite format 3"
 

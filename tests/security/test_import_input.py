@@ -25,9 +25,9 @@ from recoup.core.db import unit_of_work
 from recoup.core.errors import InvalidInput
 from recoup.documents.service import letter_path
 from recoup.models import ActionInstance, Customer, Invoice, LogEntry, Payment
+from tests.actions.test_actions_email import SmtpServer, _setup, smtp_server  # noqa: F401
 from tests.factories import make_customer, make_invoice
 from tests.factories_actions import execute, make_env
-from tests.test_actions_email import SmtpServer, _setup, smtp_server  # noqa: F401
 
 runner = CliRunner()
 

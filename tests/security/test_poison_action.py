@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from recoup.core.db import make_engine
 from recoup.domain.retry import MAX_ATTEMPTS
 from recoup.models import ActionInstance, LogEntry, Task
-from tests.test_crash_restart import (
+from tests.runs.test_crash_restart import (
     SlowSmtp,
     kill,
     make_book,

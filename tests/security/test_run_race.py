@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.book.service import import_payments
 from recoup.core.db import unit_of_work
-from recoup.engine import run as run_module
-from tests.test_run_e2e import DUE, Cli, invoice_csv
+from recoup.runs import run as run_module
+from tests.runs.test_run_e2e import DUE, Cli, invoice_csv
 
 AS_OF = DUE + timedelta(days=10)
 
@@ -129,7 +129,7 @@ def test_a_payment_while_an_email_is_sent_keeps_the_sent_one_done(
     """The payment closes the plans (R8) and cancels their unfinished actions, but the one a
     worker is sending stays `done`: each email written is its instance's."""
     from recoup.actions import framework
-    from tests.test_run_e2e import outbox
+    from tests.runs.test_run_e2e import outbox
 
     _setup(cli, "invoice")
     cli.run(AS_OF, "--no-execute")
@@ -196,7 +196,7 @@ def test_a_chunk_waits_for_a_writer_holding_its_invoices_then_settles_what_it_wr
         assert locked.wait(30)
 
     monkeypatch.setattr(run_module._Batch, "build", build_then_hold)
-    caplog.set_level(logging.INFO, logger="recoup.engine.run")
+    caplog.set_level(logging.INFO, logger="recoup.runs.run")
     cli.run(AS_OF, "--no-execute")
     if db_url.startswith("postgresql"):
         assert "invoices are being changed; waiting" in caplog.text  # no lock held meanwhile

@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from recoup.cli.main import app
-from recoup.config.service import export_config
-from recoup.core.config import EnvConfig
+from recoup.core.env import EnvConfig
 from recoup.domain.redact import redact_text, redact_url, url_secrets
 from recoup.models import ActionInstance, WebhookEndpoint
+from recoup.policies.service import export_config
 from tests.factories_actions import (
     TODAY,
     execute,
@@ -37,7 +37,7 @@ from tests.factories_actions import (
     make_template,
 )
 from tests.http_recorder import Recorder, http_recorder
-from tests.test_events import _apply, _document
+from tests.webhooks.test_events import _apply, _document
 
 PASSWORD = "Hunter2Secret"
 WEBHOOK_SECRET = "whsec_NeverPrinted42"
@@ -331,7 +331,7 @@ def test_a_failed_runs_recorded_error_has_no_url_credentials(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from recoup.engine import run as engine_run
+    from recoup.runs import run as engine_run
 
     with session_factory() as s, s.begin():
         make_policy(s, levels=[("first", 5, []), ("final", 20, [])])
@@ -362,7 +362,7 @@ def _fragments_absent(text_: str) -> None:
 def test_a_malformed_sms_url_fails_at_once_without_quoting_it(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
 ) -> None:
-    from tests.test_sms import _setup as sms_setup
+    from tests.actions.test_sms import _setup as sms_setup
 
     instance_id, _ = sms_setup(session_factory)
     url = f"http://sms:{BROKEN_PASSWORD}@127.0.0.1:1/send"

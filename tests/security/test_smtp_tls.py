@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.email import parse_smtp_url
 from recoup.core.errors import RecoupError
+from tests.actions.test_actions_email import Collector, _free_port, _instance, _setup
 from tests.factories_actions import execute, make_env
-from tests.test_actions_email import Collector, _free_port, _instance, _setup
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 
 from recoup.actions.render import TemplateError, TemplateLimitExceeded, render_string
 from recoup.cli.main import app
-from recoup.core.config import load_env
+from recoup.core.env import load_env
 from recoup.documents.assets import external_references
 from recoup.models import ActionInstance, Document, LogEntry, Task, TemplateRow
+from tests.documents.test_letters import letter_book
 from tests.factories_actions import (
     execute,
     make_action,
@@ -30,7 +31,6 @@ from tests.factories_actions import (
     make_template,
 )
 from tests.http_recorder import Recorder, http_recorder
-from tests.test_letters import letter_book
 
 runner = CliRunner()
 SECRET = "top-secret-3f9a1c"

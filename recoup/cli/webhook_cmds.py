@@ -1,0 +1,90 @@
+"""Webhooks out and the billing system's answers (SPEC §3, §5): `recoup deliveries`,
+`recoup events deliver`, `recoup payment-failed PLAN_ID --reason ...`."""
+
+from __future__ import annotations
+
+import typer
+
+from recoup.billing.service import record_payment_failure
+from recoup.cli.common import (
+    JSON_ONE_OPTION,
+    JSON_OPTION,
+    USER_OPTION,
+    actor_name,
+    console,
+    env,
+    handle_errors,
+    output,
+    parse_date,
+    print_json,
+    session_factory,
+    transaction,
+)
+from recoup.webhooks.service import DELIVERY_FIELDS, list_deliveries, pump
+
+TABLE_FIELDS = ["id", "event", "status", "attempts", "last_status_code", "url", "last_error"]
+
+events_app = typer.Typer(
+    help="Events sent to the configured webhook endpoints.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deliveries")(deliveries)
+    app.add_typer(events_app, name="events")
+    app.command("payment-failed")(payment_failed)
+
+
+@handle_errors
+def deliveries(
+    status: str | None = typer.Option(
+        None, help="Only deliveries in this status (pending, delivered, failed)."
+    ),
+    limit: int = typer.Option(1000, help="At most this many (newest first)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The delivery log of outgoing events: one row per event and endpoint."""
+    with transaction() as session:
+        rows = list_deliveries(session, status=status, limit=limit)
+    if as_json:
+        print_json([{k: row[k] for k in DELIVERY_FIELDS} for row in rows])
+    else:
+        output(rows, TABLE_FIELDS, as_json=False, title="Deliveries")
+
+
+@events_app.command("deliver")
+@handle_errors
+def deliver(as_json: bool = JSON_ONE_OPTION) -> None:
+    """Queue new events for every endpoint and send what is due now."""
+    stats = pump(session_factory(), env=env())
+    if as_json:
+        print_json([stats.as_dict()])
+        return
+    console.print(
+        f"queued {stats.enqueued}, delivered {stats.delivered}, "
+        f"to retry {stats.retried}, failed {stats.failed}"
+    )
+    if stats.note:
+        console.print(f"[yellow]{stats.note}[/yellow]")
+
+
+@handle_errors
+def payment_failed(
+    plan_id: int = typer.Argument(..., help="The plan whose payment retry failed."),
+    reason: str = typer.Option(..., "--reason", help="Why the billing system could not collect."),
+    key: str | None = typer.Option(None, "--key", help="Idempotency key of the retry request."),
+    on: str | None = typer.Option(None, "--on", help="Business date (default: today)."),
+    user: str | None = USER_OPTION,
+) -> None:
+    """Record the billing system's answer that a payment retry failed (logged on the plan)."""
+    with transaction() as session:
+        entry = record_payment_failure(
+            session,
+            plan_id,
+            reason=reason,
+            actor=actor_name(user),
+            on=parse_date(on, "--on"),
+            key=key,
+        )
+        entry_id = entry.id
+    console.print(f"plan {plan_id}: payment retry failure logged (log entry {entry_id})")

@@ -1,0 +1,687 @@
+"""Policies as code (SPEC §4): load, check, apply and export the configuration in the database.
+
+The database rows go through the same parser as the YAML file (`parse_config`), so the engine,
+the exporter and the change detection all see one shape. Services flush, never commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select, union
+from sqlalchemy.orm import Session
+
+from recoup.core.errors import InvalidInput
+from recoup.core.log import log
+from recoup.core.schedule import recheck_everything
+from recoup.core.settings import get_settings
+from recoup.domain.config_file import (
+    ConfigIssue,
+    action_params_to_dict,
+    action_to_dict,
+    amounts_to_dict,
+    config_to_dict,
+    level_to_dict,
+    parse_config,
+    policy_to_dict,
+    rules_to_dict,
+    settings_to_dict,
+    template_to_dict,
+    webhook_to_dict,
+)
+from recoup.domain.enums import OPEN_PLAN_STATUSES, Event, InvoiceStatus, Mode
+from recoup.domain.locales import normalize_language
+from recoup.domain.policy import Config, Policy
+from recoup.domain.redact import redact_url
+from recoup.domain.validation import ConfigUsage, Usage, fee_warnings, validate_config
+from recoup.models import (
+    ActionInstance,
+    ActionRow,
+    Customer,
+    Invoice,
+    LevelRow,
+    LogEntry,
+    Plan,
+    PlanInvoice,
+    PolicyRow,
+    SettingsRow,
+    TemplateRow,
+    WebhookEndpoint,
+)
+from recoup.policies.templates import check_templates
+
+# Kept policies whose priority changes park here first: priorities are unique in the database
+# and a swap between two policies would otherwise collide half-way through the flush.
+_PARKED_PRIORITY = -1_000_000_000
+_LISTED_PLAN_IDS = 5
+
+
+@dataclass
+class ChangeReport:
+    created: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    warnings: list[ConfigIssue] = field(default_factory=list)  # printed, not logged
+
+    @property
+    def any(self) -> bool:
+        return bool(self.created or self.changed or self.removed)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"created": self.created, "changed": self.changed, "removed": self.removed}
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def stored_document(session: Session) -> dict[str, Any]:
+    """The database's configuration in the file's shape (before parsing)."""
+    settings_row = session.get(SettingsRow, 1)
+    settings: dict[str, Any] = {}
+    if settings_row is not None:
+        settings = {
+            "mode": settings_row.mode,
+            "invoice_types": list(settings_row.invoice_types or []),
+            "customer_balance": settings_row.customer_balance,
+            "max_levels": settings_row.max_levels,
+            "timezone": settings_row.timezone,
+            "catch_up": settings_row.catch_up,
+            "company": dict(settings_row.company or {}) or None,
+        }
+    templates = session.scalars(
+        select(TemplateRow).order_by(TemplateRow.position, TemplateRow.id)
+    ).all()
+    actions = session.scalars(select(ActionRow).order_by(ActionRow.position, ActionRow.id)).all()
+    policies = session.scalars(select(PolicyRow).order_by(PolicyRow.priority)).all()
+    endpoints = session.scalars(
+        select(WebhookEndpoint).order_by(WebhookEndpoint.position, WebhookEndpoint.id)
+    ).all()
+    document: dict[str, Any] = {
+        "settings": settings,
+        "templates": [
+            {
+                "code": t.code,
+                "channel": t.channel,
+                "language": t.language,
+                "subject": t.subject,
+                "body": t.body,
+                "active": t.active,
+            }
+            for t in templates
+        ],
+        "actions": [
+            {
+                **(a.params or {}),
+                "code": a.code,
+                "type": a.type,
+                "mode": a.mode,
+                "role": a.role,
+                "instructions": a.instructions,
+            }
+            for a in actions
+        ],
+        "policies": [
+            {
+                "name": p.name,
+                "description": p.description,
+                "active": p.active,
+                "default": p.is_default,
+                "priority": p.priority,
+                "min_balance": p.min_balance or None,
+                "currency": p.currency,
+                "attach_invoice": p.attach_invoice,
+                "transition": p.transition,
+                "rules": p.rules or None,
+                "levels": [
+                    {
+                        "code": level.code,
+                        "days": level.days,
+                        "reminder": level.reminder,
+                        "end": level.end,
+                        "min_balance": level.min_balance or None,
+                        "deadline_days": level.deadline_days,
+                        "actions": list(level.actions or []),
+                    }
+                    for level in sorted(p.levels, key=lambda row: (row.position, row.id))
+                ],
+            }
+            for p in policies
+        ],
+    }
+    if endpoints:
+        document["webhooks"] = [
+            {"url": e.url, "events": list(e.events or []), "active": e.active} for e in endpoints
+        ]
+    return document
+
+
+def load_config(session: Session) -> Config:
+    """The configuration in the database as domain values.
+
+    Lenient on purpose: rows written by other means (the web forms, a demo seed) that would not
+    pass the parser still load as well as they can, so a run or an export never dies on them.
+    """
+    return parse_config(stored_document(session)).config
+
+
+def export_config(session: Session) -> dict[str, Any]:
+    """The database's configuration as a SPEC §4 document; `apply` takes it back unchanged."""
+    return config_to_dict(load_config(session))
+
+
+def config_usage(session: Session) -> ConfigUsage:
+    """What the database holds that a new configuration must respect (R11, R14)."""
+    settings_row = session.get(SettingsRow, 1)
+    open_statuses = [status.value for status in OPEN_PLAN_STATUSES]
+    open_count = session.scalar(
+        select(func.count()).select_from(Plan).where(Plan.status.in_(open_statuses))
+    )
+
+    # An open plan covers its own invoice (invoice mode) and those that joined it.
+    direct = (
+        select(Invoice.type.label("type"), Plan.id.label("plan_id"))
+        .join(Invoice, Invoice.id == Plan.invoice_id)
+        .where(Plan.status.in_(open_statuses))
+    )
+    joined = (
+        select(Invoice.type.label("type"), Plan.id.label("plan_id"))
+        .join(PlanInvoice, PlanInvoice.plan_id == Plan.id)
+        .join(Invoice, Invoice.id == PlanInvoice.invoice_id)
+        .where(Plan.status.in_(open_statuses))
+    )
+    covered = union(direct, joined).subquery()
+    invoice_types = {
+        str(type_): int(count)
+        for type_, count in session.execute(
+            select(covered.c.type, func.count(func.distinct(covered.c.plan_id))).group_by(
+                covered.c.type
+            )
+        )
+    }
+
+    policy_names = dict(session.execute(select(PolicyRow.id, PolicyRow.name)).all())
+
+    plans_by_policy: dict[str, int] = {}
+    for policy_id, count in session.execute(
+        select(Plan.policy_id, func.count()).group_by(Plan.policy_id)
+    ):
+        plans_by_policy[policy_names.get(policy_id, str(policy_id))] = int(count)
+    instances_by_policy: dict[str, int] = {}
+    for policy_id, count in session.execute(
+        select(ActionInstance.policy_id, func.count()).group_by(ActionInstance.policy_id)
+    ):
+        instances_by_policy[policy_names.get(policy_id, str(policy_id))] = int(count)
+    # Only names of policies that exist: a customer naming none (imported before imports
+    # checked it) does not make a policy that is not there "in use" (R14).
+    customers_by_policy = {
+        str(name): int(count)
+        for name, count in session.execute(
+            select(Customer.policy, func.count())
+            .where(Customer.policy.in_(select(PolicyRow.name)))
+            .group_by(Customer.policy)
+        )
+    }
+    policy_ids = {name: id_ for id_, name in policy_names.items()}
+    used_policies: dict[str, Usage] = {}
+    for name in sorted(set(plans_by_policy) | set(instances_by_policy) | set(customers_by_policy)):
+        ids: tuple[int, ...] = ()
+        if name in policy_ids and plans_by_policy.get(name):
+            ids = tuple(
+                session.scalars(
+                    select(Plan.id)
+                    .where(Plan.policy_id == policy_ids[name])
+                    .order_by(Plan.id)
+                    .limit(_LISTED_PLAN_IDS)
+                )
+            )
+        used_policies[name] = Usage(
+            plans=plans_by_policy.get(name, 0),
+            plan_ids=ids,
+            action_instances=instances_by_policy.get(name, 0),
+            customers=customers_by_policy.get(name, 0),
+        )
+
+    level_plans: dict[tuple[str, str], list[int]] = defaultdict(list)
+    level_plan_counts: dict[tuple[str, str], int] = {}
+    for policy_id, level, count, first_id in session.execute(
+        select(Plan.policy_id, Plan.level, func.count(), func.min(Plan.id))
+        .where(Plan.level.is_not(None))
+        .group_by(Plan.policy_id, Plan.level)
+    ):
+        key = (policy_names.get(policy_id, str(policy_id)), str(level))
+        level_plan_counts[key] = int(count)
+        level_plans[key].append(int(first_id))
+    level_instances: dict[tuple[str, str], int] = {}
+    for policy_id, level, count in session.execute(
+        select(ActionInstance.policy_id, ActionInstance.level, func.count()).group_by(
+            ActionInstance.policy_id, ActionInstance.level
+        )
+    ):
+        level_instances[(policy_names.get(policy_id, str(policy_id)), str(level))] = int(count)
+    used_levels = {
+        key: Usage(
+            plans=level_plan_counts.get(key, 0),
+            plan_ids=tuple(level_plans.get(key, [])),
+            action_instances=level_instances.get(key, 0),
+        )
+        for key in set(level_plan_counts) | set(level_instances)
+    }
+
+    used_actions = {
+        str(code): Usage(action_instances=int(count))
+        for code, count in session.execute(
+            select(ActionInstance.action, func.count()).group_by(ActionInstance.action)
+        )
+    }
+    # A template is used through the actions that sent it.
+    template_instances: dict[str, int] = defaultdict(int)
+    for action_row in session.scalars(select(ActionRow)):
+        params = action_row.params or {}
+        for template in {params.get("template"), params.get("letter_template")}:  # email letters
+            if template and action_row.code in used_actions:
+                template_instances[str(template)] += used_actions[action_row.code].action_instances
+    used_templates = {code: Usage(action_instances=n) for code, n in template_instances.items()}
+
+    return ConfigUsage(
+        current_mode=Mode(settings_row.mode) if settings_row is not None else None,
+        open_plan_count=int(open_count or 0),
+        open_plan_invoice_types=invoice_types,
+        used_policies=used_policies,
+        used_levels=used_levels,
+        used_actions=used_actions,
+        used_templates=used_templates,
+    )
+
+
+# --- checking ------------------------------------------------------------------------------
+
+
+def check_document(session: Session, document: object) -> tuple[Config, list[ConfigIssue]]:
+    """Parse a YAML-loaded document and validate it against the database's usage."""
+    parsed = parse_config(document)
+    issues = list(parsed.issues)
+    issues += validate_config(parsed.config, config_usage(session), broken=parsed.broken)
+    issues += check_templates(parsed.config, parsed.broken)
+    return parsed.config, issues
+
+
+def check_file(document: object) -> tuple[Config, list[ConfigIssue]]:
+    """`check_document` without a database: the file on its own (nothing in use)."""
+    parsed = parse_config(document)
+    issues = list(parsed.issues) + validate_config(parsed.config, broken=parsed.broken)
+    return parsed.config, issues + check_templates(parsed.config, parsed.broken)
+
+
+def _refuse(issues: list[ConfigIssue]) -> InvalidInput:
+    noun = "problem" if len(issues) == 1 else "problems"
+    return InvalidInput(
+        f"the configuration has {len(issues)} {noun}; nothing was changed",
+        details=[str(issue) for issue in issues],
+    )
+
+
+def apply_document(session: Session, document: object, actor: str | None) -> ChangeReport:
+    config, issues = check_document(session, document)
+    if issues:
+        raise _refuse(issues)
+    warnings = config_warnings(session, config)
+    report = _apply(session, config, actor)
+    report.warnings = warnings
+    return report
+
+
+def config_warnings(session: Session | None, config: Config) -> list[ConfigIssue]:
+    """What is sound but probably not meant, given the book (issue 9.7): fixed fees with no
+    amount for a currency they will meet, template codes with no version in a language
+    customers speak, attach_invoice while invoices have no PDF. Without a database, only
+    what the file itself shows."""
+    if session is None:
+        return fee_warnings(config)
+    currencies: dict[str, int] = {
+        str(currency): int(count)
+        for currency, count in session.execute(
+            select(Invoice.currency, func.count(func.distinct(Invoice.customer_id)))
+            .where(Invoice.status.in_(_OUTSTANDING))
+            .group_by(Invoice.currency)
+        )
+    }
+    warnings = fee_warnings(config, currencies)
+    warnings += _language_warnings(session, config)
+    warnings += _pdf_warnings(session, config)
+    return warnings
+
+
+_OUTSTANDING = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
+
+
+def _language_warnings(session: Session, config: Config) -> list[ConfigIssue]:
+    speakers: dict[str, int] = defaultdict(int)
+    shown: dict[str, str] = {}
+    for language, count in session.execute(
+        select(Customer.language, func.count()).group_by(Customer.language)
+    ):
+        normal = normalize_language(language) or ""
+        if normal:
+            speakers[normal.lower()] += int(count)
+            shown[normal.lower()] = normal
+    warnings: list[ConfigIssue] = []
+    first: dict[str, int] = {}
+    for index, template in enumerate(config.templates):
+        first.setdefault(template.code, index)
+    for code, index in first.items():
+        versions = [t for t in config.templates_for(code) if t.active]
+        if not versions:
+            continue
+        have = {(normalize_language(t.language) or "").lower() for t in versions}
+        fallback = versions[0].language
+        for lang, count in sorted(speakers.items()):
+            if lang in have or lang.split("_", 1)[0] in have:
+                continue
+            noun = "customer speaks" if count == 1 else "customers speak"
+            warnings.append(
+                ConfigIssue(
+                    f"templates[{index}].language",
+                    f"template {code!r} has no version in {shown[lang]} ({count} {noun} it): "
+                    f"they get the {fallback} version",
+                )
+            )
+    return warnings
+
+
+def _pdf_warnings(session: Session, config: Config) -> list[ConfigIssue]:
+    places = [
+        f"policies[{i}].attach_invoice" for i, p in enumerate(config.policies) if p.attach_invoice
+    ] + [
+        f"actions[{i}].attach_invoice"
+        for i, a in enumerate(config.actions)
+        if a.params.get("attach_invoice")
+    ]
+    if not places:
+        return []
+    total, missing = session.execute(
+        select(
+            func.count(),
+            func.count().filter(Invoice.pdf_path.is_(None) | (Invoice.pdf_path == "")),
+        ).where(Invoice.status.in_(_OUTSTANDING))
+    ).one()
+    if not missing:
+        return []
+    message = (
+        f"{missing} of {total} outstanding invoices have no PDF: "
+        "their emails go without the invoice attached"
+    )
+    return [ConfigIssue(place, message) for place in places]
+
+
+def apply_config(session: Session, config: Config, actor: str | None) -> ChangeReport:
+    """Make the database's configuration equal `config`, after validating it.
+
+    Rows are matched by natural key (template code+language, action code, policy name, level
+    code within its policy), updated in place, created, or removed when the config no longer
+    has them (the validator refuses removing anything in use, R14).
+    """
+    issues = validate_config(config, config_usage(session)) + check_templates(config)
+    if issues:
+        raise _refuse(issues)
+    return _apply(session, config, actor)
+
+
+def _apply(session: Session, config: Config, actor: str | None) -> ChangeReport:
+    report = ChangeReport()
+    before = load_config(session)
+    _apply_settings(session, before, config, report)
+    _apply_templates(session, before, config, report)
+    _apply_actions(session, before, config, report)
+    _apply_policies(session, before, config, report)
+    _apply_webhooks(session, config, report)
+    session.flush()
+    if report.any:
+        log(session, Event.config_changed, actor=actor, **report.as_dict())
+        recheck_everything(session)
+        session.flush()
+    return report
+
+
+def _apply_settings(
+    session: Session, current: Config, config: Config, report: ChangeReport
+) -> None:
+    row = get_settings(session)
+    before = settings_to_dict(current.settings)
+    after = settings_to_dict(config.settings)
+    for key in dict.fromkeys([*before, *after]):
+        if before.get(key) != after.get(key):
+            report.changed.append(f"settings.{key}")
+    settings = config.settings
+    row.mode = settings.mode.value
+    row.invoice_types = list(settings.invoice_types)
+    row.customer_balance = (
+        list(settings.customer_balance) if settings.customer_balance is not None else None
+    )
+    row.max_levels = settings.max_levels
+    row.timezone = settings.timezone
+    row.catch_up = settings.catch_up.value
+    row.company = dict(settings.company)
+
+
+def _sync(
+    report: ChangeReport,
+    label: Callable[[Any], str],
+    existing: dict[Any, Any],
+    wanted: dict[Any, tuple[dict[str, Any], Any]],
+    stored: Callable[[Any], dict[str, Any]],
+    create: Callable[[], Any],
+    write: Callable[[Any, Any], None],
+    session: Session,
+) -> None:
+    """Upsert rows by natural key and delete those no longer wanted, reporting each change.
+
+    `wanted` maps key → (comparable dict, item); `stored(row)` gives the row's comparable dict.
+    """
+    for key, row in existing.items():
+        if key not in wanted:
+            session.delete(row)
+            report.removed.append(label(key))
+    session.flush()
+    for key, (shape, item) in wanted.items():
+        row = existing.get(key)
+        if row is None:
+            row = create()
+            write(row, item)
+            session.add(row)
+            report.created.append(label(key))
+        else:
+            if stored(row) != shape:
+                report.changed.append(label(key))
+            write(row, item)
+
+
+def _apply_templates(
+    session: Session, before: Config, config: Config, report: ChangeReport
+) -> None:
+    current = {(t.code, t.language): template_to_dict(t) for t in before.templates}
+    positions = {
+        (row.code, row.language): row.position for row in session.scalars(select(TemplateRow))
+    }
+    existing = {(row.code, row.language): row for row in session.scalars(select(TemplateRow))}
+    wanted = {
+        (t.code, t.language): ({**template_to_dict(t), "position": index}, (index, t))
+        for index, t in enumerate(config.templates)
+    }
+
+    def stored(row: TemplateRow) -> dict[str, Any]:
+        key = (row.code, row.language)
+        return {**current.get(key, {}), "position": positions[key]}
+
+    def write(row: TemplateRow, item: Any) -> None:
+        index, template = item
+        row.code = template.code
+        row.language = template.language
+        row.channel = template.channel.value
+        row.subject = template.subject
+        row.body = template.body
+        row.active = template.active
+        row.position = index
+
+    _sync(
+        report,
+        lambda key: f"template {key[0]}/{key[1]}",
+        existing,
+        wanted,
+        stored,
+        TemplateRow,
+        write,
+        session,
+    )
+
+
+def _apply_actions(session: Session, before: Config, config: Config, report: ChangeReport) -> None:
+    current = {a.code: action_to_dict(a) for a in before.actions}
+    existing = {row.code: row for row in session.scalars(select(ActionRow))}
+    wanted = {
+        a.code: ({**action_to_dict(a), "position": index}, (index, a))
+        for index, a in enumerate(config.actions)
+    }
+
+    def stored(row: ActionRow) -> dict[str, Any]:
+        return {**current.get(row.code, {}), "position": row.position}
+
+    def write(row: ActionRow, item: Any) -> None:
+        index, action = item
+        row.code = action.code
+        row.type = action.type.value
+        row.mode = action.mode.value
+        row.role = action.role
+        row.instructions = action.instructions
+        row.params = action_params_to_dict(action)
+        row.position = index
+
+    _sync(report, lambda key: f"action {key}", existing, wanted, stored, ActionRow, write, session)
+
+
+def _apply_policies(session: Session, before: Config, config: Config, report: ChangeReport) -> None:
+    current = {p.name: p for p in before.policies}
+    existing = {row.name: row for row in session.scalars(select(PolicyRow))}
+    wanted_by_name = {p.name: p for p in config.policies}
+
+    for name, row in existing.items():
+        if name not in wanted_by_name:
+            session.delete(row)
+            report.removed.append(f"policy {name}")
+    session.flush()
+    parked = False
+    for name, kept in existing.items():
+        wanted = wanted_by_name.get(name)
+        if wanted is not None and wanted.priority != kept.priority:
+            kept.priority = _PARKED_PRIORITY - kept.id
+            parked = True
+    if parked:
+        session.flush()
+
+    for policy in config.policies:
+        found = existing.get(policy.name)
+        row = found if found is not None else PolicyRow(name=policy.name)
+        if found is None:
+            report.created.append(f"policy {policy.name}")
+        elif policy.name not in current or policy_to_dict(
+            current[policy.name], with_levels=False
+        ) != policy_to_dict(policy, with_levels=False):
+            report.changed.append(f"policy {policy.name}")
+        _write_policy(row, policy)
+        if found is None:
+            session.add(row)
+        _write_levels(row, policy, current.get(policy.name), report)
+
+
+def _write_policy(row: PolicyRow, policy: Policy) -> None:
+    row.name = policy.name
+    row.description = policy.description
+    row.active = policy.active
+    row.is_default = policy.default
+    row.priority = policy.priority
+    row.min_balance = amounts_to_dict(policy.min_balance)
+    row.currency = policy.currency
+    row.attach_invoice = policy.attach_invoice
+    row.transition = policy.transition.value
+    row.rules = rules_to_dict(policy.rules) if policy.rules is not None else None
+
+
+def _write_levels(
+    row: PolicyRow, policy: Policy, before: Policy | None, report: ChangeReport
+) -> None:
+    existing = {level.code: level for level in row.levels}
+    positions = {level.code: level.position for level in row.levels}
+    previous = {level.code: level for level in before.levels} if before is not None else {}
+    wanted_codes = {level.code for level in policy.levels}
+    for code in existing:
+        if code not in wanted_codes:
+            report.removed.append(f"level {policy.name}/{code}")
+    levels: list[LevelRow] = []
+    for index, level in enumerate(policy.levels):
+        level_row = existing.get(level.code)
+        if level_row is None:
+            level_row = LevelRow(code=level.code)
+            if before is not None:  # a new policy's levels come with it
+                report.created.append(f"level {policy.name}/{level.code}")
+        elif (
+            level.code not in previous
+            or level_to_dict(previous[level.code]) != level_to_dict(level)
+            or positions[level.code] != index
+        ):
+            report.changed.append(f"level {policy.name}/{level.code}")
+        level_row.days = level.days
+        level_row.reminder = level.reminder
+        level_row.end = level.end
+        level_row.min_balance = amounts_to_dict(level.min_balance)
+        level_row.deadline_days = level.deadline_days
+        level_row.actions = list(level.actions)
+        level_row.position = index
+        levels.append(level_row)
+    # Levels dropped from the list are deleted by the relationship's delete-orphan cascade.
+    row.levels = levels
+
+
+def _apply_webhooks(session: Session, config: Config, report: ChangeReport) -> None:
+    """Endpoints by URL. A new one receives the events logged from now on, not the history;
+    removing one stops its deliveries (its delivery log stays)."""
+    existing = {row.url: row for row in session.scalars(select(WebhookEndpoint))}
+    wanted = {
+        w.url: ({**webhook_to_dict(w), "position": index}, (index, w))
+        for index, w in enumerate(config.webhooks)
+    }
+    log_end = int(session.scalar(select(func.max(LogEntry.id))) or 0)
+
+    def stored(row: WebhookEndpoint) -> dict[str, Any]:
+        return {
+            "url": row.url,
+            "events": list(row.events or []),
+            "active": row.active,
+            "position": row.position,
+        }
+
+    def create() -> WebhookEndpoint:
+        return WebhookEndpoint(start_log_id=log_end, cursor_log_id=log_end)
+
+    def write(row: WebhookEndpoint, item: Any) -> None:
+        index, webhook = item
+        if row.id is not None and webhook.active and not row.active:
+            # re-activated: events logged while it was inactive are not sent
+            row.start_log_id = log_end
+            row.cursor_log_id = log_end
+        row.url = webhook.url
+        row.events = list(webhook.events)
+        row.active = webhook.active
+        row.position = index
+
+    _sync(
+        report,
+        lambda key: f"webhook {redact_url(key)}",  # the log keeps no endpoint token
+        existing,
+        wanted,
+        stored,
+        create,
+        write,
+        session,
+    )

@@ -1,0 +1,545 @@
+"""Outgoing events (SPEC §5 "webhooks out"), derived from the append-only log.
+
+Where the engine and the executors write `plan_opened`, `level_reached`, `charge_created`,
+`status_changed`, `task_created` and `plan_recovered|unrecovered|stopped` (sent as
+`plan_closed` with the final status), and people `charge_waived`, nothing else has to know
+about webhooks:
+
+- `enqueue_events(session, since_log_id)` scans the log entries written since each active
+  endpoint's cursor and inserts one `webhook_deliveries` row per (endpoint, entry) it
+  subscribes to. The unique (url, log_entry_id) makes it idempotent, so two pumps at once or
+  a pump repeated after a crash never queue an event twice. On PostgreSQL a transaction can
+  commit a lower log id after a higher one was seen; entries of the last RESCAN_WINDOW are
+  therefore looked at again (the unique key drops what is already queued).
+- `deliver_pending(factory, env=..., now=...)` POSTs due deliveries, signed like every Recoup
+  webhook, with `Recoup-Event`, `Recoup-Delivery` and `Idempotency-Key` (the event id)
+  headers. A 2xx is delivered; anything else is retried after 1, 2, 4, … minutes (capped at
+  an hour), each failure logged (`webhook_failed`) with its reason, until MAX_ATTEMPTS.
+  Delivery is at least once: receivers deduplicate on the event id.
+- `pump(factory, env=..., now=...)` does both; the run calls it after executing actions, and
+  `recoup events deliver` on demand. It is an edge: it owns its transactions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from recoup.core.clock import utc_now
+from recoup.core.env import EnvConfig
+from recoup.core.errors import InvalidInput
+from recoup.core.log import log
+from recoup.domain.enums import DeliveryStatus, Event, WebhookEvent
+from recoup.domain.redact import redact_url
+from recoup.models import LogEntry, Plan, WebhookDelivery, WebhookEndpoint
+from recoup.webhooks.payload import plan_invoice_ids, plan_payload
+from recoup.webhooks.transport import post_signed
+
+logger = logging.getLogger(__name__)
+
+# Log events each outgoing event comes from.
+SOURCES: dict[WebhookEvent, tuple[Event, ...]] = {
+    WebhookEvent.plan_opened: (Event.plan_opened,),
+    WebhookEvent.plan_closed: (Event.plan_recovered, Event.plan_unrecovered, Event.plan_stopped),
+    WebhookEvent.level_reached: (Event.level_reached,),
+    WebhookEvent.charge_created: (Event.charge_created,),
+    WebhookEvent.charge_waived: (Event.charge_waived,),
+    WebhookEvent.status_changed: (Event.status_changed,),
+    WebhookEvent.task_created: (Event.task_created,),
+}
+OUTGOING: dict[str, WebhookEvent] = {
+    source.value: event for event, sources in SOURCES.items() for source in sources
+}
+FINAL_STATUS = {
+    Event.plan_recovered.value: "recovered",
+    Event.plan_unrecovered.value: "unrecovered",
+    Event.plan_stopped.value: "stopped",
+}
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=1)
+LEASE = timedelta(minutes=5)  # a claimed delivery is not claimed again before this
+RESCAN_WINDOW = timedelta(minutes=10)
+SCAN_BATCH = 500
+DELIVERY_BATCH = 50
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay after `attempts` failed attempts: 1, 2, 4, 8 … minutes, at most an hour."""
+    delay: timedelta = BACKOFF_BASE * (2 ** max(0, attempts - 1))
+    return min(delay, BACKOFF_CAP)
+
+
+@dataclass
+class PumpStats:
+    enqueued: int = 0
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    note: str | None = None  # why nothing was sent (no secret configured)
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "enqueued": self.enqueued,
+            "delivered": self.delivered,
+            "retried": self.retried,
+            "failed": self.failed,
+        }
+        if self.note:
+            result["note"] = self.note
+        return result
+
+
+# --- enqueueing ----------------------------------------------------------------------------
+
+
+def _sources_for(endpoint: WebhookEndpoint) -> set[str]:
+    sources: set[str] = set()
+    for name in endpoint.events or []:
+        try:
+            event = WebhookEvent(name)
+        except ValueError:  # refused by validation; rows written otherwise are ignored
+            continue
+        sources.update(source.value for source in SOURCES[event])
+    return sources
+
+
+def event_payload(entry: LogEntry, plan: dict[str, Any] | None) -> dict[str, Any]:
+    """The body an endpoint receives for one log entry: same for every endpoint."""
+    kind = OUTGOING[entry.event]
+    data: dict[str, Any] = {
+        "customer_id": entry.customer_id,
+        "invoice_id": entry.invoice_id,
+        "plan_id": entry.plan_id,
+        "level": entry.level,
+        "action": entry.action,
+        "actor": entry.actor,
+        "details": dict(entry.details or {}),
+        "plan": plan,
+    }
+    if kind is WebhookEvent.plan_closed:
+        data["status"] = FINAL_STATUS[entry.event]
+    return {
+        "id": f"evt_{entry.id}",
+        "type": kind.value,
+        "created": entry.at.isoformat(),
+        "on": entry.on.isoformat() if entry.on else None,
+        "data": data,
+    }
+
+
+def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> int:
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(WebhookDelivery).on_conflict_do_nothing(
+            index_elements=["url", "log_entry_id"]
+        )
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(WebhookDelivery).on_conflict_do_nothing(
+            index_elements=["url", "log_entry_id"]
+        )
+    else:  # pragma: no cover - the two supported databases are above
+        stmt = insert(WebhookDelivery)
+    session.execute(stmt, rows)
+    return len(rows)  # already-queued pairs were filtered out before; a racing pump's are dropped
+
+
+def enqueue_events(
+    session: Session, since_log_id: int | None = None, *, now: datetime | None = None
+) -> int:
+    """Queue deliveries for subscribed log entries; returns how many were new. Flushes only.
+
+    Without `since_log_id` each endpoint continues from its cursor (and looks again at the last
+    RESCAN_WINDOW); with it, entries after that id are (re)considered for every endpoint, never
+    before the endpoint was added.
+    """
+    now = now or utc_now()
+    endpoints = list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.active.is_(True))
+            .order_by(WebhookEndpoint.id)
+        )
+    )
+    wanted = [(endpoint, _sources_for(endpoint)) for endpoint in endpoints]
+    wanted = [(endpoint, sources) for endpoint, sources in wanted if sources]
+    if not wanted:
+        return 0
+    all_sources = sorted(set().union(*(sources for _, sources in wanted)))
+    floors = {
+        endpoint.id: max(
+            endpoint.start_log_id,
+            since_log_id if since_log_id is not None else endpoint.cursor_log_id,
+        )
+        for endpoint, _ in wanted
+    }
+    low = min(floors.values())
+    recent: Any = and_(
+        LogEntry.at >= now - RESCAN_WINDOW,
+        LogEntry.id > min(endpoint.start_log_id for endpoint, _ in wanted),
+    )
+    condition = LogEntry.id > low if since_log_id is not None else or_(LogEntry.id > low, recent)
+    inserted = 0
+    last_id = 0
+    while True:
+        entries = list(
+            session.scalars(
+                select(LogEntry)
+                .where(condition, LogEntry.event.in_(all_sources), LogEntry.id > last_id)
+                .order_by(LogEntry.id)
+                .limit(SCAN_BATCH)
+            )
+        )
+        if not entries:
+            break
+        last_id = entries[-1].id
+        inserted += _enqueue_batch(
+            session, wanted, floors, entries, rescan=since_log_id is None, now=now
+        )
+    top = int(session.scalar(select(func.max(LogEntry.id))) or 0)
+    for endpoint, _ in wanted:
+        endpoint.cursor_log_id = max(endpoint.cursor_log_id, top)
+    session.flush()
+    return inserted
+
+
+def _enqueue_batch(
+    session: Session,
+    wanted: Sequence[tuple[WebhookEndpoint, set[str]]],
+    floors: dict[int, int],
+    entries: Sequence[LogEntry],
+    *,
+    rescan: bool,
+    now: datetime,
+) -> int:
+    entry_ids = [entry.id for entry in entries]
+    existing = {
+        (url, log_entry_id)
+        for url, log_entry_id in session.execute(
+            select(WebhookDelivery.url, WebhookDelivery.log_entry_id).where(
+                WebhookDelivery.log_entry_id.in_(entry_ids)
+            )
+        )
+    }
+    plan_ids = {entry.plan_id for entry in entries if entry.plan_id is not None}
+    plans = (
+        {plan.id: plan for plan in session.scalars(select(Plan).where(Plan.id.in_(plan_ids)))}
+        if plan_ids
+        else {}
+    )
+    invoice_ids = plan_invoice_ids(session, plan_ids)
+    payloads: dict[int, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        for endpoint, sources in wanted:
+            if entry.event not in sources or (endpoint.url, entry.id) in existing:
+                continue
+            floor = endpoint.start_log_id if rescan else floors[endpoint.id]
+            if entry.id <= floor:
+                continue
+            if entry.id not in payloads:
+                plan = plans.get(entry.plan_id) if entry.plan_id is not None else None
+                today = entry.on or entry.at.date()
+                view = (
+                    plan_payload(plan, invoice_ids.get(plan.id, []), today)
+                    if plan is not None
+                    else None
+                )
+                payloads[entry.id] = event_payload(entry, view)
+            rows.append(
+                {
+                    "url": endpoint.url,
+                    "event": OUTGOING[entry.event].value,
+                    "log_entry_id": entry.id,
+                    "plan_id": entry.plan_id,
+                    "customer_id": entry.customer_id,
+                    "payload": payloads[entry.id],
+                    "status": DeliveryStatus.pending.value,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            )
+    return _insert_ignoring_duplicates(session, rows)
+
+
+# --- delivering ----------------------------------------------------------------------------
+
+
+def _due(now: datetime) -> Any:
+    return and_(
+        WebhookDelivery.status == DeliveryStatus.pending.value,
+        WebhookDelivery.next_attempt_at <= now,
+    )
+
+
+def claim_deliveries(session: Session, *, now: datetime, size: int) -> list[int]:
+    """Lease due deliveries by moving their next attempt LEASE ahead; returns their ids."""
+    query = (
+        select(WebhookDelivery.id)
+        .where(_due(now))
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(size)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query))
+    if not ids:
+        return []
+    claimed = session.scalars(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(ids), _due(now))
+        .values(next_attempt_at=now + LEASE)
+        .returning(WebhookDelivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return sorted(claimed)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    status_code: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _attempt(
+    url: str, delivery_id: int, payload: dict[str, Any], *, secret: str, now: datetime
+) -> _Attempt:
+    try:
+        answer = post_signed(
+            url,
+            payload,
+            secret=secret,
+            now=now,
+            headers={
+                "Recoup-Event": str(payload.get("type")),
+                "Recoup-Delivery": str(delivery_id),
+                "Idempotency-Key": str(payload.get("id")),
+            },
+        )
+    except httpx.HTTPError as exc:
+        return _Attempt(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    if answer.ok:
+        return _Attempt(answer.status_code, None)
+    return _Attempt(answer.status_code, answer.describe())
+
+
+def deliver_pending(
+    factory: sessionmaker[Session],
+    *,
+    env: EnvConfig,
+    now: datetime | None = None,
+    limit: int | None = None,
+) -> PumpStats:
+    """POST every due delivery, each recorded in its own transaction. An edge: commits."""
+    stats = PumpStats()
+    now = now or utc_now()
+    secret = env.webhook_secret
+    if not secret:
+        with factory() as session:
+            waiting = session.scalar(
+                select(func.count()).select_from(WebhookDelivery).where(_due(now))
+            )
+        if waiting:
+            stats.note = (
+                f"{waiting} event deliveries wait: set RECOUP_WEBHOOK_SECRET to sign and send them"
+            )
+            logger.warning(stats.note)
+        return stats
+    processed = 0
+    while limit is None or processed < limit:
+        size = DELIVERY_BATCH if limit is None else min(DELIVERY_BATCH, limit - processed)
+        with factory.begin() as session:
+            ids = claim_deliveries(session, now=now, size=size)
+            active = set(
+                session.scalars(select(WebhookEndpoint.url).where(WebhookEndpoint.active.is_(True)))
+            )
+            jobs = [
+                (row.id, row.url, dict(row.payload))
+                for row in session.scalars(
+                    select(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
+                )
+            ]
+        if not jobs:
+            break
+        for delivery_id, url, payload in sorted(jobs):
+            if url not in active:
+                attempt = _Attempt(None, "endpoint is no longer configured or is inactive")
+                final = True
+            else:
+                attempt = _attempt(url, delivery_id, payload, secret=secret, now=now)
+                if attempt.error:  # stored and logged: without credentials (issue 8.5)
+                    attempt = _Attempt(attempt.status_code, env.redact(attempt.error))
+                final = False
+            with factory.begin() as session:
+                kind = _record(session, delivery_id, attempt, now=now, final=final)
+            setattr(stats, kind, getattr(stats, kind) + 1)
+            processed += 1
+    return stats
+
+
+def _record(
+    session: Session, delivery_id: int, attempt: _Attempt, *, now: datetime, final: bool
+) -> str:
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    assert delivery is not None
+    delivery.attempts += 1
+    delivery.last_status_code = attempt.status_code
+    if attempt.ok:
+        delivery.status = DeliveryStatus.delivered.value
+        delivery.delivered_at = now
+        delivery.next_attempt_at = None
+        delivery.last_error = None
+        session.flush()
+        return "delivered"
+    delivery.last_error = attempt.error
+    if final or delivery.attempts >= MAX_ATTEMPTS:
+        delivery.status = DeliveryStatus.failed.value
+        delivery.next_attempt_at = None
+        kind = "failed"
+    else:
+        delivery.next_attempt_at = now + backoff(delivery.attempts)
+        kind = "retried"
+    log(
+        session,
+        Event.webhook_failed,
+        customer_id=delivery.customer_id,
+        plan_id=delivery.plan_id,
+        delivery_id=delivery.id,
+        url=redact_url(delivery.url),
+        webhook_event=delivery.event,
+        event_id=(delivery.payload or {}).get("id"),
+        attempt=delivery.attempts,
+        status_code=attempt.status_code,
+        error=attempt.error,
+        next_attempt_at=delivery.next_attempt_at.isoformat() if delivery.next_attempt_at else None,
+        final=kind == "failed",
+    )
+    logger.warning(
+        "webhook delivery %s to %s failed (attempt %s): %s",
+        delivery.id,
+        redact_url(delivery.url),
+        delivery.attempts,
+        attempt.error,
+    )
+    session.flush()
+    return kind
+
+
+# --- the pump ------------------------------------------------------------------------------
+
+
+def has_endpoints(factory: sessionmaker[Session]) -> bool:
+    """Anything to do: an active endpoint, or deliveries still waiting."""
+    with factory() as session:
+        endpoint = session.scalar(
+            select(WebhookEndpoint.id).where(WebhookEndpoint.active.is_(True)).limit(1)
+        )
+        if endpoint is not None:
+            return True
+        waiting = session.scalar(
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.status == DeliveryStatus.pending.value)
+            .limit(1)
+        )
+        return waiting is not None
+
+
+def pump(
+    factory: sessionmaker[Session],
+    *,
+    env: EnvConfig,
+    now: datetime | None = None,
+) -> PumpStats:
+    """Queue the new events for every endpoint, then deliver what is due. Owns its
+    transactions; safe to call from the run, the worker and the CLI, even at once."""
+    now = now or utc_now()
+    if not has_endpoints(factory):
+        return PumpStats()
+    with factory.begin() as session:
+        enqueued = enqueue_events(session, now=now)
+    stats = deliver_pending(factory, env=env, now=now)
+    stats.enqueued = enqueued
+    return stats
+
+
+# --- reading -------------------------------------------------------------------------------
+
+DELIVERY_FIELDS = [
+    "id",
+    "event",
+    "event_id",
+    "url",
+    "status",
+    "attempts",
+    "last_status_code",
+    "last_error",
+    "next_attempt_at",
+    "plan_id",
+    "created_at",
+    "delivered_at",
+]
+
+
+def delivery_row(delivery: WebhookDelivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "event": delivery.event,
+        "event_id": (delivery.payload or {}).get("id"),
+        "url": redact_url(delivery.url),  # the listing shows the endpoint, not its token
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "next_attempt_at": delivery.next_attempt_at,
+        "plan_id": delivery.plan_id,
+        "created_at": delivery.created_at,
+        "delivered_at": delivery.delivered_at,
+    }
+
+
+def list_deliveries(
+    session: Session, *, status: str | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """The delivery log, newest first."""
+    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
+    if status:
+        try:
+            wanted = DeliveryStatus(status)
+        except ValueError:
+            choices = ", ".join(s.value for s in DeliveryStatus)
+            raise InvalidInput(f"unknown status {status!r} (one of: {choices})") from None
+        query = query.where(WebhookDelivery.status == wanted.value)
+    return [delivery_row(d) for d in session.scalars(query)]
+
+
+__all__ = [
+    "DELIVERY_FIELDS",
+    "MAX_ATTEMPTS",
+    "PumpStats",
+    "backoff",
+    "deliver_pending",
+    "enqueue_events",
+    "event_payload",
+    "has_endpoints",
+    "list_deliveries",
+    "pump",
+]
