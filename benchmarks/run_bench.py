@@ -36,10 +36,10 @@ from sqlalchemy import insert, text
 
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
 from recoup.core.env import EnvConfig
-from recoup.core.schedule import CHECK_NOW
 from recoup.core.schema import upgrade
 from recoup.models import Customer, Invoice, InvoiceCheck
 from recoup.policies.service import apply_document
+from recoup.schedule.service import CHECK_NOW
 
 AS_OF = date(2026, 6, 1)
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/"

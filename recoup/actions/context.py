@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.core.env import EnvConfig
-from recoup.core.settings import get_settings
 from recoup.domain.enums import InstanceStatus, InvoiceStatus
 from recoup.domain.money import Money
 from recoup.models import (
@@ -26,6 +25,7 @@ from recoup.models import (
     SettingsRow,
 )
 from recoup.plans.links import plan_links
+from recoup.settings.service import get_settings
 
 OUTSTANDING = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
 # Key in an unfinished instance's `result` holding a person's request (recoup.plans.manual):

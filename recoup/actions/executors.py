@@ -35,9 +35,9 @@ from recoup.actions.render import (
     uses_level_fees,
 )
 from recoup.core.files import FileRefused, UnsafePath, read_inside
-from recoup.core.log import log
 from recoup.domain import fees
 from recoup.domain.enums import CANCELLED_ACCOUNT_STATUS, ActionType, Channel, Event
+from recoup.log.service import log
 from recoup.models import Charge, StatusChange
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ decides when).
 
 An attempt is counted when an instance is claimed, in the claiming UPDATE, so a process that
 dies in the middle of an action still uses one up. Every executing process holds a liveness
-lock named by its lease token (recoup.runs.lock.holding): a lease whose holder's lock is
+lock named by its lease token (recoup.core.locks.holding): a lease whose holder's lock is
 free is taken over at once, without waiting for it to expire (`recover_lost`). The instance
 the dead process was executing has its crash counted — after MAX_ATTEMPTS it is `failed`,
 with its collector task — and is executed after the rest of its next batch; the others it
@@ -49,7 +49,7 @@ from recoup.actions.notice import RECHECK, WAIT, notice_decision, wake_fees
 from recoup.core.clock import utc_now
 from recoup.core.env import EnvConfig
 from recoup.core.errors import RecoupError
-from recoup.core.log import log
+from recoup.core.locks import dead_holders, holding
 from recoup.domain.enums import (
     CANCELLED_ACCOUNT_STATUS,
     ActionMode,
@@ -69,9 +69,9 @@ from recoup.domain.retry import (
     backoff,
     retry_decision,
 )
+from recoup.log.service import log
 from recoup.models import ActionInstance, Plan, Task
 from recoup.plans.closing import maybe_close_unrecovered
-from recoup.runs.lock import dead_holders, holding
 
 logger = logging.getLogger(__name__)
 

@@ -617,7 +617,7 @@ def render_template(
             f"no active template {code} ({channel}) for language {wanted or 'unset'}"
         )
     if company is None:
-        from recoup.core.settings import get_settings
+        from recoup.settings.service import get_settings
 
         company = get_settings(session).company or {}
     variables = build_variables(

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from recoup.core.log import log
 from recoup.domain.enums import OPEN_PLAN_STATUSES, Event, InstanceStatus, TaskStatus
+from recoup.log.service import log
 from recoup.models import ActionInstance, Plan, Task
 
 PERSON_ON_IT = (TaskStatus.claimed.value, TaskStatus.completed.value)

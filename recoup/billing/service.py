@@ -13,11 +13,11 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import InvalidInput
-from recoup.core.log import log
-from recoup.core.settings import business_today
 from recoup.domain.enums import Event
+from recoup.log.service import log
 from recoup.models import LogEntry
 from recoup.plans.service import get_plan
+from recoup.settings.service import business_today
 from recoup.webhooks.payload import money_text
 
 

@@ -36,9 +36,6 @@ from recoup.book.schemas import (
 )
 from recoup.core.db import hold_write_lock
 from recoup.core.errors import Conflict, InvalidInput, NotFound
-from recoup.core.log import log, log_row
-from recoup.core.schedule import recheck_invoices
-from recoup.core.settings import business_today, get_settings
 from recoup.domain.enums import (
     CANCELLED_ACCOUNT_STATUS,
     OPEN_PLAN_STATUSES,
@@ -49,6 +46,7 @@ from recoup.domain.enums import (
     PlanStatus,
 )
 from recoup.domain.money import money_text
+from recoup.log.service import log, log_row
 from recoup.models import (
     ActionRow,
     Customer,
@@ -62,6 +60,8 @@ from recoup.models import (
 from recoup.plans.closing import refresh_plans_after_change
 from recoup.plans.links import plan_links
 from recoup.plans.service import pause_plan, resume_plan
+from recoup.schedule.service import recheck_invoices
+from recoup.settings.service import business_today, get_settings
 
 CHUNK = 1000  # rows per query / per write; also keeps IN lists under SQLite's limits
 DISPUTE_REASON = "dispute"

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from recoup.core.clock import utc_now
 from recoup.core.errors import Conflict, InvalidInput, NotFound
-from recoup.core.log import log
 from recoup.domain.enums import SYSTEM_ACTOR, ChargeStatus, Event
 from recoup.domain.money import money_text
+from recoup.log.service import log
 from recoup.models import Charge
 
 

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
 from recoup.core.env import EnvConfig, load_env
 from recoup.core.errors import RecoupError, cli_flag
-from recoup.core.settings import business_today
 from recoup.domain.enums import SYSTEM_ACTOR
 from recoup.domain.redact import redact_text, redact_url
+from recoup.settings.service import business_today
 
 # Piped or redirected output (a file, `grep`, a cron log) is not folded at Rich's default 80
 # columns: a table row stays one line. COLUMNS, when set, still decides.

@@ -19,7 +19,6 @@ from recoup.cli.common import (
     print_json,
     transaction,
 )
-from recoup.core.settings import business_today
 from recoup.documents.service import (
     DOCUMENT_FIELDS,
     document_row,
@@ -28,6 +27,7 @@ from recoup.documents.service import (
     preview_template,
     write_file,
 )
+from recoup.settings.service import business_today
 
 document_app = typer.Typer(help="One generated document (a letter).", no_args_is_help=True)
 template_app = typer.Typer(help="Message templates.", no_args_is_help=True)

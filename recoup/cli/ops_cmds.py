@@ -27,13 +27,13 @@ from recoup.cli.common import (
     transaction,
 )
 from recoup.core.errors import InvalidInput
-from recoup.core.settings import business_today
 from recoup.domain.money import money_text, round_money
 from recoup.models import ActionInstance, Charge, Document, LogEntry, Plan, Task
 from recoup.plans.links import plan_links
 from recoup.plans.promise import parse_promised_amount, promise_for_task
 from recoup.plans.service import get_plan, pause_plan, resume_plan, stop_plan
 from recoup.runs.explain import SETTLED, explain_invoice
+from recoup.settings.service import business_today
 from recoup.tasks.service import claim_task, complete_task, get_task
 
 PLAN_FIELDS = [

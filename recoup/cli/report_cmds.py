@@ -16,12 +16,12 @@ from recoup.cli.common import (
 )
 from recoup.cli.common import transaction as _transaction
 from recoup.core.errors import InvalidInput
-from recoup.core.settings import business_today
 from recoup.domain.aging import AGING_BUCKETS
 from recoup.domain.enums import PlanStatus
 from recoup.domain.locales import is_language
 from recoup.reports.service import BookReport, book_report
 from recoup.reports.text import bar, share, whole
+from recoup.settings.service import business_today
 
 LOCALE_OPTION = typer.Option(
     "en_US",

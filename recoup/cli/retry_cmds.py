@@ -15,7 +15,7 @@ from recoup.cli.common import (
     session_factory,
 )
 from recoup.core.clock import utc_now
-from recoup.core.settings import business_today
+from recoup.settings.service import business_today
 
 actions_app = typer.Typer(help="Queued action instances.", no_args_is_help=True)
 

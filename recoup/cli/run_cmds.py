@@ -23,11 +23,11 @@ from recoup.cli.common import (
     session_factory,
 )
 from recoup.core.clock import utc_now
+from recoup.core.locks import run_in_progress
 from recoup.core.schema import upgrade
-from recoup.core.settings import business_today, get_settings
 from recoup.runs import run as engine_run
 from recoup.runs.history import RUN_FIELDS, channel_notes, list_runs
-from recoup.runs.lock import run_in_progress
+from recoup.settings.service import business_today, get_settings
 
 
 def register(app: typer.Typer) -> None:

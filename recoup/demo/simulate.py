@@ -29,7 +29,6 @@ from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
 from recoup.core.env import EnvConfig
 from recoup.core.errors import InvalidInput
 from recoup.core.schema import upgrade
-from recoup.core.settings import business_today
 from recoup.demo import summary as demo_summary
 from recoup.demo.book import BookFiles, make_book, write_book
 from recoup.domain.enums import TaskStatus
@@ -37,6 +36,7 @@ from recoup.models import Task
 from recoup.policies.files import load_yaml
 from recoup.policies.service import apply_document
 from recoup.runs.run import run_dunning
+from recoup.settings.service import business_today
 from recoup.tasks.service import claim_task, complete_task
 
 POLICIES = Path(__file__).resolve().parent / "policies.yaml"

@@ -25,7 +25,6 @@ from recoup.actions.render import (
 from recoup.core.env import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.files import write_private
-from recoup.core.settings import get_settings
 from recoup.documents.letter import Letter, Pdf, render_letter, to_pdf
 from recoup.domain.enums import Channel, PlanStatus
 from recoup.models import (
@@ -39,6 +38,7 @@ from recoup.models import (
     TemplateRow,
 )
 from recoup.plans.links import plan_links
+from recoup.settings.service import get_settings
 
 LETTER = "letter"
 DOCUMENT_FIELDS = ["id", "plan_id", "kind", "path", "invoice_ids", "created_at"]

@@ -10,8 +10,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from recoup.core.clock import utc_now
-from recoup.core.log import log_for_plan
-from recoup.core.settings import get_settings
 from recoup.domain.enums import (
     OPEN_PLAN_STATUSES,
     OPEN_TASK_STATUSES,
@@ -25,6 +23,7 @@ from recoup.domain.enums import (
 )
 from recoup.domain.evaluator import InvoiceFacts, customer_balance
 from recoup.domain.policy import Settings
+from recoup.log.service import log_for_plan
 from recoup.models import (
     ActionInstance,
     Customer,
@@ -36,6 +35,7 @@ from recoup.models import (
     Task,
 )
 from recoup.plans.links import plan_links
+from recoup.settings.service import get_settings
 
 OPEN_INVOICE_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
 

@@ -12,7 +12,7 @@ status); the person may choose another active template of the same channel, or a
 the instance through the framework's own path (guard, executor, outcome, log, retry/failure),
 so every log entry carries the person as its actor. A request whose process dies before the
 effect is made is taken over by a worker at once (its liveness lock is free, see
-recoup.runs.lock.holding); a transient failure is retried
+recoup.core.locks.holding); a transient failure is retried
 by the worker (on a paused plan, once it resumes).
 """
 
@@ -35,8 +35,7 @@ from recoup.actions.framework import lease_duration, process_instance
 from recoup.core.clock import utc_now
 from recoup.core.env import EnvConfig
 from recoup.core.errors import Conflict, InvalidInput
-from recoup.core.log import log
-from recoup.core.settings import business_today
+from recoup.core.locks import holding
 from recoup.domain.enums import (
     CANCELLED_ACCOUNT_STATUS,
     OPEN_PLAN_STATUSES,
@@ -46,9 +45,10 @@ from recoup.domain.enums import (
     Event,
     InstanceStatus,
 )
+from recoup.log.service import log
 from recoup.models import ActionInstance, ActionRow, LevelRow, Plan, TemplateRow
 from recoup.plans.service import get_plan
-from recoup.runs.lock import holding
+from recoup.settings.service import business_today
 
 
 class ManualKind(StrEnum):

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from recoup.book.service import DISPUTE_REASON
 from recoup.core.errors import Conflict, InvalidInput, NotFound
-from recoup.core.log import log_for_plan
 from recoup.domain.enums import PROMISE_PAUSE_REASON, Event, PlanStatus
 from recoup.domain.money import minor_unit, money_text, parse_amount
+from recoup.log.service import log_for_plan
 from recoup.models import Payment, PaymentAllocation, Plan, Task
 from recoup.plans.links import plan_links
 

@@ -7,11 +7,11 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import Conflict, NotFound
-from recoup.core.log import log_for_plan
-from recoup.core.schedule import CHECK_NOW
 from recoup.domain.enums import Event, PlanStatus
+from recoup.log.service import log_for_plan
 from recoup.models import Plan
 from recoup.plans.closing import close_plan
+from recoup.schedule.service import CHECK_NOW
 
 
 def get_plan(session: Session, plan_id: int) -> Plan:

@@ -15,9 +15,6 @@ from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import InvalidInput
-from recoup.core.log import log
-from recoup.core.schedule import recheck_everything
-from recoup.core.settings import get_settings
 from recoup.domain.config_file import (
     ConfigIssue,
     action_params_to_dict,
@@ -37,6 +34,7 @@ from recoup.domain.locales import normalize_language
 from recoup.domain.policy import Config, Policy
 from recoup.domain.redact import redact_url
 from recoup.domain.validation import ConfigUsage, Usage, fee_warnings, validate_config
+from recoup.log.service import log
 from recoup.models import (
     ActionInstance,
     ActionRow,
@@ -52,6 +50,8 @@ from recoup.models import (
     WebhookEndpoint,
 )
 from recoup.policies.templates import check_templates
+from recoup.schedule.service import recheck_everything
+from recoup.settings.service import get_settings
 
 # Kept policies whose priority changes park here first: priorities are unique in the database
 # and a swap between two policies would otherwise collide half-way through the flush.

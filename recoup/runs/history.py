@@ -43,7 +43,7 @@ COUNTS = (
 def list_runs(session: Session, *, limit: int, in_progress: bool) -> list[dict[str, Any]]:
     """Runs newest first. A run still marked running while no run holds the lock was killed
     (it could not record its end): it reads `interrupted`. `in_progress`: a run holds the
-    lock now (recoup.runs.lock.run_in_progress), so the newest running one is running."""
+    lock now (recoup.core.locks.run_in_progress), so the newest running one is running."""
     rows = session.scalars(select(Run).order_by(Run.id.desc()).limit(limit)).all()
     live = max((r.id for r in rows if r.status == "running"), default=None) if in_progress else None
     result = []

@@ -51,8 +51,7 @@ from recoup.core.clock import today_in, utc_now
 from recoup.core.db import hold_write_lock
 from recoup.core.env import EnvConfig
 from recoup.core.errors import Conflict, InvalidInput
-from recoup.core.schedule import recheck_invoices
-from recoup.core.settings import get_settings
+from recoup.core.locks import run_lock
 from recoup.domain.enums import (
     OPEN_PLAN_STATUSES,
     OPEN_TASK_STATUSES,
@@ -101,7 +100,8 @@ from recoup.plans.closing import close_plan, refresh_plans_after_change
 from recoup.plans.links import plan_links
 from recoup.plans.promise import PromiseCheck, promises_due
 from recoup.runs.history import latest_finished_run
-from recoup.runs.lock import run_lock
+from recoup.schedule.service import recheck_invoices
+from recoup.settings.service import get_settings
 
 logger = logging.getLogger(__name__)
 

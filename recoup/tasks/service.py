@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session
 
 from recoup.core.clock import utc_now
 from recoup.core.errors import Conflict, InvalidInput, NotFound
-from recoup.core.log import log
-from recoup.core.schedule import CHECK_NOW
 from recoup.domain.enums import Event, InstanceStatus, PlanStatus, TaskStatus
+from recoup.log.service import log
 from recoup.models import ActionInstance, Plan, Task
+from recoup.schedule.service import CHECK_NOW
 
 
 def get_task(session: Session, task_id: int) -> Task:

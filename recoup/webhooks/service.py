@@ -35,9 +35,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.core.clock import utc_now
 from recoup.core.env import EnvConfig
 from recoup.core.errors import InvalidInput
-from recoup.core.log import log
 from recoup.domain.enums import DeliveryStatus, Event, WebhookEvent
 from recoup.domain.redact import redact_url
+from recoup.log.service import log
 from recoup.models import LogEntry, Plan, WebhookDelivery, WebhookEndpoint
 from recoup.webhooks.payload import plan_invoice_ids, plan_payload
 from recoup.webhooks.transport import post_signed

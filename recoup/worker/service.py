@@ -6,7 +6,7 @@ skip the rows another worker holds (FOR UPDATE SKIP LOCKED); a hung worker's lea
 (`lease_duration()`, RECOUP_LEASE_SECONDS) and are claimed again. SQLite has one writer: one
 worker at a time, held by a file lock next to the database.
 
-Each worker holds a liveness lock while it executes (recoup.runs.lock.holding): the leases of
+Each worker holds a liveness lock while it executes (recoup.core.locks.holding): the leases of
 a worker that died are taken over at once, not after they expire.
 
 A stop request (SIGTERM, SIGINT) lets the instance under way finish, hands the claimed but
@@ -35,9 +35,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.actions.framework import BATCH_SIZE, ExecutionStats, execute_pending
 from recoup.core.env import EnvConfig
 from recoup.core.errors import InvalidInput, RunInProgress
-from recoup.core.settings import business_today, get_settings
+from recoup.core.locks import run_lock
 from recoup.runs.history import latest_run_date
-from recoup.runs.lock import run_lock
+from recoup.settings.service import business_today, get_settings
 from recoup.webhooks.service import has_endpoints, pump
 
 logger = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from recoup.actions.framework import (
     count_held,
     execute_pending,
 )
+from recoup.core.locks import holding
 from recoup.models import (
     ActionInstance,
     ActionRow,
@@ -33,7 +34,6 @@ from recoup.models import (
     PolicyRow,
     Task,
 )
-from recoup.runs.lock import holding
 from tests.factories_actions import (
     NOW,
     TODAY,

@@ -22,9 +22,9 @@ from recoup.actions.render import (
     render_template,
     select_template,
 )
-from recoup.core.settings import get_settings
 from recoup.domain.money import Money
 from recoup.models import Charge, LevelRow
+from recoup.settings.service import get_settings
 from tests.factories_actions import (
     TODAY,
     execute,

@@ -14,8 +14,8 @@ from recoup.book.service import dispute_invoice, undispute_invoice
 from recoup.cli.main import app
 from recoup.core.db import unit_of_work
 from recoup.core.errors import Conflict, NotFound
-from recoup.core.schedule import CHECK_NOW, check_on
 from recoup.models import ActionInstance, Invoice, LogEntry, Plan
+from recoup.schedule.service import CHECK_NOW, check_on
 from tests.factories import (
     make_action_instance,
     make_customer,

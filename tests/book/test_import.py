@@ -17,7 +17,6 @@ from recoup.book.service import import_customers, import_invoices, import_paymen
 from recoup.cli.main import app
 from recoup.core.db import unit_of_work
 from recoup.core.errors import InvalidInput
-from recoup.core.schedule import CHECK_NOW, check_on
 from recoup.models import (
     ActionInstance,
     Customer,
@@ -29,6 +28,7 @@ from recoup.models import (
     Plan,
     Task,
 )
+from recoup.schedule.service import CHECK_NOW, check_on
 from tests.factories import (
     make_action_instance,
     make_customer,

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from recoup.cli.main import app
-from recoup.core.schedule import CHECK_NOW
 from recoup.models import (
     ActionRow,
     Customer,
@@ -28,6 +27,7 @@ from recoup.models import (
     SettingsRow,
     TemplateRow,
 )
+from recoup.schedule.service import CHECK_NOW
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policies.yaml"
 

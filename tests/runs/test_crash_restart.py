@@ -26,8 +26,8 @@ from typer.testing import CliRunner
 from recoup.cli.main import app
 from recoup.core.clock import utc_now
 from recoup.core.db import make_engine
+from recoup.core.locks import holding
 from recoup.models import ActionInstance
-from recoup.runs.lock import holding
 from tests.actions.test_actions_email import _free_port
 from tests.runs.test_run_e2e import DUE
 from tests.runs.test_run_exactly_once import configured_cli

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.core.db import unit_of_work
 from recoup.core.env import load_env
-from recoup.core.schedule import CHECK_NOW, recheck_everything
 from recoup.domain.evaluator import Outcome, Unit
 from recoup.models import (
     ActionInstance,
@@ -30,6 +29,7 @@ from recoup.models import (
 )
 from recoup.runs import run as run_module
 from recoup.runs.run import run_dunning
+from recoup.schedule.service import CHECK_NOW, recheck_everything
 from tests.runs.test_run_e2e import CUSTOMERS, DUE, Cli, invoice_csv
 
 DAYS = (-3, 0, 5, 6, 12, 16, 30)  # reminders, openings, steps, a manual task, the end

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from recoup.cli.main import app
 from recoup.core.db import make_engine
+from recoup.core.locks import run_lock
 from recoup.models import ActionInstance, LogEntry, Plan, Run
-from recoup.runs.lock import run_lock
 from tests.runs.test_run_e2e import POLICY_YAML
 
 N = 1200

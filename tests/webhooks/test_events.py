@@ -20,10 +20,10 @@ from recoup.book.service import import_customers, import_invoices, import_paymen
 from recoup.cli.main import app
 from recoup.core.clock import utc_now
 from recoup.core.env import EnvConfig
-from recoup.core.log import log
 from recoup.domain.enums import Event
 from recoup.domain.signature import verify_signature
 from recoup.domain.validation import check_config
+from recoup.log.service import log
 from recoup.models import LogEntry, WebhookDelivery, WebhookEndpoint
 from recoup.policies.service import apply_document, export_config
 from recoup.runs.run import run_dunning
