@@ -18,10 +18,31 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from recoup.core.clock import utc_now
 from recoup.core.db import Amount, Base, UTCDateTime
+from recoup.domain.enums import (
+    OPEN_INVOICE_VALUES,
+    OPEN_PLAN_VALUES,
+    OPEN_TASK_VALUES,
+    UNFINISHED_INSTANCE_VALUES,
+)
+
+
+def _is_in(values: tuple[str, ...]) -> Any:
+    """A status test written once for Python and SQL: `plan.is_open` on a loaded row,
+    `select(Plan).where(Plan.is_open)` in a query."""
+
+    def python(self: Any) -> bool:
+        return self.status in values
+
+    def sql(cls: Any) -> Any:
+        return cls.status.in_(values)
+
+    prop = hybrid_property(python)
+    return prop.expression(sql)
 
 # --- configuration -------------------------------------------------------------------------
 
@@ -147,6 +168,7 @@ class Invoice(Base):
     amount: Mapped[Decimal] = mapped_column(Amount)
     amount_due: Mapped[Decimal] = mapped_column(Amount)
     status: Mapped[str] = mapped_column(String(20), default="open")
+    is_open = _is_in(OPEN_INVOICE_VALUES)
     disputed: Mapped[bool] = mapped_column(Boolean, default=False)
     pdf_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
@@ -210,6 +232,7 @@ class Plan(Base):
     mode: Mapped[str] = mapped_column(String(16))
     policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
     status: Mapped[str] = mapped_column(String(20), default="active", index=True)
+    is_open = _is_in(OPEN_PLAN_VALUES)
     level: Mapped[str | None] = mapped_column(String(100), nullable=True)
     balance: Mapped[Decimal] = mapped_column(Amount)
     opened_on: Mapped[date] = mapped_column(Date)
@@ -277,6 +300,7 @@ class ActionInstance(Base):
     action: Mapped[str] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(20), default="pending")
+    is_unfinished = _is_in(UNFINISHED_INSTANCE_VALUES)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # the process executing it died (or hung past its lease) before recording an outcome
     crashes: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
@@ -305,6 +329,7 @@ class Task(Base):
     role: Mapped[str] = mapped_column(String(100))
     instructions: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    is_open = _is_in(OPEN_TASK_VALUES)
     claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_on: Mapped[date] = mapped_column(Date)

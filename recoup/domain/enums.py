@@ -49,6 +49,11 @@ class InvoiceStatus(StrEnum):
     cancelled = "cancelled"
 
 
+# an invoice the customer still owes something on (R2); paid and cancelled ones are settled
+OPEN_INVOICE_STATUSES = frozenset({InvoiceStatus.open, InvoiceStatus.partially_paid})
+OPEN_INVOICE_VALUES: tuple[str, ...] = tuple(sorted(s.value for s in OPEN_INVOICE_STATUSES))
+
+
 class PlanStatus(StrEnum):
     active = "active"
     paused = "paused"
@@ -63,6 +68,8 @@ class PlanStatus(StrEnum):
 
 FINAL_PLAN_STATUSES = frozenset({PlanStatus.recovered, PlanStatus.unrecovered, PlanStatus.stopped})
 OPEN_PLAN_STATUSES = frozenset({PlanStatus.active, PlanStatus.paused})
+# the stored texts, for SQL (`Plan.is_open` and `Invoice.is_open` in recoup/models.py use them)
+OPEN_PLAN_VALUES: tuple[str, ...] = tuple(sorted(s.value for s in OPEN_PLAN_STATUSES))
 
 
 class InstanceStatus(StrEnum):
@@ -75,6 +82,9 @@ class InstanceStatus(StrEnum):
 
 
 UNFINISHED_INSTANCE_STATUSES = frozenset({InstanceStatus.pending, InstanceStatus.running})
+UNFINISHED_INSTANCE_VALUES: tuple[str, ...] = tuple(
+    sorted(s.value for s in UNFINISHED_INSTANCE_STATUSES)
+)
 
 
 class TaskStatus(StrEnum):
@@ -85,6 +95,7 @@ class TaskStatus(StrEnum):
 
 
 OPEN_TASK_STATUSES = frozenset({TaskStatus.open, TaskStatus.claimed})
+OPEN_TASK_VALUES: tuple[str, ...] = tuple(sorted(s.value for s in OPEN_TASK_STATUSES))
 
 
 class ChargeStatus(StrEnum):
