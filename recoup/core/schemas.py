@@ -1,0 +1,57 @@
+"""The one base for read and write schemas, and cursor pages, shared by every feature.
+
+Read schemas (`PlanRead`, `InvoiceRead`…) are what the CLI's `--json`, the API and the web
+pages show: built from a row with `XRead.model_validate(row)` (from_attributes), dumped with
+`model_dump(mode="json")`, which writes Decimal money as exact decimal text and dates as ISO.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from recoup.core.errors import InvalidInput
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(from_attributes=True, extra="forbid", populate_by_name=True)
+
+
+class Page(Schema, Generic[T]):
+    """One page of a list ordered by a unique key; `next_cursor` fetches the page after it."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    """An opaque cursor for the row after `key` (the values of the list's order columns)."""
+    raw = json.dumps(list(key), default=str, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, field: str = "cursor") -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidInput("{field}: not a cursor this list gave out", field=field) from None
+    if not isinstance(key, list):
+        raise InvalidInput("{field}: not a cursor this list gave out", field=field)
+    return key
+
+
+def check_limit(limit: int, field: str = "limit") -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"{{field}} must be between 1 and {MAX_LIMIT}", field=field)
+    return limit
