@@ -38,6 +38,7 @@ from recoup.core.db import hold_write_lock
 from recoup.core.errors import Conflict, InvalidInput, NotFound
 from recoup.domain.enums import (
     CANCELLED_ACCOUNT_STATUS,
+    DISPUTE_REASON,
     OPEN_PLAN_STATUSES,
     ActionType,
     Event,
@@ -64,7 +65,6 @@ from recoup.schedule.service import recheck_invoices
 from recoup.settings.service import business_today, get_settings
 
 CHUNK = 1000  # rows per query / per write; also keeps IN lists under SQLite's limits
-DISPUTE_REASON = "dispute"
 
 # Invoice fields that change what the engine must do with it (R2, R4, R15).
 INVOICE_FIELDS_THAT_MATTER = frozenset(

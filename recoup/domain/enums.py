@@ -67,6 +67,8 @@ class PlanStatus(StrEnum):
 
 
 FINAL_PLAN_STATUSES = frozenset({PlanStatus.recovered, PlanStatus.unrecovered, PlanStatus.stopped})
+# the pause reason of a plan paused because its invoice is disputed (R9)
+DISPUTE_REASON = "dispute"
 OPEN_PLAN_STATUSES = frozenset({PlanStatus.active, PlanStatus.paused})
 # the stored texts, for SQL (`Plan.is_open` and `Invoice.is_open` in recoup/models.py use them)
 OPEN_PLAN_VALUES: tuple[str, ...] = tuple(sorted(s.value for s in OPEN_PLAN_STATUSES))

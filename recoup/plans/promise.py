@@ -19,9 +19,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from recoup.book.service import DISPUTE_REASON
 from recoup.core.errors import Conflict, InvalidInput, NotFound
-from recoup.domain.enums import PROMISE_PAUSE_REASON, Event, PlanStatus
+from recoup.domain.enums import DISPUTE_REASON, PROMISE_PAUSE_REASON, Event, PlanStatus
 from recoup.domain.money import minor_unit, money_text, parse_amount
 from recoup.log.service import log_for_plan
 from recoup.models import Payment, PaymentAllocation, Plan, Task
