@@ -20,6 +20,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check recoup tests benchmarks
 	$(BIN)/mypy recoup/domain
+	$(BIN)/lint-imports
 
 demo: setup
 	$(BIN)/recoup demo
