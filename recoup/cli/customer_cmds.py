@@ -1,16 +1,17 @@
 """`recoup customers` and `recoup customer show ID`: the accounts, what they owe, their status
-and which plan changed it. Thin: the queries are recoup.book.customers."""
+and which plan changed it. Thin: the queries are recoup.book.customers (and its repository),
+the fields recoup.book.schemas."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.panel import Panel
 
-from recoup.book.customers import CustomerSummary, customer_detail, list_customers
+from recoup.book.customers import customer_detail, list_customers
+from recoup.book.schemas import CustomerDetailRead, CustomerRead
 from recoup.cli.common import (
     JSON_OPTION,
     console,
@@ -28,9 +29,7 @@ from recoup.cli.ops_cmds import (
     print_log,
 )
 from recoup.cli.task_cmds import print_invoices
-from recoup.domain.money import money_text, round_money
 
-CUSTOMER_FIELDS = ["id", "name", "status", "currency", "balance", "open_plans"]
 # A table of its own: a customer may owe in several currencies (one line each)
 TABLE_FIELDS = ["id", "name", "status", "balance", "plans"]
 
@@ -40,30 +39,6 @@ customer_app = typer.Typer(help="One customer account.", no_args_is_help=True)
 def register(app: typer.Typer) -> None:
     app.command("customers")(customers)
     app.add_typer(customer_app, name="customer")
-
-
-def _money(amount: Decimal, currency: str) -> str:
-    return money_text(round_money(amount, currency), currency)
-
-
-def customer_row(summary: CustomerSummary) -> dict[str, Any]:
-    """`balance` is what is owed in the customer's currency (or the one currency it owes in);
-    `balances` gives every currency."""
-    customer, balances = summary.customer, summary.balances
-    currency = customer.currency or (next(iter(balances)) if len(balances) == 1 else None)
-    balance = balances.get(currency, Decimal(0)) if currency else None
-    return {
-        "id": customer.id,
-        "name": customer.name,
-        "status": customer.status,
-        "currency": currency,
-        "balance": round_money(balance, currency) if currency and balance is not None else None,
-        "open_plans": summary.open_plans,
-        "balances": {cur: _money(amount, cur) for cur, amount in balances.items()},
-        "email": customer.email,
-        "phone": customer.phone,
-        "excluded": customer.excluded,
-    }
 
 
 def _owed(row: dict[str, Any]) -> str:
@@ -82,10 +57,8 @@ def customers(
 ) -> None:
     """Customer accounts: status, what they owe on open invoices, open plans."""
     with transaction() as session:
-        rows = [
-            customer_row(s)
-            for s in list_customers(session, status=status, search=search, limit=limit)
-        ]
+        summaries, _ = list_customers(session, status=status, search=search, limit=limit)
+        rows = [CustomerRead.model_validate(s).model_dump() for s in summaries]
     if as_json:
         print_json(rows)
         return
@@ -109,45 +82,15 @@ def customer_show(customer_id: str, as_json: bool = JSON_OPTION) -> None:
     invoices, charges and recent log."""
     with transaction() as session:
         detail = customer_detail(session, customer_id)
-        customer = detail.summary.customer
-        row = customer_row(detail.summary)
-        row.update(
-            language=customer.language,
-            country=customer.country,
-            category=customer.category,
-            is_company=customer.is_company,
-            payment_method=customer.payment_method,
-            policy=customer.policy,
-            address=customer.address,
-            attributes=customer.attributes or {},
-        )
-        row["status_changes"] = [
-            {
-                "plan_id": c.plan_id,
-                "previous_status": c.previous_status,
-                "new_status": c.new_status,
-                "changed_at": c.changed_at,
-                "restored_at": c.restored_at,
-            }
-            for c in detail.status_changes
-        ]
-        row["status_set_on"] = detail.status_set_on
-        row["plans"] = [plan_row(p) for p in detail.plans]
-        row["invoices"] = [
-            {
-                "id": i.id,
-                "number": i.number,
-                "type": i.type,
-                "due_date": i.due_date,
-                "amount_due": round_money(i.amount_due, i.currency),
-                "currency": i.currency,
-                "status": i.status,
-                "disputed": i.disputed,
-            }
-            for i in detail.open_invoices
-        ]
-        row["charges"] = [charge_row(c) for c in detail.charges]
-        row["log"] = [log_row_out(e) for e in detail.log]
+        account = CustomerDetailRead.of(detail).model_dump()
+        invoices = account.pop("invoices")
+        row = {
+            **account,
+            "plans": [plan_row(p) for p in detail.plans],
+            "invoices": invoices,
+            "charges": [charge_row(c) for c in detail.charges],
+            "log": [log_row_out(e) for e in detail.log],
+        }
     if as_json:
         print_json([row])
         return

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.exc import IntegrityError
 
-from recoup.book import service
-from recoup.book.schemas import CsvTable, read_csv
+from recoup.book import customers, imports, invoices, payments
+from recoup.book.rows import CsvTable, read_csv
 from recoup.cli.common import (
     ON_OPTION,
     USER_OPTION,
@@ -54,7 +53,7 @@ def _read(path: Path) -> CsvTable:
 
 
 @contextmanager
-def _progress(rows: int) -> Iterator[service.Progress | None]:
+def _progress(rows: int) -> Iterator[imports.Progress | None]:
     if rows <= PROGRESS_THRESHOLD:
         yield None
         return
@@ -77,24 +76,31 @@ def _progress(rows: int) -> Iterator[service.Progress | None]:
 def _run(
     path: Path,
     user: str | None,
-    importer: Callable[..., service.ImportReport],
-) -> service.ImportReport:
+    importer: Callable[..., imports.ImportReport],
+) -> imports.ImportReport:
     table = _read(path)
+    refused: list[Conflict] = []  # a rule of the import refused: printed as it is
     try:
         with _progress(len(table.rows)) as progress, _transaction() as session:
-            report = importer(session, table, actor=actor_name(user), progress=progress)
-    except IntegrityError as exc:
-        # two imports of the same new rows at once: the database keeps one, refuses the other
+            try:
+                report = importer(session, table, actor=actor_name(user), progress=progress)
+            except Conflict as exc:
+                refused.append(exc)
+                raise
+    except Conflict as exc:
+        if refused:
+            raise
+        # the unit of work's: two imports of the same new rows at once, the database kept one
         raise Conflict(
             f"{path}: the same rows were changed at the same time by someone else; "
             "nothing was imported, run the import again",
-            details=[str(exc.orig).splitlines()[0]] if exc.orig else [],
+            details=exc.details,
         ) from None
     _print_report(report)
     return report
 
 
-def _print_report(report: service.ImportReport) -> None:
+def _print_report(report: imports.ImportReport) -> None:
     if report.kind == "payments":
         console.print(
             f"payments: {report.created} recorded, {report.unchanged} unchanged "
@@ -136,7 +142,7 @@ CUSTOMERS_HELP = (
 @handle_errors
 def import_customers(path: Path = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
     """Create or update customers, matched by id."""
-    _run(path, user, service.import_customers)
+    _run(path, user, customers.import_customers)
 
 
 INVOICES_HELP = (
@@ -151,7 +157,7 @@ INVOICES_HELP = (
 @handle_errors
 def import_invoices(path: Path = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
     """Create or update invoices, matched by id."""
-    _run(path, user, service.import_invoices)
+    _run(path, user, invoices.import_invoices)
 
 
 PAYMENTS_HELP = (
@@ -166,7 +172,7 @@ PAYMENTS_HELP = (
 @handle_errors
 def import_payments(path: Path = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
     """Record payments; plans whose debt is paid close as recovered."""
-    _run(path, user, service.import_payments)
+    _run(path, user, payments.import_payments)
 
 
 @invoice_app.command("dispute")
@@ -180,7 +186,7 @@ def dispute(
     """Mark an invoice disputed: its plan pauses until the dispute is cleared."""
     day = parse_date(on, "--on")
     with _transaction() as session:
-        result = service.dispute_invoice(
+        result = invoices.dispute_invoice(
             session, invoice_id, reason=reason, actor=actor_name(user), on=day
         )
     console.print(f"invoice {invoice_id} disputed")
@@ -198,14 +204,14 @@ def undispute(
     """Clear the dispute on an invoice: the plan paused for it resumes."""
     day = parse_date(on, "--on")
     with _transaction() as session:
-        result = service.undispute_invoice(
+        result = invoices.undispute_invoice(
             session, invoice_id, reason=reason, actor=actor_name(user), on=day
         )
     console.print(f"invoice {invoice_id} no longer disputed")
     _print_dispute(result)
 
 
-def _print_dispute(result: service.DisputeResult) -> None:
+def _print_dispute(result: invoices.DisputeResult) -> None:
     for plan_id in result.plans_paused:
         console.print(f"plan {plan_id} paused (dispute)")
     for plan_id in result.plans_resumed:

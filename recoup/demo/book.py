@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from recoup.book.schemas import CUSTOMER_COLUMNS, INVOICE_COLUMNS, PAYMENT_COLUMNS
+from recoup.book.rows import CUSTOMER_COLUMNS, INVOICE_COLUMNS, PAYMENT_COLUMNS
 from recoup.domain.money import minor_unit, round_money
 
 # (country, language, currency, weight)

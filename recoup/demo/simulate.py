@@ -23,8 +23,11 @@ from rich.progress import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.book import service as book_service
-from recoup.book.schemas import read_csv
+from recoup.book.customers import import_customers
+from recoup.book.imports import ImportReport
+from recoup.book.invoices import import_invoices
+from recoup.book.payments import import_payments
+from recoup.book.rows import read_csv
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
 from recoup.core.env import EnvConfig
 from recoup.core.errors import InvalidInput
@@ -50,7 +53,7 @@ OUTCOMES = (
     "Customer disputes nothing; cash-flow issue, agreed to pay in two instalments.",
     "No answer; will try again via the account manager.",
 )
-Importer = Callable[..., book_service.ImportReport]
+Importer = Callable[..., ImportReport]
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def prepare_folder(folder: Path) -> None:
 
 def import_file(
     factory: sessionmaker[Session], importer: Importer, path: Path, *, on: date
-) -> book_service.ImportReport:
+) -> ImportReport:
     """What `recoup import KIND FILE.csv` does: read the file, import it in one transaction."""
     table = read_csv(path)
     with unit_of_work(factory) as session:
@@ -141,9 +144,9 @@ def run_demo(options: DemoOptions, console: Console, *, show_progress: bool = Tr
             f"invoices and {len(book.payments)} payments written as CSV under {folder / 'book'}"
         )
         opening = start - timedelta(days=1)
-        import_file(factory, book_service.import_customers, files.customers, on=opening)
-        import_file(factory, book_service.import_invoices, files.opening_invoices, on=opening)
-        import_file(factory, book_service.import_payments, files.opening_payments, on=opening)
+        import_file(factory, import_customers, files.customers, on=opening)
+        import_file(factory, import_invoices, files.opening_invoices, on=opening)
+        import_file(factory, import_payments, files.opening_payments, on=opening)
 
         _simulate(factory, env, rng, files, start, options.days, console, show_progress)
 
@@ -189,11 +192,11 @@ def _simulate(
             bar.update(task, description=day.isoformat())
             if day in files.invoices_by_day:
                 import_file(
-                    factory, book_service.import_invoices, files.invoices_by_day[day], on=day
+                    factory, import_invoices, files.invoices_by_day[day], on=day
                 )
             if day in files.payments_by_day:
                 report = import_file(
-                    factory, book_service.import_payments, files.payments_by_day[day], on=day
+                    factory, import_payments, files.payments_by_day[day], on=day
                 )
                 paid += report.created
             tasks_done += work_tasks(factory, rng, day)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from recoup.book.service import dispute_invoice, undispute_invoice
+from recoup.book.invoices import dispute_invoice, undispute_invoice
 from recoup.cli.main import app
 from recoup.core.db import unit_of_work
 from recoup.core.errors import Conflict, NotFound

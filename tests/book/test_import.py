@@ -12,8 +12,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from recoup.book import schemas
-from recoup.book.service import import_customers, import_invoices, import_payments
+from recoup.book import rows as book_rows
+from recoup.book.customers import import_customers
+from recoup.book.invoices import import_invoices
+from recoup.book.payments import import_payments
 from recoup.cli.main import app
 from recoup.core.db import unit_of_work
 from recoup.core.errors import InvalidInput
@@ -148,9 +150,9 @@ def seed(session_factory: sessionmaker[Session], fn) -> None:  # type: ignore[no
 def test_invoice_row_errors(column: str, value: str, message: str) -> None:
     values = dict(zip(INVOICE_HEADER, invoice_row("I1"), strict=True))
     values[column] = value
-    result = schemas.parse_invoice(schemas.SourceRow(7, values))
-    if isinstance(result, schemas.InvoiceIn):
-        result = schemas.resolve_balance(result, None, None)
+    result = book_rows.parse_invoice(book_rows.SourceRow(7, values))
+    if isinstance(result, book_rows.InvoiceIn):
+        result = book_rows.resolve_balance(result, None, None)
     assert isinstance(result, list), result
     assert any(e.line == 7 and e.field == column and message in e.message for e in result), result
 
@@ -162,10 +164,10 @@ def test_invoice_row_errors(column: str, value: str, message: str) -> None:
 def test_amount_respects_the_currency_minor_unit(currency: str, amount: str, ok: bool) -> None:
     cells = ["P1", "C1", "", amount, currency, "2026-02-01"]
     values = dict(zip(PAYMENT_HEADER, cells, strict=True))
-    result = schemas.parse_payment(schemas.SourceRow(2, values))
-    assert isinstance(result, schemas.PaymentIn) is ok
+    result = book_rows.parse_payment(book_rows.SourceRow(2, values))
+    assert isinstance(result, book_rows.PaymentIn) is ok
     if ok:
-        assert isinstance(result, schemas.PaymentIn)
+        assert isinstance(result, book_rows.PaymentIn)
         assert result.amount == Decimal(amount)
 
 
@@ -186,9 +188,9 @@ def test_status_and_amount_due_resolution(
 ) -> None:
     values = dict(zip(INVOICE_HEADER, invoice_row("I1"), strict=True))
     values.update(status=status, amount_due=amount_due)
-    parsed = schemas.parse_invoice(schemas.SourceRow(2, values))
-    assert isinstance(parsed, schemas.InvoiceIn)
-    result = schemas.resolve_balance(parsed, *(existing or (None, None)))
+    parsed = book_rows.parse_invoice(book_rows.SourceRow(2, values))
+    assert isinstance(parsed, book_rows.InvoiceIn)
+    result = book_rows.resolve_balance(parsed, *(existing or (None, None)))
     if isinstance(expected, str):
         assert isinstance(result, list) and expected in result[0].message
     else:
@@ -198,12 +200,12 @@ def test_status_and_amount_due_resolution(
 def test_customer_row_checks_email_country_booleans() -> None:
     values = dict(zip(CUSTOMER_HEADER, customer_row("C1"), strict=True))
     values.update(email="not-an-email", country="France", is_company="si", segment="gold")
-    result = schemas.parse_customer(schemas.SourceRow(3, values))
+    result = book_rows.parse_customer(book_rows.SourceRow(3, values))
     assert isinstance(result, list)
     assert {e.field for e in result} == {"email", "country", "is_company"}
     values.update(email="a.b+c@example.co.uk", country="fr", is_company="1")
-    parsed = schemas.parse_customer(schemas.SourceRow(3, values))
-    assert isinstance(parsed, schemas.CustomerIn)
+    parsed = book_rows.parse_customer(book_rows.SourceRow(3, values))
+    assert isinstance(parsed, book_rows.CustomerIn)
     assert parsed.fields["country"] == "FR" and parsed.fields["is_company"] is True
     assert parsed.attributes == {"segment": "gold"}
 
@@ -226,9 +228,9 @@ def test_customer_language_and_country_must_be_known(
 ) -> None:
     values = dict(zip(CUSTOMER_HEADER, customer_row("C1"), strict=True))
     values.update(language=language, country=country)
-    result = schemas.parse_customer(schemas.SourceRow(7, values))
+    result = book_rows.parse_customer(book_rows.SourceRow(7, values))
     if not bad:
-        assert isinstance(result, schemas.CustomerIn)
+        assert isinstance(result, book_rows.CustomerIn)
         assert result.fields["country"] == country.upper()
         return
     assert isinstance(result, list)
@@ -243,7 +245,7 @@ def test_customer_language_and_country_must_be_known(
 
 def test_physical_line_numbers_bom_and_semicolons() -> None:
     text = '\ufeffid;name;address\nC1;One;"1 rue X\nParis"\n\nC2;Two\nC3;Three;here\n'
-    table = schemas.read_csv_text(text)
+    table = book_rows.read_csv_text(text)
     assert table.header == ["id", "name", "address"]
     assert [r.line for r in table.rows] == [2, 6]
     assert table.rows[0].values["address"] == "1 rue X\nParis"
@@ -251,16 +253,16 @@ def test_physical_line_numbers_bom_and_semicolons() -> None:
 
 
 def test_missing_required_columns_is_one_clear_error() -> None:
-    errors = schemas.check_header("invoices", ["id", "customer_id", "amount"])
+    errors = book_rows.check_header("invoices", ["id", "customer_id", "amount"])
     assert len(errors) == 1
     assert "missing required columns number, issue_date, due_date, currency" in str(errors[0])
 
 
 def test_duplicate_ids_in_a_file() -> None:
-    table = schemas.table_from_dicts(
+    table = book_rows.table_from_dicts(
         [{"id": "C1", "name": "A"}, {"id": "C2", "name": "B"}, {"id": "C1", "name": "C"}]
     )
-    values, errors = schemas.parse_rows(table.rows, schemas.parse_customer)
+    values, errors = book_rows.parse_rows(table.rows, book_rows.parse_customer)
     assert [v.id for v in values] == ["C1", "C2"]
     assert [str(e) for e in errors] == [
         "line 4, id: 'C1' appears twice in the file (first on line 2)"
@@ -850,20 +852,20 @@ NOT_DECIMAL = "is not a decimal amount (like 1234.56)"
 )
 def test_amounts_in_other_notations_are_refused(amount: str, message: str) -> None:
     values = dict(zip(INVOICE_HEADER, invoice_row("I1", amount=amount, amount_due=""), strict=True))
-    result = schemas.parse_invoice(schemas.SourceRow(2, values))
+    result = book_rows.parse_invoice(book_rows.SourceRow(2, values))
     assert isinstance(result, list), result
     [error] = result
     assert (error.line, error.field, error.message) == (2, "amount", f"{amount!r} {message}")
     payment = dict(zip(PAYMENT_HEADER, ["P1", "C1", "", amount, "EUR", "2026-02-01"], strict=True))
-    assert isinstance(schemas.parse_payment(schemas.SourceRow(2, payment)), list)
+    assert isinstance(book_rows.parse_payment(book_rows.SourceRow(2, payment)), list)
 
 
 @pytest.mark.parametrize("amount", ["1000", "1000.", ".5", "+12.50", "-0", "0012.30"])
 def test_plain_decimal_amounts_still_import(amount: str) -> None:
     values = dict(zip(PAYMENT_HEADER, ["P1", "C1", "", amount, "EUR", "2026-02-01"], strict=True))
-    result = schemas.parse_payment(schemas.SourceRow(2, values))
+    result = book_rows.parse_payment(book_rows.SourceRow(2, values))
     if Decimal(amount) > 0:
-        assert isinstance(result, schemas.PaymentIn) and result.amount == Decimal(amount)
+        assert isinstance(result, book_rows.PaymentIn) and result.amount == Decimal(amount)
     else:
         assert isinstance(result, list) and "must be greater than 0" in result[0].message
 

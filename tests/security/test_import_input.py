@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from recoup.actions.email import safe_filename
-from recoup.book.service import import_customers
+from recoup.book.customers import import_customers
 from recoup.cli.main import app
 from recoup.core.db import unit_of_work
 from recoup.core.errors import InvalidInput

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.book.service import import_payments
+from recoup.book.payments import import_payments
 from recoup.core.db import unit_of_work
 from recoup.runs import run as run_module
 from tests.runs.test_run_e2e import DUE, Cli, invoice_csv

@@ -16,7 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from recoup.book.service import import_customers, import_invoices, import_payments
+from recoup.book.customers import import_customers
+from recoup.book.invoices import import_invoices
+from recoup.book.payments import import_payments
 from recoup.cli.main import app
 from recoup.core.clock import utc_now
 from recoup.core.env import EnvConfig

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from recoup.billing.service import record_payment_failure
-from recoup.book.service import import_payments
+from recoup.book.payments import import_payments
 from recoup.cli.main import app
 from recoup.core.env import EnvConfig
 from recoup.core.errors import InvalidInput, NotFound
