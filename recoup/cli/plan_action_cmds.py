@@ -1,10 +1,11 @@
-"""Manual actions on a plan: `recoup plan email|letter|status ID` (recoup.plans.manual)."""
+"""Manual actions on a plan: `recoup plan email|letter|status ID` (recoup.actions.manual)."""
 
 from __future__ import annotations
 
 import typer
 from rich.markup import escape
 
+from recoup.actions.manual import ManualKind, ManualOutcome, perform_manual_action
 from recoup.cli.common import (
     JSON_ONE_OPTION,
     ON_OPTION,
@@ -19,7 +20,6 @@ from recoup.cli.common import (
     session_factory,
 )
 from recoup.cli.ops_cmds import plan_app
-from recoup.plans.manual import ManualKind, ManualOutcome, perform_manual_action
 
 TEMPLATE_OPTION = typer.Option(
     None, "--template", help="Another active template of the channel (default: the level's)."
