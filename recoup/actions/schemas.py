@@ -3,6 +3,8 @@ show ID --json`, `actions`), later the API and the plan page."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from recoup.core.schemas import Schema
 
 
@@ -19,4 +21,20 @@ class ActionInstanceRead(Schema):
     error: str | None
 
 
-__all__ = ["ActionInstanceRead"]
+class ManualActionRead(Schema):
+    """What a manual action on a plan came to (`recoup plan email|letter|status ID --json`):
+    its instance, and `status` done, skipped, pending (a worker retries it at
+    `next_attempt_at`) or failed; `result` what the executor reported, without the request."""
+
+    instance_id: int
+    plan_id: int
+    kind: str
+    level: str
+    action: str
+    status: str
+    result: dict[str, Any]
+    error: str | None
+    next_attempt_at: str | None
+
+
+__all__ = ["ActionInstanceRead", "ManualActionRead"]

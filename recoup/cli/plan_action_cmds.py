@@ -6,6 +6,7 @@ import typer
 from rich.markup import escape
 
 from recoup.actions.manual import ManualKind, ManualOutcome, perform_manual_action
+from recoup.actions.schemas import ManualActionRead
 from recoup.cli.common import (
     JSON_ONE_OPTION,
     ON_OPTION,
@@ -59,17 +60,7 @@ def _run(
 
 
 def _row(outcome: ManualOutcome) -> dict[str, object]:
-    return {
-        "instance_id": outcome.instance_id,
-        "plan_id": outcome.plan_id,
-        "kind": outcome.kind.value,
-        "level": outcome.level,
-        "action": outcome.action,
-        "status": outcome.status,
-        "result": outcome.result,
-        "error": outcome.error,
-        "next_attempt_at": outcome.next_attempt_at,
-    }
+    return ManualActionRead.model_validate(outcome).model_dump()
 
 
 def _describe(outcome: ManualOutcome) -> str:

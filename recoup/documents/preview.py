@@ -72,7 +72,9 @@ def _plan_invoices(session: Session, plan: Plan) -> list[Invoice]:
 
 def _template(session: Session, code: str, channel: str | None, language: str) -> TemplateRow:
     if channel is not None and channel not in {c.value for c in Channel}:
-        raise InvalidInput(f"unknown channel {channel!r} (expected email, letter or sms)")
+        raise InvalidInput(
+            f"unknown channel {channel!r} (expected email, letter or sms)", field="channel"
+        )
     if channel is None:
         channels = sorted(
             set(session.scalars(select(TemplateRow.channel).where(TemplateRow.code == code)))
@@ -81,7 +83,8 @@ def _template(session: Session, code: str, channel: str | None, language: str) -
             raise TemplateNotFound(f"no template {code}")
         if len(channels) > 1:
             raise InvalidInput(
-                f"template {code} exists for channels {', '.join(channels)}: choose one"
+                f"template {code} exists for channels {', '.join(channels)}: choose one",
+                field="channel",
             )
         channel = channels[0]
     template = select_template(session, code, channel, language)
