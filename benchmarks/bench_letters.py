@@ -17,7 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from recoup.actions.framework import execute_pending, executor_for
+from recoup.actions.registry import executor_for
+from recoup.actions.runner import execute_pending
 from recoup.core.db import make_engine, make_sessionmaker
 from recoup.core.env import EnvConfig
 from recoup.core.schema import upgrade

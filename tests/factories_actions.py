@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.actions.framework import ExecutionStats, execute_pending
+from recoup.actions.runner import ExecutionStats, execute_pending
 from recoup.core.env import EnvConfig
 from recoup.models import (
     ActionInstance,

@@ -1,20 +1,13 @@
-"""Executing action instances (SPEC §3): the framework, the executors, message rendering."""
+"""Executing action instances (SPEC §3).
 
-from recoup.actions.framework import (
-    MAX_ATTEMPTS,
-    ExecutionStats,
-    backoff,
-    execute_pending,
-)
-from recoup.actions.render import Rendered, TemplateError, TemplateNotFound, render_template
+- `runner`: execute_pending, the loop that claims, guards, executes and records;
+- `claims`: the lease SQL (claiming, takeover of a dead or hung process's leases);
+- `outcomes`: Done, Skipped, PermanentFailure and recording them (retry decisions from
+  recoup.domain.retry);
+- `registry`: the executor of each action type (`executors`, `letter`, `sms`, `webhook`);
+- `context`: what an executor gets about its instance; `notice`, `fee_rules`: fees follow a
+  notice, and what a fee comes to;
+- `manual`: actions a person asks for on a plan; `requeue`: `recoup actions retry`;
+- `repository`, `schemas`: queries on action instances and how the faces show them.
 
-__all__ = [
-    "MAX_ATTEMPTS",
-    "ExecutionStats",
-    "Rendered",
-    "TemplateError",
-    "TemplateNotFound",
-    "backoff",
-    "execute_pending",
-    "render_template",
-]
+Rendering and delivering messages is recoup.messages; storing letters recoup.documents."""

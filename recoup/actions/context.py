@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.core.env import EnvConfig
-from recoup.domain.enums import InstanceStatus, InvoiceStatus
+from recoup.domain.enums import InstanceStatus
 from recoup.domain.money import Money
 from recoup.models import (
     ActionInstance,
@@ -27,8 +27,7 @@ from recoup.models import (
 from recoup.plans.links import plan_links
 from recoup.settings.service import get_settings
 
-OUTSTANDING = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
-# Key in an unfinished instance's `result` holding a person's request (recoup.plans.manual):
+# Key in an unfinished instance's `result` holding a person's request (recoup.actions.manual):
 # {"actor": user, "params": {"template": ...}} — who asked, and what they chose.
 MANUAL_REQUEST = "manual"
 
@@ -155,7 +154,7 @@ def load_context(
                 .join(links, links.c.invoice_id == Invoice.id)
                 .where(
                     links.c.plan_id == plan.id,
-                    Invoice.status.in_(OUTSTANDING),
+                    Invoice.is_open,
                     Invoice.amount_due > Decimal(0),
                 )
                 .order_by(Invoice.due_date, Invoice.id)

@@ -2,7 +2,7 @@
 interest, change_account_status (SPEC §3).
 
 Each takes the instance's context, performs its effect inside the caller's transaction (the
-framework commits) and returns `Done(result)` or `Skipped(reason)`. Effects are idempotent per
+runner commits) and returns `Done(result)` or `Skipped(reason)`. Effects are idempotent per
 action instance (R13): a charge or a status change already recorded for the instance is found
 and reported instead of being made twice; an email keeps the Message-ID of its instance key.
 """
@@ -15,7 +15,14 @@ from typing import Any
 from sqlalchemy import select
 
 from recoup.actions.context import ActionContext
-from recoup.actions.email import (
+from recoup.actions.fee_rules import FEE_DECISIONS, level_fees
+from recoup.actions.letter import letter_attachment
+from recoup.actions.outcomes import ActionOutcome, Done, PermanentFailure, Skipped
+from recoup.core.files import FileRefused, UnsafePath, read_inside
+from recoup.domain import fees
+from recoup.domain.enums import CANCELLED_ACCOUNT_STATUS, Channel, Event
+from recoup.log.service import log
+from recoup.messages.email import (
     DEFAULT_SENDER,
     Attachment,
     PermanentDeliveryError,
@@ -25,19 +32,13 @@ from recoup.actions.email import (
     smtp_transport_error,
     write_outbox,
 )
-from recoup.actions.fee_rules import FEE_DECISIONS, level_fees
-from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
-from recoup.actions.render import (
+from recoup.messages.render import (
     build_variables,
     render_row,
     select_template,
     uses_fees,
     uses_level_fees,
 )
-from recoup.core.files import FileRefused, UnsafePath, read_inside
-from recoup.domain import fees
-from recoup.domain.enums import CANCELLED_ACCOUNT_STATUS, ActionType, Channel, Event
-from recoup.log.service import log
 from recoup.models import Charge, StatusChange
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def _existing_charge(ctx: ActionContext) -> Charge | None:
     return ctx.session.scalar(select(Charge).where(Charge.action_instance_id == ctx.instance.id))
 
 
-def _charge(ctx: ActionContext, decision: fees.FeeDecision, **details: Any) -> Outcome:
+def _charge(ctx: ActionContext, decision: fees.FeeDecision, **details: Any) -> ActionOutcome:
     if isinstance(decision, fees.NoFee):
         return Skipped(decision.reason, details)
     service = ctx.params.get("service")
@@ -93,14 +94,14 @@ def _charge(ctx: ActionContext, decision: fees.FeeDecision, **details: Any) -> O
     return Done(_charge_result(charge, **details))
 
 
-def _already_charged(ctx: ActionContext) -> Outcome | None:
+def _already_charged(ctx: ActionContext) -> ActionOutcome | None:
     existing = _existing_charge(ctx)
     if existing is None:
         return None
     return Done(_charge_result(existing, already_charged=True))
 
 
-def _charge_fee(ctx: ActionContext) -> Outcome:
+def charge_fee(ctx: ActionContext) -> ActionOutcome:
     done = _already_charged(ctx)
     if done is not None:
         return done
@@ -108,16 +109,10 @@ def _charge_fee(ctx: ActionContext) -> Outcome:
     return _charge(ctx, decision, **details)
 
 
-register(ActionType.late_fee_fixed)(_charge_fee)
-register(ActionType.late_fee_percent)(_charge_fee)
-register(ActionType.interest)(_charge_fee)
-
-
 # --- account status (R12) ------------------------------------------------------------------
 
 
-@register(ActionType.change_account_status)
-def change_account_status(ctx: ActionContext) -> Outcome:
+def change_account_status(ctx: ActionContext) -> ActionOutcome:
     status = ctx.params.get("status")
     if not status:
         raise PermanentFailure(f"action {ctx.instance.action} has no status to set")
@@ -203,8 +198,7 @@ def _invoice_pdfs(
     return attachments, missing, refused
 
 
-@register(ActionType.send_email)
-def send_email(ctx: ActionContext) -> Outcome:
+def send_email(ctx: ActionContext) -> ActionOutcome:
     code = ctx.params.get("template")
     if not code:
         raise PermanentFailure(f"action {ctx.instance.action} has no template")
@@ -236,8 +230,6 @@ def send_email(ctx: ActionContext) -> Outcome:
     )
     attachments, missing, refused = _invoice_pdfs(ctx) if attach else ([], [], [])
     if ctx.params.get("attach_letter") or ctx.params.get("letter_template"):  # a letter PDF
-        from recoup.actions.letter import letter_attachment
-
         letter, letter_missing = letter_attachment(ctx)
         if letter is not None:
             attachments.append(letter)

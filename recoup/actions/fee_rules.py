@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import select
 
 from recoup.actions.context import ActionContext
-from recoup.actions.framework import PermanentFailure
-from recoup.actions.notice import FEE_TYPES, UNFINISHED_STATUSES, step_instances
+from recoup.actions.notice import FEE_TYPES, step_instances
+from recoup.actions.outcomes import PermanentFailure
 from recoup.domain import fees
 from recoup.domain.enums import ActionType
 from recoup.domain.money import parse_amount
@@ -92,7 +92,7 @@ def level_fees(ctx: ActionContext) -> list[dict[str, Any]]:
         step_instances(select(ActionInstance), ctx.instance)
         .where(
             ActionInstance.type.in_(FEE_TYPES),
-            ActionInstance.status.in_(UNFINISHED_STATUSES),
+            ActionInstance.is_unfinished,
         )
         .order_by(ActionInstance.id)
     ).all()

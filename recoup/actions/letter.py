@@ -13,20 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from recoup.actions.context import ActionContext
-from recoup.actions.email import Attachment
 from recoup.actions.fee_rules import level_fees
-from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
-from recoup.actions.render import select_template, uses_level_fees
+from recoup.actions.outcomes import ActionOutcome, Done, PermanentFailure, Skipped
 from recoup.core.errors import RecoupError
-from recoup.documents.letter import render_letter, to_pdf
-from recoup.documents.service import (
-    document_for_instance,
-    latest_letter,
-    letter_path,
-    store_letter,
-    write_file,
-)
-from recoup.domain.enums import ActionType, Channel
+from recoup.documents.repository import for_instance, latest_letter
+from recoup.documents.service import letter_path, store_letter, write_file
+from recoup.domain.enums import Channel
+from recoup.messages.email import Attachment
+from recoup.messages.letter import render_letter, to_pdf
+from recoup.messages.render import select_template, uses_level_fees
 from recoup.models import Document
 
 
@@ -47,7 +42,7 @@ def generate_letter(ctx: ActionContext, code: str) -> dict[str, Any]:
     """The instance's letter from template `code`: rendered, printed, written and stored once
     (an existing document whose file is there is returned as it is). Returns the result fields;
     raises NoLetterTemplate."""
-    existing = document_for_instance(ctx.session, ctx.instance.id)
+    existing = for_instance(ctx.session, ctx.instance.id)
     if existing is not None and Path(existing.path).is_file():
         return _result(existing, already_generated=True)
     customer = ctx.customer
@@ -92,8 +87,7 @@ def generate_letter(ctx: ActionContext, code: str) -> dict[str, Any]:
     return result
 
 
-@register(ActionType.send_letter)
-def send_letter(ctx: ActionContext) -> Outcome:
+def send_letter(ctx: ActionContext) -> ActionOutcome:
     code = ctx.params.get("template")
     if not code:
         raise PermanentFailure(f"action {ctx.instance.action} has no template")

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 
 from recoup.actions.context import ActionContext
-from recoup.domain.enums import UNFINISHED_INSTANCE_STATUSES, ActionType, InstanceStatus
+from recoup.domain.enums import ActionType, InstanceStatus
 from recoup.models import ActionInstance
 
 FEE_TYPES = (
@@ -40,7 +40,6 @@ SEND_TYPES = (
     ActionType.send_letter.value,
     ActionType.send_sms.value,
 )
-UNFINISHED_STATUSES = tuple(status.value for status in UNFINISHED_INSTANCE_STATUSES)
 
 WAIT: Literal["wait"] = "wait"
 
@@ -101,7 +100,7 @@ def notice_decision(ctx: ActionContext) -> tuple[str, dict[str, Any]] | Literal[
     notices = _notices(ctx)
     if not notices:  # a level with no send action charges as before
         return None
-    if any(n.status in UNFINISHED_STATUSES for n in notices):
+    if any(n.is_unfinished for n in notices):
         return WAIT
     if any(n.status == InstanceStatus.done for n in notices):
         return None
@@ -113,7 +112,6 @@ __all__ = [
     "FEE_TYPES",
     "RECHECK",
     "SEND_TYPES",
-    "UNFINISHED_STATUSES",
     "WAIT",
     "notice_decision",
     "step_instances",

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from recoup.domain.enums import OPEN_PLAN_STATUSES, Event, InstanceStatus, TaskStatus
+from recoup.actions.repository import failure_task, to_requeue
+from recoup.domain.enums import Event, InstanceStatus, TaskStatus
 from recoup.log.service import log
-from recoup.models import ActionInstance, Plan, Task
+from recoup.models import ActionInstance, Plan
 
 PERSON_ON_IT = (TaskStatus.claimed.value, TaskStatus.completed.value)
 
@@ -56,21 +56,8 @@ def requeue(
 ) -> Requeued:
     """Make backed-off instances due at `now`, and with `failed` failed ones too. `action`:
     only that action code; `since`: only instances queued for that business date or later."""
-    statuses = [InstanceStatus.pending.value] + ([InstanceStatus.failed.value] if failed else [])
-    query = select(ActionInstance).where(
-        ActionInstance.status.in_(statuses),
-        or_(
-            ActionInstance.status == InstanceStatus.failed.value,
-            # waiting out a backoff; a manual one (no next attempt) is a person's to do
-            ActionInstance.next_attempt_at > now,
-        ),
-    )
-    if action is not None:
-        query = query.where(ActionInstance.action == action)
-    if since is not None:
-        query = query.where(ActionInstance.due_on >= since)
     result = Requeued()
-    for instance in session.scalars(query.order_by(ActionInstance.id).with_for_update()):
+    for instance in to_requeue(session, now=now, failed=failed, action=action, since=since):
         if instance.status == InstanceStatus.pending:
             if not (instance.error or instance.attempts or instance.transport_failures):
                 continue  # scheduled, not backed off
@@ -95,12 +82,12 @@ def requeue(
 
 
 def _keep_failed(session: Session, instance: ActionInstance) -> str | None:
-    task = session.scalar(select(Task).where(Task.action_instance_id == instance.id))
+    task = failure_task(session, instance.id)
     if task is not None and task.status in PERSON_ON_IT:
         return f"its task {task.id} is {task.status}: a person has it"
     if instance.plan_id is not None:
         plan = session.get(Plan, instance.plan_id)
-        if plan is not None and plan.status not in {s.value for s in OPEN_PLAN_STATUSES}:
+        if plan is not None and not plan.is_open:
             return f"plan {plan.id} is {plan.status}"
     return None
 

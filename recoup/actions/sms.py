@@ -18,25 +18,24 @@ import httpx
 
 from recoup.actions.context import ActionContext
 from recoup.actions.fee_rules import level_fees
-from recoup.actions.framework import Done, Outcome, PermanentFailure, Skipped, register
-from recoup.actions.render import (
+from recoup.actions.outcomes import ActionOutcome, Done, PermanentFailure, Skipped
+from recoup.actions.webhook import RetryableHttpError, unreachable
+from recoup.domain.enums import Channel
+from recoup.domain.redact import url_problem
+from recoup.domain.sms import count_segments
+from recoup.messages.render import (
     build_variables,
     render_row,
     select_template,
     uses_fees,
     uses_level_fees,
 )
-from recoup.actions.webhook import RetryableHttpError, unreachable
-from recoup.domain.enums import ActionType, Channel
-from recoup.domain.redact import url_problem
-from recoup.domain.sms import count_segments
 from recoup.webhooks.transport import encode, post_json
 
 ID_KEYS = ("id", "message_id", "messageId", "sid")
 
 
-@register(ActionType.send_sms)
-def send_sms(ctx: ActionContext) -> Outcome:
+def send_sms(ctx: ActionContext) -> ActionOutcome:
     code = ctx.params.get("template")
     if not code:
         raise PermanentFailure(f"action {ctx.instance.action} has no template")

@@ -20,11 +20,10 @@ from typing import Any
 import httpx
 
 from recoup.actions.context import ActionContext
-from recoup.actions.errors import TransportError
-from recoup.actions.framework import Done, Outcome, PermanentFailure, register
-from recoup.domain.enums import ActionType
+from recoup.actions.outcomes import ActionOutcome, Done, PermanentFailure
 from recoup.domain.money import money_text
 from recoup.domain.redact import redact_url, url_problem
+from recoup.messages.errors import TransportError
 from recoup.webhooks.payload import describe_plan, invoice_payload
 from recoup.webhooks.transport import Response, post_signed
 
@@ -117,8 +116,7 @@ def _post(ctx: ActionContext, url: str, payload: dict[str, Any], event: str) -> 
         raise unreachable(f"{ctx.instance.type} endpoint", exc) from exc
 
 
-@register(ActionType.webhook)
-def webhook(ctx: ActionContext) -> Outcome:
+def webhook(ctx: ActionContext) -> ActionOutcome:
     url = str(ctx.params.get("url") or "").strip()
     if not url:
         raise PermanentFailure(f"action {ctx.instance.action} has no url")
@@ -133,8 +131,7 @@ def webhook(ctx: ActionContext) -> Outcome:
     return Done(result)
 
 
-@register(ActionType.retry_payment)
-def retry_payment(ctx: ActionContext) -> Outcome:
+def retry_payment(ctx: ActionContext) -> ActionOutcome:
     url = ctx.env.billing_webhook_url
     if not url:
         raise PermanentFailure(

@@ -1,11 +1,13 @@
 """Documents and template previews: `documents`, `document show ID`,
-`template preview CODE --invoice ID`. Thin: the work is in recoup.documents.service."""
+`template preview CODE --invoice ID`. Thin: the work is in recoup.documents (repository,
+preview, service); what a document shows is DocumentRead."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -19,15 +21,13 @@ from recoup.cli.common import (
     print_json,
     transaction,
 )
-from recoup.documents.service import (
-    DOCUMENT_FIELDS,
-    document_row,
-    get_document,
-    list_documents,
-    preview_template,
-    write_file,
-)
+from recoup.documents import repository
+from recoup.documents.preview import preview_template
+from recoup.documents.schemas import DocumentRead
+from recoup.documents.service import write_file
 from recoup.settings.service import business_today
+
+COLUMNS = list(DocumentRead.model_fields)
 
 document_app = typer.Typer(help="One generated document (a letter).", no_args_is_help=True)
 template_app = typer.Typer(help="Message templates.", no_args_is_help=True)
@@ -47,10 +47,16 @@ def documents(
 ) -> None:
     """List generated documents (letters), newest first."""
     with transaction() as session:
-        rows = [document_row(d) for d in list_documents(session, plan_id=plan, invoice_id=invoice)]
+        found, _ = repository.list_documents(session, plan_id=plan, invoice_id=invoice)
+        rows = [_row(d) for d in found]
     if not as_json:
         rows = [{**r, "invoice_ids": ", ".join(r["invoice_ids"])} for r in rows]
-    output(rows, DOCUMENT_FIELDS, as_json=as_json, title="Documents")
+    output(rows, COLUMNS, as_json=as_json, title="Documents")
+
+
+def _row(document: object) -> dict[str, Any]:
+    # python mode: print_json writes timestamps as the rest of the CLI does (isoformat)
+    return DocumentRead.model_validate(document).model_dump()
 
 
 @document_app.command("show")
@@ -62,7 +68,7 @@ def document_show(
 ) -> None:
     """A document's details and the path of its file."""
     with transaction() as session:
-        row = document_row(get_document(session, document_id))
+        row = _row(repository.get_or_not_found(session, document_id))
     row["exists"] = Path(row["path"]).is_file()
     if path_only:
         typer.echo(row["path"])

@@ -1,10 +1,12 @@
-"""Manual actions on a plan: `recoup plan email|letter|status ID` (recoup.plans.manual)."""
+"""Manual actions on a plan: `recoup plan email|letter|status ID` (recoup.actions.manual)."""
 
 from __future__ import annotations
 
 import typer
 from rich.markup import escape
 
+from recoup.actions.manual import ManualKind, ManualOutcome, perform_manual_action
+from recoup.actions.schemas import ManualActionRead
 from recoup.cli.common import (
     JSON_ONE_OPTION,
     ON_OPTION,
@@ -19,7 +21,6 @@ from recoup.cli.common import (
     session_factory,
 )
 from recoup.cli.ops_cmds import plan_app
-from recoup.plans.manual import ManualKind, ManualOutcome, perform_manual_action
 
 TEMPLATE_OPTION = typer.Option(
     None, "--template", help="Another active template of the channel (default: the level's)."
@@ -59,17 +60,7 @@ def _run(
 
 
 def _row(outcome: ManualOutcome) -> dict[str, object]:
-    return {
-        "instance_id": outcome.instance_id,
-        "plan_id": outcome.plan_id,
-        "kind": outcome.kind.value,
-        "level": outcome.level,
-        "action": outcome.action,
-        "status": outcome.status,
-        "result": outcome.result,
-        "error": outcome.error,
-        "next_attempt_at": outcome.next_attempt_at,
-    }
+    return ManualActionRead.model_validate(outcome).model_dump()
 
 
 def _describe(outcome: ManualOutcome) -> str:

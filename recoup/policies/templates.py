@@ -1,7 +1,7 @@
 """Will each template of a configuration render? (issue 9.7, 8.2, 8.4)
 
 Every template is compiled and rendered, within the run's rendering budgets, against a sample
-context of what it will really see (`recoup.actions.render.sample_variables`): the settings'
+context of what it will really see (`recoup.messages.render.sample_variables`): the settings'
 mode (invoice mode has `invoice`, customer mode only `invoices`) and, for a template a reminder
 level sends, a reminder's (one invoice, no plan). Undefined variables and fields are errors, as
 they are at run time. A letter's rendered HTML may only reference data: URLs and Recoup's
@@ -16,17 +16,17 @@ from typing import Any
 from jinja2 import TemplateSyntaxError
 from jinja2.exceptions import TemplateAssertionError
 
-from recoup.actions.render import (
+from recoup.domain.config_file import ConfigIssue
+from recoup.domain.enums import Channel, Mode
+from recoup.domain.policy import Config, Template
+from recoup.messages.assets import external_references
+from recoup.messages.render import (
     TemplateError,
     compile_template,
     looks_like_html,
     render_string,
     sample_variables,
 )
-from recoup.documents.assets import external_references
-from recoup.domain.config_file import ConfigIssue
-from recoup.domain.enums import Channel, Mode
-from recoup.domain.policy import Config, Template
 
 _HIDDEN = ("locale",)  # set by Recoup for the filters, not a documented variable
 

@@ -320,7 +320,7 @@ def _run(
         if gc_was_enabled:
             gc.enable()
     if execute:
-        from recoup.actions.framework import execute_pending
+        from recoup.actions.runner import execute_pending
 
         progress.start("Executing actions", _count_due(factory))
         result = execute_pending(
@@ -336,7 +336,7 @@ def _run(
         stats.actions_retried = result.retried
         stats.actions_postponed = result.postponed
         stats.channels_down = [down.as_dict() for down in result.channels_down.values()]
-        from recoup.actions.framework import count_held
+        from recoup.actions.claims import count_held
 
         stats.actions_held = count_held(factory)
         from recoup.webhooks.service import has_endpoints, pump

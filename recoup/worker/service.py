@@ -32,7 +32,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.actions.framework import BATCH_SIZE, ExecutionStats, execute_pending
+from recoup.actions.runner import BATCH_SIZE, ExecutionStats, execute_pending
 from recoup.core.env import EnvConfig
 from recoup.core.errors import InvalidInput, RunInProgress
 from recoup.core.locks import run_lock

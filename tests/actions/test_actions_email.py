@@ -24,8 +24,8 @@ from babel.numbers import format_currency
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.actions.email import message_id_for, parse_smtp_url, safe_filename
 from recoup.domain.retry import TRANSPORT_HORIZON, transport_backoff
+from recoup.messages.email import message_id_for, parse_smtp_url, safe_filename
 from recoup.models import ActionInstance, LogEntry, Plan, PlanInvoice, Task
 from tests.factories_actions import (
     NOW,
@@ -607,7 +607,7 @@ def test_the_html_part_is_in_paragraphs_not_the_files_line_breaks(
     ],
 )
 def test_paragraphs_html(text: str, markup: str) -> None:
-    from recoup.actions.render import paragraphs_html
+    from recoup.messages.render import paragraphs_html
 
     assert paragraphs_html(text) == markup
 

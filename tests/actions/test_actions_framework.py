@@ -13,16 +13,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from recoup.actions.claims import LEASE, count_held
 from recoup.actions.context import ActionContext
-from recoup.actions.framework import (
-    EXECUTORS,
-    LEASE,
-    ExecutionStats,
-    Outcome,
-    PermanentFailure,
-    count_held,
-    execute_pending,
-)
+from recoup.actions.outcomes import ActionOutcome, PermanentFailure
+from recoup.actions.registry import EXECUTORS
+from recoup.actions.runner import ExecutionStats, execute_pending
 from recoup.core.locks import holding
 from recoup.models import (
     ActionInstance,
@@ -253,14 +248,14 @@ def test_a_failure_is_one_line_unless_unexpected(
     error: Exception,
     traceback_shown: bool,
 ) -> None:
-    def failing(ctx: ActionContext) -> Outcome:
+    def failing(ctx: ActionContext) -> ActionOutcome:
         raise error
 
     monkeypatch.setitem(EXECUTORS, "telepathy", failing)
     instance_id = _telepathy_instance(session_factory)
-    with caplog.at_level(logging.WARNING, logger="recoup.actions.framework"):
+    with caplog.at_level(logging.WARNING, logger="recoup.actions.runner"):
         execute(session_factory, make_env(db_url, tmp_path))
-    [record] = [r for r in caplog.records if r.name == "recoup.actions.framework"]
+    [record] = [r for r in caplog.records if r.name == "recoup.actions.runner"]
     assert f"action instance {instance_id} failed: {error}" in record.getMessage()
     assert (record.exc_info is not None) is traceback_shown
     assert str(error) in (_instance(session_factory, instance_id).error or "")

@@ -13,7 +13,8 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.actions.render import (
+from recoup.domain.money import Money
+from recoup.messages.render import (
     TemplateError,
     TemplateNotFound,
     babel_locale,
@@ -22,7 +23,6 @@ from recoup.actions.render import (
     render_template,
     select_template,
 )
-from recoup.domain.money import Money
 from recoup.models import Charge, LevelRow
 from recoup.settings.service import get_settings
 from tests.factories_actions import (
@@ -167,8 +167,8 @@ def test_the_sample_context_has_exactly_the_real_contexts_variables(
     """`config validate` renders against sample_variables(); a template passing it must find
     the same names at run time."""
     from recoup.actions.context import load_context
-    from recoup.actions.render import build_variables, sample_variables
     from recoup.core.env import EnvConfig
+    from recoup.messages.render import build_variables, sample_variables
     from tests.factories_actions import NOW, make_action, make_instance, make_plan, make_policy
 
     with session_factory() as session, session.begin():

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from recoup.actions.render import format_day
 from recoup.core.clock import today_in
+from recoup.messages.render import format_day
 from tests.engine_book import DUE, Book, day
 from tests.runs.test_run_e2e import Cli as E2eCli
 from tests.runs.test_run_e2e import invoice_csv

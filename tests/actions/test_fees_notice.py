@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.actions.framework import claim_batch, process_instance
+from recoup.actions.claims import claim_batch
 from recoup.actions.notice import RECHECK
+from recoup.actions.runner import process_instance
 from recoup.domain.config_file import config_to_dict, parse_config
 from recoup.models import ActionInstance, Charge, LevelRow, LogEntry
 from recoup.policies.service import apply_document, export_config

@@ -1,9 +1,12 @@
 """Manual actions on a plan (the Openbravo seed): send an email, generate a letter, change the
 account status by hand — only when the plan's current level has what they need; executed at
-once through the framework, every log entry carrying the person as actor."""
+once through the runner, every log entry carrying the person as actor."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,9 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from recoup.actions.framework import executor_for
+from recoup.actions.manual import (
+    ManualActionUnavailable,
+    available_manual_actions,
+    perform_manual_action,
+)
+from recoup.actions.registry import executor_for
 from recoup.cli.main import app
-from recoup.core.errors import InvalidInput, NotFound
+from recoup.core.errors import InvalidInput, NotFound, RecoupError, cli_flag
 from recoup.models import (
     ActionInstance,
     Customer,
@@ -26,11 +34,6 @@ from recoup.models import (
     Task,
 )
 from recoup.plans.closing import refresh_plans_after_change
-from recoup.plans.manual import (
-    ManualActionUnavailable,
-    available_manual_actions,
-    perform_manual_action,
-)
 from tests.factories_actions import (
     TODAY,
     make_action,
@@ -41,6 +44,16 @@ from tests.factories_actions import (
     make_policy,
     make_template,
 )
+
+
+@contextmanager
+def refused_as_cli_says(kind: type[RecoupError], match: str) -> Iterator[None]:
+    """The service refuses with `kind`; its message, as the CLI prints it (fields as flags),
+    matches `match`."""
+    with pytest.raises(kind) as info:
+        yield
+    text = info.value.text(cli_flag)
+    assert re.search(match, text), text
 
 
 def _setup(
@@ -153,9 +166,9 @@ def test_template_must_be_an_active_template_of_the_channel(
 ) -> None:
     plan_id = _setup(session_factory)
     for code in ("final_letter", "old", "nope"):
-        with pytest.raises(InvalidInput, match=f"--template {code}: no active email template"):
+        with refused_as_cli_says(InvalidInput, f"--template {code}: no active email template"):
             _perform(session_factory, db_url, tmp_path, plan_id, "email", template=code)
-    with pytest.raises(InvalidInput, match="--status is for a status change"):
+    with refused_as_cli_says(InvalidInput, "--status is for a status change"):
         _perform(session_factory, db_url, tmp_path, plan_id, "email", status="blocked")
 
 
@@ -163,7 +176,7 @@ def test_refusals_are_clear(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
 ) -> None:
     plan_id = _setup(session_factory, level="final")
-    with pytest.raises(InvalidInput, match="done by a person: pass --user"):
+    with refused_as_cli_says(InvalidInput, "done by a person: pass --user"):
         _perform(session_factory, db_url, tmp_path, plan_id, "status", actor="system")
     with pytest.raises(InvalidInput, match="cancelled account is final"):
         _perform(session_factory, db_url, tmp_path, plan_id, "status", status="cancelled")

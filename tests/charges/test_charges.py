@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from recoup.cli.common import session_factory
-from recoup.documents.service import preview_template
+from recoup.documents.preview import preview_template
 from recoup.domain.signature import verify_signature
 from recoup.models import TemplateRow
 from tests.http_recorder import Recorder, http_recorder

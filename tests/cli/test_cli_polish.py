@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from recoup.actions.email import outbox_name
 from recoup.cli.main import app
 from recoup.demo.summary import collect
+from recoup.messages.email import outbox_name
 from tests.runs.test_run_e2e import DUE, Cli, invoice_csv, payment_csv
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -127,7 +127,7 @@ def test_every_key_of_the_policy_file_is_documented() -> None:
 
 
 def test_every_template_variable_is_documented() -> None:
-    from recoup.actions.render import build_variables
+    from recoup.messages.render import build_variables
     from recoup.models import Customer, Invoice, LevelRow, Plan
 
     today = date(2026, 12, 1)

@@ -21,12 +21,12 @@ from pypdf import PdfReader
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.actions.render import Rendered
 from recoup.core.env import EnvConfig
-from recoup.documents.letter import body_markup, letter_html, recipient_lines
 from recoup.domain.config_file import config_to_dict
 from recoup.domain.money import Money
 from recoup.domain.validation import check_config
+from recoup.messages.letter import body_markup, letter_html, recipient_lines
+from recoup.messages.render import Rendered
 from recoup.models import (
     ActionInstance,
     ActionRow,
@@ -489,7 +489,7 @@ def test_a_letter_loads_data_urls_and_its_assets_but_not_a_link_out_of_them(
 ) -> None:
     """Relative URLs resolve in the assets folder; a symlink there that leads outside, an
     absolute path and `..` are refused (the PDF has no image for them)."""
-    from recoup.documents import assets, letter
+    from recoup.messages import assets, letter
 
     folder = tmp_path / "assets"
     folder.mkdir()
@@ -590,7 +590,7 @@ def _template_row(template: Any) -> TemplateRow:
 def test_a_shipped_letter_has_one_closing_and_no_second_invoice_list(
     name: str, shipped_template: tuple[Any, Any]
 ) -> None:
-    from recoup.documents.letter import render_letter
+    from recoup.messages.letter import render_letter
 
     template, config = shipped_template
     customer, invoices = _sample_book(template.language)
@@ -621,7 +621,7 @@ def test_a_shipped_final_letter_states_deadline_fees_and_how_to_pay(
 ) -> None:
     """With the fees variables (SPEC §3) filled in, the letter names the deadline, the fees,
     the total due, the bank details and the payment link; without them it still renders."""
-    from recoup.actions.render import build_variables, format_day, format_money, render_row
+    from recoup.messages.render import build_variables, format_day, format_money, render_row
 
     template, config = shipped_template
     customer, invoices = _sample_book(template.language)
@@ -663,7 +663,7 @@ def test_a_shipped_final_letter_states_deadline_fees_and_how_to_pay(
 def test_every_shipped_template_renders_with_and_without_the_fee_variables(
     name: str, shipped_template: tuple[Any, Any], with_fees: bool
 ) -> None:
-    from recoup.actions.render import build_variables, render_row
+    from recoup.messages.render import build_variables, render_row
 
     template, config = shipped_template
     customer, invoices = _sample_book(template.language)

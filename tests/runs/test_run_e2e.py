@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from recoup.actions.context import ActionContext
-from recoup.actions.framework import EXECUTORS, Outcome, PermanentFailure, executor_for
+from recoup.actions.outcomes import ActionOutcome, PermanentFailure
+from recoup.actions.registry import EXECUTORS, executor_for
 from recoup.cli.common import console as cli_console
 from recoup.cli.common import print_table
 from recoup.cli.main import app
@@ -269,7 +270,7 @@ def test_manual_task_holds_the_plan_until_completed(cli: Cli) -> None:
 def test_the_run_summary_says_where_to_look_after_failures_and_tasks(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refused(ctx: ActionContext) -> Outcome:
+    def refused(ctx: ActionContext) -> ActionOutcome:
         raise PermanentFailure("the mail server refused the recipient")
 
     executor_for("send_email")  # the executors registered first, then ours over theirs

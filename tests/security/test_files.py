@@ -24,10 +24,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.actions.email import outbox_name
 from recoup.core.env import EnvConfig, load_env
 from recoup.core.errors import RecoupError
 from recoup.documents.service import write_file
+from recoup.messages.email import outbox_name
 from recoup.models import ActionInstance, ActionRow, Plan, PlanInvoice
 from tests.actions.test_actions_email import PDF_BYTES, SmtpServer, smtp_server  # noqa: F401
 from tests.documents.test_letters import letter_book

@@ -23,10 +23,10 @@ import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.actions.email import write_outbox
 from recoup.documents.service import letter_path
 from recoup.domain import signature
 from recoup.domain.signature import signature_header, verify_signature
+from recoup.messages.email import write_outbox
 from recoup.models import ActionInstance, Customer, Invoice
 from tests.runs import test_run_exactly_once as exactly_once
 from tests.runs.test_run_e2e import DUE, POLICY_YAML, Cli, invoice_csv, outbox

@@ -18,12 +18,12 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from recoup.actions.email import safe_filename
 from recoup.book.customers import import_customers
 from recoup.cli.main import app
 from recoup.core.db import unit_of_work
 from recoup.core.errors import InvalidInput
 from recoup.documents.service import letter_path
+from recoup.messages.email import safe_filename
 from recoup.models import ActionInstance, Customer, Invoice, LogEntry, Payment
 from tests.actions.test_actions_email import SmtpServer, _setup, smtp_server  # noqa: F401
 from tests.factories import make_customer, make_invoice

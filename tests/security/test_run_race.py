@@ -128,13 +128,13 @@ def test_a_payment_while_an_email_is_sent_keeps_the_sent_one_done(
 ) -> None:
     """The payment closes the plans (R8) and cancels their unfinished actions, but the one a
     worker is sending stays `done`: each email written is its instance's."""
-    from recoup.actions import framework
+    from recoup.actions import runner
     from tests.runs.test_run_e2e import outbox
 
     _setup(cli, "invoice")
     cli.run(AS_OF, "--no-execute")
     assert [pending for _s, _b, pending in _plans(session_factory)] == [1, 1]
-    executor_for = framework.executor_for
+    executor_for = runner.executor_for
     payer: list[threading.Thread] = []
 
     def pay_while_sending(action_type: str) -> Any:
@@ -151,7 +151,7 @@ def test_a_payment_while_an_email_is_sent_keeps_the_sent_one_done(
 
         return sending
 
-    monkeypatch.setattr(framework, "executor_for", pay_while_sending)
+    monkeypatch.setattr(runner, "executor_for", pay_while_sending)
     cli.run(AS_OF)  # nothing new to decide: it sends what is pending
     payer[0].join(timeout=60)
     with session_factory() as s:

@@ -17,8 +17,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.actions.email import parse_smtp_url
 from recoup.core.errors import RecoupError
+from recoup.messages.email import parse_smtp_url
 from tests.actions.test_actions_email import Collector, _free_port, _instance, _setup
 from tests.factories_actions import execute, make_env
 

@@ -14,10 +14,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from recoup.actions.render import TemplateError, TemplateLimitExceeded, render_string
 from recoup.cli.main import app
 from recoup.core.env import load_env
-from recoup.documents.assets import external_references
+from recoup.messages.assets import external_references
+from recoup.messages.render import TemplateError, TemplateLimitExceeded, render_string
 from recoup.models import ActionInstance, Document, LogEntry, Task, TemplateRow
 from tests.documents.test_letters import letter_book
 from tests.factories_actions import (

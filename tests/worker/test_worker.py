@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from recoup.actions.framework import execute_pending
+from recoup.actions.runner import execute_pending
 from recoup.cli.main import app
 from recoup.core.env import EnvConfig
 from recoup.models import ActionInstance, Charge, LogEntry

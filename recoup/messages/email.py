@@ -18,10 +18,10 @@ from email.utils import formataddr, formatdate
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from recoup.actions.errors import TransportError
 from recoup.core.env import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
 from recoup.core.errors import RecoupError
 from recoup.core.files import write_private
+from recoup.messages.errors import TransportError
 
 SMTP_TIMEOUT = 30.0
 DEFAULT_SENDER = "recoup@localhost"

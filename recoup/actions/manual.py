@@ -9,7 +9,7 @@ status); the person may choose another active template of the same channel, or a
 `request_manual_action` is a service (it flushes): it records an action instance keyed
 `manual:<plan>:<n>:<type>`, leased to the caller, with who asked and what they chose.
 `perform_manual_action` is an edge, like `execute_pending`: it commits that request, then runs
-the instance through the framework's own path (guard, executor, outcome, log, retry/failure),
+the instance through the runner's own path (guard, executor, outcome, log, retry/failure),
 so every log entry carries the person as its actor. A request whose process dies before the
 effect is made is taken over by a worker at once (its liveness lock is free, see
 recoup.core.locks.holding); a transient failure is retried
@@ -30,15 +30,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from recoup.actions.claims import lease_duration
 from recoup.actions.context import MANUAL_REQUEST
-from recoup.actions.framework import lease_duration, process_instance
+from recoup.actions.runner import process_instance
 from recoup.core.clock import utc_now
 from recoup.core.env import EnvConfig
 from recoup.core.errors import Conflict, InvalidInput
 from recoup.core.locks import holding
 from recoup.domain.enums import (
     CANCELLED_ACCOUNT_STATUS,
-    OPEN_PLAN_STATUSES,
     SYSTEM_ACTOR,
     ActionType,
     Channel,
@@ -100,7 +100,7 @@ class ManualOutcome:
 
 
 def current_level(session: Session, plan: Plan) -> LevelRow:
-    if plan.status not in {s.value for s in OPEN_PLAN_STATUSES}:
+    if not plan.is_open:
         raise ManualActionUnavailable(
             f"plan {plan.id} is {plan.status}: manual actions are only for active or paused plans"
         )
@@ -182,37 +182,42 @@ def _params_for(
         if template is not None:
             template = template.strip()
             if not template:
-                raise InvalidInput("--template must not be empty")
+                raise InvalidInput("{field} must not be empty", field="template")
             if not _has_template(session, template, need.channel):
                 raise InvalidInput(
-                    f"--template {template}: no active {need.channel} template with this code"
+                    f"{{field}} {template}: no active {need.channel} template with this code",
+                    field="template",
                 )
             return {"template": template}
         default = params.get("template")
         if not default:
             raise ManualActionUnavailable(
                 f"plan {plan.id}: action {action.code} of level {plan.level} has no template; "
-                f"pass --template CODE (an active {need.channel} template)"
+                f"pass {{field}} CODE (an active {need.channel} template)",
+                field="template",
             )
         if not _has_template(session, str(default), need.channel):
             raise ManualActionUnavailable(
                 f"plan {plan.id}: template {default} of action {action.code} is not an active "
-                f"{need.channel} template; pass --template CODE"
+                f"{need.channel} template; pass {{field}} CODE",
+                field="template",
             )
         return {}
     if status is not None:
         status = status.strip()
         if not status:
-            raise InvalidInput("--status must not be empty")
+            raise InvalidInput("{field} must not be empty", field="status")
         if status == CANCELLED_ACCOUNT_STATUS:
             raise InvalidInput(
-                f"--status {status}: a cancelled account is final, dunning never sets it"
+                f"{{field}} {status}: a cancelled account is final, dunning never sets it",
+                field="status",
             )
         return {"status": status}
     if not params.get("status"):
         raise ManualActionUnavailable(
             f"plan {plan.id}: action {action.code} of level {plan.level} has no status; "
-            "pass --status STATUS"
+            "pass {field} STATUS",
+            field="status",
         )
     return {}
 
@@ -235,12 +240,15 @@ def request_manual_action(
     kind = ManualKind(kind)
     if not actor or actor == SYSTEM_ACTOR:
         raise InvalidInput(
-            f"a manual {kind} is done by a person: pass --user NAME or set RECOUP_USER"
+            f"a manual {kind} is done by a person: pass {{field}} NAME or set RECOUP_USER",
+            field="user",
         )
     if kind is not ManualKind.status and status is not None:
-        raise InvalidInput(f"--status is for a status change, not a manual {kind}")
+        raise InvalidInput(f"{{field}} is for a status change, not a manual {kind}", field="status")
     if kind is ManualKind.status and template is not None:
-        raise InvalidInput("--template is for an email or a letter, not a status change")
+        raise InvalidInput(
+            "{field} is for an email or a letter, not a status change", field="template"
+        )
     _, action = level_action(session, plan, kind)
     chosen = _params_for(session, plan, kind, action, template=template, status=status)
     number = (
@@ -262,7 +270,7 @@ def request_manual_action(
         action=action.code,
         type=action.type,
         status=InstanceStatus.running.value,
-        attempts=1,  # claimed by the caller: the attempt counts (recoup.actions.framework)
+        attempts=1,  # claimed by the caller: the attempt counts (recoup.actions.claims)
         # due at once: if this process dies before running it, a worker takes it over once
         # the lease expires
         next_attempt_at=now,
@@ -307,7 +315,7 @@ def perform_manual_action(
     status: str | None = None,
     today: date | None = None,
 ) -> ManualOutcome:
-    """Request the action and execute it now, through the framework. Owns its transactions."""
+    """Request the action and execute it now, through the runner. Owns its transactions."""
     kind = ManualKind(kind)
     token = f"manual-{socket.gethostname()}-{os.getpid()}#{uuid.uuid4().hex[:12]}"
     with holding(factory.kw["bind"], token):  # if this process dies, a worker takes over at once

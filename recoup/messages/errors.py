@@ -1,7 +1,8 @@
 """The failure a channel reports when its server cannot be reached (recoup.domain.retry).
 
-A module of its own, importing nothing of Recoup's, so the channels (email, SMS, webhooks)
-can raise it without importing the framework that imports them."""
+A module of its own, importing nothing of Recoup's, so every channel (email here, SMS and
+webhooks in recoup.actions) can raise it and the action runner can tell an outage from a
+refusal without the channels importing the runner."""
 
 from __future__ import annotations
 

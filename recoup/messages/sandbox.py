@@ -16,7 +16,7 @@ cost more than the thousands of renders of a run can afford):
 - time: at most MAX_ITERATIONS loop iterations in all, and MAX_SECONDS of wall time, checked
   at every loop iteration, call, attribute access, operator and printed value.
 
-A template over a budget raises RenderLimit naming the limit; `recoup.actions.render` turns
+A template over a budget raises RenderLimit naming the limit; `recoup.messages.render` turns
 it into TemplateLimitExceeded (a TemplateError: a permanent action failure, never retried).
 """
 

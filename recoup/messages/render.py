@@ -30,25 +30,24 @@ from jinja2.runtime import Context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recoup.actions.sandbox import BoundedSandbox, RenderLimit, render_bounded
-from recoup.core.errors import RecoupError
+from recoup.core.errors import InvalidInput, NotFound
 from recoup.domain.enums import ChargeStatus
 from recoup.domain.fees import days_overdue
 from recoup.domain.locales import normalize_language
 from recoup.domain.money import Money
+from recoup.messages.sandbox import BoundedSandbox, RenderLimit, render_bounded
 from recoup.models import Charge, Customer, Invoice, LevelRow, Plan, TemplateRow
+from recoup.settings.service import get_settings
 
 DEFAULT_LOCALE = "en"
 _HTML_RE = re.compile(r"<\s*(html|body|p|div|br|table|span|a|strong|em|b|i|ul|ol|h[1-6])\b", re.I)
 _TAG_RE = re.compile(r"<[^>]+>")
 
 
-class TemplateError(RecoupError):
+class TemplateError(InvalidInput):
     """A template that cannot be rendered: unknown variable, syntax error, forbidden access.
     `line` is the template's line when known, `reason` the message without the template's
     name (what `config validate` prints after the template's place)."""
-
-    status_code = 422
 
     def __init__(self, message: str, *, line: int | None = None, reason: str | None = None) -> None:
         super().__init__(message)
@@ -60,8 +59,8 @@ class TemplateLimitExceeded(TemplateError):
     """A template that went over a rendering budget (size, time, arithmetic): permanent."""
 
 
-class TemplateNotFound(RecoupError):
-    status_code = 404
+class TemplateNotFound(NotFound):
+    """No active template of that code and channel."""
 
 
 # --- locale and filters --------------------------------------------------------------------
@@ -207,7 +206,7 @@ def template_line(exc: BaseException) -> int | None:
 def render_string(
     source: str, variables: Mapping[str, Any], *, name: str, autoescape: bool = False
 ) -> str:
-    """Render one template text within the rendering budgets (recoup.actions.sandbox); every
+    """Render one template text within the rendering budgets (recoup.messages.sandbox); every
     problem becomes a TemplateError naming the template and the line."""
     try:
         return render_bounded(compile_template(source, autoescape), dict(variables))
@@ -617,8 +616,6 @@ def render_template(
             f"no active template {code} ({channel}) for language {wanted or 'unset'}"
         )
     if company is None:
-        from recoup.settings.service import get_settings
-
         company = get_settings(session).company or {}
     variables = build_variables(
         customer=customer,

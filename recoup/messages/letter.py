@@ -2,7 +2,7 @@
 place and date, subject, body, the overdue invoices with their total, closing), printed to PDF
 with WeasyPrint.
 
-The template's text is the user's (sandboxed, rendered by `recoup.actions.render`); the layout
+The template's text is the user's (sandboxed, rendered by `recoup.messages.render`); the layout
 is ours (`recoup/templates/letter.html`). Fixed wording of the layout follows the template's
 language, numbers and dates the customer's locale, as the template's own filters do.
 """
@@ -21,7 +21,10 @@ from babel import Locale, UnknownLocaleError
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from recoup.actions.render import (
+from recoup.domain.enums import ActionType, ChargeStatus
+from recoup.domain.money import Money
+from recoup.messages.assets import BASE_URL, asset_fetcher
+from recoup.messages.render import (
     Rendered,
     babel_locale,
     build_variables,
@@ -30,9 +33,6 @@ from recoup.actions.render import (
     paragraphs_html,
     render_row,
 )
-from recoup.documents.assets import BASE_URL, asset_fetcher
-from recoup.domain.enums import ActionType, ChargeStatus
-from recoup.domain.money import Money
 from recoup.models import Charge, Customer, Invoice, LevelRow, Plan, TemplateRow
 
 LAYOUT = "letter.html"

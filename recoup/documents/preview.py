@@ -1,0 +1,169 @@
+"""Template previews with real data: a template rendered for an invoice as its customer
+would get it now (`recoup template preview`, the back office's preview)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recoup.core.errors import InvalidInput, NotFound
+from recoup.domain.enums import Channel
+from recoup.messages.letter import Letter, Pdf, render_letter, to_pdf
+from recoup.messages.render import (
+    TemplateNotFound,
+    build_variables,
+    render_row,
+    select_template,
+)
+from recoup.models import Charge, Customer, Invoice, LevelRow, Plan, TemplateRow
+from recoup.plans.links import plan_links
+from recoup.settings.service import get_settings
+
+
+@dataclass(frozen=True)
+class Preview:
+    code: str
+    channel: str
+    language: str
+    subject: str | None
+    text: str
+    html: str | None
+    pdf: Pdf | None = None
+
+
+def _plan_for(session: Session, invoice: Invoice) -> Plan | None:
+    """The plan covering the invoice: an open one first, else the newest."""
+    links = plan_links()
+    plans = list(
+        session.scalars(
+            select(Plan)
+            .join(links, links.c.plan_id == Plan.id)
+            .where(links.c.invoice_id == invoice.id)
+            .order_by(Plan.id.desc())
+        ).unique()
+    )
+    open_plans = [p for p in plans if p.is_open]
+    candidates = open_plans or plans
+    return candidates[0] if candidates else None
+
+
+def _with_language(customer: Customer, language: str) -> Customer:
+    """A transient copy of the customer speaking `language`: the row itself is not touched."""
+    values = {c.key: getattr(customer, c.key) for c in sa_inspect(Customer).column_attrs}
+    values["language"] = language
+    return Customer(**values)
+
+
+def _plan_invoices(session: Session, plan: Plan) -> list[Invoice]:
+    links = plan_links()
+    return list(
+        session.scalars(
+            select(Invoice)
+            .join(links, links.c.invoice_id == Invoice.id)
+            .where(links.c.plan_id == plan.id, Invoice.is_open)
+            .order_by(Invoice.due_date, Invoice.id)
+        )
+    )
+
+
+def _template(session: Session, code: str, channel: str | None, language: str) -> TemplateRow:
+    if channel is not None and channel not in {c.value for c in Channel}:
+        raise InvalidInput(
+            f"unknown channel {channel!r} (expected email, letter or sms)", field="channel"
+        )
+    if channel is None:
+        channels = sorted(
+            set(session.scalars(select(TemplateRow.channel).where(TemplateRow.code == code)))
+        )
+        if not channels:
+            raise TemplateNotFound(f"no template {code}")
+        if len(channels) > 1:
+            raise InvalidInput(
+                f"template {code} exists for channels {', '.join(channels)}: choose one",
+                field="channel",
+            )
+        channel = channels[0]
+    template = select_template(session, code, channel, language)
+    if template is None:
+        raise TemplateNotFound(f"no active template {code} ({channel})")
+    return template
+
+
+def preview_template(
+    session: Session,
+    code: str,
+    *,
+    invoice_id: str,
+    today: date,
+    language: str | None = None,
+    channel: str | None = None,
+) -> Preview:
+    """Render template `code` for the invoice as its customer would get it now: the invoice's
+    plan (if any) gives the level, the balance and the invoices; a letter is printed to PDF."""
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None:
+        raise NotFound(f"no invoice {invoice_id}")
+    customer = session.get(Customer, invoice.customer_id)
+    assert customer is not None  # the foreign key
+    wanted = language if language is not None else customer.language or ""
+    template = _template(session, code, channel, wanted)
+    if language is not None:  # amounts and dates as well as words in the language asked for
+        customer = _with_language(customer, language)
+    plan = _plan_for(session, invoice)
+    level: LevelRow | None = None
+    invoices = [invoice]
+    if plan is not None:
+        level = next((lvl for lvl in plan.policy.levels if lvl.code == plan.level), None)
+        invoices = _plan_invoices(session, plan) or [invoice]
+    company = dict(get_settings(session).company or {})
+    single = invoice if plan is None or plan.invoice_id is not None else None
+    owner = Charge.plan_id == plan.id if plan is not None else Charge.invoice_id == invoice.id
+    charges = list(session.scalars(select(Charge).where(owner).order_by(Charge.id)))
+    if template.channel == Channel.letter:
+        letter: Letter = render_letter(
+            template,
+            customer=customer,
+            today=today,
+            invoice=single,
+            invoices=invoices,
+            plan=plan,
+            level=level,
+            company=company,
+            charges=charges,
+        )
+        rendered = letter.rendered
+        return Preview(
+            code=rendered.code,
+            channel=rendered.channel,
+            language=rendered.language,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=letter.html,
+            pdf=to_pdf(letter.html),
+        )
+    variables = build_variables(
+        customer=customer,
+        today=today,
+        invoice=single,
+        invoices=invoices,
+        plan=plan,
+        level=level,
+        company=company,
+        charges=charges,
+    )
+    rendered = render_row(template, variables)
+    return Preview(
+        code=rendered.code,
+        channel=rendered.channel,
+        language=rendered.language,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+    )
+
+
+__all__ = ["Preview", "preview_template"]

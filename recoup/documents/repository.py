@@ -1,0 +1,119 @@
+"""Every query of documents: lists with filters and a cursor, one by id, a plan's, an
+instance's, the latest letter."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from recoup.core.errors import InvalidInput, NotFound
+from recoup.core.schemas import check_limit, decode_cursor, encode_cursor
+from recoup.models import Document
+from recoup.plans.links import plan_links
+
+LETTER = "letter"
+
+
+def get_or_not_found(session: Session, document_id: int) -> Document:
+    document = session.get(Document, document_id)
+    if document is None:
+        raise NotFound(f"no document {document_id}")
+    return document
+
+
+def _after(cursor: str) -> Any:
+    """The rows after the cursor's in the list's order (newest first, then id descending)."""
+    key = decode_cursor(cursor)
+    try:
+        created_at, document_id = datetime.fromisoformat(str(key[0])), int(key[1])
+    except (IndexError, TypeError, ValueError):
+        raise InvalidInput("{field}: not a cursor this list gave out", field="cursor") from None
+    return or_(
+        Document.created_at < created_at,
+        and_(Document.created_at == created_at, Document.id < document_id),
+    )
+
+
+def list_documents(
+    session: Session,
+    *,
+    plan_id: int | None = None,
+    invoice_id: str | None = None,
+    kind: str | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> tuple[list[Document], str | None]:
+    """Documents, newest first; of one plan, and/or about one invoice, and/or of one kind.
+    `limit`: at most that many, with the cursor of the next page (None: the last page);
+    without a limit, all of them."""
+    if limit is not None:
+        check_limit(limit)
+    query = select(Document).order_by(Document.created_at.desc(), Document.id.desc())
+    if plan_id is not None:
+        query = query.where(Document.plan_id == plan_id)
+    if kind is not None:
+        query = query.where(Document.kind == kind)
+    if cursor is not None:
+        query = query.where(_after(cursor))
+    if invoice_id is not None:
+        # JSON containment differs between SQLite and PostgreSQL: narrow to the invoice's
+        # plans (and plan-less documents) in SQL, then check the list here.
+        links = plan_links()
+        plans = select(links.c.plan_id).where(links.c.invoice_id == invoice_id)
+        query = query.where(or_(Document.plan_id.in_(plans), Document.plan_id.is_(None)))
+    elif limit is not None:
+        query = query.limit(limit + 1)
+    rows: list[Document] = []
+    for document in session.scalars(query):
+        if invoice_id is not None and invoice_id not in (document.invoice_ids or []):
+            continue
+        rows.append(document)
+        if limit is not None and len(rows) > limit:
+            break
+    if limit is None or len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor([last.created_at.isoformat(), last.id])
+
+
+def for_plan(session: Session, plan_id: int) -> list[Document]:
+    """A plan's documents, in the order they were made (the plan's page)."""
+    return list(
+        session.scalars(select(Document).where(Document.plan_id == plan_id).order_by(Document.id))
+    )
+
+
+def for_instance(session: Session, instance_id: int) -> Document | None:
+    """The document an action instance generated (unique per instance)."""
+    return session.scalar(select(Document).where(Document.action_instance_id == instance_id))
+
+
+def latest_letter(
+    session: Session, *, plan_id: int | None, invoice_id: str | None = None
+) -> Document | None:
+    """The newest letter of a plan (without a plan: the newest letter about the invoice)."""
+    if plan_id is not None:
+        return session.scalar(
+            select(Document)
+            .where(Document.plan_id == plan_id, Document.kind == LETTER)
+            .order_by(Document.created_at.desc(), Document.id.desc())
+            .limit(1)
+        )
+    if invoice_id is None:
+        return None
+    found, _ = list_documents(session, invoice_id=invoice_id, kind=LETTER, limit=1)
+    return found[0] if found else None
+
+
+__all__ = [
+    "LETTER",
+    "for_instance",
+    "for_plan",
+    "get_or_not_found",
+    "latest_letter",
+    "list_documents",
+]
