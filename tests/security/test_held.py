@@ -28,7 +28,7 @@ from recoup.documents.service import letter_path
 from recoup.domain import signature
 from recoup.domain.signature import signature_header, verify_signature
 from recoup.models import ActionInstance, Customer, Invoice
-from tests import test_run_exactly_once as exactly_once
+from tests.runs import test_run_exactly_once as exactly_once
 from tests.runs.test_run_e2e import DUE, POLICY_YAML, Cli, invoice_csv, outbox
 
 HOSTILE_CUSTOMER = "x'); DROP TABLE customers; --"
