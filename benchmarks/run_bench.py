@@ -232,7 +232,7 @@ def run_cpu_seconds() -> float:
 
 
 def child(url: str, as_of: date, data_dir: str, profile: str | None) -> None:
-    from recoup.runs.run import run_dunning
+    from recoup.runs.service import run_dunning
 
     engine = make_engine(url)
     factory = make_sessionmaker(engine)

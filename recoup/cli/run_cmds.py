@@ -23,10 +23,11 @@ from recoup.cli.common import (
     session_factory,
 )
 from recoup.core.clock import utc_now
-from recoup.core.locks import run_in_progress
 from recoup.core.schema import upgrade
-from recoup.runs import run as engine_run
-from recoup.runs.history import RUN_FIELDS, channel_notes, list_runs
+from recoup.runs.context import Progress as RunProgress
+from recoup.runs.context import RunStats
+from recoup.runs.history import channel_notes, list_runs
+from recoup.runs.service import run_dunning
 from recoup.settings.service import business_today, get_settings
 
 
@@ -45,7 +46,7 @@ def init() -> None:
 
 
 @contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[engine_run.Progress]:
+def progress_bar(enabled: bool = True) -> Iterator[RunProgress]:
     """A Rich progress bar on stderr, one task per phase of the run."""
     bar = Progress(
         TextColumn("{task.description:<18}"),
@@ -66,7 +67,7 @@ def progress_bar(enabled: bool = True) -> Iterator[engine_run.Progress]:
             bar.advance(state["task"], n)
 
     with bar:
-        yield engine_run.Progress(start=start, advance=advance)
+        yield RunProgress(start=start, advance=advance)
 
 
 @handle_errors
@@ -98,7 +99,7 @@ def run(
         with factory() as session:
             day = business_today(session)
     with progress_bar(enabled=not (quiet or as_json)) as progress:
-        stats = engine_run.run_dunning(
+        stats = run_dunning(
             factory,
             as_of=day,
             env=env(),
@@ -113,7 +114,7 @@ def run(
     print_summary(stats)
 
 
-def print_summary(stats: engine_run.RunStats) -> None:
+def print_summary(stats: RunStats) -> None:
     table = Table(title=f"Run {stats.run_id} for {stats.as_of}", show_header=True)
     table.add_column("", style="bold")
     table.add_column("count", justify="right")
@@ -152,7 +153,7 @@ def print_summary(stats: engine_run.RunStats) -> None:
     _print_execution_notes(stats)
 
 
-def _print_execution_notes(stats: engine_run.RunStats) -> None:
+def _print_execution_notes(stats: RunStats) -> None:
     """Channels whose server was down, and actions another live worker still holds."""
     if stats.channels_down:
         with session_factory()() as session:
@@ -189,17 +190,17 @@ def runs(
 
     finished; failed (with the error; the chunks it had written stay done); interrupted
     (killed: the next run carries on); or running now."""
-    factory = session_factory()
-    in_progress = run_in_progress(factory.kw["bind"])
-    with factory() as session:
-        rows = list_runs(session, limit=limit, in_progress=in_progress)
+    with session_factory()() as session:
+        page = list_runs(session, limit=limit)
         zone = get_settings(session).timezone
-    columns = RUN_FIELDS if as_json else RUN_TABLE
-    if not as_json and not any(row["error"] for row in rows):
-        columns = [c for c in columns if c != "error"]  # the room for what there is
-    output(rows, columns, as_json=as_json, title="Runs")
     if as_json:
+        print_json([run.model_dump(mode="json") for run in page.items])
         return
+    rows = [run.model_dump() for run in page.items]
+    columns = RUN_TABLE
+    if not any(row["error"] for row in rows):
+        columns = [c for c in columns if c != "error"]  # the room for what there is
+    output(rows, columns, as_json=False, title="Runs")
     now = utc_now()  # channels that were down, under the table: too long for a column
     for row in rows:
         for note in channel_notes(row["channels_down"], zone=zone, now=now):

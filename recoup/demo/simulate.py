@@ -38,7 +38,7 @@ from recoup.domain.enums import TaskStatus
 from recoup.models import Task
 from recoup.policies.files import load_yaml
 from recoup.policies.service import apply_document
-from recoup.runs.run import run_dunning
+from recoup.runs.service import run_dunning
 from recoup.settings.service import business_today
 from recoup.tasks.service import claim_task, complete_task
 

@@ -8,14 +8,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import NotFound
 from recoup.domain.enums import InvoiceStatus, Mode, PlanStatus
 from recoup.domain.evaluator import (
     ClosePlan,
-    CustomerFacts,
     OpenPlan,
     QueueReminder,
     ReachLevel,
@@ -24,18 +22,24 @@ from recoup.domain.evaluator import (
     Unit,
     evaluate,
 )
-from recoup.domain.rules import resolve_policy
-from recoup.models import Customer, Invoice, Plan
-from recoup.plans.links import plan_links
-from recoup.runs.run import (
-    OPEN_INVOICE_VALUES,
-    OPEN_PLAN_VALUES,
-    _invoice_facts,
-    _plan_counts,
-    _plan_state,
-    _reminders_done,
-    customer_fields,
+from recoup.models import Invoice, Plan
+from recoup.runs.units import (
+    CustomerRec,
+    Deciding,
+    PlanRec,
+    coverage,
+    customer_unit,
+    invoice_unit,
+    latest_plans,
+    load_customers,
     load_domain_config,
+    load_invoices,
+    load_plan,
+    open_plans,
+    pair_invoices,
+    plan_counts,
+    reminders_done,
+    unit_invoices,
 )
 
 SETTLED = frozenset({InvoiceStatus.paid.value, InvoiceStatus.cancelled.value})
@@ -72,62 +76,14 @@ def explain_invoice(session: Session, invoice_id: str, as_of: date) -> Explanati
     invoice = session.get(Invoice, invoice_id)
     if invoice is None:
         raise NotFound(f"invoice {invoice_id} not found")
-    customer = session.get(Customer, invoice.customer_id)
-    assert customer is not None
     config = load_domain_config(session)
-    resolution = resolve_policy(customer_fields(customer), config.policies)
-    mode = config.settings.mode
-    plan: Plan | None
-    if mode is Mode.invoice:
-        invoices = [invoice]
-        plan = session.scalars(
-            select(Plan).where(Plan.invoice_id == invoice.id).order_by(Plan.id.desc())
-        ).first()
-        joined = frozenset({invoice.id})
-    else:
-        links = plan_links()
-        covering = session.scalar(select(links.c.plan_id).where(links.c.invoice_id == invoice.id))
-        plan = session.get(Plan, covering) if covering else None
-        if plan is None:
-            plan = session.scalars(
-                select(Plan).where(
-                    Plan.customer_id == customer.id,
-                    Plan.currency == invoice.currency,
-                    Plan.status.in_(OPEN_PLAN_VALUES),
-                )
-            ).first()
-        invoices = list(
-            session.scalars(
-                select(Invoice).where(
-                    Invoice.customer_id == customer.id,
-                    Invoice.currency == invoice.currency,
-                    Invoice.status.in_(OPEN_INVOICE_VALUES),
-                )
-            )
-        )
-        if invoice not in invoices:
-            invoices.append(invoice)
-        joined = frozenset(
-            session.scalars(
-                select(links.c.invoice_id).where(links.c.plan_id == plan.id)
-            ).all()
-            if plan
-            else []
-        )
-    tasks, unfinished = _plan_counts(session, [plan.id] if plan else [])
-    done = _reminders_done(session, [inv.id for inv in invoices])
-    unit = Unit(
-        today=as_of,
-        settings=config.settings,
-        customer=CustomerFacts(customer.id, customer.excluded, customer.status),
-        currency=invoice.currency,
-        invoices=tuple(_invoice_facts(inv) for inv in invoices),
-        policy=resolution.policy,
-        policy_reason=resolution.reason,
-        plan=_plan_state(plan, tasks, unfinished, joined) if plan else None,
-        reminders_done=frozenset(x for inv in invoices for x in done.get(inv.id, set())),
-        actions={a.code: a for a in config.actions},
+    ctx = Deciding(
+        as_of=as_of, config=config, actions={a.code: a for a in config.actions}, explain=True
     )
+    customer = load_customers(session, ctx, [invoice.customer_id])[invoice.customer_id]
+    resolution = ctx.resolve(customer)
+    unit, record = _unit(session, ctx, invoice, customer)
+    plan = session.get(Plan, record.id) if record is not None else None
     outcome = evaluate(unit)
     today: list[str] = []
     for decision in outcome.decisions:
@@ -170,3 +126,35 @@ def explain_invoice(session: Session, invoice_id: str, as_of: date) -> Explanati
         next_on=outcome.next_level_on,
         invoice_status=invoice.status,
     )
+
+
+def _unit(
+    session: Session, ctx: Deciding, invoice: Invoice, customer: CustomerRec
+) -> tuple[Unit, PlanRec | None]:
+    """The unit the run would decide for the invoice, loaded as the run loads it (units.py),
+    and its plan. Customer mode: the plan that dunned the invoice, even one that has ended
+    (explain says so), else the open plan of its customer and currency; the invoice itself is
+    in the unit even when the run no longer looks at it (paid, cancelled)."""
+    if ctx.config.settings.mode is Mode.invoice:
+        [record] = load_invoices(session, [invoice.id])
+        plan = latest_plans(session, [invoice.id]).get(invoice.id)
+        tasks, unfinished = plan_counts(session, [plan.id] if plan else [])
+        done = reminders_done(session, [invoice.id])
+        return invoice_unit(ctx, customer, record, plan, tasks, unfinished, done), plan
+    pair = (customer.id, invoice.currency)
+    candidates = pair_invoices(session, [customer.id], [pair]).get(pair, [])
+    if all(inv.id != invoice.id for inv in candidates):
+        candidates = [*candidates, *load_invoices(session, [invoice.id])]
+    covered = coverage(session, [inv.id for inv in candidates])
+    covering = covered.get(invoice.id)
+    if covering is not None:
+        plan = load_plan(session, covering)
+    else:
+        plan = open_plans(session, [customer.id]).get(pair)
+    invoices = unit_invoices(candidates, plan, covered)
+    tasks, unfinished = plan_counts(session, [plan.id] if plan else [])
+    done = reminders_done(session, [inv.id for inv in invoices])
+    unit = customer_unit(
+        ctx, customer, invoice.currency, invoices, plan, covered, tasks, unfinished, done
+    )
+    return unit, plan

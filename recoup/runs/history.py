@@ -1,34 +1,21 @@
-"""The runs so far, newest first, with how each ended: `recoup runs`."""
+"""The runs so far, newest first, with how each ended (`recoup runs`), and the notes on
+channels that were down during a run."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from recoup.core.locks import run_in_progress
+from recoup.core.schemas import Page
 from recoup.models import Run
+from recoup.runs import repository
+from recoup.runs.schemas import RunRead
 
-RUN_FIELDS = [
-    "id",
-    "as_of",
-    "status",
-    "execute",
-    "actor",
-    "started_at",
-    "finished_at",
-    "considered",
-    "plans_opened",
-    "actions_queued",
-    "actions_done",
-    "actions_failed",
-    "actions_postponed",
-    "actions_held",
-    "channels_down",
-    "error",
-]
+# the counts of a run's stats that its read schema shows
 COUNTS = (
     "considered",
     "plans_opened",
@@ -40,46 +27,36 @@ COUNTS = (
 )
 
 
-def list_runs(session: Session, *, limit: int, in_progress: bool) -> list[dict[str, Any]]:
+def list_runs(session: Session, *, limit: int, starting_after: str | None = None) -> Page[RunRead]:
     """Runs newest first. A run still marked running while no run holds the lock was killed
-    (it could not record its end): it reads `interrupted`. `in_progress`: a run holds the
-    lock now (recoup.core.locks.run_in_progress), so the newest running one is running."""
-    rows = session.scalars(select(Run).order_by(Run.id.desc()).limit(limit)).all()
-    live = max((r.id for r in rows if r.status == "running"), default=None) if in_progress else None
-    result = []
-    for run in rows:
-        stats = run.stats or {}
-        status = run.status
-        if status == "running" and run.id != live:
-            status = "interrupted"
-        result.append(
-            {
-                "id": run.id,
-                "as_of": run.as_of,
-                "status": status,
-                "execute": run.execute,
-                "actor": run.actor,
-                "started_at": run.started_at,
-                "finished_at": run.finished_at,
-                **{name: stats.get(name) for name in COUNTS},
-                "channels_down": stats.get("channels_down") or [],
-                "error": stats.get("error"),
-            }
-        )
-    return result
+    (it could not record its end): it reads `interrupted`."""
+    # before the rows: a run ending between the two reads must not look killed
+    in_progress = run_in_progress(session.get_bind().engine)
+    rows, next_cursor = repository.list_runs(session, limit=limit, starting_after=starting_after)
+    live = None
+    if in_progress and any(run.status == "running" for run in rows):
+        live = repository.newest_running_id(session)
+    return Page[RunRead](items=[run_read(run, live=live) for run in rows], next_cursor=next_cursor)
 
 
-def latest_run_date(session: Session) -> date | None:
-    """The business date the engine has reached: the latest as-of date of any run (a
-    simulation's day, not the wall clock). None before the first run."""
-    return session.scalar(select(func.max(Run.as_of)))
-
-
-def latest_finished_run(session: Session) -> Run | None:
-    """The finished run with the latest as-of date (R13: no run may go back before it)."""
-    return session.scalars(
-        select(Run).where(Run.status == "finished").order_by(Run.as_of.desc(), Run.id.desc())
-    ).first()
+def run_read(run: Run, *, live: int | None) -> RunRead:
+    """A run as the faces show it; `live`: the id of the run holding the lock, if any."""
+    stats = run.stats or {}
+    status = run.status
+    if status == "running" and run.id != live:
+        status = "interrupted"
+    return RunRead(
+        id=run.id,
+        as_of=run.as_of,
+        status=status,
+        execute=run.execute,
+        actor=run.actor,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        **{name: stats.get(name) for name in COUNTS},
+        channels_down=stats.get("channels_down") or [],
+        error=stats.get("error"),
+    )
 
 
 def channel_notes(channels: list[dict[str, Any]], *, zone: str, now: datetime) -> list[str]:

@@ -36,7 +36,7 @@ from recoup.actions.runner import BATCH_SIZE, ExecutionStats, execute_pending
 from recoup.core.env import EnvConfig
 from recoup.core.errors import InvalidInput, RunInProgress
 from recoup.core.locks import run_lock
-from recoup.runs.history import latest_run_date
+from recoup.runs.repository import latest_run_date
 from recoup.settings.service import business_today, get_settings
 from recoup.webhooks.service import has_endpoints, pump
 
@@ -65,13 +65,16 @@ class WorkerOptions:
 
     def validate(self) -> None:
         if self.batch < 1:
-            raise InvalidInput(f"--batch must be at least 1, not {self.batch}")
+            raise InvalidInput(f"{{field}} must be at least 1, not {self.batch}", field="batch")
         if self.poll < 0:
-            raise InvalidInput(f"--poll must not be negative, not {self.poll}")
+            raise InvalidInput(f"{{field}} must not be negative, not {self.poll}", field="poll")
         if self.max_seconds is not None and self.max_seconds <= 0:
-            raise InvalidInput(f"--max-seconds must be positive, not {self.max_seconds}")
+            raise InvalidInput(
+                f"{{field}} must be positive, not {self.max_seconds}", field="max_seconds"
+            )
         if not self.worker_id.strip():
-            raise InvalidInput("--id must not be empty")
+            # the worker's name: `id` in the faces (the CLI's --id)
+            raise InvalidInput("{field} must not be empty", field="id")
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ class WorkerTotals:
     deferred: int = 0
     released: int = 0
     postponed: int = 0  # not tried: their channel's server was down
-    errors: int = 0  # passes lost to a database error, retried after --poll
+    errors: int = 0  # passes lost to a database error, retried after `poll` seconds
     seconds: float = 0.0
     reason: str = ""  # why the loop ended: drained, stopped, max-seconds
 

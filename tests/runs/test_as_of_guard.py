@@ -15,7 +15,7 @@ from recoup.core.clock import today_in
 from recoup.core.env import load_env
 from recoup.core.errors import Conflict, InvalidInput
 from recoup.models import Run
-from recoup.runs.run import run_dunning
+from recoup.runs.service import run_dunning
 from tests.engine_book import Book, day
 
 

@@ -27,8 +27,8 @@ from recoup.models import (
     Run,
     Task,
 )
-from recoup.runs import run as run_module
-from recoup.runs.run import run_dunning
+from recoup.runs import units as run_module
+from recoup.runs.service import run_dunning
 from recoup.schedule.service import CHECK_NOW, recheck_everything
 from tests.runs.test_run_e2e import CUSTOMERS, DUE, Cli, invoice_csv
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.core.env import load_env
 from recoup.models import ActionInstance, Plan
-from recoup.runs.run import run_dunning
+from recoup.runs.service import run_dunning
 from tests.engine_book import DUE, Book
 from tests.runs.test_run_e2e import invoice_csv
 
@@ -79,7 +79,7 @@ def test_a_failed_run_counts_only_what_it_committed(
     book.start(invoices=invoice_csv(*rows))
     monkeypatch.setenv("RECOUP_RUN_CHUNK", str(CHUNK))
     if not pipeline:
-        monkeypatch.setattr("recoup.runs.run._can_pipeline", lambda factory: False)
+        monkeypatch.setattr("recoup.runs.pipeline.can_pipeline", lambda factory: False)
     with full_disk(engine), pytest.raises(Exception, match="disk is full|No space left"):
         run_dunning(session_factory, as_of=DUE + timedelta(days=5), env=load_env(), execute=False)
 

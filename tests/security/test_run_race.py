@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.book.payments import import_payments
 from recoup.core.db import unit_of_work
-from recoup.runs import run as run_module
+from recoup.runs import apply as run_module
 from tests.runs.test_run_e2e import DUE, Cli, invoice_csv
 
 AS_OF = DUE + timedelta(days=10)
@@ -83,13 +83,13 @@ def test_a_payment_committed_after_the_chunk_was_decided_closes_its_plans(
     mode: str,
 ) -> None:
     _setup(cli, mode)
-    build = run_module._Batch.build
+    build = run_module.Batch.build
 
     def build_then_pay(batch: Any, session: Session, items: list[Any]) -> None:
         build(batch, session, items)
         _pay(session_factory)  # between the decider's read and the chunk's write
 
-    monkeypatch.setattr(run_module._Batch, "build", build_then_pay)
+    monkeypatch.setattr(run_module.Batch, "build", build_then_pay)
     stats = cli.run(AS_OF, "--no-execute")
     assert stats["plans_opened"] >= 1
     _assert_settled(cli, session_factory)
@@ -103,7 +103,7 @@ def test_a_payment_made_while_the_chunk_is_written_finds_its_plans(
     mode: str,
 ) -> None:
     _setup(cli, mode)
-    flush = run_module._Batch.flush
+    flush = run_module.Batch.flush
     payer: list[threading.Thread] = []
 
     def pay_then_flush(batch: Any, session: Session) -> None:
@@ -114,7 +114,7 @@ def test_a_payment_made_while_the_chunk_is_written_finds_its_plans(
             assert payer[0].is_alive(), "the payment did not wait for the chunk"
         flush(batch, session)
 
-    monkeypatch.setattr(run_module._Batch, "flush", pay_then_flush)
+    monkeypatch.setattr(run_module.Batch, "flush", pay_then_flush)
     cli.run(AS_OF, "--no-execute")
     payer[0].join(timeout=60)
     _assert_settled(cli, session_factory)
@@ -178,7 +178,7 @@ def test_a_chunk_waits_for_a_writer_holding_its_invoices_then_settles_what_it_wr
     chunk waits for it (PostgreSQL: retrying its locks, none held meanwhile) and then sees
     the invoice paid; the plan it opened for it closes `recovered`, the other stays active."""
     _setup(cli, "invoice")
-    build = run_module._Batch.build
+    build = run_module.Batch.build
     locked = threading.Event()
 
     def writer() -> None:
@@ -195,8 +195,8 @@ def test_a_chunk_waits_for_a_writer_holding_its_invoices_then_settles_what_it_wr
         threading.Thread(target=writer).start()
         assert locked.wait(30)
 
-    monkeypatch.setattr(run_module._Batch, "build", build_then_hold)
-    caplog.set_level(logging.INFO, logger="recoup.runs.run")
+    monkeypatch.setattr(run_module.Batch, "build", build_then_hold)
+    caplog.set_level(logging.INFO, logger="recoup.runs.apply")
     cli.run(AS_OF, "--no-execute")
     if db_url.startswith("postgresql"):
         assert "invoices are being changed; waiting" in caplog.text  # no lock held meanwhile

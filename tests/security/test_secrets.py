@@ -331,7 +331,7 @@ def test_a_failed_runs_recorded_error_has_no_url_credentials(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from recoup.runs import run as engine_run
+    from recoup.runs import service as engine_run
 
     with session_factory() as s, s.begin():
         make_policy(s, levels=[("first", 5, []), ("final", 20, [])])

@@ -28,7 +28,7 @@ from recoup.domain.validation import check_config
 from recoup.log.service import log
 from recoup.models import LogEntry, WebhookDelivery, WebhookEndpoint
 from recoup.policies.service import apply_document, export_config
-from recoup.runs.run import run_dunning
+from recoup.runs.service import run_dunning
 from recoup.webhooks import service as events
 from recoup.webhooks.service import deliver_pending, enqueue_events, pump
 from tests.factories_actions import (

@@ -1,0 +1,62 @@
+"""Every query of the runs' history: the list (newest first, cursor pages), one run, and the
+named queries the run's rules and the worker need."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from recoup.core.errors import InvalidInput, NotFound
+from recoup.core.schemas import decode_cursor, encode_cursor
+from recoup.models import Run
+
+
+def list_runs(
+    session: Session, *, limit: int, starting_after: str | None = None
+) -> tuple[list[Run], str | None]:
+    """Runs newest first, `limit` at a time; the cursor of the page after, if there is one."""
+    query = select(Run).order_by(Run.id.desc())
+    if starting_after is not None:
+        [after] = _cursor_key(starting_after)
+        query = query.where(Run.id < after)
+    if limit < 1:
+        return [], None
+    rows = list(session.scalars(query.limit(limit + 1)).all())
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor([rows[-1].id])
+    return rows, None
+
+
+def _cursor_key(cursor: str) -> list[int]:
+    key = decode_cursor(cursor, field="starting_after")
+    if len(key) != 1 or not isinstance(key[0], int):
+        raise InvalidInput("{field}: not a cursor this list gave out", field="starting_after")
+    return key
+
+
+def get_or_not_found(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+def newest_running_id(session: Session) -> int | None:
+    """The newest run still marked running (the one holding the lock, when a run does)."""
+    return session.scalar(select(func.max(Run.id)).where(Run.status == "running"))
+
+
+def latest_run_date(session: Session) -> date | None:
+    """The business date the engine has reached: the latest as-of date of any run (a
+    simulation's day, not the wall clock). None before the first run."""
+    return session.scalar(select(func.max(Run.as_of)))
+
+
+def latest_finished_run(session: Session) -> Run | None:
+    """The finished run with the latest as-of date (R13: no run may go back before it)."""
+    return session.scalars(
+        select(Run).where(Run.status == "finished").order_by(Run.as_of.desc(), Run.id.desc())
+    ).first()
