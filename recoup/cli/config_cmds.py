@@ -10,8 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from recoup.cli.common import USER_OPTION, actor_name, console, handle_errors, transaction
 from recoup.core.errors import InvalidInput, RecoupError
-from recoup.domain.config_file import ConfigIssue
-from recoup.policies.files import MAX_FILE_BYTES, dump_yaml, load_yaml
+from recoup.domain.validation import ConfigIssue
 from recoup.policies.service import (
     apply_document,
     check_document,
@@ -19,6 +18,7 @@ from recoup.policies.service import (
     config_warnings,
     export_config,
 )
+from recoup.policies.yaml_text import MAX_FILE_BYTES, dump_yaml, load_yaml
 
 config_app = typer.Typer(
     help="Policies as code: validate, apply and export the configuration file.",

@@ -14,26 +14,18 @@ from typing import Any
 from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
-from recoup.core.errors import InvalidInput
-from recoup.domain.config_file import (
-    ConfigIssue,
-    action_params_to_dict,
-    action_to_dict,
-    amounts_to_dict,
-    config_to_dict,
-    level_to_dict,
-    parse_config,
-    policy_to_dict,
-    rules_to_dict,
-    settings_to_dict,
-    template_to_dict,
-    webhook_to_dict,
-)
+from recoup.core.errors import Conflict, InvalidInput
 from recoup.domain.enums import OPEN_PLAN_STATUSES, Event, InvoiceStatus, Mode
 from recoup.domain.locales import normalize_language
 from recoup.domain.policy import Config, Policy
 from recoup.domain.redact import redact_url
-from recoup.domain.validation import ConfigUsage, Usage, fee_warnings, validate_config
+from recoup.domain.validation import (
+    ConfigIssue,
+    ConfigUsage,
+    Usage,
+    fee_warnings,
+    validate_config,
+)
 from recoup.log.service import log
 from recoup.models import (
     ActionInstance,
@@ -49,7 +41,21 @@ from recoup.models import (
     TemplateRow,
     WebhookEndpoint,
 )
-from recoup.policies.templates import check_templates
+from recoup.policies.document import (
+    ParsedConfig,
+    action_params_to_dict,
+    action_to_dict,
+    amounts_to_dict,
+    config_to_dict,
+    level_to_dict,
+    parse_config,
+    policy_to_dict,
+    rules_to_dict,
+    settings_to_dict,
+    template_to_dict,
+    webhook_to_dict,
+)
+from recoup.policies.templates import check_templates, template_syntax
 from recoup.schedule.service import recheck_everything
 from recoup.settings.service import get_settings
 
@@ -299,25 +305,42 @@ def config_usage(session: Session) -> ConfigUsage:
 # --- checking ------------------------------------------------------------------------------
 
 
-def check_document(session: Session, document: object) -> tuple[Config, list[ConfigIssue]]:
-    """Parse a YAML-loaded document and validate it against the database's usage."""
+def _parse_and_validate(
+    document: object, usage: ConfigUsage | None
+) -> tuple[ParsedConfig, list[ConfigIssue]]:
     parsed = parse_config(document)
     issues = list(parsed.issues)
-    issues += validate_config(parsed.config, config_usage(session), broken=parsed.broken)
-    issues += check_templates(parsed.config, parsed.broken)
+    issues += validate_config(
+        parsed.config, usage, broken=parsed.broken, template_syntax=template_syntax
+    )
+    return parsed, issues
+
+
+def check_config(raw: object, usage: ConfigUsage | None = None) -> tuple[Config, list[ConfigIssue]]:
+    """Parse and validate a loaded document: the config and every issue, file order (without
+    rendering the templates: `check_templates` does that)."""
+    parsed, issues = _parse_and_validate(raw, usage)
     return parsed.config, issues
+
+
+def check_document(session: Session, document: object) -> tuple[Config, list[ConfigIssue]]:
+    """Parse a loaded document and validate it against the database's usage."""
+    parsed, issues = _parse_and_validate(document, config_usage(session))
+    return parsed.config, issues + check_templates(parsed.config, parsed.broken)
 
 
 def check_file(document: object) -> tuple[Config, list[ConfigIssue]]:
     """`check_document` without a database: the file on its own (nothing in use)."""
-    parsed = parse_config(document)
-    issues = list(parsed.issues) + validate_config(parsed.config, broken=parsed.broken)
+    parsed, issues = _parse_and_validate(document, None)
     return parsed.config, issues + check_templates(parsed.config, parsed.broken)
 
 
-def _refuse(issues: list[ConfigIssue]) -> InvalidInput:
+def _refuse(issues: list[ConfigIssue]) -> InvalidInput | Conflict:
+    """Malformed (422) unless every problem is a rule refusing the change given what the
+    database holds (R11, R14: a conflict, 409); the message is the same either way."""
     noun = "problem" if len(issues) == 1 else "problems"
-    return InvalidInput(
+    error = Conflict if all(issue.refusal for issue in issues) else InvalidInput
+    return error(
         f"the configuration has {len(issues)} {noun}; nothing was changed",
         details=[str(issue) for issue in issues],
     )
@@ -423,7 +446,9 @@ def apply_config(session: Session, config: Config, actor: str | None) -> ChangeR
     code within its policy), updated in place, created, or removed when the config no longer
     has them (the validator refuses removing anything in use, R14).
     """
-    issues = validate_config(config, config_usage(session)) + check_templates(config)
+    issues = validate_config(
+        config, config_usage(session), template_syntax=template_syntax
+    ) + check_templates(config)
     if issues:
         raise _refuse(issues)
     return _apply(session, config, actor)

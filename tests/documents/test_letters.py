@@ -24,9 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.actions.render import Rendered
 from recoup.core.env import EnvConfig
 from recoup.documents.letter import body_markup, letter_html, recipient_lines
-from recoup.domain.config_file import config_to_dict
 from recoup.domain.money import Money
-from recoup.domain.validation import check_config
 from recoup.models import (
     ActionInstance,
     ActionRow,
@@ -40,6 +38,8 @@ from recoup.models import (
     SettingsRow,
     TemplateRow,
 )
+from recoup.policies.document import config_to_dict
+from recoup.policies.service import check_config
 from tests.factories_actions import (
     TODAY,
     execute,
@@ -532,7 +532,7 @@ CLOSINGS = re.compile(
 def shipped(channel: str) -> list[tuple[str, Any]]:
     import yaml
 
-    from recoup.domain.config_file import parse_config
+    from recoup.policies.document import parse_config
 
     found = []
     for path in SHIPPED:
