@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
-from recoup.core.errors import Conflict, InvalidInput
+from recoup.core.errors import Conflict, FieldError, InvalidInput, RecoupError
 from recoup.domain.enums import OPEN_PLAN_STATUSES, Event, InvoiceStatus, Mode
 from recoup.domain.locales import normalize_language
 from recoup.domain.policy import Config, Policy
@@ -335,14 +335,28 @@ def check_file(document: object) -> tuple[Config, list[ConfigIssue]]:
     return parsed.config, issues + check_templates(parsed.config, parsed.broken)
 
 
-def _refuse(issues: list[ConfigIssue]) -> InvalidInput | Conflict:
+class ConfigProblems(RecoupError):
+    """A configuration that cannot be applied: every problem in `details` (`path: message`)
+    and in `errors` (field = the path)."""
+
+
+class ConfigInvalid(ConfigProblems, InvalidInput):
+    """At least one problem is a malformed value (422)."""
+
+
+class ConfigRefused(ConfigProblems, Conflict):
+    """Well-formed, but rules refuse it given what the database holds (R11, R14: 409)."""
+
+
+def _refuse(issues: list[ConfigIssue]) -> ConfigProblems:
     """Malformed (422) unless every problem is a rule refusing the change given what the
     database holds (R11, R14: a conflict, 409); the message is the same either way."""
     noun = "problem" if len(issues) == 1 else "problems"
-    error = Conflict if all(issue.refusal for issue in issues) else InvalidInput
+    error = ConfigRefused if all(issue.refusal for issue in issues) else ConfigInvalid
     return error(
         f"the configuration has {len(issues)} {noun}; nothing was changed",
         details=[str(issue) for issue in issues],
+        errors=[FieldError(issue.path, issue.message) for issue in issues],
     )
 
 

@@ -40,6 +40,7 @@ from recoup.models import (
 )
 from recoup.policies.document import config_to_dict
 from recoup.policies.service import check_config
+from tests.factories import make_settings
 from tests.factories_actions import (
     TODAY,
     execute,
@@ -88,7 +89,7 @@ def letter_book(
     """A customer-mode plan on two overdue invoices at its `final` level, with a pending
     send_letter instance (and, with `email_action`, a send_email one with attach_letter)."""
     with factory() as session, session.begin():
-        session.add(SettingsRow(id=1, company=dict(COMPANY)))
+        make_settings(session, company=dict(COMPANY))
         customer = make_customer(
             session,
             "C1",
