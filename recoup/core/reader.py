@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from recoup.core.errors import FieldError, InvalidInput
 from recoup.domain.validation import ConfigIssue
 
 E = TypeVar("E", bound=StrEnum)
@@ -182,3 +183,27 @@ class DocumentReader:
 
 def choices(enum: type[StrEnum]) -> str:
     return ", ".join(member.value for member in enum)
+
+
+def relative_path(path: str, root: str) -> str | None:
+    """`path` without its `root` (`settings.max_levels` → `max_levels`): how a request's body
+    names the field; None for the body itself."""
+    if path == root:
+        return None
+    if root and path.startswith(root + "."):
+        return path[len(root) + 1 :]
+    if root and path.startswith(root + "["):
+        return path[len(root) :]
+    return path
+
+
+def issues_error(what: str, issues: list[ConfigIssue], root: str = "") -> InvalidInput:
+    """The problems of a request's body read like the policy file, in the file's words, at
+    their path within the body: in `details` (`path: message`) and in `errors`."""
+    noun = "problem" if len(issues) == 1 else "problems"
+    errors = [FieldError(relative_path(i.path, root), i.message) for i in issues]
+    return InvalidInput(
+        f"{what}: {len(issues)} {noun}",
+        details=[f"{e.field}: {e.message}" if e.field else e.message for e in errors],
+        errors=errors,
+    )

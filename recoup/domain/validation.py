@@ -22,7 +22,7 @@ from recoup.domain.enums import (
 )
 from recoup.domain.locales import is_language
 from recoup.domain.money import is_currency
-from recoup.domain.policy import Action, Condition, Config, Policy, RuleSet
+from recoup.domain.policy import Action, Condition, Config, Policy, RuleSet, Settings
 from recoup.domain.redact import redact_url, url_problem
 from recoup.domain.rules import CUSTOMER_FIELDS, OPERATORS
 
@@ -84,6 +84,12 @@ class Usage:
         return " and ".join(parts) or "history"
 
 
+def in_use_message(kind: str, name: str, usage: Usage) -> str:
+    """Why a `policy`, `action` or `template` that `usage` refers to cannot be removed (R14)."""
+    message = f"{kind} {name!r} cannot be removed: it is used by {usage.describe()}"
+    return message + " (set active: false instead)" if kind == "policy" else message
+
+
 @dataclass(frozen=True)
 class ConfigUsage:
     """What the database holds that a new configuration must respect (R11, R14)."""
@@ -116,6 +122,13 @@ def validate_config(
     checker.policies()
     checker.webhooks()
     checker.removals()
+    return checker.issues
+
+
+def validate_settings(settings: Settings, usage: ConfigUsage | None = None) -> list[ConfigIssue]:
+    """The `settings` part of `validate_config`, on its own (the API's settings update)."""
+    checker = _Checker(Config(settings=settings), usage or ConfigUsage(), frozenset(), None)
+    checker.settings()
     return checker.issues
 
 
@@ -519,11 +532,7 @@ class _Checker:
         config = self.config
         for name, usage in sorted(self.usage.used_policies.items()):
             if config.policy(name) is None and not self.is_broken("policy", name):
-                self.refuse(
-                    "policies",
-                    f"policy {name!r} cannot be removed: it is used by {usage.describe()} "
-                    "(set active: false instead)",
-                )
+                self.refuse("policies", in_use_message("policy", name, usage))
         for (policy_name, code), usage in sorted(self.usage.used_levels.items()):
             policy = config.policy(policy_name)
             if policy is None or self.is_broken("policy", policy_name):
@@ -537,16 +546,10 @@ class _Checker:
                 )
         for code, usage in sorted(self.usage.used_actions.items()):
             if config.action(code) is None and not self.is_broken("action", code):
-                self.refuse(
-                    "actions",
-                    f"action {code!r} cannot be removed: it is used by {usage.describe()}",
-                )
+                self.refuse("actions", in_use_message("action", code, usage))
         for code, usage in sorted(self.usage.used_templates.items()):
             if not config.templates_for(code) and not self.is_broken("template", code):
-                self.refuse(
-                    "templates",
-                    f"template {code!r} cannot be removed: it is used by {usage.describe()}",
-                )
+                self.refuse("templates", in_use_message("template", code, usage))
 
 
 def _plans(count: int) -> str:
