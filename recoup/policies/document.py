@@ -11,7 +11,7 @@ meaning of the whole (ends, references, locks) is `recoup.domain.validation`'s j
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -133,6 +133,8 @@ ACTION_FIELDS: dict[ActionType, dict[str, str]] = {
 RULE_KEYS = ("field", "op", "value")
 WEBHOOK_KEYS = ("url", "events", "active")
 COMBINATORS = ("all", "any")
+Item = Template | Action | Level | Policy
+
 # Rule values are compared with customer fields: short flat lists of short scalars (issue 8.3).
 MAX_RULE_VALUES = 1_000
 MAX_RULE_TEXT = 1_000
@@ -402,13 +404,11 @@ def _rule_value(reader: DocumentReader, value: object, path: str, *, in_list: bo
     return str(value)
 
 
-def read_item(
-    kind: str, raw: object, path: str
-) -> tuple[Template | Action | Level | Policy, list[ConfigIssue]]:
+def read_item(kind: str, raw: object, path: str) -> tuple[Item, list[ConfigIssue]]:
     """One `template`, `action`, `level` or `policy` read on its own (a request's body), with
     the same checks and words as in a file, at `path` (`policies[0]`, `levels[2]`…)."""
     reader = DocumentReader()
-    parsers = {
+    parsers: dict[str, Callable[[DocumentReader, object, str], Item]] = {
         "template": _parse_template,
         "action": _parse_action,
         "level": _parse_level,

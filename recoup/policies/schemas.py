@@ -17,20 +17,18 @@ from pydantic import ConfigDict, Field, model_validator
 from recoup.core.reader import DocumentReader, issues_error
 from recoup.core.schemas import Schema
 from recoup.domain.enums import ActionMode, ActionType, Channel, Transition
-from recoup.domain.policy import Action, Level, Policy, Template
 from recoup.policies.document import (
     ACTION_COMMON_KEYS,
     LEVEL_KEYS,
     POLICY_KEYS,
     TEMPLATE_KEYS,
+    Item,
     action_to_dict,
     level_to_dict,
     policy_to_dict,
     read_item,
     template_to_dict,
 )
-
-Item = Template | Action | Level | Policy
 
 _TO_DICT: dict[str, Callable[[Any], dict[str, Any]]] = {
     "template": template_to_dict,
