@@ -11,7 +11,6 @@ import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.core.errors import Conflict, InvalidInput, NotFound
-from recoup.domain.enums import Mode
 from recoup.domain.policy import Settings
 from recoup.policies import repository
 from recoup.policies.document import parse_config
