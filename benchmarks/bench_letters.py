@@ -50,18 +50,15 @@ def build(workdir: Path, n: int) -> tuple[str, EnvConfig]:
     upgrade(engine)
     factory = make_sessionmaker(engine)
     with factory() as session, session.begin():
-        session.add(
-            SettingsRow(
-                id=1,
-                company={
-                    "name": "Nimbus Cloud SAS",
-                    "address": "12 rue de la Paix\n75002 Paris",
-                    "email": "ar@nimbus.example",
-                    "city": "Paris",
-                    "vat": "FR12345678901",
-                },
-            )
-        )
+        settings = session.get(SettingsRow, 1)  # created by the migrations
+        assert settings is not None
+        settings.company = {
+            "name": "Nimbus Cloud SAS",
+            "address": "12 rue de la Paix\n75002 Paris",
+            "email": "ar@nimbus.example",
+            "city": "Paris",
+            "vat": "FR12345678901",
+        }
         session.add(
             TemplateRow(
                 code="final_letter", channel="letter", language="fr", subject=None, body=BODY

@@ -23,6 +23,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from recoup.core.clock import utc_now
 from recoup.core.db import Amount, Base, UTCDateTime
+from recoup.domain.defaults import (
+    DEFAULT_CATCH_UP,
+    DEFAULT_INVOICE_TYPES,
+    DEFAULT_MAX_LEVELS,
+    DEFAULT_MODE,
+    DEFAULT_TIMEZONE,
+    SETTINGS_ID,
+)
 from recoup.domain.enums import (
     OPEN_INVOICE_VALUES,
     OPEN_PLAN_VALUES,
@@ -44,19 +52,23 @@ def _is_in(values: tuple[str, ...]) -> Any:
     prop = hybrid_property(python)
     return prop.expression(sql)
 
+
 # --- configuration -------------------------------------------------------------------------
 
 
 class SettingsRow(Base):
     __tablename__ = "settings"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
-    mode: Mapped[str] = mapped_column(String(16), default="invoice")
-    invoice_types: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["commercial"])
+    # One row (id 1), created with the SPEC's defaults by the migrations (0007_settings_row).
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=SETTINGS_ID)
+    mode: Mapped[str] = mapped_column(String(16), default=DEFAULT_MODE.value)
+    invoice_types: Mapped[list[str]] = mapped_column(
+        JSON, default=lambda: list(DEFAULT_INVOICE_TYPES)
+    )
     customer_balance: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
-    max_levels: Mapped[int] = mapped_column(Integer, default=15)
-    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    catch_up: Mapped[str] = mapped_column(String(16), default="latest")
+    max_levels: Mapped[int] = mapped_column(Integer, default=DEFAULT_MAX_LEVELS)
+    timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE)
+    catch_up: Mapped[str] = mapped_column(String(16), default=DEFAULT_CATCH_UP.value)
     company: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 

@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from recoup.core.clock import utc_now
 from recoup.core.db import Base, make_engine, make_sessionmaker
 from recoup.core.schema import upgrade
+from recoup.domain.defaults import settings_defaults
+from recoup.models import SettingsRow
 
 PG_ADMIN_URL = os.environ.get(
     "RECOUP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -73,6 +76,8 @@ def _truncate_pg(url: str) -> None:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # what the migrations insert: the settings row (0007_settings_row)
+        conn.execute(insert(SettingsRow), [{**settings_defaults(), "updated_at": utc_now()}])
     engine.dispose()
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from recoup.domain.defaults import SETTINGS_ID, settings_defaults
 from recoup.models import (
     ActionInstance,
     Customer,
@@ -43,19 +44,11 @@ def _money(value: Decimal | str | int | None) -> Decimal | None:
 
 
 def make_settings(session: Session, **kw: Any) -> SettingsRow:
-    """The settings row (created with the SPEC's defaults), with the given fields set."""
-    row = session.get(SettingsRow, 1)
-    if row is None:
-        row = SettingsRow(
-            id=1,
-            mode="invoice",
-            invoice_types=["commercial"],
-            customer_balance=None,
-            max_levels=15,
-            timezone="UTC",
-            catch_up="latest",
-            company={},
-        )
+    """The settings row (the migrations create it with the SPEC's defaults), with the given
+    fields set."""
+    row = session.get(SettingsRow, SETTINGS_ID)
+    if row is None:  # a database built without the migrations
+        row = SettingsRow(**settings_defaults())
         session.add(row)
     for key, value in kw.items():
         setattr(row, key, value)

@@ -8,9 +8,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
 from recoup.core.clock import utc_now
+from recoup.domain.defaults import SETTINGS_ID
 from recoup.models import (
     ActionInstance,
     ActionRow,
@@ -43,22 +44,12 @@ def seed_queue(
     action; returns their ids."""
     now = utc_now()
     with engine.begin() as conn:
-        if conn.execute(select(SettingsRow.id)).first() is None:
-            conn.execute(
-                insert(SettingsRow),
-                [
-                    {
-                        "id": 1,
-                        "mode": "invoice",
-                        "invoice_types": ["commercial"],
-                        "max_levels": 15,
-                        "timezone": "UTC",
-                        "catch_up": "latest",
-                        "company": {"name": "Recoup Test", "email": "billing@recoup.test"},
-                        "updated_at": now,
-                    }
-                ],
-            )
+        # the migrations created the settings row; the messages name a company
+        conn.execute(
+            update(SettingsRow)
+            .where(SettingsRow.id == SETTINGS_ID)
+            .values(company={"name": "Recoup Test", "email": "billing@recoup.test"}, updated_at=now)
+        )
         if action_type == "send_email":
             code, params = "notice", {"template": "notice"}
             conn.execute(

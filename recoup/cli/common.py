@@ -16,14 +16,14 @@ from rich import box
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
-from sqlalchemy.orm import Session, sessionmaker
 
-from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
+from recoup.core import sessions
 from recoup.core.env import EnvConfig, load_env
 from recoup.core.errors import RecoupError, cli_flag
+from recoup.core.faults import fault_text
+from recoup.core.sessions import Session, SessionFactory
 from recoup.domain.enums import SYSTEM_ACTOR
-from recoup.domain.redact import redact_text, redact_url
+from recoup.domain.redact import redact_text
 from recoup.settings.service import business_today
 
 # Piped or redirected output (a file, `grep`, a cron log) is not folded at Rich's default 80
@@ -77,12 +77,11 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except RecoupError as exc:
             _print_error(escape(redact(exc.text(cli_flag))))
-        except (OperationalError, ProgrammingError) as exc:
-            _print_error(escape(database_problem(exc)))
-        except DBAPIError as exc:  # any other driver error: its first line, no traceback
-            _print_error(escape(redact(f"database error: {_first_line(_driver_text(exc))}")))
-        except OSError as exc:  # a full disk, a permission: the file and the reason
-            _print_error(escape(redact(os_problem(exc))))
+        except Exception as exc:  # a database or file-system fault: one line naming the place
+            message = fault_text(exc, lambda: env().database_url)
+            if message is None:
+                raise
+            _print_error(escape(redact(message)))
         raise typer.Exit(1)
 
     return wrapper
@@ -101,54 +100,18 @@ def redact(text: str) -> str:
         return redact_text(text)
 
 
-def _driver_text(exc: DBAPIError) -> str:
-    return str(exc.orig) if exc.orig is not None else str(exc)
-
-
-def _first_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[0] if lines else text
-
-
-def os_problem(exc: OSError) -> str:
-    """`cannot write /path: No space left on device`."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    if exc.filename is not None:
-        return f"{exc.filename}: {reason}"
-    return reason
-
-
-def database_problem(exc: DBAPIError) -> str:
-    """A database error in words a user can act on, without a traceback or a password."""
-    text = _driver_text(exc)
-    url = redact_url(env().database_url)
-    if "no such table" in text or "does not exist" in text and "relation" in text:
-        message = f"the database at {url} has no Recoup schema yet: run `recoup init`"
-    elif "connection" in text or "unable to open" in text:
-        message = f"cannot reach the database at {url}: {_first_line(text)}"
-    else:
-        message = f"database error: {_first_line(text)}"
-    return redact(message)
-
-
-_factories: dict[str, sessionmaker[Session]] = {}
-
-
 def env() -> EnvConfig:
     return load_env()
 
 
-def session_factory() -> sessionmaker[Session]:
-    url = env().database_url
-    if url not in _factories:
-        _factories[url] = make_sessionmaker(make_engine(url))
-    return _factories[url]
+def session_factory() -> SessionFactory:
+    return sessions.session_factory(env().database_url)
 
 
 @contextmanager
 def transaction() -> Iterator[Session]:
     """One unit of work per command: commit on success, roll back on error."""
-    with unit_of_work(session_factory()) as session:
+    with sessions.transaction(env().database_url) as session:
         yield session
 
 

@@ -6,19 +6,20 @@ import sys
 from pathlib import Path
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from recoup.cli.common import USER_OPTION, actor_name, console, handle_errors, transaction
-from recoup.core.errors import InvalidInput, RecoupError
-from recoup.domain.config_file import ConfigIssue
-from recoup.policies.files import MAX_FILE_BYTES, dump_yaml, load_yaml
+from recoup.core.errors import RecoupError
+from recoup.core.faults import DATABASE_ERRORS
+from recoup.domain.validation import ConfigIssue
 from recoup.policies.service import (
+    ConfigProblems,
     apply_document,
     check_document,
     check_file,
     config_warnings,
     export_config,
 )
+from recoup.policies.yaml_text import MAX_FILE_BYTES, dump_yaml, load_yaml
 
 config_app = typer.Typer(
     help="Policies as code: validate, apply and export the configuration file.",
@@ -84,7 +85,7 @@ def validate(file: str = FILE_ARGUMENT) -> None:
             warnings = config_warnings(session, config) if not issues else []
             # Validation never writes; leave the database exactly as it was.
             session.rollback()
-    except SQLAlchemyError as exc:
+    except DATABASE_ERRORS as exc:
         # No database (or no schema) yet: the file can still be checked on its own.
         typer.echo(
             f"note: database not usable ({type(exc).__name__}); checked the file alone, "
@@ -116,7 +117,7 @@ def apply(file: str = FILE_ARGUMENT, user: str | None = USER_OPTION) -> None:
     try:
         with transaction() as session:
             report = apply_document(session, document, actor_name(user))
-    except InvalidInput as exc:
+    except ConfigProblems as exc:  # malformed (422) or refused by R11/R14 (409): one list
         if not exc.details:
             raise
         _print_issues(file, exc.details)

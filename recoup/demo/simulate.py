@@ -36,8 +36,8 @@ from recoup.demo import summary as demo_summary
 from recoup.demo.book import BookFiles, make_book, write_book
 from recoup.domain.enums import TaskStatus
 from recoup.models import Task
-from recoup.policies.files import load_yaml
 from recoup.policies.service import apply_document
+from recoup.policies.yaml_text import load_yaml
 from recoup.runs.service import run_dunning
 from recoup.settings.service import business_today
 from recoup.tasks.service import claim_task, complete_task

@@ -1,7 +1,7 @@
 """The dunning configuration as plain values: settings, templates, actions, levels, policies.
 
-The YAML file (SPEC §4), the database and the web forms all convert to and from these; the
-validator and the evaluator work only on them.
+The policy file (SPEC §4, read by `recoup.policies.document`), the database and the web forms
+all convert to and from these; the validator and the evaluator work only on them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,13 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+from recoup.domain.defaults import (
+    DEFAULT_CATCH_UP,
+    DEFAULT_INVOICE_TYPES,
+    DEFAULT_MAX_LEVELS,
+    DEFAULT_MODE,
+    DEFAULT_TIMEZONE,
+)
 from recoup.domain.enums import (
     ActionMode,
     ActionType,
@@ -25,12 +32,12 @@ from recoup.domain.money import ZERO
 
 @dataclass(frozen=True)
 class Settings:
-    mode: Mode = Mode.invoice
-    invoice_types: tuple[str, ...] = ("commercial",)
+    mode: Mode = DEFAULT_MODE
+    invoice_types: tuple[str, ...] = DEFAULT_INVOICE_TYPES
     customer_balance: tuple[str, ...] | None = None  # None: all of invoice_types
-    max_levels: int = 15
-    timezone: str = "UTC"
-    catch_up: CatchUp = CatchUp.latest
+    max_levels: int = DEFAULT_MAX_LEVELS
+    timezone: str = DEFAULT_TIMEZONE
+    catch_up: CatchUp = DEFAULT_CATCH_UP
     company: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -2,20 +2,17 @@
 
 `validate_config` returns every problem as a `ConfigIssue` (path, message), never raising, so
 the CLI, the API and the web forms can show them all at once. What the database says is in use
-comes in as a `ConfigUsage` value: this module never queries anything.
+comes in as a `ConfigUsage` value: this module never queries anything. Whether a template's
+text is well-formed is the template engine's to say: a `TemplateSyntax` function comes in too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
-
-from recoup.domain.config_file import ConfigIssue, parse_config
 from recoup.domain.enums import (
     CANCELLED_ACCOUNT_STATUS,
     ActionType,
@@ -25,9 +22,28 @@ from recoup.domain.enums import (
 )
 from recoup.domain.locales import is_language
 from recoup.domain.money import is_currency
-from recoup.domain.policy import Action, Condition, Config, Policy, RuleSet
+from recoup.domain.policy import Action, Condition, Config, Policy, RuleSet, Settings
 from recoup.domain.redact import redact_url, url_problem
 from recoup.domain.rules import CUSTOMER_FIELDS, OPERATORS
+
+
+@dataclass(frozen=True, order=True)
+class ConfigIssue:
+    """One problem of a configuration, at the path of the offending value
+    (`policies[0].levels[2].days`). `refusal`: the configuration is well-formed but a rule
+    refuses it given what the database holds (R11, R14: a conflict, not a malformed value)."""
+
+    path: str
+    message: str
+    refusal: bool = field(default=False, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+# The problem of a template's source text (`template error on line 2: …`), or None when it is
+# well-formed.
+TemplateSyntax = Callable[[str], str | None]
 
 SEND_CHANNELS: dict[ActionType, Channel] = {
     ActionType.send_email: Channel.email,
@@ -68,6 +84,12 @@ class Usage:
         return " and ".join(parts) or "history"
 
 
+def in_use_message(kind: str, name: str, usage: Usage) -> str:
+    """Why a `policy`, `action` or `template` that `usage` refers to cannot be removed (R14)."""
+    message = f"{kind} {name!r} cannot be removed: it is used by {usage.describe()}"
+    return message + " (set active: false instead)" if kind == "policy" else message
+
+
 @dataclass(frozen=True)
 class ConfigUsage:
     """What the database holds that a new configuration must respect (R11, R14)."""
@@ -82,24 +104,18 @@ class ConfigUsage:
     used_templates: Mapping[str, Usage] = field(default_factory=dict)  # template code
 
 
-def check_config(raw: object, usage: ConfigUsage | None = None) -> tuple[Config, list[ConfigIssue]]:
-    """Parse and validate a YAML-loaded document: the config and every issue, file order."""
-    parsed = parse_config(raw)
-    issues = list(parsed.issues)
-    issues += validate_config(parsed.config, usage, broken=parsed.broken)
-    return parsed.config, issues
-
-
 def validate_config(
     config: Config,
     usage: ConfigUsage | None = None,
     *,
     broken: frozenset[str] = frozenset(),
+    template_syntax: TemplateSyntax | None = None,
 ) -> list[ConfigIssue]:
     """Every reason `config` cannot be applied. `broken` names items the parser already
     reported (`settings`, `template:<code>`, `action:<code>`, `policy:<name>`); they are not
-    checked again and references to them are taken as valid."""
-    checker = _Checker(config, usage or ConfigUsage(), broken)
+    checked again and references to them are taken as valid. Without `template_syntax`,
+    templates' source text is not checked."""
+    checker = _Checker(config, usage or ConfigUsage(), broken, template_syntax)
     checker.settings()
     checker.templates()
     checker.actions()
@@ -109,15 +125,33 @@ def validate_config(
     return checker.issues
 
 
+def validate_settings(settings: Settings, usage: ConfigUsage | None = None) -> list[ConfigIssue]:
+    """The `settings` part of `validate_config`, on its own (the API's settings update)."""
+    checker = _Checker(Config(settings=settings), usage or ConfigUsage(), frozenset(), None)
+    checker.settings()
+    return checker.issues
+
+
 class _Checker:
-    def __init__(self, config: Config, usage: ConfigUsage, broken: frozenset[str]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        usage: ConfigUsage,
+        broken: frozenset[str],
+        template_syntax: TemplateSyntax | None,
+    ) -> None:
         self.config = config
         self.usage = usage
         self.broken = broken
+        self.template_syntax = template_syntax
         self.issues: list[ConfigIssue] = []
 
     def issue(self, path: str, message: str) -> None:
         self.issues.append(ConfigIssue(path, message))
+
+    def refuse(self, path: str, message: str) -> None:
+        """A rule refuses the change given what the database holds (R11, R14)."""
+        self.issues.append(ConfigIssue(path, message, refusal=True))
 
     def is_broken(self, kind: str, name: str) -> bool:
         return f"{kind}:{name}" in self.broken
@@ -132,7 +166,7 @@ class _Checker:
             self.issue("settings.invoice_types", "must list at least one invoice type")
         for type_, count in sorted(self.usage.open_plan_invoice_types.items()):
             if count and type_ not in settings.invoice_types:
-                self.issue(
+                self.refuse(
                     "settings.invoice_types",
                     f"invoice type {type_!r} cannot be removed while {_plans(count)} "
                     "cover invoices of that type (rule R11 in docs/rules.md)",
@@ -157,7 +191,7 @@ class _Checker:
             self.issue("settings.timezone", f"unknown time zone {settings.timezone!r}")
         current = self.usage.current_mode
         if current is not None and settings.mode != current and self.usage.open_plan_count:
-            self.issue(
+            self.refuse(
                 "settings.mode",
                 f"cannot change from {current.value} to {settings.mode.value} while "
                 f"{_plans(self.usage.open_plan_count)} are active or paused "
@@ -168,7 +202,6 @@ class _Checker:
 
     def templates(self) -> None:
         seen: dict[tuple[str, str], int] = {}
-        environment = SandboxedEnvironment()
         for index, template in enumerate(self.config.templates):
             path = f"templates[{index}]"
             if self.is_broken("template", template.code):
@@ -194,12 +227,11 @@ class _Checker:
                 self.issue(f"{path}.body", "must not be empty")
             for part in ("subject", "body"):
                 source = template.subject if part == "subject" else template.body
-                if not source:
+                if not source or self.template_syntax is None:
                     continue
-                try:
-                    environment.parse(source)
-                except TemplateSyntaxError as exc:
-                    self.issue(f"{path}.{part}", f"template error on line {exc.lineno}: {exc}")
+                problem = self.template_syntax(source)
+                if problem is not None:
+                    self.issue(f"{path}.{part}", problem)
 
     # --- actions -----------------------------------------------------------------------------
 
@@ -500,34 +532,24 @@ class _Checker:
         config = self.config
         for name, usage in sorted(self.usage.used_policies.items()):
             if config.policy(name) is None and not self.is_broken("policy", name):
-                self.issue(
-                    "policies",
-                    f"policy {name!r} cannot be removed: it is used by {usage.describe()} "
-                    "(set active: false instead)",
-                )
+                self.refuse("policies", in_use_message("policy", name, usage))
         for (policy_name, code), usage in sorted(self.usage.used_levels.items()):
             policy = config.policy(policy_name)
             if policy is None or self.is_broken("policy", policy_name):
                 continue  # the policy's own removal is reported above
             if policy.level(code) is None:
                 index = config.policies.index(policy)
-                self.issue(
+                self.refuse(
                     f"policies[{index}].levels",
                     f"level {code!r} of policy {policy_name!r} cannot be removed: it is used "
                     f"by {usage.describe()}",
                 )
         for code, usage in sorted(self.usage.used_actions.items()):
             if config.action(code) is None and not self.is_broken("action", code):
-                self.issue(
-                    "actions",
-                    f"action {code!r} cannot be removed: it is used by {usage.describe()}",
-                )
+                self.refuse("actions", in_use_message("action", code, usage))
         for code, usage in sorted(self.usage.used_templates.items()):
             if not config.templates_for(code) and not self.is_broken("template", code):
-                self.issue(
-                    "templates",
-                    f"template {code!r} cannot be removed: it is used by {usage.describe()}",
-                )
+                self.refuse("templates", in_use_message("template", code, usage))
 
 
 def _plans(count: int) -> str:

@@ -8,15 +8,39 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import func, select, union
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from recoup.core.errors import InvalidInput
-from recoup.domain.config_file import (
+from recoup.core.errors import Conflict, FieldError, InvalidInput, RecoupError
+from recoup.domain.enums import Event
+from recoup.domain.locales import normalize_language
+from recoup.domain.policy import Config, Policy
+from recoup.domain.redact import redact_url
+from recoup.domain.validation import (
     ConfigIssue,
+    ConfigUsage,
+    Usage,
+    fee_warnings,
+    in_use_message,
+    validate_config,
+)
+from recoup.log.service import log
+from recoup.models import (
+    ActionRow,
+    Customer,
+    Invoice,
+    LevelRow,
+    LogEntry,
+    PolicyRow,
+    TemplateRow,
+    WebhookEndpoint,
+)
+from recoup.policies import repository
+from recoup.policies.document import (
+    ParsedConfig,
     action_params_to_dict,
     action_to_dict,
     amounts_to_dict,
@@ -29,34 +53,15 @@ from recoup.domain.config_file import (
     template_to_dict,
     webhook_to_dict,
 )
-from recoup.domain.enums import OPEN_PLAN_STATUSES, Event, InvoiceStatus, Mode
-from recoup.domain.locales import normalize_language
-from recoup.domain.policy import Config, Policy
-from recoup.domain.redact import redact_url
-from recoup.domain.validation import ConfigUsage, Usage, fee_warnings, validate_config
-from recoup.log.service import log
-from recoup.models import (
-    ActionInstance,
-    ActionRow,
-    Customer,
-    Invoice,
-    LevelRow,
-    LogEntry,
-    Plan,
-    PlanInvoice,
-    PolicyRow,
-    SettingsRow,
-    TemplateRow,
-    WebhookEndpoint,
-)
-from recoup.policies.templates import check_templates
+from recoup.policies.repository import config_usage
+from recoup.policies.templates import check_templates, template_syntax
 from recoup.schedule.service import recheck_everything
+from recoup.settings.schemas import SettingsUpdate
 from recoup.settings.service import get_settings
 
 # Kept policies whose priority changes park here first: priorities are unique in the database
 # and a swap between two policies would otherwise collide half-way through the flush.
 _PARKED_PRIORITY = -1_000_000_000
-_LISTED_PLAN_IDS = 5
 
 
 @dataclass
@@ -79,7 +84,7 @@ class ChangeReport:
 
 def stored_document(session: Session) -> dict[str, Any]:
     """The database's configuration in the file's shape (before parsing)."""
-    settings_row = session.get(SettingsRow, 1)
+    settings_row = repository.settings_row(session)
     settings: dict[str, Any] = {}
     if settings_row is not None:
         settings = {
@@ -91,14 +96,10 @@ def stored_document(session: Session) -> dict[str, Any]:
             "catch_up": settings_row.catch_up,
             "company": dict(settings_row.company or {}) or None,
         }
-    templates = session.scalars(
-        select(TemplateRow).order_by(TemplateRow.position, TemplateRow.id)
-    ).all()
-    actions = session.scalars(select(ActionRow).order_by(ActionRow.position, ActionRow.id)).all()
-    policies = session.scalars(select(PolicyRow).order_by(PolicyRow.priority)).all()
-    endpoints = session.scalars(
-        select(WebhookEndpoint).order_by(WebhookEndpoint.position, WebhookEndpoint.id)
-    ).all()
+    templates = repository.list_templates(session)
+    actions = repository.list_actions(session)
+    policies = repository.list_policies(session)
+    endpoints = repository.list_webhooks(session)
     document: dict[str, Any] = {
         "settings": settings,
         "templates": [
@@ -172,155 +173,77 @@ def export_config(session: Session) -> dict[str, Any]:
     return config_to_dict(load_config(session))
 
 
-def config_usage(session: Session) -> ConfigUsage:
-    """What the database holds that a new configuration must respect (R11, R14)."""
-    settings_row = session.get(SettingsRow, 1)
-    open_statuses = [status.value for status in OPEN_PLAN_STATUSES]
-    open_count = session.scalar(
-        select(func.count()).select_from(Plan).where(Plan.status.in_(open_statuses))
-    )
-
-    # An open plan covers its own invoice (invoice mode) and those that joined it.
-    direct = (
-        select(Invoice.type.label("type"), Plan.id.label("plan_id"))
-        .join(Invoice, Invoice.id == Plan.invoice_id)
-        .where(Plan.status.in_(open_statuses))
-    )
-    joined = (
-        select(Invoice.type.label("type"), Plan.id.label("plan_id"))
-        .join(PlanInvoice, PlanInvoice.plan_id == Plan.id)
-        .join(Invoice, Invoice.id == PlanInvoice.invoice_id)
-        .where(Plan.status.in_(open_statuses))
-    )
-    covered = union(direct, joined).subquery()
-    invoice_types = {
-        str(type_): int(count)
-        for type_, count in session.execute(
-            select(covered.c.type, func.count(func.distinct(covered.c.plan_id))).group_by(
-                covered.c.type
-            )
-        )
-    }
-
-    policy_names = dict(session.execute(select(PolicyRow.id, PolicyRow.name)).all())
-
-    plans_by_policy: dict[str, int] = {}
-    for policy_id, count in session.execute(
-        select(Plan.policy_id, func.count()).group_by(Plan.policy_id)
-    ):
-        plans_by_policy[policy_names.get(policy_id, str(policy_id))] = int(count)
-    instances_by_policy: dict[str, int] = {}
-    for policy_id, count in session.execute(
-        select(ActionInstance.policy_id, func.count()).group_by(ActionInstance.policy_id)
-    ):
-        instances_by_policy[policy_names.get(policy_id, str(policy_id))] = int(count)
-    # Only names of policies that exist: a customer naming none (imported before imports
-    # checked it) does not make a policy that is not there "in use" (R14).
-    customers_by_policy = {
-        str(name): int(count)
-        for name, count in session.execute(
-            select(Customer.policy, func.count())
-            .where(Customer.policy.in_(select(PolicyRow.name)))
-            .group_by(Customer.policy)
-        )
-    }
-    policy_ids = {name: id_ for id_, name in policy_names.items()}
-    used_policies: dict[str, Usage] = {}
-    for name in sorted(set(plans_by_policy) | set(instances_by_policy) | set(customers_by_policy)):
-        ids: tuple[int, ...] = ()
-        if name in policy_ids and plans_by_policy.get(name):
-            ids = tuple(
-                session.scalars(
-                    select(Plan.id)
-                    .where(Plan.policy_id == policy_ids[name])
-                    .order_by(Plan.id)
-                    .limit(_LISTED_PLAN_IDS)
-                )
-            )
-        used_policies[name] = Usage(
-            plans=plans_by_policy.get(name, 0),
-            plan_ids=ids,
-            action_instances=instances_by_policy.get(name, 0),
-            customers=customers_by_policy.get(name, 0),
-        )
-
-    level_plans: dict[tuple[str, str], list[int]] = defaultdict(list)
-    level_plan_counts: dict[tuple[str, str], int] = {}
-    for policy_id, level, count, first_id in session.execute(
-        select(Plan.policy_id, Plan.level, func.count(), func.min(Plan.id))
-        .where(Plan.level.is_not(None))
-        .group_by(Plan.policy_id, Plan.level)
-    ):
-        key = (policy_names.get(policy_id, str(policy_id)), str(level))
-        level_plan_counts[key] = int(count)
-        level_plans[key].append(int(first_id))
-    level_instances: dict[tuple[str, str], int] = {}
-    for policy_id, level, count in session.execute(
-        select(ActionInstance.policy_id, ActionInstance.level, func.count()).group_by(
-            ActionInstance.policy_id, ActionInstance.level
-        )
-    ):
-        level_instances[(policy_names.get(policy_id, str(policy_id)), str(level))] = int(count)
-    used_levels = {
-        key: Usage(
-            plans=level_plan_counts.get(key, 0),
-            plan_ids=tuple(level_plans.get(key, [])),
-            action_instances=level_instances.get(key, 0),
-        )
-        for key in set(level_plan_counts) | set(level_instances)
-    }
-
-    used_actions = {
-        str(code): Usage(action_instances=int(count))
-        for code, count in session.execute(
-            select(ActionInstance.action, func.count()).group_by(ActionInstance.action)
-        )
-    }
-    # A template is used through the actions that sent it.
-    template_instances: dict[str, int] = defaultdict(int)
-    for action_row in session.scalars(select(ActionRow)):
-        params = action_row.params or {}
-        for template in {params.get("template"), params.get("letter_template")}:  # email letters
-            if template and action_row.code in used_actions:
-                template_instances[str(template)] += used_actions[action_row.code].action_instances
-    used_templates = {code: Usage(action_instances=n) for code, n in template_instances.items()}
-
-    return ConfigUsage(
-        current_mode=Mode(settings_row.mode) if settings_row is not None else None,
-        open_plan_count=int(open_count or 0),
-        open_plan_invoice_types=invoice_types,
-        used_policies=used_policies,
-        used_levels=used_levels,
-        used_actions=used_actions,
-        used_templates=used_templates,
-    )
-
-
 # --- checking ------------------------------------------------------------------------------
 
 
-def check_document(session: Session, document: object) -> tuple[Config, list[ConfigIssue]]:
-    """Parse a YAML-loaded document and validate it against the database's usage."""
+def _parse_and_validate(
+    document: object, usage: ConfigUsage | None
+) -> tuple[ParsedConfig, list[ConfigIssue]]:
     parsed = parse_config(document)
     issues = list(parsed.issues)
-    issues += validate_config(parsed.config, config_usage(session), broken=parsed.broken)
-    issues += check_templates(parsed.config, parsed.broken)
+    issues += validate_config(
+        parsed.config, usage, broken=parsed.broken, template_syntax=template_syntax
+    )
+    return parsed, issues
+
+
+def check_config(raw: object, usage: ConfigUsage | None = None) -> tuple[Config, list[ConfigIssue]]:
+    """Parse and validate a loaded document: the config and every issue, file order (without
+    rendering the templates: `check_templates` does that)."""
+    parsed, issues = _parse_and_validate(raw, usage)
     return parsed.config, issues
+
+
+def check_document(session: Session, document: object) -> tuple[Config, list[ConfigIssue]]:
+    """Parse a loaded document and validate it against the database's usage."""
+    parsed, issues = _parse_and_validate(document, config_usage(session))
+    return parsed.config, issues + check_templates(parsed.config, parsed.broken)
 
 
 def check_file(document: object) -> tuple[Config, list[ConfigIssue]]:
     """`check_document` without a database: the file on its own (nothing in use)."""
-    parsed = parse_config(document)
-    issues = list(parsed.issues) + validate_config(parsed.config, broken=parsed.broken)
+    parsed, issues = _parse_and_validate(document, None)
     return parsed.config, issues + check_templates(parsed.config, parsed.broken)
 
 
-def _refuse(issues: list[ConfigIssue]) -> InvalidInput:
+class ConfigProblems(RecoupError):
+    """A configuration that cannot be applied: every problem in `details` (`path: message`)
+    and in `errors` (field = the path)."""
+
+
+class ConfigInvalid(ConfigProblems, InvalidInput):
+    """At least one problem is a malformed value (422)."""
+
+
+class ConfigRefused(ConfigProblems, Conflict):
+    """Well-formed, but rules refuse it given what the database holds (R11, R14: 409)."""
+
+
+def _refuse(issues: list[ConfigIssue]) -> ConfigProblems:
+    """Malformed (422) unless every problem is a rule refusing the change given what the
+    database holds (R11, R14: a conflict, 409); the message is the same either way."""
     noun = "problem" if len(issues) == 1 else "problems"
-    return InvalidInput(
+    error = ConfigRefused if all(issue.refusal for issue in issues) else ConfigInvalid
+    return error(
         f"the configuration has {len(issues)} {noun}; nothing was changed",
         details=[str(issue) for issue in issues],
+        errors=[FieldError(issue.path, issue.message) for issue in issues],
     )
+
+
+_REFERENCES = {
+    "policy": repository.policy_references,
+    "action": repository.action_references,
+    "template": repository.template_references,
+}
+
+
+def ensure_removable(session: Session, kind: str, name: str) -> None:
+    """Refuse (Conflict, 409) removing a `policy`, `action` or `template` that plans, action
+    instances or customers refer to (R14), in the words `config apply` uses."""
+    usage = _REFERENCES[kind](session, name)
+    if usage != Usage():
+        raise Conflict(in_use_message(kind, name, usage), field=kind)
 
 
 def apply_document(session: Session, document: object, actor: str | None) -> ChangeReport:
@@ -344,7 +267,7 @@ def config_warnings(session: Session | None, config: Config) -> list[ConfigIssue
         str(currency): int(count)
         for currency, count in session.execute(
             select(Invoice.currency, func.count(func.distinct(Invoice.customer_id)))
-            .where(Invoice.status.in_(_OUTSTANDING))
+            .where(Invoice.is_open)
             .group_by(Invoice.currency)
         )
     }
@@ -352,9 +275,6 @@ def config_warnings(session: Session | None, config: Config) -> list[ConfigIssue
     warnings += _language_warnings(session, config)
     warnings += _pdf_warnings(session, config)
     return warnings
-
-
-_OUTSTANDING = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
 
 
 def _language_warnings(session: Session, config: Config) -> list[ConfigIssue]:
@@ -405,7 +325,7 @@ def _pdf_warnings(session: Session, config: Config) -> list[ConfigIssue]:
         select(
             func.count(),
             func.count().filter(Invoice.pdf_path.is_(None) | (Invoice.pdf_path == "")),
-        ).where(Invoice.status.in_(_OUTSTANDING))
+        ).where(Invoice.is_open)
     ).one()
     if not missing:
         return []
@@ -423,10 +343,20 @@ def apply_config(session: Session, config: Config, actor: str | None) -> ChangeR
     code within its policy), updated in place, created, or removed when the config no longer
     has them (the validator refuses removing anything in use, R14).
     """
-    issues = validate_config(config, config_usage(session)) + check_templates(config)
+    issues = validate_config(
+        config, config_usage(session), template_syntax=template_syntax
+    ) + check_templates(config)
     if issues:
         raise _refuse(issues)
     return _apply(session, config, actor)
+
+
+def update_settings(session: Session, update: SettingsUpdate, actor: str | None) -> ChangeReport:
+    """The settings with `update`'s fields replaced, checked and applied like a policy file
+    that changes only its `settings` (R11 refusals are conflicts)."""
+    current = load_config(session)
+    config = replace(current, settings=update.applied_to(current.settings))
+    return apply_config(session, config, actor)
 
 
 def _apply(session: Session, config: Config, actor: str | None) -> ChangeReport:

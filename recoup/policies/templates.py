@@ -15,10 +15,11 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError
 from jinja2.exceptions import TemplateAssertionError
+from jinja2.sandbox import SandboxedEnvironment
 
-from recoup.domain.config_file import ConfigIssue
 from recoup.domain.enums import Channel, Mode
 from recoup.domain.policy import Config, Template
+from recoup.domain.validation import ConfigIssue
 from recoup.messages.assets import external_references
 from recoup.messages.render import (
     TemplateError,
@@ -29,6 +30,19 @@ from recoup.messages.render import (
 )
 
 _HIDDEN = ("locale",)  # set by Recoup for the filters, not a documented variable
+
+
+_SYNTAX = SandboxedEnvironment()
+
+
+def template_syntax(source: str) -> str | None:
+    """The syntax error of a template's text, or None: what `validate_config` reports at the
+    template's subject or body (the domain does not know the template engine)."""
+    try:
+        _SYNTAX.parse(source)
+    except TemplateSyntaxError as exc:
+        return f"template error on line {exc.lineno}: {exc}"
+    return None
 
 
 def _contexts(config: Config, code: str) -> list[bool]:
@@ -82,7 +96,7 @@ def check_template(template: Template, path: str, config: Config) -> list[Config
             except TemplateAssertionError:
                 pass  # an unknown filter or test: render_string reports it with its line
             except TemplateSyntaxError:
-                continue  # recoup.domain.validation reports syntax errors
+                continue  # template_syntax reports syntax errors (through the validator)
             try:
                 text = render_string(
                     source, variables, name=f"{template.code} {part}", autoescape=autoescape
@@ -108,4 +122,4 @@ def check_templates(config: Config, broken: frozenset[str] = frozenset()) -> lis
     return issues
 
 
-__all__ = ["check_template", "check_templates"]
+__all__ = ["check_template", "check_templates", "template_syntax"]

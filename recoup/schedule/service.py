@@ -7,7 +7,7 @@ from datetime import date
 from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from recoup.domain.enums import InvoiceStatus, PlanStatus
+from recoup.domain.enums import PlanStatus
 from recoup.models import Invoice, InvoiceCheck, Plan
 
 # A date before any business date: "look at this on the next run".
@@ -35,9 +35,7 @@ def recheck_everything(session: Session) -> None:
     session.execute(
         insert(InvoiceCheck).from_select(
             ["invoice_id", "check_on"],
-            select(Invoice.id, literal(CHECK_NOW)).where(
-                Invoice.status.in_([InvoiceStatus.open.value, InvoiceStatus.partially_paid.value])
-            ),
+            select(Invoice.id, literal(CHECK_NOW)).where(Invoice.is_open),
         )
     )
     session.execute(

@@ -7,25 +7,26 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from recoup.core.clock import today_in
+from recoup.core.errors import RecoupError
+from recoup.domain.defaults import SETTINGS_ID
 from recoup.models import SettingsRow
 
 
+class SettingsMissing(RecoupError):
+    """The database has tables but no settings row: its schema was not migrated to the end."""
+
+    status_code = 500
+    title = "Database not migrated"
+
+
 def get_settings(session: Session) -> SettingsRow:
-    """The settings row, created with the SPEC's defaults on first use."""
-    row = session.get(SettingsRow, 1)
+    """The settings row. Only reads: the migrations create it (0007_settings_row)."""
+    row = session.get(SettingsRow, SETTINGS_ID)
     if row is None:
-        row = SettingsRow(
-            id=1,
-            mode="invoice",
-            invoice_types=["commercial"],
-            customer_balance=None,
-            max_levels=15,
-            timezone="UTC",
-            catch_up="latest",
-            company={},
+        raise SettingsMissing(
+            "the database has no settings row: its schema is not up to date; "
+            "run `recoup init` to migrate it"
         )
-        session.add(row)
-        session.flush()
     return row
 
 

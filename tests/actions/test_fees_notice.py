@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.actions.claims import claim_batch
 from recoup.actions.notice import RECHECK
 from recoup.actions.runner import process_instance
-from recoup.domain.config_file import config_to_dict, parse_config
 from recoup.models import ActionInstance, Charge, LevelRow, LogEntry
+from recoup.policies.document import config_to_dict, parse_config
 from recoup.policies.service import apply_document, export_config
 from tests.factories_actions import (
     NOW,

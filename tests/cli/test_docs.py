@@ -16,7 +16,7 @@ import pytest
 import typer
 
 from recoup.cli.main import app
-from recoup.domain import config_file
+from recoup.policies import document as config_file
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"

@@ -153,3 +153,31 @@ def test_upgrading_a_0001_database_keeps_its_plans_links_and_check_dates(
             select(links_q.c.plan_id, links_q.c.invoice_id).order_by(links_q.c.invoice_id)
         ).all()
     assert [tuple(r) for r in covered] == [(1, "I1"), (2, "I2"), (2, "I3")]
+
+
+def test_0007_creates_the_settings_row_and_keeps_one_that_exists(empty_engine: Engine) -> None:
+    engine = empty_engine
+    upgrade(engine, "0006_execution")
+    metadata = MetaData()
+    metadata.reflect(engine)
+    settings = metadata.tables["settings"]
+    with engine.begin() as conn:  # a first read of the old code created the row
+        conn.execute(
+            insert(settings),
+            [
+                {
+                    "id": 1,
+                    "mode": "customer",
+                    "invoice_types": ["commercial", "service"],
+                    "max_levels": 7,
+                    "timezone": "Europe/Paris",
+                    "catch_up": "all",
+                    "company": {"name": "Acme"},
+                    "updated_at": datetime(2026, 3, 1, tzinfo=UTC),
+                }
+            ],
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(select(settings.c.id, settings.c.mode, settings.c.max_levels)).all()
+    assert [tuple(r) for r in rows] == [(1, "customer", 7)]

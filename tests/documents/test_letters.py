@@ -22,9 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.core.env import EnvConfig
-from recoup.domain.config_file import config_to_dict
 from recoup.domain.money import Money
-from recoup.domain.validation import check_config
 from recoup.messages.letter import body_markup, letter_html, recipient_lines
 from recoup.messages.render import Rendered
 from recoup.models import (
@@ -40,6 +38,9 @@ from recoup.models import (
     SettingsRow,
     TemplateRow,
 )
+from recoup.policies.document import config_to_dict
+from recoup.policies.service import check_config
+from tests.factories import make_settings
 from tests.factories_actions import (
     TODAY,
     execute,
@@ -88,7 +89,7 @@ def letter_book(
     """A customer-mode plan on two overdue invoices at its `final` level, with a pending
     send_letter instance (and, with `email_action`, a send_email one with attach_letter)."""
     with factory() as session, session.begin():
-        session.add(SettingsRow(id=1, company=dict(COMPANY)))
+        make_settings(session, company=dict(COMPANY))
         customer = make_customer(
             session,
             "C1",
@@ -532,7 +533,7 @@ CLOSINGS = re.compile(
 def shipped(channel: str) -> list[tuple[str, Any]]:
     import yaml
 
-    from recoup.domain.config_file import parse_config
+    from recoup.policies.document import parse_config
 
     found = []
     for path in SHIPPED:

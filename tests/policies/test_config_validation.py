@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from recoup.domain.config_file import ConfigIssue, config_to_dict, parse_config
 from recoup.domain.enums import Mode
-from recoup.domain.validation import ConfigUsage, Usage, check_config
+from recoup.domain.validation import ConfigUsage, Usage
+from recoup.policies.document import ConfigIssue, config_to_dict, parse_config
+from recoup.policies.service import check_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policies.yaml"
 Doc = dict[str, Any]

@@ -378,7 +378,7 @@ def test_a_malformed_sms_url_fails_at_once_without_quoting_it(
 def test_a_malformed_webhook_url_is_refused_by_validation_and_by_the_executor(
     session_factory: sessionmaker[Session], engine: Engine, db_url: str, tmp_path: Path
 ) -> None:
-    from recoup.domain.validation import check_config
+    from recoup.policies.service import check_config
 
     url = f"https://hook:{BROKEN_PASSWORD}@h.example/x"
     _config, issues = check_config(

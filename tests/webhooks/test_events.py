@@ -24,10 +24,9 @@ from recoup.core.clock import utc_now
 from recoup.core.env import EnvConfig
 from recoup.domain.enums import Event
 from recoup.domain.signature import verify_signature
-from recoup.domain.validation import check_config
 from recoup.log.service import log
 from recoup.models import LogEntry, WebhookDelivery, WebhookEndpoint
-from recoup.policies.service import apply_document, export_config
+from recoup.policies.service import apply_document, check_config, export_config
 from recoup.runs.service import run_dunning
 from recoup.webhooks import service as events
 from recoup.webhooks.service import deliver_pending, enqueue_events, pump

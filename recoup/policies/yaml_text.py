@@ -1,4 +1,8 @@
-"""Reading and writing the configuration file as YAML."""
+"""The policy file's text: YAML read within bounds into its document, and written back.
+
+Words, one meaning each: the *policy file* is this text; its *document* is the mapping it
+holds (`recoup.policies.document` parses it into the configuration, `Config`).
+"""
 
 from __future__ import annotations
 

@@ -1,28 +1,26 @@
-"""The policies-as-code file (SPEC §4): a YAML-loaded dict to `Config` and back.
+"""The policy file's document (SPEC §4): a loaded mapping (from YAML, JSON or the database's
+rows) to `Config` and back.
 
-The parser checks shapes and vocabularies and collects every problem as a `ConfigIssue` with
-the path of the offending value (`policies[0].levels[2].days`); the meaning of the whole (ends,
-references, locks) is `recoup.domain.validation`'s job. `config_to_dict` writes the same shape,
-so an exported file applies unchanged.
-
-Amounts are decimal strings (ints accepted). Floats are refused: by the time YAML has turned
-`15.10` into a float the written digits are gone, so the user is asked to quote the value.
+Words, one meaning each: the *policy file* is the text (`recoup.policies.yaml_text` reads and
+writes it); its *document* is the mapping it holds, parsed here; the *configuration* (`Config`)
+is the domain's values. The parser checks shapes and vocabularies and collects every problem as
+a `ConfigIssue` with the path of the offending value (`policies[0].levels[2].days`); the
+meaning of the whole (ends, references, locks) is `recoup.domain.validation`'s job.
+`config_to_dict` writes the same shape, so an exported file applies unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from enum import StrEnum
-from typing import Any, TypeVar
+from decimal import Decimal
+from typing import Any
 
+from recoup.core.reader import MAX_INTEGER, DocumentReader
 from recoup.domain.enums import (
     ActionMode,
     ActionType,
-    CatchUp,
     Channel,
-    Mode,
     Transition,
     WebhookEvent,
 )
@@ -33,21 +31,40 @@ from recoup.domain.policy import (
     Level,
     Policy,
     RuleSet,
-    Settings,
     Template,
     Webhook,
 )
+from recoup.domain.validation import ConfigIssue
+from recoup.settings.document import SETTINGS_KEYS, parse_settings, settings_to_dict
 
-E = TypeVar("E", bound=StrEnum)
-
-
-@dataclass(frozen=True, order=True)
-class ConfigIssue:
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+__all__ = [
+    "ACTION_COMMON_KEYS",
+    "ACTION_FIELDS",
+    "COMBINATORS",
+    "LEVEL_KEYS",
+    "MAX_INTEGER",
+    "POLICY_KEYS",
+    "RULE_KEYS",
+    "SETTINGS_KEYS",
+    "TEMPLATE_KEYS",
+    "TOP_LEVEL_KEYS",
+    "WEBHOOK_KEYS",
+    "ConfigIssue",
+    "ParsedConfig",
+    "action_params_to_dict",
+    "action_to_dict",
+    "amounts_to_dict",
+    "config_to_dict",
+    "item_key",
+    "level_to_dict",
+    "parse_config",
+    "read_item",
+    "policy_to_dict",
+    "rules_to_dict",
+    "settings_to_dict",
+    "template_to_dict",
+    "webhook_to_dict",
+]
 
 
 @dataclass(frozen=True)
@@ -70,15 +87,6 @@ class ParsedConfig:
 
 
 TOP_LEVEL_KEYS = ("settings", "templates", "actions", "policies", "webhooks")
-SETTINGS_KEYS = (
-    "mode",
-    "invoice_types",
-    "customer_balance",
-    "max_levels",
-    "timezone",
-    "catch_up",
-    "company",
-)
 TEMPLATE_KEYS = ("code", "channel", "language", "subject", "body", "active")
 ACTION_COMMON_KEYS = ("code", "type", "mode", "role", "instructions")
 LEVEL_KEYS = ("code", "days", "reminder", "end", "min_balance", "deadline_days", "actions")
@@ -125,175 +133,16 @@ ACTION_FIELDS: dict[ActionType, dict[str, str]] = {
 RULE_KEYS = ("field", "op", "value")
 WEBHOOK_KEYS = ("url", "events", "active")
 COMBINATORS = ("all", "any")
+Item = Template | Action | Level | Policy
+
 # Rule values are compared with customer fields: short flat lists of short scalars (issue 8.3).
 MAX_RULE_VALUES = 1_000
 MAX_RULE_TEXT = 1_000
-# Integers are stored in 32-bit columns (PostgreSQL INTEGER); larger ones cannot be applied.
-MAX_INTEGER = 2**31 - 1
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "nothing"
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "text",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
-
-
-class _Reader:
-    """Reads one file, appending an issue for every problem instead of stopping."""
-
-    def __init__(self) -> None:
-        self.issues: list[ConfigIssue] = []
-
-    def issue(self, path: str, message: str) -> None:
-        self.issues.append(ConfigIssue(path, message))
-
-    def mapping(self, value: object, path: str) -> Mapping[str, Any] | None:
-        if not isinstance(value, Mapping):
-            self.issue(path, f"must be a mapping, not {_type_name(value)}")
-            return None
-        return value
-
-    def sequence(self, value: object, path: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.issue(path, f"must be a list, not {_type_name(value)}")
-            return []
-        return value
-
-    def unknown_keys(self, obj: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
-        for key in obj:
-            if key not in allowed:
-                where = f"{path}.{key}" if path else str(key)
-                self.issue(where, f"unknown field (expected one of: {', '.join(allowed)})")
-
-    def text(
-        self, obj: Mapping[str, Any], key: str, path: str, *, required: bool = False
-    ) -> str | None:
-        value = obj.get(key)
-        if value is None:
-            if required:
-                self.issue(f"{path}.{key}", "is required")
-            return None
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            self.issue(f"{path}.{key}", f"must be text, not {_type_name(value)}")
-            return None
-        text = str(value).strip()
-        if required and not text:
-            self.issue(f"{path}.{key}", "must not be empty")
-            return None
-        return text
-
-    def raw_text(self, obj: Mapping[str, Any], key: str, path: str) -> str | None:
-        """Like text() but keeps whitespace: template bodies are written as they are."""
-        value = obj.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.issue(f"{path}.{key}", f"must be text, not {_type_name(value)}")
-            return None
-        return value
-
-    def boolean(self, obj: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
-        value = obj.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.issue(f"{path}.{key}", f"must be true or false, not {_type_name(value)}")
-            return default
-        return value
-
-    def integer(
-        self, obj: Mapping[str, Any], key: str, path: str, *, required: bool = False
-    ) -> int | None:
-        value = obj.get(key)
-        if value is None:
-            if required:
-                self.issue(f"{path}.{key}", "is required (an integer)")
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.issue(f"{path}.{key}", f"must be an integer, not {_type_name(value)}")
-            return None
-        if abs(value) > MAX_INTEGER:
-            self.issue(f"{path}.{key}", f"{value} is out of range (at most {MAX_INTEGER:,})")
-            return None
-        return value
-
-    def choice(
-        self, obj: Mapping[str, Any], key: str, path: str, enum: type[E], default: E | None
-    ) -> E | None:
-        value = obj.get(key)
-        if value is None:
-            if default is None:
-                self.issue(f"{path}.{key}", f"is required (one of: {_choices(enum)})")
-            return default
-        try:
-            return enum(value)
-        except ValueError:
-            expected = _choices(enum)
-            self.issue(f"{path}.{key}", f"unknown value {value!r} (expected one of: {expected})")
-            return None
-
-    def decimal(self, value: object, path: str) -> Decimal | None:
-        if isinstance(value, float):
-            self.issue(
-                path,
-                f'write amounts and rates as quoted decimal strings, e.g. "{value}" '
-                "(an unquoted number with a decimal point is read as a float)",
-            )
-            return None
-        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-            self.issue(path, f"must be a decimal string, not {_type_name(value)}")
-            return None
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            self.issue(path, f"not a decimal number: {value!r}")
-            return None
-        if not number.is_finite():
-            self.issue(path, f"not a finite number: {value!r}")
-            return None
-        return number
-
-    def amounts(self, value: object, path: str) -> dict[str, Decimal]:
-        """Amounts per currency: {EUR: "15.00"}; currency codes are checked by the validator."""
-        if value is None:
-            return {}
-        obj = self.mapping(value, path)
-        if obj is None:
-            return {}
-        result: dict[str, Decimal] = {}
-        for currency, amount in obj.items():
-            number = self.decimal(amount, f"{path}.{currency}")
-            if number is not None:
-                result[str(currency)] = number
-        return result
-
-    def text_list(self, value: object, path: str) -> tuple[str, ...]:
-        items = self.sequence(value, path)
-        result: list[str] = []
-        for index, item in enumerate(items):
-            if isinstance(item, bool) or not isinstance(item, str | int) or not str(item).strip():
-                self.issue(f"{path}[{index}]", f"must be non-empty text, not {_type_name(item)}")
-                continue
-            result.append(str(item).strip())
-        return tuple(result)
-
-
-def _choices(enum: type[StrEnum]) -> str:
-    return ", ".join(member.value for member in enum)
 
 
 def parse_config(raw: object) -> ParsedConfig:
     """Parse a YAML-loaded document (SPEC §4) into a Config, collecting every issue."""
-    reader = _Reader()
+    reader = DocumentReader()
     broken: set[str] = set()
     if raw is None:
         raw = {}
@@ -302,24 +151,24 @@ def parse_config(raw: object) -> ParsedConfig:
         return ParsedConfig(Config(), tuple(reader.issues), frozenset({"settings"}))
     reader.unknown_keys(document, TOP_LEVEL_KEYS, "")
 
-    settings = _parse_settings(reader, document.get("settings"), broken)
+    settings = parse_settings(reader, document.get("settings"), broken)
     templates: list[Template] = []
     for index, item in enumerate(reader.sequence(document.get("templates"), "templates")):
         before = len(reader.issues)
-        templates.append(_parse_template(reader, item, index))
+        templates.append(_parse_template(reader, item, f"templates[{index}]"))
         _mark(reader, before, broken, templates[-1])
     actions: list[Action] = []
     for index, item in enumerate(reader.sequence(document.get("actions"), "actions")):
         before = len(reader.issues)
-        actions.append(_parse_action(reader, item, index))
+        actions.append(_parse_action(reader, item, f"actions[{index}]"))
         _mark(reader, before, broken, actions[-1])
     policies: list[Policy] = []
     for index, item in enumerate(reader.sequence(document.get("policies"), "policies")):
         before = len(reader.issues)
-        policies.append(_parse_policy(reader, item, index))
+        policies.append(_parse_policy(reader, item, f"policies[{index}]"))
         _mark(reader, before, broken, policies[-1])
     webhooks = [
-        _parse_webhook(reader, item, index)
+        _parse_webhook(reader, item, f"webhooks[{index}]")
         for index, item in enumerate(reader.sequence(document.get("webhooks"), "webhooks"))
     ]
     config = Config(
@@ -332,7 +181,9 @@ def parse_config(raw: object) -> ParsedConfig:
     return ParsedConfig(config, tuple(reader.issues), frozenset(broken))
 
 
-def _mark(reader: _Reader, before: int, broken: set[str], item: Template | Action | Policy) -> None:
+def _mark(
+    reader: DocumentReader, before: int, broken: set[str], item: Template | Action | Policy
+) -> None:
     """An item whose parsing added issues is broken: the validator leaves it alone."""
     if len(reader.issues) > before:
         broken.add(item_key(item))
@@ -346,54 +197,7 @@ def item_key(item: Template | Action | Policy) -> str:
     return f"policy:{item.name}"
 
 
-def _parse_settings(reader: _Reader, value: object, broken: set[str]) -> Settings:
-    path = "settings"
-    if value is None:
-        return Settings()
-    before = len(reader.issues)
-    obj = reader.mapping(value, path)
-    if obj is None:
-        broken.add("settings")
-        return Settings()
-    reader.unknown_keys(obj, SETTINGS_KEYS, path)
-    defaults = Settings()
-    mode = reader.choice(obj, "mode", path, Mode, defaults.mode) or defaults.mode
-    catch_up = reader.choice(obj, "catch_up", path, CatchUp, defaults.catch_up) or defaults.catch_up
-    invoice_types = (
-        reader.text_list(obj["invoice_types"], f"{path}.invoice_types")
-        if "invoice_types" in obj
-        else defaults.invoice_types
-    )
-    customer_balance = (
-        reader.text_list(obj["customer_balance"], f"{path}.customer_balance")
-        if obj.get("customer_balance") is not None
-        else None
-    )
-    max_levels = reader.integer(obj, "max_levels", path)
-    timezone = reader.text(obj, "timezone", path) or defaults.timezone
-    company: dict[str, str] = {}
-    if obj.get("company") is not None:
-        company_obj = reader.mapping(obj["company"], f"{path}.company")
-        for key, item in (company_obj or {}).items():
-            if isinstance(item, bool) or not isinstance(item, str | int):
-                reader.issue(f"{path}.company.{key}", f"must be text, not {_type_name(item)}")
-                continue
-            company[str(key)] = str(item)
-    if len(reader.issues) > before:
-        broken.add("settings")
-    return Settings(
-        mode=mode,
-        invoice_types=invoice_types,
-        customer_balance=customer_balance,
-        max_levels=max_levels if max_levels is not None else defaults.max_levels,
-        timezone=timezone,
-        catch_up=catch_up,
-        company=company,
-    )
-
-
-def _parse_template(reader: _Reader, value: object, index: int) -> Template:
-    path = f"templates[{index}]"
+def _parse_template(reader: DocumentReader, value: object, path: str) -> Template:
     obj = reader.mapping(value, path)
     if obj is None:
         return Template(code="", channel=Channel.email, language="", body="")
@@ -412,8 +216,7 @@ def _parse_template(reader: _Reader, value: object, index: int) -> Template:
     )
 
 
-def _parse_action(reader: _Reader, value: object, index: int) -> Action:
-    path = f"actions[{index}]"
+def _parse_action(reader: DocumentReader, value: object, path: str) -> Action:
     obj = reader.mapping(value, path)
     if obj is None:
         return Action(code="", type=ActionType.manual)
@@ -459,7 +262,7 @@ def _parse_action(reader: _Reader, value: object, index: int) -> Action:
     )
 
 
-def _parse_level(reader: _Reader, value: object, path: str) -> Level:
+def _parse_level(reader: DocumentReader, value: object, path: str) -> Level:
     obj = reader.mapping(value, path)
     if obj is None:
         return Level(code="", days=0)
@@ -481,8 +284,7 @@ def _parse_level(reader: _Reader, value: object, path: str) -> Level:
     )
 
 
-def _parse_policy(reader: _Reader, value: object, index: int) -> Policy:
-    path = f"policies[{index}]"
+def _parse_policy(reader: DocumentReader, value: object, path: str) -> Policy:
     obj = reader.mapping(value, path)
     if obj is None:
         return Policy(name="", priority=0, levels=())
@@ -510,9 +312,8 @@ def _parse_policy(reader: _Reader, value: object, index: int) -> Policy:
     )
 
 
-def _parse_webhook(reader: _Reader, value: object, index: int) -> Webhook:
+def _parse_webhook(reader: DocumentReader, value: object, path: str) -> Webhook:
     """`{url, events, active}`; without `events` the endpoint receives every event."""
-    path = f"webhooks[{index}]"
     obj = reader.mapping(value, path)
     if obj is None:
         return Webhook(url="")
@@ -526,7 +327,7 @@ def _parse_webhook(reader: _Reader, value: object, index: int) -> Webhook:
     return Webhook(url=url, events=events, active=reader.boolean(obj, "active", path, True))
 
 
-def _parse_rules(reader: _Reader, value: object, path: str) -> RuleSet | None:
+def _parse_rules(reader: DocumentReader, value: object, path: str) -> RuleSet | None:
     """`{all: [...]}` or `{any: [...]}`; a bare condition means `{all: [condition]}`."""
     obj = reader.mapping(value, path)
     if obj is None:
@@ -537,7 +338,7 @@ def _parse_rules(reader: _Reader, value: object, path: str) -> RuleSet | None:
     return _parse_rule_set(reader, obj, path)
 
 
-def _parse_rule_set(reader: _Reader, obj: Mapping[str, Any], path: str) -> RuleSet | None:
+def _parse_rule_set(reader: DocumentReader, obj: Mapping[str, Any], path: str) -> RuleSet | None:
     keys = list(obj)
     if len(keys) != 1 or keys[0] not in COMBINATORS:
         reader.issue(path, "must be {all: [...]} or {any: [...]} (or one {field, op, value})")
@@ -561,7 +362,7 @@ def _parse_rule_set(reader: _Reader, obj: Mapping[str, Any], path: str) -> RuleS
     return RuleSet(combinator, tuple(items))
 
 
-def _parse_condition(reader: _Reader, obj: Mapping[str, Any], path: str) -> Condition | None:
+def _parse_condition(reader: DocumentReader, obj: Mapping[str, Any], path: str) -> Condition | None:
     reader.unknown_keys(obj, RULE_KEYS, path)
     field_name = reader.text(obj, "field", path, required=True)
     op = reader.text(obj, "op", path, required=True)
@@ -574,7 +375,7 @@ def _parse_condition(reader: _Reader, obj: Mapping[str, Any], path: str) -> Cond
     return Condition(field=field_name, op=op, value=value)
 
 
-def _rule_value(reader: _Reader, value: object, path: str, *, in_list: bool = False) -> Any:
+def _rule_value(reader: DocumentReader, value: object, path: str, *, in_list: bool = False) -> Any:
     """One scalar, or (for `in`/`not_in`) a flat list of at most MAX_RULE_VALUES scalars."""
     if isinstance(value, float):
         reader.issue(path, f'write decimal numbers quoted, e.g. "{value}" (floats are inexact)')
@@ -603,6 +404,20 @@ def _rule_value(reader: _Reader, value: object, path: str, *, in_list: bool = Fa
     return str(value)
 
 
+def read_item(kind: str, raw: object, path: str) -> tuple[Item, list[ConfigIssue]]:
+    """One `template`, `action`, `level` or `policy` read on its own (a request's body), with
+    the same checks and words as in a file, at `path` (`policies[0]`, `levels[2]`…)."""
+    reader = DocumentReader()
+    parsers: dict[str, Callable[[DocumentReader, object, str], Item]] = {
+        "template": _parse_template,
+        "action": _parse_action,
+        "level": _parse_level,
+        "policy": _parse_policy,
+    }
+    item = parsers[kind](reader, raw, path)
+    return item, list(reader.issues)
+
+
 # --- back to the file's shape ---------------------------------------------------------------
 
 
@@ -620,23 +435,6 @@ def _jsonable_param(value: Any) -> Any:
 
 def amounts_to_dict(amounts: Mapping[str, Decimal]) -> dict[str, str]:
     return {currency: _decimal_text(amount) for currency, amount in amounts.items()}
-
-
-def settings_to_dict(settings: Settings) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "mode": settings.mode.value,
-        "invoice_types": list(settings.invoice_types),
-    }
-    if settings.customer_balance is not None:
-        result["customer_balance"] = list(settings.customer_balance)
-    result.update(
-        max_levels=settings.max_levels,
-        timezone=settings.timezone,
-        catch_up=settings.catch_up.value,
-    )
-    if settings.company:
-        result["company"] = dict(settings.company)
-    return result
 
 
 def template_to_dict(template: Template) -> dict[str, Any]:
