@@ -16,7 +16,7 @@ from recoup.core.errors import InvalidInput
 from recoup.domain.enums import Event
 from recoup.log.service import log
 from recoup.models import LogEntry
-from recoup.plans.service import get_plan
+from recoup.plans import repository as plan_repository
 from recoup.settings.service import business_today
 from recoup.webhooks.payload import money_text
 
@@ -34,8 +34,10 @@ def record_payment_failure(
     idempotency key of the request it answers (the action instance key), when known."""
     reason = reason.strip()
     if not reason:
-        raise InvalidInput("a reason is required (what the billing system answered)")
-    plan = get_plan(session, plan_id)
+        raise InvalidInput(
+            "a reason is required (what the billing system answered)", field="reason"
+        )
+    plan = plan_repository.get_or_not_found(session, plan_id)
     entry = log(
         session,
         Event.payment_retry_failed,

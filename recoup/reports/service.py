@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 
 from recoup.core.db import amount_from_db
 from recoup.domain.aging import AGING_BUCKETS, aging_bucket
-from recoup.domain.enums import ChargeStatus, InvoiceStatus, PlanStatus
+from recoup.domain.enums import OPEN_INVOICE_VALUES, ChargeStatus, InvoiceStatus, PlanStatus
 from recoup.domain.money import money_text
 from recoup.models import Charge, Invoice, Payment, Plan
 
-OPEN_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
 ZERO = Decimal(0)
 
 
@@ -141,7 +140,7 @@ def book_report(session: Session, as_of: date) -> BookReport:
         row.invoices += count
         row.billed += amount_from_db(amount)
         due = amount_from_db(amount_due)
-        if status in OPEN_VALUES and due > 0:
+        if status in OPEN_INVOICE_VALUES and due > 0:
             row.invoices_open += count
             row.outstanding += due
             if disputed:

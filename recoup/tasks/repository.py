@@ -1,22 +1,80 @@
-"""The collector's work list (Openbravo's task list): each task with what a person needs to act
-on it — the customer and their phone, the invoices, the balance, how late it is — and, for one
-task, its plan's invoices and history. Queries only; nothing here changes anything."""
+"""Every query of tasks. The collector's work list (Openbravo's task list): each task with what
+a person needs to act on it — the customer and their phone, the invoices, the balance, how late
+it is — and, for one task, its plan's invoices and history; a task by id; a plan's open tasks.
+Queries only; nothing here changes anything."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.orm import Session, lazyload
 
-from recoup.core.errors import NotFound
-from recoup.domain.enums import OPEN_TASK_STATUSES, PlanStatus
+from recoup.core.errors import InvalidInput, NotFound
+from recoup.core.schemas import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
+from recoup.domain.enums import OPEN_TASK_VALUES, PlanStatus
+from recoup.log import repository as log_repository
 from recoup.models import ActionInstance, Customer, Invoice, LogEntry, Plan, PlanInvoice, Task
 
-WAITING = tuple(s.value for s in OPEN_TASK_STATUSES)  # what `recoup tasks` shows by default
+WAITING = OPEN_TASK_VALUES  # what `recoup tasks` shows by default
+
+
+def get_or_not_found(session: Session, task_id: int) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    return task
+
+
+def open_of_plan(session: Session, plan_id: int) -> list[Task]:
+    """The plan's open (and claimed) tasks."""
+    return list(session.scalars(select(Task).where(Task.plan_id == plan_id, Task.is_open)))
+
+
+def has_open(session: Session, plan_id: int) -> bool:
+    found = session.scalar(select(Task.id).where(Task.plan_id == plan_id, Task.is_open).limit(1))
+    return found is not None
+
+
+def of_plan(session: Session, plan_id: int) -> list[Task]:
+    """Every task of a plan, in the order they were created."""
+    return list(session.scalars(select(Task).where(Task.plan_id == plan_id).order_by(Task.id)))
+
+
+def page(
+    session: Session,
+    *,
+    statuses: Collection[str] | None = WAITING,
+    role: str | None = None,
+    claimed_by: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    today: date,
+) -> tuple[list[WorkItem], str | None]:
+    """One page of the work list (oldest first) and the cursor of the next (None: the last)."""
+    limit = check_limit(limit)
+    after = None
+    if cursor is not None:
+        key = decode_cursor(cursor)
+        if len(key) != 3 or not all(isinstance(part, str | int) for part in key):
+            raise InvalidInput("{field}: not a cursor this list gave out", field="cursor")
+        after = (date.fromisoformat(str(key[0])), datetime.fromisoformat(str(key[1])), int(key[2]))
+    items = work_list(
+        session,
+        today=today,
+        statuses=statuses,
+        role=role,
+        claimed_by=claimed_by,
+        after=after,
+        limit=limit + 1,
+    )
+    if len(items) > limit:
+        last = items[limit - 1].task
+        return items[:limit], encode_cursor([last.created_on, last.created_at, last.id])
+    return items, None
 
 
 @dataclass(frozen=True)
@@ -54,6 +112,8 @@ def work_list(
     role: str | None = None,
     claimed_by: str | None = None,
     task_ids: Sequence[int] | None = None,
+    after: tuple[date, datetime, int] | None = None,
+    limit: int | None = None,
 ) -> list[WorkItem]:
     """Tasks, oldest first, with their plan, customer and invoices (a few queries for the
     whole list, not one per task). `statuses=None`: every status."""
@@ -76,6 +136,19 @@ def work_list(
         query = query.where(Task.claimed_by == claimed_by)
     if task_ids is not None:
         query = query.where(Task.id.in_(list(task_ids)))
+    if after is not None:
+        on, at, task_id = after
+        key = tuple_(Task.created_on, Task.created_at, Task.id)
+        query = query.where(
+            key
+            > tuple_(
+                literal(on, Task.created_on.type),
+                literal(at, Task.created_at.type),
+                literal(task_id, Task.id.type),
+            )
+        )
+    if limit is not None:
+        query = query.limit(limit)
     rows = session.execute(query).all()
     customer_plans = sorted({p.id for _t, p, _c, _i in rows if p is not None and not p.invoice_id})
     joined: dict[int, list[str]] = defaultdict(list)
@@ -118,11 +191,43 @@ def task_detail(session: Session, task_id: int, *, today: date) -> TaskDetail:
         else []
     )
     if item.plan is not None:
-        history = select(LogEntry).where(LogEntry.plan_id == item.plan.id)
+        log = log_repository.for_plan(session, item.plan.id)
     else:  # a reminder's task: what happened to its invoice
-        history = select(LogEntry).where(LogEntry.invoice_id.in_(item.invoice_ids or ("",)))
-    log = list(session.scalars(history.order_by(LogEntry.id)))
+        log = log_repository.for_invoices(session, item.invoice_ids)
     return TaskDetail(item, invoices, log)
 
 
-__all__ = ["WAITING", "TaskDetail", "WorkItem", "days_overdue", "task_detail", "work_list"]
+def waited(task: Task, today: date, now: datetime) -> str:
+    """How long a task has waited ("3 d", "5 h", "12 min"): in business days once a day has
+    passed, else by the clock. A finished task: how long it waited until then."""
+    if task.completed_at is not None:
+        return _span((task.completed_at - task.created_at).total_seconds())
+    days = (today - task.created_on).days
+    if days >= 1:
+        return f"{days} d"
+    return _span((now - task.created_at).total_seconds())
+
+
+def _span(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds >= 2 * 86400:
+        return f"{int(seconds // 86400)} d"
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h"
+    return f"{int(seconds // 60)} min"
+
+
+__all__ = [
+    "WAITING",
+    "TaskDetail",
+    "WorkItem",
+    "days_overdue",
+    "get_or_not_found",
+    "has_open",
+    "of_plan",
+    "open_of_plan",
+    "page",
+    "task_detail",
+    "waited",
+    "work_list",
+]
