@@ -147,7 +147,7 @@ def close_plan(
     actor: str | None = None,
     reason: str | None = None,
 ) -> None:
-    if PlanStatus(plan.status).is_final:
+    if not plan.is_open:
         return
     event = {
         PlanStatus.recovered: Event.plan_recovered,
@@ -232,7 +232,7 @@ def customer_plan_balance(
         domain_settings(settings),
         today,
         joined=frozenset(joined),
-        final=PlanStatus(plan.status).is_final,
+        final=not plan.is_open,
     )
 
 

@@ -80,9 +80,7 @@ def open_for_invoices(session: Session, invoice_ids: Collection[str]) -> list[Pl
     )
 
 
-def open_for_customers(
-    session: Session, pairs: Iterable[tuple[str, str]]
-) -> list[Plan]:
+def open_for_customers(session: Session, pairs: Iterable[tuple[str, str]]) -> list[Plan]:
     """The open customer-mode plans of these (customer, currency) pairs."""
     plans: list[Plan] = []
     for customer_id, currency in pairs:

@@ -93,6 +93,6 @@ def stop_plan(
     session: Session, plan: Plan, *, reason: str, on: date, actor: str | None = None
 ) -> None:
     check_reason(reason)
-    if PlanStatus(plan.status).is_final:
+    if not plan.is_open:
         raise Conflict(f"plan {plan.id} is {plan.status}: it cannot be stopped")
     close_plan(session, plan, PlanStatus.stopped, on=on, actor=actor, reason=reason)

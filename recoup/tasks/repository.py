@@ -96,7 +96,7 @@ class TaskDetail:
 def days_overdue(plan: Plan, today: date) -> int | None:
     """R1 for an open plan: today − its anchor date, less the days it spent paused (the
     current pause too)."""
-    if PlanStatus(plan.status).is_final:
+    if not plan.is_open:
         return None
     paused = plan.paused_days
     if plan.status == PlanStatus.paused and plan.paused_on is not None:
