@@ -3,7 +3,7 @@ charges, log, explain. Listings print a table, or a JSON array with `--json`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -31,7 +31,6 @@ from recoup.domain.money import money_text
 from recoup.log import repository as log_repository
 from recoup.log.repository import LogFilter
 from recoup.log.schemas import LogEntryRead
-from recoup.models import Charge, LogEntry, Plan, Task
 from recoup.plans import repository as plan_repository
 from recoup.plans.promise import parse_promised_amount, promise_for_task
 from recoup.plans.schemas import PlanAction, PlanDetail, PlanDocument, PlanRead
@@ -41,6 +40,9 @@ from recoup.settings.service import business_today
 from recoup.tasks import repository as task_repository
 from recoup.tasks.schemas import TaskRead
 from recoup.tasks.service import claim_task, complete_task
+
+if TYPE_CHECKING:
+    from recoup.models import Charge, LogEntry, Plan, Task
 
 # The columns of the tables: the read schemas' fields (SPEC §5), which `--json` prints whole
 PLAN_FIELDS = list(PlanRead.model_fields)
