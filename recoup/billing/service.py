@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from recoup.core.errors import InvalidInput
 from recoup.domain.enums import Event
+from recoup.domain.money import money_text
 from recoup.log.service import log
 from recoup.models import LogEntry
 from recoup.plans import repository as plan_repository
 from recoup.settings.service import business_today
-from recoup.webhooks.payload import money_text
 
 
 def record_payment_failure(
