@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from recoup.core.errors import InvalidInput
 from recoup.domain.enums import Event
+from recoup.domain.money import money_text
 from recoup.log.service import log
 from recoup.models import LogEntry
-from recoup.plans.service import get_plan
+from recoup.plans import repository as plan_repository
 from recoup.settings.service import business_today
-from recoup.webhooks.payload import money_text
 
 
 def record_payment_failure(
@@ -34,8 +34,10 @@ def record_payment_failure(
     idempotency key of the request it answers (the action instance key), when known."""
     reason = reason.strip()
     if not reason:
-        raise InvalidInput("a reason is required (what the billing system answered)")
-    plan = get_plan(session, plan_id)
+        raise InvalidInput(
+            "a reason is required (what the billing system answered)", field="reason"
+        )
+    plan = plan_repository.get_or_not_found(session, plan_id)
     entry = log(
         session,
         Event.payment_retry_failed,

@@ -8,36 +8,15 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from recoup.charges import repository
 from recoup.core.clock import utc_now
-from recoup.core.errors import Conflict, InvalidInput, NotFound
+from recoup.core.errors import Conflict, InvalidInput
 from recoup.domain.enums import SYSTEM_ACTOR, ChargeStatus, Event
 from recoup.domain.money import money_text
 from recoup.log.service import log
 from recoup.models import Charge
-
-
-def get_charge(session: Session, charge_id: int) -> Charge:
-    charge = session.get(Charge, charge_id, with_for_update=True)
-    if charge is None:
-        raise NotFound(f"no charge {charge_id}")
-    return charge
-
-
-def list_charges(
-    session: Session, *, customer_id: str | None = None, status: str | None = None
-) -> list[Charge]:
-    if status is not None and status not in {s.value for s in ChargeStatus}:
-        known = ", ".join(s.value for s in ChargeStatus)
-        raise InvalidInput(f"unknown charge status {status!r} (expected one of: {known})")
-    query = select(Charge).order_by(Charge.id)
-    if customer_id:
-        query = query.where(Charge.customer_id == customer_id)
-    if status:
-        query = query.where(Charge.status == status)
-    return list(session.scalars(query))
 
 
 def _refs(charge: Charge) -> dict[str, Any]:
@@ -58,9 +37,13 @@ def waive_charge(session: Session, charge: Charge, *, reason: str, actor: str, o
     told by the event, with `previous_status: exported`); a waived one cannot be again."""
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("--reason must not be empty: say why the charge is waived")
+        raise InvalidInput(
+            "{field} must not be empty: say why the charge is waived", field="reason"
+        )
     if not actor or actor == SYSTEM_ACTOR:
-        raise InvalidInput("waiving a charge needs a person: pass --user NAME or set RECOUP_USER")
+        raise InvalidInput(
+            "waiving a charge needs a person: pass {field} NAME or set RECOUP_USER", field="user"
+        )
     if charge.status == ChargeStatus.waived:
         raise Conflict(
             f"charge {charge.id} was already waived by {charge.waived_by}"
@@ -95,18 +78,16 @@ def export_charges(
     """Mark open charges `exported` (the billing system has them); returns (newly exported,
     already exported). Waived charges are refused: they are owed by nobody."""
     if bool(charge_ids) == all_open:
-        raise InvalidInput("name the charges to mark exported, or pass --all-open (not both)")
-    if all_open:
-        charges = list(
-            session.scalars(
-                select(Charge)
-                .where(Charge.status == ChargeStatus.open.value)
-                .order_by(Charge.id)
-                .with_for_update()
-            )
+        raise InvalidInput(
+            "name the charges to mark exported, or pass {field} (not both)", field="all_open"
         )
+    if all_open:
+        charges = repository.open_charges(session)
     else:
-        charges = [get_charge(session, charge_id) for charge_id in dict.fromkeys(charge_ids)]
+        charges = [
+            repository.get_or_not_found(session, charge_id)
+            for charge_id in dict.fromkeys(charge_ids)
+        ]
         waived = [c for c in charges if c.status == ChargeStatus.waived]
         if waived:
             ids = ", ".join(str(c.id) for c in waived)
@@ -122,4 +103,4 @@ def export_charges(
     return exported, already
 
 
-__all__ = ["export_charges", "get_charge", "list_charges", "waive_charge"]
+__all__ = ["export_charges", "waive_charge"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import typer
 
-from recoup.charges.service import export_charges, get_charge, waive_charge
+from recoup.charges import repository as charge_repository
+from recoup.charges.service import export_charges, waive_charge
 from recoup.cli.common import (
     USER_OPTION,
     actor_name,
@@ -34,7 +35,7 @@ def waive(
 ) -> None:
     """Waive a charge: no longer owed (logged charge_waived, sent to webhooks)."""
     with transaction() as session:
-        charge = get_charge(session, charge_id)
+        charge = charge_repository.get_or_not_found(session, charge_id)
         day = on_date(session, on)
         waive_charge(session, charge, reason=reason, actor=actor_name(user), on=day)
         amount = money_text(charge.amount, charge.currency)

@@ -3,14 +3,14 @@ charges, log, explain. Listings print a table, or a JSON array with `--json`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 from rich.panel import Panel
-from sqlalchemy import select
 
-from recoup.charges.service import list_charges
+from recoup.charges import repository as charge_repository
+from recoup.charges.schemas import ChargeRead
 from recoup.cli.common import (
     JSON_ONE_OPTION,
     JSON_OPTION,
@@ -27,43 +27,33 @@ from recoup.cli.common import (
     transaction,
 )
 from recoup.core.errors import InvalidInput
-from recoup.domain.money import money_text, round_money
-from recoup.models import ActionInstance, Charge, Document, LogEntry, Plan, Task
-from recoup.plans.links import plan_links
+from recoup.domain.money import money_text
+from recoup.log import repository as log_repository
+from recoup.log.repository import LogFilter
+from recoup.log.schemas import LogEntryRead
+from recoup.plans import repository as plan_repository
 from recoup.plans.promise import parse_promised_amount, promise_for_task
-from recoup.plans.service import get_plan, pause_plan, resume_plan, stop_plan
+from recoup.plans.schemas import PlanAction, PlanDetail, PlanDocument, PlanRead
+from recoup.plans.service import check_reason, pause_plan, resume_plan, stop_plan
 from recoup.runs.explain import SETTLED, explain_invoice
 from recoup.settings.service import business_today
-from recoup.tasks.service import claim_task, complete_task, get_task
+from recoup.tasks import repository as task_repository
+from recoup.tasks.schemas import TaskRead
+from recoup.tasks.service import claim_task, complete_task
 
-PLAN_FIELDS = [
-    "id",
-    "customer_id",
-    "invoice_id",
-    "currency",
-    "status",
-    "level",
-    "balance",
-    "opened_on",
-    "closed_on",
-]
-LOG_FIELDS = [
-    "at",
-    "on",
-    "event",
-    "actor",
-    "customer_id",
-    "invoice_id",
-    "plan_id",
-    "level",
-    "action",
-    "details",
-]
+if TYPE_CHECKING:
+    from recoup.models import Charge, LogEntry, Plan, Task
+
+# The columns of the tables: the read schemas' fields (SPEC §5), which `--json` prints whole
+PLAN_FIELDS = list(PlanRead.model_fields)
+LOG_FIELDS = list(LogEntryRead.model_fields)
+CHARGE_FIELDS = list(ChargeRead.model_fields)
+TASK_FIELDS = list(TaskRead.model_fields)
+ACTION_FIELDS = list(PlanAction.model_fields)
+DOCUMENT_FIELDS = list(PlanDocument.model_fields)
 # The table a person reads: the business date, what happened and to what, and the details in
-# one line (`--json` gives every field of LOG_FIELDS, details as an object).
+# one line (`--json` gives every field of LogEntryRead, details as an object).
 LOG_TABLE_FIELDS = ["on", "event", "invoice", "plan", "step", "details"]
-CHARGE_FIELDS = ["id", "customer_id", "invoice_id", "amount", "currency", "service", "status"]
-TASK_FIELDS = ["id", "plan_id", "role", "status", "action", "claimed_by"]
 
 plan_app = typer.Typer(help="One collection plan.", no_args_is_help=True)
 task_app = typer.Typer(help="One task for a person.", no_args_is_help=True)
@@ -82,19 +72,19 @@ def register(app: typer.Typer) -> None:
 
 
 def plan_row(plan: Plan) -> dict[str, Any]:
-    row = {name: getattr(plan, name) for name in PLAN_FIELDS}
-    row["balance"] = round_money(plan.balance, plan.currency)
-    return row
+    return PlanRead.model_validate(plan).model_dump(mode="json")
 
 
 def charge_row(charge: Charge) -> dict[str, Any]:
-    row = {name: getattr(charge, name) for name in CHARGE_FIELDS}
-    row["amount"] = round_money(charge.amount, charge.currency)
-    return row
+    return ChargeRead.model_validate(charge).model_dump(mode="json")
 
 
 def log_row_out(entry: LogEntry) -> dict[str, Any]:
-    return {name: getattr(entry, name) for name in LOG_FIELDS}
+    return LogEntryRead.model_validate(entry).model_dump(mode="json")
+
+
+def task_row(task: Task) -> dict[str, Any]:
+    return TaskRead.model_validate(task).model_dump(mode="json")
 
 
 def log_table_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -127,10 +117,6 @@ def summarize(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def task_row(task: Task) -> dict[str, Any]:
-    return {name: getattr(task, name) for name in TASK_FIELDS}
-
-
 @handle_errors
 def plans(
     status: str | None = typer.Option(None, help="Only plans in this status."),
@@ -140,12 +126,10 @@ def plans(
 ) -> None:
     """List collection plans."""
     with transaction() as session:
-        query = select(Plan).order_by(Plan.id.desc()).limit(limit)
-        if status:
-            query = query.where(Plan.status == status)
-        if customer:
-            query = query.where(Plan.customer_id == customer)
-        rows = [plan_row(p) for p in session.scalars(query)]
+        found = plan_repository.list_plans(
+            session, status=status, customer_id=customer, limit=limit
+        )
+        rows = [plan_row(p) for p in found]
     output(rows, PLAN_FIELDS, as_json=as_json, title="Plans")
 
 
@@ -154,83 +138,21 @@ def plans(
 def plan_show(plan_id: int, as_json: bool = JSON_ONE_OPTION) -> None:
     """A plan with its invoices, actions, tasks, charges and log."""
     with transaction() as session:
-        plan = get_plan(session, plan_id)
-        detail = plan_row(plan)
-        detail.update(
-            policy=plan.policy.name,
-            anchor_date=plan.anchor_date,
-            paused_days=plan.paused_days,
-            pause_reason=plan.pause_reason,
-            pause_until=plan.pause_until,
-            promise_amount=(
-                None
-                if plan.promise_amount is None
-                else round_money(plan.promise_amount, plan.currency)
-            ),
-            promise_made_on=plan.promise_made_on,
-            stop_reason=plan.stop_reason,
-            next_step_on=plan.next_step_on,
-        )
-        links = plan_links()
-        detail["invoices"] = list(
-            session.scalars(
-                select(links.c.invoice_id)
-                .where(links.c.plan_id == plan.id)
-                .order_by(links.c.joined_on, links.c.invoice_id)
-            )
-        )
-        detail["actions"] = [
-            {
-                "id": a.id,
-                "level": a.level,
-                "action": a.action,
-                "type": a.type,
-                "status": a.status,
-                "attempts": a.attempts,
-                "error": a.error,
-            }
-            for a in session.scalars(
-                select(ActionInstance)
-                .where(ActionInstance.plan_id == plan.id)
-                .order_by(ActionInstance.id)
-            )
-        ]
-        detail["tasks"] = [
-            task_row(t)
-            for t in session.scalars(select(Task).where(Task.plan_id == plan.id).order_by(Task.id))
-        ]
-        detail["charges"] = [
-            charge_row(c) for c in session.scalars(select(Charge).where(Charge.plan_id == plan.id))
-        ]
-        detail["documents"] = [
-            {"id": d.id, "kind": d.kind, "path": d.path, "created_at": d.created_at}
-            for d in session.scalars(
-                select(Document).where(Document.plan_id == plan.id).order_by(Document.id)
-            )
-        ]
-        detail["log"] = [
-            log_row_out(e)
-            for e in session.scalars(
-                select(LogEntry).where(LogEntry.plan_id == plan.id).order_by(LogEntry.id)
-            )
-        ]
+        shown = PlanDetail.of(plan_repository.get_parts(session, plan_id))
     if as_json:
-        print_json([detail])
+        print_json([shown.model_dump(mode="json")])
         return
+    detail = shown.model_dump()
     summary = "\n".join(
         f"[bold]{k}[/bold]: {v}"
         for k, v in detail.items()
         if k not in ("actions", "tasks", "charges", "documents", "log") and v is not None
     )
     console.print(Panel(summary, title=f"Plan {plan_id}"), width=min(console.width, 120))
-    print_table(
-        detail["actions"],
-        ["id", "level", "action", "type", "status", "attempts", "error"],
-        title="Actions",
-    )
+    print_table(detail["actions"], ACTION_FIELDS, title="Actions")
     print_table(detail["tasks"], TASK_FIELDS, title="Tasks")
     print_table(detail["charges"], CHARGE_FIELDS, title="Charges")
-    print_table(detail["documents"], ["id", "kind", "path", "created_at"], title="Documents")
+    print_table(detail["documents"], DOCUMENT_FIELDS, title="Documents")
     print_log(detail["log"])
 
 
@@ -243,10 +165,9 @@ def pause(
     user: str | None = USER_OPTION,
 ) -> None:
     """Pause an active plan; paused days do not count as overdue."""
-    if not reason.strip():
-        raise InvalidInput("--reason must not be empty")
+    check_reason(reason)
     with transaction() as session:
-        plan = get_plan(session, plan_id)
+        plan = plan_repository.get_or_not_found(session, plan_id)
         pause_plan(
             session,
             plan,
@@ -266,7 +187,7 @@ def resume(
 ) -> None:
     """Resume a paused plan."""
     with transaction() as session:
-        plan = get_plan(session, plan_id)
+        plan = plan_repository.get_or_not_found(session, plan_id)
         resume_plan(session, plan, on=on_date(session, on), actor=actor_name(user))
     console.print(f"plan {plan_id} resumed")
 
@@ -279,10 +200,9 @@ def stop(
     user: str | None = USER_OPTION,
 ) -> None:
     """Stop a plan for good; its pending work is cancelled."""
-    if not reason.strip():
-        raise InvalidInput("--reason must not be empty")
+    check_reason(reason)
     with transaction() as session:
-        plan = get_plan(session, plan_id)
+        plan = plan_repository.get_or_not_found(session, plan_id)
         stop_plan(session, plan, reason=reason, on=on_date(session, on), actor=actor_name(user))
     console.print(f"plan {plan_id} stopped")
 
@@ -292,7 +212,7 @@ def stop(
 def task_claim(task_id: int, on: str | None = ON_OPTION, user: str | None = USER_OPTION) -> None:
     """Claim an open task."""
     with transaction() as session:
-        task = get_task(session, task_id)
+        task = task_repository.get_or_not_found(session, task_id)
         claim_task(session, task, user=actor_name(user), on=on_date(session, on))
     console.print(f"task {task_id} claimed by {actor_name(user)}")
 
@@ -319,7 +239,7 @@ def task_complete(
         raise InvalidInput("--amount goes with --promise DATE")
     until, promised = parse_date(promise, "--promise"), parse_promised_amount(amount)
     with transaction() as session:
-        task = get_task(session, task_id)
+        task = task_repository.get_or_not_found(session, task_id)
         day = on_date(session, on)
         complete_task(session, task, user=actor_name(user), on=day, outcome=note)
         if until is not None:
@@ -340,7 +260,8 @@ def charges(
 ) -> None:
     """List late fees and interest charged, with their status (open, exported, waived)."""
     with transaction() as session:
-        rows = [charge_row(c) for c in list_charges(session, customer_id=customer, status=status)]
+        found = charge_repository.list_charges(session, customer_id=customer, status=status)
+        rows = [charge_row(c) for c in found]
     output(rows, CHARGE_FIELDS, as_json=as_json, title="Charges")
 
 
@@ -354,17 +275,9 @@ def show_log(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The log: everything that happened, and why."""
+    filters = LogFilter(plan_id=plan, invoice_id=invoice, customer_id=customer, event=event)
     with transaction() as session:
-        query = select(LogEntry).order_by(LogEntry.id.desc()).limit(limit)
-        if plan is not None:
-            query = query.where(LogEntry.plan_id == plan)
-        if invoice:
-            query = query.where(LogEntry.invoice_id == invoice)
-        if customer:
-            query = query.where(LogEntry.customer_id == customer)
-        if event:
-            query = query.where(LogEntry.event == event)
-        rows = [log_row_out(e) for e in reversed(list(session.scalars(query)))]
+        rows = [log_row_out(e) for e in log_repository.recent(session, filters, limit=limit)]
     if as_json:
         output(rows, LOG_FIELDS, as_json=True, title="Log")
     else:

@@ -1,6 +1,7 @@
 """The collector's work list: `recoup tasks`, `task show|release ID`, and a promise to pay,
 `plan promise ID DATE` (R10; `task complete --promise` records one too). Thin: the queries are
-recoup.tasks.worklist, the changes recoup.tasks.service and recoup.plans.promise."""
+recoup.tasks.repository, the changes recoup.tasks.service and recoup.plans.promise; `--json`
+prints recoup.tasks.schemas."""
 
 from __future__ import annotations
 
@@ -27,42 +28,19 @@ from recoup.cli.common import (
     print_table,
     transaction,
 )
-from recoup.cli.ops_cmds import (
-    TASK_FIELDS,
-    log_row_out,
-    plan_app,
-    print_log,
-    task_app,
-    task_row,
-)
+from recoup.cli.ops_cmds import plan_app, print_log, task_app
 from recoup.core.clock import utc_now
 from recoup.core.errors import InvalidInput
 from recoup.domain.enums import SYSTEM_ACTOR, TaskStatus
-from recoup.domain.money import money_text, round_money
-from recoup.models import Task
-from recoup.plans.promise import make_promise, parse_promised_amount
-from recoup.plans.service import get_plan
-from recoup.tasks.service import get_task, release_task
-from recoup.tasks.worklist import WAITING, WorkItem, task_detail, work_list
+from recoup.domain.money import money_text
+from recoup.plans import repository as plan_repository
+from recoup.plans.promise import check_person, make_promise, parse_promised_amount
+from recoup.tasks import repository as task_repository
+from recoup.tasks.repository import WAITING, WorkItem, task_detail, waited, work_list
+from recoup.tasks.schemas import TaskDetailRead, WorkItemRead
+from recoup.tasks.service import release_task
 
-# SPEC §5's fields first, in their order; then what a collector needs to act
-WORK_FIELDS = [
-    *TASK_FIELDS,
-    "customer_id",
-    "customer_name",
-    "phone",
-    "invoice_ids",
-    "balance",
-    "currency",
-    "days_overdue",
-    "instructions",
-    "level",
-    "created_on",
-    "created_at",
-    "claimed_at",
-    "completed_at",
-    "outcome",
-]
+# `--json`: WorkItemRead's fields, SPEC §5's first, in their order, then what a collector needs
 # The table: its own short columns (the JSON keeps the fields above)
 # (in 80 columns: the days overdue under the balance, the claimer under the status)
 WORK_COLUMNS = ["id", "status", "customer", "invoices", "balance", "waited", "todo"]
@@ -75,48 +53,6 @@ WORK_RIGHT = frozenset({"id", "balance", "waited"})
 def register(app: typer.Typer) -> None:
     """`tasks` here; `task show|release` and `plan promise` hang on the groups of ops_cmds."""
     app.command("tasks")(tasks)
-
-
-def work_row(item: WorkItem) -> dict[str, Any]:
-    task, plan, customer = item.task, item.plan, item.customer
-    row: dict[str, Any] = task_row(task)
-    row.update(
-        customer_id=customer.id if customer else None,
-        customer_name=customer.name if customer else None,
-        phone=customer.phone if customer else None,
-        invoice_ids=list(item.invoice_ids),
-        balance=round_money(plan.balance, plan.currency) if plan else None,
-        currency=plan.currency if plan else None,
-        days_overdue=item.days_overdue,
-        instructions=task.instructions,
-        level=task.level,
-        created_on=task.created_on,
-        created_at=task.created_at,
-        claimed_at=task.claimed_at,
-        completed_at=task.completed_at,
-        outcome=task.outcome,
-    )
-    return row
-
-
-def waited(task: Task, today: date, now: datetime) -> str:
-    """How long a task has waited ("3 d", "5 h", "12 min"): in business days once a day has
-    passed, else by the clock. A finished task: how long it waited until then."""
-    if task.completed_at is not None:
-        return _span((task.completed_at - task.created_at).total_seconds())
-    days = (today - task.created_on).days
-    if days >= 1:
-        return f"{days} d"
-    return _span((now - task.created_at).total_seconds())
-
-
-def _span(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds >= 2 * 86400:
-        return f"{int(seconds // 86400)} d"
-    if seconds >= 3600:
-        return f"{int(seconds // 3600)} h"
-    return f"{int(seconds // 60)} min"
 
 
 def _table_cells(row: dict[str, Any], item: WorkItem, today: date, now: datetime) -> list[str]:
@@ -218,11 +154,11 @@ def tasks(
     with transaction() as session:
         today = on_date(session, on)
         items = work_list(session, today=today, statuses=statuses, role=role, claimed_by=claimed_by)
-        rows = [work_row(item) for item in items]
+        shown = [WorkItemRead.of(item) for item in items]
         if as_json:
-            print_json(rows)
+            print_json([row.model_dump(mode="json") for row in shown])
         else:
-            print_worklist(rows, items, today)
+            print_worklist([row.model_dump() for row in shown], items, today)
 
 
 @task_app.command("show")
@@ -239,41 +175,11 @@ def task_show(
     with transaction() as session:
         today = on_date(session, on)
         detail = task_detail(session, task_id, today=today)
-        item = detail.item
-        row = work_row(item)
-        customer, plan = item.customer, item.plan
-        row.update(
-            email=customer.email if customer else None,
-            customer_status=customer.status if customer else None,
-            plan_status=plan.status if plan else None,
-            plan_level=plan.level if plan else None,
-            policy=plan.policy.name if plan else None,
-            pause_reason=plan.pause_reason if plan else None,
-            pause_until=plan.pause_until if plan else None,
-            promise_amount=(
-                round_money(plan.promise_amount, plan.currency)
-                if plan and plan.promise_amount is not None
-                else None
-            ),
-            waited=waited(item.task, today, utc_now()),
-        )
-        row["invoices"] = [
-            {
-                "id": inv.id,
-                "number": inv.number,
-                "due_date": inv.due_date,
-                "amount_due": round_money(inv.amount_due, inv.currency),
-                "currency": inv.currency,
-                "status": inv.status,
-                "disputed": inv.disputed,
-            }
-            for inv in detail.invoices
-        ]
-        row["log"] = [log_row_out(e) for e in detail.log]
+        shown = TaskDetailRead.of_detail(detail, waited=waited(detail.item.task, today, utc_now()))
     if as_json:
-        print_json([row])
+        print_json([shown.model_dump(mode="json")])
         return
-    _print_task(row)
+    _print_task(shown.model_dump())
 
 
 def _print_task(row: dict[str, Any]) -> None:
@@ -343,7 +249,7 @@ def task_release(
 ) -> None:
     """Give a claimed task back: it is open again, for anyone to claim."""
     with transaction() as session:
-        task = get_task(session, task_id)
+        task = task_repository.get_or_not_found(session, task_id)
         release_task(session, task, user=actor_name(user), on=on_date(session, on), note=note)
     console.print(f"task {task_id} released: open again")
 
@@ -362,16 +268,12 @@ def plan_promise(
 ) -> None:
     """Record a promise to pay: the plan pauses until DATE. Paid in time, it closes
     recovered; not paid, it resumes then, logs promise_broken and escalates."""
-    actor = actor_name(user)
-    if actor == SYSTEM_ACTOR:
-        raise InvalidInput(
-            "a promise to pay is recorded by a person: pass --user NAME or set RECOUP_USER"
-        )
+    actor = check_person(actor_name(user))
     day = parse_date(until, "DATE")
     assert day is not None
     promised = parse_promised_amount(amount)
     with transaction() as session:
-        plan = get_plan(session, plan_id)
+        plan = plan_repository.get_or_not_found(session, plan_id)
         make_promise(
             session,
             plan,

@@ -20,7 +20,9 @@ from recoup.cli.common import (
     session_factory,
     transaction,
 )
-from recoup.webhooks.service import DELIVERY_FIELDS, list_deliveries, pump
+from recoup.webhooks import repository as delivery_repository
+from recoup.webhooks.schemas import DeliveryRead
+from recoup.webhooks.service import pump
 
 TABLE_FIELDS = ["id", "event", "status", "attempts", "last_status_code", "url", "last_error"]
 
@@ -45,11 +47,12 @@ def deliveries(
 ) -> None:
     """The delivery log of outgoing events: one row per event and endpoint."""
     with transaction() as session:
-        rows = list_deliveries(session, status=status, limit=limit)
+        found = delivery_repository.list_deliveries(session, status=status, limit=limit)
+        shown = [DeliveryRead.model_validate(row) for row in found]
     if as_json:
-        print_json([{k: row[k] for k in DELIVERY_FIELDS} for row in rows])
+        print_json([row.model_dump(mode="json") for row in shown])
     else:
-        output(rows, TABLE_FIELDS, as_json=False, title="Deliveries")
+        output([row.model_dump() for row in shown], TABLE_FIELDS, as_json=False, title="Deliveries")
 
 
 @events_app.command("deliver")

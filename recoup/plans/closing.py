@@ -11,9 +11,6 @@ from sqlalchemy.orm import Session
 
 from recoup.core.clock import utc_now
 from recoup.domain.enums import (
-    OPEN_PLAN_STATUSES,
-    OPEN_TASK_STATUSES,
-    UNFINISHED_INSTANCE_STATUSES,
     Event,
     InstanceStatus,
     InvoiceStatus,
@@ -32,12 +29,11 @@ from recoup.models import (
     PolicyRow,
     SettingsRow,
     StatusChange,
-    Task,
 )
+from recoup.plans import repository
 from recoup.plans.links import plan_links
 from recoup.settings.service import get_settings
-
-OPEN_INVOICE_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
+from recoup.tasks import repository as task_repository
 
 
 def cancel_pending_work(
@@ -49,10 +45,7 @@ def cancel_pending_work(
     # and re-reading its status keeps a finished one finished (an email sent stays `done`)
     instances = session.scalars(
         select(ActionInstance)
-        .where(
-            ActionInstance.plan_id == plan.id,
-            ActionInstance.status.in_([s.value for s in UNFINISHED_INSTANCE_STATUSES]),
-        )
+        .where(ActionInstance.plan_id == plan.id, ActionInstance.is_unfinished)
         .with_for_update()
     ).all()
     for instance in instances:
@@ -70,12 +63,7 @@ def cancel_pending_work(
             action=instance.action,
             reason=reason,
         )
-    tasks = session.scalars(
-        select(Task).where(
-            Task.plan_id == plan.id, Task.status.in_([s.value for s in OPEN_TASK_STATUSES])
-        )
-    ).all()
-    for task in tasks:
+    for task in task_repository.open_of_plan(session, plan.id):
         task.status = TaskStatus.cancelled
         task.outcome = reason
         task.completed_at = now
@@ -111,7 +99,7 @@ def restore_account_status(session: Session, plan: Plan, *, on: date, actor: str
             StatusChange.customer_id == plan.customer_id,
             StatusChange.plan_id != plan.id,
             StatusChange.restored_at.is_(None),
-            Plan.status.in_([s.value for s in OPEN_PLAN_STATUSES]),
+            Plan.is_open,
         )
         .limit(1)
     )
@@ -159,7 +147,7 @@ def close_plan(
     actor: str | None = None,
     reason: str | None = None,
 ) -> None:
-    if PlanStatus(plan.status).is_final:
+    if not plan.is_open:
         return
     event = {
         PlanStatus.recovered: Event.plan_recovered,
@@ -224,7 +212,7 @@ def customer_plan_balance(
         .where(
             Invoice.customer_id == plan.customer_id,
             Invoice.currency == plan.currency,
-            Invoice.status.in_(OPEN_INVOICE_VALUES),
+            Invoice.is_open,
         )
     ).all()
     invoices = []
@@ -244,7 +232,7 @@ def customer_plan_balance(
         domain_settings(settings),
         today,
         joined=frozenset(joined),
-        final=PlanStatus(plan.status).is_final,
+        final=not plan.is_open,
     )
 
 
@@ -253,11 +241,7 @@ def _is_recovered(session: Session, plan: Plan, settings: SettingsRow, on: date)
     if plan.invoice_id is not None:
         invoice = session.get(Invoice, plan.invoice_id)
         assert invoice is not None
-        plan.balance = (
-            invoice.amount_due
-            if invoice.status in (InvoiceStatus.open, InvoiceStatus.partially_paid)
-            else Decimal(0)
-        )
+        plan.balance = invoice.amount_due if invoice.is_open else Decimal(0)
         return plan.balance <= 0
     plan.balance = customer_plan_balance(session, plan, settings, on)
     policy = session.get(PolicyRow, plan.policy_id)
@@ -276,41 +260,20 @@ def refresh_plans_after_change(
     if not invoice_ids:
         return []
     settings = get_settings(session)
-    open_values = [s.value for s in OPEN_PLAN_STATUSES]
     invoices = session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids))).all()
     plans: dict[int, Plan] = {}
-    by_invoice = session.scalars(
-        select(Plan).where(Plan.invoice_id.in_(invoice_ids), Plan.status.in_(open_values))
-    ).all()
-    for plan in by_invoice:
+    for plan in repository.open_for_invoices(session, invoice_ids):
         plans[plan.id] = plan
     pairs = {(inv.customer_id, inv.currency) for inv in invoices}
-    for customer_id, currency in pairs:
-        for plan in session.scalars(
-            select(Plan).where(
-                Plan.customer_id == customer_id,
-                Plan.currency == currency,
-                Plan.invoice_id.is_(None),
-                Plan.status.in_(open_values),
-            )
-        ):
-            plans[plan.id] = plan
+    for plan in repository.open_for_customers(session, pairs):
+        plans[plan.id] = plan
     closed: list[Plan] = []
     for plan in sorted(plans.values(), key=lambda p: p.id):
         if _is_recovered(session, plan, settings, on):
             close_plan(session, plan, PlanStatus.recovered, on=on, actor=actor, reason="paid")
             closed.append(plan)
     # R8: a debt paid after its plan ended at the last level
-    links = plan_links()
-    ended = session.scalars(
-        select(Plan)
-        .where(
-            Plan.id.in_(select(links.c.plan_id).where(links.c.invoice_id.in_(invoice_ids))),
-            Plan.status == PlanStatus.unrecovered.value,
-        )
-        .order_by(Plan.id)
-    ).all()
-    for plan in ended:
+    for plan in repository.ended_unrecovered_for_invoices(session, invoice_ids):
         if _is_recovered(session, plan, settings, on):
             recover_after_end(session, plan, on=on, actor=actor)
             closed.append(plan)
@@ -363,20 +326,10 @@ def maybe_close_unrecovered(session: Session, plan: Plan, *, on: date) -> bool:
 def has_pending_work(session: Session, plan_id: int) -> bool:
     unfinished = session.scalar(
         select(ActionInstance.id)
-        .where(
-            ActionInstance.plan_id == plan_id,
-            ActionInstance.status.in_([s.value for s in UNFINISHED_INSTANCE_STATUSES]),
-        )
+        .where(ActionInstance.plan_id == plan_id, ActionInstance.is_unfinished)
         .limit(1)
     )
-    if unfinished is not None:
-        return True
-    open_task = session.scalar(
-        select(Task.id)
-        .where(Task.plan_id == plan_id, Task.status.in_([s.value for s in OPEN_TASK_STATUSES]))
-        .limit(1)
-    )
-    return open_task is not None
+    return unfinished is not None or task_repository.has_open(session, plan_id)
 
 
 __all__ = [

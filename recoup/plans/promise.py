@@ -20,7 +20,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import Conflict, InvalidInput, NotFound
-from recoup.domain.enums import DISPUTE_REASON, PROMISE_PAUSE_REASON, Event, PlanStatus
+from recoup.domain.enums import (
+    DISPUTE_REASON,
+    PROMISE_PAUSE_REASON,
+    SYSTEM_ACTOR,
+    Event,
+    PlanStatus,
+)
 from recoup.domain.money import minor_unit, money_text, parse_amount
 from recoup.log.service import log_for_plan
 from recoup.models import Payment, PaymentAllocation, Plan, Task
@@ -54,28 +60,42 @@ class PromiseCheck:
         }
 
 
-def check_amount(amount: Decimal, currency: str, option: str = "--amount") -> Decimal:
+def check_amount(amount: Decimal, currency: str, field: str = "amount") -> Decimal:
     """A promised amount: positive, in the currency's minor unit (no 10.005 EUR)."""
     if not amount.is_finite() or amount <= 0:
-        raise InvalidInput(f"{option} {amount}: a promised amount must be positive")
+        raise InvalidInput(f"{{field}} {amount}: a promised amount must be positive", field=field)
     unit = minor_unit(currency)
     if amount % unit != 0:
         places = max(0, -unit.as_tuple().exponent)  # type: ignore[operator]
-        raise InvalidInput(f"{option} {amount}: {currency} amounts have {places} decimal(s)")
+        raise InvalidInput(
+            f"{{field}} {amount}: {currency} amounts have {places} decimal(s)", field=field
+        )
     return amount
 
 
-def parse_promised_amount(text: str | None, option: str = "--amount") -> Decimal | None:
+def parse_promised_amount(text: str | None, field: str = "amount") -> Decimal | None:
     """A promised amount as typed (a decimal string; no floats, no exponent)."""
     if text is None:
         return None
     try:
         value = parse_amount(text)
     except ValueError as exc:
-        raise InvalidInput(f"{option}: {exc}") from None
+        raise InvalidInput(f"{{field}}: {exc}", field=field) from None
     if "e" in text.lower():
-        raise InvalidInput(f"{option}: {text!r}: write the amount in full (like 1000.00)")
+        raise InvalidInput(
+            f"{{field}}: {text!r}: write the amount in full (like 1000.00)", field=field
+        )
     return value
+
+
+def check_person(actor: str | None) -> str:
+    """A promise to pay is recorded by a person, not by the system."""
+    if not actor or actor == SYSTEM_ACTOR:
+        raise InvalidInput(
+            "a promise to pay is recorded by a person: pass {field} NAME or set RECOUP_USER",
+            field="user",
+        )
+    return actor
 
 
 def make_promise(
@@ -92,7 +112,7 @@ def make_promise(
     """Pause the plan with reason `promise` until `until` (log `promise_made`). A plan paused
     by hand (or under an earlier promise) takes the new promise; its pause goes on from the
     day it began. A disputed plan waits for its dispute, not for a promise."""
-    if plan.status not in (PlanStatus.active, PlanStatus.paused):
+    if not plan.is_open:
         raise Conflict(
             f"plan {plan.id} is {plan.status}: a promise to pay is for an active or paused plan"
         )
@@ -102,13 +122,14 @@ def make_promise(
             "promise to pay"
         )
     if until <= on:
-        raise InvalidInput(f"the promise date {until} must be after {on}")
+        raise InvalidInput(f"the promise date {until} must be after {on}", field="until")
     if amount is not None:
         check_amount(amount, plan.currency)
         if amount > plan.balance:
             raise InvalidInput(
-                f"--amount {money_text(amount, plan.currency)} is more than the plan's balance "
-                f"{money_text(plan.balance, plan.currency)} {plan.currency}"
+                f"{{field}} {money_text(amount, plan.currency)} is more than the plan's balance "
+                f"{money_text(plan.balance, plan.currency)} {plan.currency}",
+                field="amount",
             )
     previous = (
         {"reason": plan.pause_reason, "until": plan.pause_until}
@@ -154,7 +175,7 @@ def promise_for_task(
     if task.plan_id is None:
         raise InvalidInput(f"task {task.id} belongs to no plan: there is nothing to pause")
     plan = session.get(Plan, task.plan_id)
-    if plan is None:
+    if plan is None:  # pragma: no cover - a task's plan is never deleted
         raise NotFound(f"plan {task.plan_id} of task {task.id} not found")
     make_promise(session, plan, until=until, on=on, amount=amount, actor=actor, task_id=task.id)
     return plan
@@ -210,6 +231,7 @@ def promises_due(session: Session, plan_ids: Iterable[int]) -> dict[int, Promise
 __all__ = [
     "PromiseCheck",
     "check_amount",
+    "check_person",
     "make_promise",
     "parse_promised_amount",
     "promise_for_task",

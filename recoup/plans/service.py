@@ -6,19 +6,25 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from recoup.core.errors import Conflict, NotFound
+from recoup.core.errors import Conflict, InvalidInput
 from recoup.domain.enums import Event, PlanStatus
 from recoup.log.service import log_for_plan
 from recoup.models import Plan
+from recoup.plans import repository
 from recoup.plans.closing import close_plan
 from recoup.schedule.service import CHECK_NOW
 
 
 def get_plan(session: Session, plan_id: int) -> Plan:
-    plan = session.get(Plan, plan_id)
-    if plan is None:
-        raise NotFound(f"plan {plan_id} not found")
-    return plan
+    """The plan, or NotFound (recoup.plans.repository.get_or_not_found)."""
+    return repository.get_or_not_found(session, plan_id)
+
+
+def check_reason(reason: str) -> str:
+    """A pause or a stop says why."""
+    if not reason.strip():
+        raise InvalidInput("{field} must not be empty", field="reason")
+    return reason
 
 
 def pause_plan(
@@ -30,10 +36,11 @@ def pause_plan(
     on: date,
     actor: str | None = None,
 ) -> None:
+    check_reason(reason)
     if plan.status != PlanStatus.active:
         raise Conflict(f"plan {plan.id} is {plan.status}: only an active plan can be paused")
     if until is not None and until <= on:
-        raise Conflict(f"--until {until} must be after {on}")
+        raise InvalidInput(f"{{field}} {until} must be after {on}", field="until")
     # a pause dated before the plan opened (a dispute recorded late) counts from the opening:
     # paused days are never more than the plan's life, and never negative
     on = max(on, plan.opened_on) if plan.opened_on is not None else on
@@ -85,6 +92,7 @@ def resume_plan(
 def stop_plan(
     session: Session, plan: Plan, *, reason: str, on: date, actor: str | None = None
 ) -> None:
-    if PlanStatus(plan.status).is_final:
+    check_reason(reason)
+    if not plan.is_open:
         raise Conflict(f"plan {plan.id} is {plan.status}: it cannot be stopped")
     close_plan(session, plan, PlanStatus.stopped, on=on, actor=actor, reason=reason)

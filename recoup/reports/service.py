@@ -1,8 +1,8 @@
 """The receivables report: what was billed, collected and is still owed per currency, the
 aging of what is owed, and how dunning ended (SPEC §5's dashboard numbers, for the CLI now).
 
-Aggregated in SQL by currency and due date (a few thousand rows for any book), then bucketed
-with the pure `recoup.domain.aging`."""
+Aggregated in SQL by currency and due date (recoup.reports.repository), then bucketed with the
+pure `recoup.domain.aging`."""
 
 from __future__ import annotations
 
@@ -12,16 +12,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from recoup.core.db import amount_from_db
 from recoup.domain.aging import AGING_BUCKETS, aging_bucket
-from recoup.domain.enums import ChargeStatus, InvoiceStatus, PlanStatus
+from recoup.domain.enums import OPEN_INVOICE_VALUES, ChargeStatus, InvoiceStatus, PlanStatus
 from recoup.domain.money import money_text
-from recoup.models import Charge, Invoice, Payment, Plan
+from recoup.reports import repository
 
-OPEN_VALUES = (InvoiceStatus.open.value, InvoiceStatus.partially_paid.value)
 ZERO = Decimal(0)
 
 
@@ -107,12 +104,6 @@ class BookReport:
         return [figures.as_dict(self.as_of) for figures in self.currencies]
 
 
-def _stored_sum(column: Any) -> Any:
-    """SUM of an amount column as the stored integers (1/10,000ths): exact, converted once
-    by `amount_from_db` (the column type would convert a sum as if it were one amount)."""
-    return func.sum(type_coerce(column, BigInteger))
-
-
 def book_report(session: Session, as_of: date) -> BookReport:
     """The book per currency, with what is still owed aged as of `as_of` (days past due on
     that date; amounts are those due now)."""
@@ -123,25 +114,15 @@ def book_report(session: Session, as_of: date) -> BookReport:
             figures[currency] = CurrencyFigures(currency)
         return figures[currency]
 
-    invoices = session.execute(
-        select(
-            Invoice.currency,
-            Invoice.due_date,
-            Invoice.status,
-            Invoice.disputed,
-            func.count(),
-            _stored_sum(Invoice.amount),
-            _stored_sum(Invoice.amount_due),
-        ).group_by(Invoice.currency, Invoice.due_date, Invoice.status, Invoice.disputed)
-    )
-    for currency, due_date, status, disputed, count, amount, amount_due in invoices:
+    for currency, due_date, status, disputed, count, amount, due in repository.invoice_totals(
+        session
+    ):
         if status == InvoiceStatus.cancelled.value:
             continue
         row = of(currency)
         row.invoices += count
-        row.billed += amount_from_db(amount)
-        due = amount_from_db(amount_due)
-        if status in OPEN_VALUES and due > 0:
+        row.billed += amount
+        if status in OPEN_INVOICE_VALUES and due > 0:
             row.invoices_open += count
             row.outstanding += due
             if disputed:
@@ -149,14 +130,10 @@ def book_report(session: Session, as_of: date) -> BookReport:
             cell = row.aging[aging_bucket(due_date, as_of).key]
             cell.amount += due
             cell.invoices += count
-    for currency, total in session.execute(
-        select(Payment.currency, _stored_sum(Payment.amount)).group_by(Payment.currency)
-    ):
-        of(currency).collected += amount_from_db(total)
+    for currency, total in repository.payment_totals(session):
+        of(currency).collected += total
     _add_fees(session, of)
-    for currency, status, count in session.execute(
-        select(Plan.currency, Plan.status, func.count()).group_by(Plan.currency, Plan.status)
-    ):
+    for currency, status, count in repository.plan_counts(session):
         of(currency).plans[status] = count
     return BookReport(as_of, [figures[c] for c in sorted(figures)])
 
@@ -170,13 +147,8 @@ FEE_FIELDS = {
 
 def _add_fees(session: Session, of: Callable[[str], CurrencyFigures]) -> None:
     """Fees charged, and by status: still owed (open), exported, waived."""
-    for currency, status, total in session.execute(
-        select(Charge.currency, Charge.status, _stored_sum(Charge.amount)).group_by(
-            Charge.currency, Charge.status
-        )
-    ):
+    for currency, status, amount in repository.charge_totals(session):
         row = of(currency)
-        amount = amount_from_db(total)
         row.fees += amount
         attribute = FEE_FIELDS.get(status)
         if attribute is not None:

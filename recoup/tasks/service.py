@@ -7,18 +7,11 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from recoup.core.clock import utc_now
-from recoup.core.errors import Conflict, InvalidInput, NotFound
-from recoup.domain.enums import Event, InstanceStatus, PlanStatus, TaskStatus
+from recoup.core.errors import Conflict, InvalidInput
+from recoup.domain.enums import SYSTEM_ACTOR, Event, InstanceStatus, PlanStatus, TaskStatus
 from recoup.log.service import log
 from recoup.models import ActionInstance, Plan, Task
 from recoup.schedule.service import CHECK_NOW
-
-
-def get_task(session: Session, task_id: int) -> Task:
-    task = session.get(Task, task_id)
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
-    return task
 
 
 def _plan_refs(session: Session, task: Task) -> dict[str, object]:
@@ -33,8 +26,10 @@ def _plan_refs(session: Session, task: Task) -> dict[str, object]:
 
 
 def claim_task(session: Session, task: Task, *, user: str, on: date) -> None:
-    if user == "system":
-        raise InvalidInput("claiming a task needs a person: pass --user NAME or set RECOUP_USER")
+    if user == SYSTEM_ACTOR:
+        raise InvalidInput(
+            "claiming a task needs a person: pass {field} NAME or set RECOUP_USER", field="user"
+        )
     if task.status != TaskStatus.open:
         who = f" by {task.claimed_by}" if task.claimed_by else ""
         raise Conflict(f"task {task.id} is {task.status}{who}: only an open task can be claimed")
@@ -50,9 +45,11 @@ def claim_task(session: Session, task: Task, *, user: str, on: date) -> None:
 def complete_task(
     session: Session, task: Task, *, user: str, on: date, outcome: str | None = None
 ) -> None:
-    if user == "system":
-        raise InvalidInput("completing a task needs a person: pass --user NAME or set RECOUP_USER")
-    if task.status not in (TaskStatus.open, TaskStatus.claimed):
+    if user == SYSTEM_ACTOR:
+        raise InvalidInput(
+            "completing a task needs a person: pass {field} NAME or set RECOUP_USER", field="user"
+        )
+    if not task.is_open:
         raise Conflict(f"task {task.id} is {task.status}: it cannot be completed")
     if task.status == TaskStatus.claimed and task.claimed_by not in (None, user):
         raise Conflict(f"task {task.id} is claimed by {task.claimed_by}, not {user}")
@@ -63,10 +60,7 @@ def complete_task(
     task.outcome = outcome
     if task.action_instance_id is not None:
         instance = session.get(ActionInstance, task.action_instance_id)
-        if instance is not None and instance.status in (
-            InstanceStatus.pending,
-            InstanceStatus.running,
-        ):
+        if instance is not None and instance.is_unfinished:
             instance.status = InstanceStatus.done
             instance.finished_at = now
             instance.result = {"task_id": task.id, "completed_by": user, "outcome": outcome}
@@ -90,8 +84,10 @@ def release_task(
 ) -> None:
     """A claimed task back to open, for someone else to take. Anyone may release it (the
     claimer is away, a manager reassigns): the log says who released it and whose it was."""
-    if user == "system":
-        raise InvalidInput("releasing a task needs a person: pass --user NAME or set RECOUP_USER")
+    if user == SYSTEM_ACTOR:
+        raise InvalidInput(
+            "releasing a task needs a person: pass {field} NAME or set RECOUP_USER", field="user"
+        )
     if task.status != TaskStatus.claimed:
         raise Conflict(f"task {task.id} is {task.status}: only a claimed task can be released")
     previous = task.claimed_by

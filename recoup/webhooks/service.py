@@ -34,7 +34,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.core.clock import utc_now
 from recoup.core.env import EnvConfig
-from recoup.core.errors import InvalidInput
 from recoup.domain.enums import DeliveryStatus, Event, WebhookEvent
 from recoup.domain.redact import redact_url
 from recoup.log.service import log
@@ -481,58 +480,7 @@ def pump(
     return stats
 
 
-# --- reading -------------------------------------------------------------------------------
-
-DELIVERY_FIELDS = [
-    "id",
-    "event",
-    "event_id",
-    "url",
-    "status",
-    "attempts",
-    "last_status_code",
-    "last_error",
-    "next_attempt_at",
-    "plan_id",
-    "created_at",
-    "delivered_at",
-]
-
-
-def delivery_row(delivery: WebhookDelivery) -> dict[str, Any]:
-    return {
-        "id": delivery.id,
-        "event": delivery.event,
-        "event_id": (delivery.payload or {}).get("id"),
-        "url": redact_url(delivery.url),  # the listing shows the endpoint, not its token
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "last_status_code": delivery.last_status_code,
-        "last_error": delivery.last_error,
-        "next_attempt_at": delivery.next_attempt_at,
-        "plan_id": delivery.plan_id,
-        "created_at": delivery.created_at,
-        "delivered_at": delivery.delivered_at,
-    }
-
-
-def list_deliveries(
-    session: Session, *, status: str | None = None, limit: int = 1000
-) -> list[dict[str, Any]]:
-    """The delivery log, newest first."""
-    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
-    if status:
-        try:
-            wanted = DeliveryStatus(status)
-        except ValueError:
-            choices = ", ".join(s.value for s in DeliveryStatus)
-            raise InvalidInput(f"unknown status {status!r} (one of: {choices})") from None
-        query = query.where(WebhookDelivery.status == wanted.value)
-    return [delivery_row(d) for d in session.scalars(query)]
-
-
 __all__ = [
-    "DELIVERY_FIELDS",
     "MAX_ATTEMPTS",
     "PumpStats",
     "backoff",
@@ -540,6 +488,5 @@ __all__ = [
     "enqueue_events",
     "event_payload",
     "has_endpoints",
-    "list_deliveries",
     "pump",
 ]
