@@ -21,7 +21,7 @@ from recoup.actions.registry import executor_for
 from recoup.actions.runner import execute_pending
 from recoup.core.db import make_engine, make_sessionmaker
 from recoup.core.env import EnvConfig
-from recoup.core.schema import upgrade
+from recoup.core.migrate import upgrade
 from recoup.models import (
     ActionInstance,
     ActionRow,

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from worker_book import seed_queue  # noqa: E402
 
 from recoup.core.db import make_engine  # noqa: E402
-from recoup.core.schema import upgrade  # noqa: E402
+from recoup.core.migrate import upgrade  # noqa: E402
 from recoup.models import ActionInstance  # noqa: E402
 
 PG_BASE = os.environ.get("RECOUP_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/")

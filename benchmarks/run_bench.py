@@ -36,7 +36,7 @@ from sqlalchemy import insert, text
 
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
 from recoup.core.env import EnvConfig
-from recoup.core.schema import upgrade
+from recoup.core.migrate import upgrade
 from recoup.models import Customer, Invoice, InvoiceCheck
 from recoup.policies.service import apply_document
 from recoup.schedule.service import CHECK_NOW

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.core.clock import utc_now
 from recoup.core.db import Base, make_engine, make_sessionmaker
-from recoup.core.schema import upgrade
+from recoup.core.migrate import upgrade
 from recoup.domain.defaults import settings_defaults
 from recoup.models import SettingsRow
 

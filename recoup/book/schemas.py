@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import PlainSerializer, ValidationError, field_validator, model_validator
+from pydantic import ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from recoup.book.rows import (
@@ -29,16 +29,12 @@ from recoup.book.rows import (
     parse_payment,
     resolve_balance,
 )
-from recoup.core.schemas import Schema
+from recoup.core.schemas import Schema, Timestamp
 from recoup.domain.money import money_text, round_money
 
 if TYPE_CHECKING:
     from recoup.book.customers import CustomerDetail
 
-# A timestamp as the CLI has always printed it: ISO 8601 with the offset (`+00:00`).
-Timestamp = Annotated[
-    dt.datetime, PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json")
-]
 
 # The placeholder id a change is checked with: the id comes from where the change is sent.
 _SOME_ID = "-"
@@ -348,5 +344,4 @@ __all__ = [
     "InvoiceUpdate",
     "PaymentCreate",
     "StatusChangeRead",
-    "Timestamp",
 ]

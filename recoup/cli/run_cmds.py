@@ -23,7 +23,7 @@ from recoup.cli.common import (
     session_factory,
 )
 from recoup.core.clock import utc_now
-from recoup.core.schema import upgrade
+from recoup.core.migrate import upgrade
 from recoup.runs.context import Progress as RunProgress
 from recoup.runs.context import RunStats
 from recoup.runs.history import channel_notes, list_runs

@@ -11,9 +11,10 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 from recoup.core.errors import InvalidInput
 
@@ -21,6 +22,13 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+
+
+# An aware timestamp written as `datetime.isoformat()` (`…T10:00:00.123456+00:00`), as the
+# CLI's --json always has; pydantic's own JSON form would end in `Z`.
+Timestamp = Annotated[
+    datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json")
+]
 
 
 class Schema(BaseModel):

@@ -31,7 +31,7 @@ from recoup.book.rows import read_csv
 from recoup.core.db import make_engine, make_sessionmaker, unit_of_work
 from recoup.core.env import EnvConfig
 from recoup.core.errors import InvalidInput
-from recoup.core.schema import upgrade
+from recoup.core.migrate import upgrade
 from recoup.demo import summary as demo_summary
 from recoup.demo.book import BookFiles, make_book, write_book
 from recoup.domain.enums import TaskStatus

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Any
+from datetime import date
+from typing import Any
 
-from pydantic import PlainSerializer
-
-from recoup.core.schemas import Schema
-
-# A timezone-aware timestamp written as `datetime.isoformat()` (`…+00:00`), as the CLI's
-# `--json` always has; pydantic's own JSON form would end in `Z`. (Shared by the read schemas
-# of the features above the log; its place is recoup.core.schemas.)
-Timestamp = Annotated[
-    datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json")
-]
+from recoup.core.schemas import Schema, Timestamp
 
 
 class LogEntryRead(Schema):
@@ -30,4 +21,4 @@ class LogEntryRead(Schema):
     details: dict[str, Any] | None
 
 
-__all__ = ["LogEntryRead", "Timestamp"]
+__all__ = ["LogEntryRead"]

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import model_validator
 
 from recoup.charges.schemas import ChargeRead
-from recoup.core.schemas import Schema
+from recoup.core.schemas import Schema, Timestamp
 from recoup.domain.enums import PlanStatus
 from recoup.domain.money import round_money
-from recoup.log.schemas import LogEntryRead, Timestamp
+from recoup.log.schemas import LogEntryRead
 from recoup.tasks.schemas import TaskRead
 
 if TYPE_CHECKING:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Any
+from datetime import date
+from typing import Any
 
-from pydantic import PlainSerializer
-
-from recoup.core.schemas import Schema
-
-# RFC 3339 as Python writes it ("2026-03-02T10:00:00.123456+00:00"), as the CLI always has;
-# pydantic's own JSON form would say "Z"
-Timestamp = Annotated[datetime, PlainSerializer(lambda v: v.isoformat(), when_used="json")]
+from recoup.core.schemas import Schema, Timestamp
 
 
 class RunRead(Schema):

@@ -8,10 +8,10 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from recoup.core.schemas import Schema
+from recoup.core.schemas import Schema, Timestamp
 from recoup.domain.enums import TaskStatus
 from recoup.domain.money import round_money
-from recoup.log.schemas import LogEntryRead, Timestamp
+from recoup.log.schemas import LogEntryRead
 
 if TYPE_CHECKING:
     from recoup.tasks.repository import TaskDetail, WorkItem

@@ -7,10 +7,9 @@ from typing import Any
 
 from pydantic import model_validator
 
-from recoup.core.schemas import Schema
+from recoup.core.schemas import Schema, Timestamp
 from recoup.domain.enums import DeliveryStatus
 from recoup.domain.redact import redact_url
-from recoup.log.schemas import Timestamp
 
 
 class DeliveryRead(Schema):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from recoup import models  # noqa: F401  (registers the tables)
 from recoup.core.db import Base, make_engine
-from recoup.core.schema import upgrade
+from recoup.core.migrate import upgrade
 from recoup.plans.links import plan_links
 
 
