@@ -1,5 +1,6 @@
-"""When to try a failed action instance again: a pure decision, applied by the framework
-(procrastinate's `RetryStrategy.get_retry_decision`). No clock: `now` and the jitter are given.
+"""When to try a failed action instance again: a pure decision, applied by
+`recoup.actions.outcomes` (procrastinate's `RetryStrategy.get_retry_decision`). No clock: `now`
+and the jitter are given.
 
 Four kinds of failure, each with its own budget:
 
