@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.core.env import EnvConfig
-from recoup.domain.enums import InstanceStatus
 from recoup.domain.money import Money
 from recoup.models import (
     ActionInstance,
@@ -34,7 +33,7 @@ MANUAL_REQUEST = "manual"
 
 def manual_request(instance: ActionInstance) -> dict[str, Any] | None:
     """The request of an action a person asked for by hand, while it waits to run."""
-    if instance.status not in (InstanceStatus.pending, InstanceStatus.running):
+    if not instance.is_unfinished:
         return None
     request = (instance.result or {}).get(MANUAL_REQUEST)
     return request if isinstance(request, dict) else None

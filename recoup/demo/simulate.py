@@ -106,7 +106,7 @@ def work_tasks(factory: sessionmaker[Session], rng: random.Random, day: date) ->
         tasks = session.scalars(
             select(Task)
             .where(
-                Task.status.in_([TaskStatus.open.value, TaskStatus.claimed.value]),
+                Task.is_open,
                 Task.created_on < day,
             )
             .order_by(Task.id)
