@@ -1,16 +1,19 @@
-"""The queries that read the delivery log (newest first), whole or in pages."""
+"""Every query of the webhooks: the delivery log (newest first, whole or in pages), the
+active endpoints, the log entries to turn into events, the deliveries due and their claim."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import InvalidInput
 from recoup.core.schemas import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
 from recoup.domain.enums import DeliveryStatus
-from recoup.models import WebhookDelivery
+from recoup.models import LogEntry, Plan, WebhookDelivery, WebhookEndpoint
 
 
 def _filtered(status: str | None) -> Select[Any]:
@@ -56,4 +59,146 @@ def page(
     return rows, None
 
 
-__all__ = ["list_deliveries", "page"]
+# --- endpoints -----------------------------------------------------------------------------
+
+
+def active_endpoints(session: Session) -> list[WebhookEndpoint]:
+    """The active endpoints, by id."""
+    return list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.active.is_(True))
+            .order_by(WebhookEndpoint.id)
+        )
+    )
+
+
+def active_endpoint_urls(session: Session) -> set[str]:
+    return set(session.scalars(select(WebhookEndpoint.url).where(WebhookEndpoint.active.is_(True))))
+
+
+def has_active_endpoint(session: Session) -> bool:
+    endpoint = session.scalar(
+        select(WebhookEndpoint.id).where(WebhookEndpoint.active.is_(True)).limit(1)
+    )
+    return endpoint is not None
+
+
+# --- the log entries events come from -------------------------------------------------------
+
+
+def entries_to_scan(
+    session: Session,
+    *,
+    events: Collection[str],
+    above: int,
+    after: int,
+    limit: int,
+    recent_since: datetime | None = None,
+    recent_above: int = 0,
+) -> list[LogEntry]:
+    """The next `limit` entries of `events` after id `after`, by id: those above `above`, and
+    with `recent_since`, also those written since then above `recent_above` (the rescan)."""
+    condition: Any = LogEntry.id > above
+    if recent_since is not None:
+        recent = and_(LogEntry.at >= recent_since, LogEntry.id > recent_above)
+        condition = or_(condition, recent)
+    return list(
+        session.scalars(
+            select(LogEntry)
+            .where(condition, LogEntry.event.in_(events), LogEntry.id > after)
+            .order_by(LogEntry.id)
+            .limit(limit)
+        )
+    )
+
+
+def max_log_id(session: Session) -> int:
+    """The id of the latest log entry, 0 when the log is empty."""
+    return int(session.scalar(select(func.max(LogEntry.id))) or 0)
+
+
+def queued_pairs(session: Session, entry_ids: Collection[int]) -> set[tuple[str, int]]:
+    """The (url, log entry id) pairs already queued among these entries."""
+    return {
+        (url, log_entry_id)
+        for url, log_entry_id in session.execute(
+            select(WebhookDelivery.url, WebhookDelivery.log_entry_id).where(
+                WebhookDelivery.log_entry_id.in_(entry_ids)
+            )
+        )
+    }
+
+
+def plans_by_id(session: Session, plan_ids: Collection[int]) -> dict[int, Plan]:
+    if not plan_ids:
+        return {}
+    return {plan.id: plan for plan in session.scalars(select(Plan).where(Plan.id.in_(plan_ids)))}
+
+
+# --- deliveries due -------------------------------------------------------------------------
+
+
+def due(now: datetime) -> ColumnElement[bool]:
+    """A delivery waiting whose next attempt has come."""
+    return and_(
+        WebhookDelivery.status == DeliveryStatus.pending.value,
+        WebhookDelivery.next_attempt_at <= now,
+    )
+
+
+def count_due(session: Session, now: datetime) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(WebhookDelivery).where(due(now))) or 0
+    )
+
+
+def has_pending_delivery(session: Session) -> bool:
+    waiting = session.scalar(
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.status == DeliveryStatus.pending.value)
+        .limit(1)
+    )
+    return waiting is not None
+
+
+def claimable_ids(session: Session, *, now: datetime, size: int) -> list[int]:
+    """The first `size` due deliveries, oldest attempt first; on PostgreSQL locked with
+    FOR UPDATE SKIP LOCKED, so two pumps at once take different ones."""
+    query = (
+        select(WebhookDelivery.id)
+        .where(due(now))
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(size)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))
+
+
+def deliveries_by_ids(session: Session, ids: Collection[int]) -> list[WebhookDelivery]:
+    return list(session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(ids))))
+
+
+def lock_delivery(session: Session, delivery_id: int) -> WebhookDelivery | None:
+    """One delivery, locked for its outcome (SELECT … FOR UPDATE where the database can)."""
+    return session.get(WebhookDelivery, delivery_id, with_for_update=True)
+
+
+__all__ = [
+    "active_endpoint_urls",
+    "active_endpoints",
+    "claimable_ids",
+    "count_due",
+    "deliveries_by_ids",
+    "due",
+    "entries_to_scan",
+    "has_active_endpoint",
+    "has_pending_delivery",
+    "list_deliveries",
+    "lock_delivery",
+    "max_log_id",
+    "page",
+    "plans_by_id",
+    "queued_pairs",
+]

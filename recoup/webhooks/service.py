@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.core.clock import utc_now
@@ -37,7 +37,8 @@ from recoup.core.env import EnvConfig
 from recoup.domain.enums import DeliveryStatus, Event, WebhookEvent
 from recoup.domain.redact import redact_url
 from recoup.log.service import log
-from recoup.models import LogEntry, Plan, WebhookDelivery, WebhookEndpoint
+from recoup.models import LogEntry, WebhookDelivery, WebhookEndpoint
+from recoup.webhooks import repository
 from recoup.webhooks.payload import plan_invoice_ids, plan_payload
 from recoup.webhooks.transport import post_signed
 
@@ -167,13 +168,7 @@ def enqueue_events(
     before the endpoint was added.
     """
     now = now or utc_now()
-    endpoints = list(
-        session.scalars(
-            select(WebhookEndpoint)
-            .where(WebhookEndpoint.active.is_(True))
-            .order_by(WebhookEndpoint.id)
-        )
-    )
+    endpoints = repository.active_endpoints(session)
     wanted = [(endpoint, _sources_for(endpoint)) for endpoint in endpoints]
     wanted = [(endpoint, sources) for endpoint, sources in wanted if sources]
     if not wanted:
@@ -187,21 +182,19 @@ def enqueue_events(
         for endpoint, _ in wanted
     }
     low = min(floors.values())
-    recent: Any = and_(
-        LogEntry.at >= now - RESCAN_WINDOW,
-        LogEntry.id > min(endpoint.start_log_id for endpoint, _ in wanted),
-    )
-    condition = LogEntry.id > low if since_log_id is not None else or_(LogEntry.id > low, recent)
+    rescan = since_log_id is None  # also the entries of the last RESCAN_WINDOW
+    first_start = min(endpoint.start_log_id for endpoint, _ in wanted)
     inserted = 0
     last_id = 0
     while True:
-        entries = list(
-            session.scalars(
-                select(LogEntry)
-                .where(condition, LogEntry.event.in_(all_sources), LogEntry.id > last_id)
-                .order_by(LogEntry.id)
-                .limit(SCAN_BATCH)
-            )
+        entries = repository.entries_to_scan(
+            session,
+            events=all_sources,
+            above=low,
+            after=last_id,
+            limit=SCAN_BATCH,
+            recent_since=now - RESCAN_WINDOW if rescan else None,
+            recent_above=first_start,
         )
         if not entries:
             break
@@ -209,7 +202,7 @@ def enqueue_events(
         inserted += _enqueue_batch(
             session, wanted, floors, entries, rescan=since_log_id is None, now=now
         )
-    top = int(session.scalar(select(func.max(LogEntry.id))) or 0)
+    top = repository.max_log_id(session)
     for endpoint, _ in wanted:
         endpoint.cursor_log_id = max(endpoint.cursor_log_id, top)
     session.flush()
@@ -226,20 +219,9 @@ def _enqueue_batch(
     now: datetime,
 ) -> int:
     entry_ids = [entry.id for entry in entries]
-    existing = {
-        (url, log_entry_id)
-        for url, log_entry_id in session.execute(
-            select(WebhookDelivery.url, WebhookDelivery.log_entry_id).where(
-                WebhookDelivery.log_entry_id.in_(entry_ids)
-            )
-        )
-    }
+    existing = repository.queued_pairs(session, entry_ids)
     plan_ids = {entry.plan_id for entry in entries if entry.plan_id is not None}
-    plans = (
-        {plan.id: plan for plan in session.scalars(select(Plan).where(Plan.id.in_(plan_ids)))}
-        if plan_ids
-        else {}
-    )
+    plans = repository.plans_by_id(session, plan_ids)
     invoice_ids = plan_invoice_ids(session, plan_ids)
     payloads: dict[int, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
@@ -279,29 +261,14 @@ def _enqueue_batch(
 # --- delivering ----------------------------------------------------------------------------
 
 
-def _due(now: datetime) -> Any:
-    return and_(
-        WebhookDelivery.status == DeliveryStatus.pending.value,
-        WebhookDelivery.next_attempt_at <= now,
-    )
-
-
 def claim_deliveries(session: Session, *, now: datetime, size: int) -> list[int]:
     """Lease due deliveries by moving their next attempt LEASE ahead; returns their ids."""
-    query = (
-        select(WebhookDelivery.id)
-        .where(_due(now))
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-        .limit(size)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(session.scalars(query))
+    ids = repository.claimable_ids(session, now=now, size=size)
     if not ids:
         return []
     claimed = session.scalars(
         update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(ids), _due(now))
+        .where(WebhookDelivery.id.in_(ids), repository.due(now))
         .values(next_attempt_at=now + LEASE)
         .returning(WebhookDelivery.id)
         .execution_options(synchronize_session=False)
@@ -354,9 +321,7 @@ def deliver_pending(
     secret = env.webhook_secret
     if not secret:
         with factory() as session:
-            waiting = session.scalar(
-                select(func.count()).select_from(WebhookDelivery).where(_due(now))
-            )
+            waiting = repository.count_due(session, now)
         if waiting:
             stats.note = (
                 f"{waiting} event deliveries wait: set RECOUP_WEBHOOK_SECRET to sign and send them"
@@ -368,14 +333,10 @@ def deliver_pending(
         size = DELIVERY_BATCH if limit is None else min(DELIVERY_BATCH, limit - processed)
         with factory.begin() as session:
             ids = claim_deliveries(session, now=now, size=size)
-            active = set(
-                session.scalars(select(WebhookEndpoint.url).where(WebhookEndpoint.active.is_(True)))
-            )
+            active = repository.active_endpoint_urls(session)
             jobs = [
                 (row.id, row.url, dict(row.payload))
-                for row in session.scalars(
-                    select(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
-                )
+                for row in repository.deliveries_by_ids(session, ids)
             ]
         if not jobs:
             break
@@ -398,7 +359,7 @@ def deliver_pending(
 def _record(
     session: Session, delivery_id: int, attempt: _Attempt, *, now: datetime, final: bool
 ) -> str:
-    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    delivery = repository.lock_delivery(session, delivery_id)
     assert delivery is not None
     delivery.attempts += 1
     delivery.last_status_code = attempt.status_code
@@ -449,17 +410,7 @@ def _record(
 def has_endpoints(factory: sessionmaker[Session]) -> bool:
     """Anything to do: an active endpoint, or deliveries still waiting."""
     with factory() as session:
-        endpoint = session.scalar(
-            select(WebhookEndpoint.id).where(WebhookEndpoint.active.is_(True)).limit(1)
-        )
-        if endpoint is not None:
-            return True
-        waiting = session.scalar(
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == DeliveryStatus.pending.value)
-            .limit(1)
-        )
-        return waiting is not None
+        return repository.has_active_endpoint(session) or repository.has_pending_delivery(session)
 
 
 def pump(
