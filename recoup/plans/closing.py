@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from recoup.core.clock import utc_now
@@ -22,16 +22,11 @@ from recoup.domain.evaluator import InvoiceFacts, customer_balance
 from recoup.domain.policy import Settings
 from recoup.log.service import log_for_plan
 from recoup.models import (
-    ActionInstance,
-    Customer,
-    Invoice,
     Plan,
-    PolicyRow,
     SettingsRow,
     StatusChange,
 )
 from recoup.plans import repository
-from recoup.plans.links import plan_links
 from recoup.settings.service import get_settings
 from recoup.tasks import repository as task_repository
 
@@ -43,11 +38,7 @@ def cancel_pending_work(
     now = utc_now()
     # FOR UPDATE: an instance a worker is executing is locked until it is done; waiting for it
     # and re-reading its status keeps a finished one finished (an email sent stays `done`)
-    instances = session.scalars(
-        select(ActionInstance)
-        .where(ActionInstance.plan_id == plan.id, ActionInstance.is_unfinished)
-        .with_for_update()
-    ).all()
+    instances = repository.unfinished_instances_locked(session, plan.id)
     for instance in instances:
         instance.status = InstanceStatus.cancelled
         instance.error = reason
@@ -82,28 +73,14 @@ def cancel_pending_work(
 
 def restore_account_status(session: Session, plan: Plan, *, on: date, actor: str | None) -> None:
     """R12: give back the status this plan changed, unless another open plan also changed it."""
-    changes = session.scalars(
-        select(StatusChange)
-        .where(StatusChange.plan_id == plan.id, StatusChange.restored_at.is_(None))
-        .order_by(StatusChange.id)
-    ).all()
+    changes = repository.unrestored_status_changes(session, plan.id)
     if not changes:
         return
     now = utc_now()
     for change in changes:
         change.restored_at = now
-    other_open = session.scalar(
-        select(StatusChange.id)
-        .join(Plan, Plan.id == StatusChange.plan_id)
-        .where(
-            StatusChange.customer_id == plan.customer_id,
-            StatusChange.plan_id != plan.id,
-            StatusChange.restored_at.is_(None),
-            Plan.is_open,
-        )
-        .limit(1)
-    )
-    customer = session.get(Customer, plan.customer_id)
+    other_open = repository.other_open_status_change(session, plan)
+    customer = repository.customer_of(session, plan)
     assert customer is not None
     previous = changes[0].previous_status  # the status before this plan touched it
     if other_open is not None:
@@ -196,25 +173,7 @@ def customer_plan_balance(
 ) -> Decimal:
     """Customer mode (R4): the balance `customer_balance` defines, over the invoices of the
     plan's customer and currency that no other plan covers (the run's view of the plan)."""
-    links = plan_links()
-    rows = session.execute(
-        select(
-            Invoice.id,
-            Invoice.due_date,
-            Invoice.currency,
-            Invoice.amount_due,
-            Invoice.type,
-            Invoice.status,
-            Invoice.disputed,
-            links.c.plan_id,
-        )
-        .outerjoin(links, links.c.invoice_id == Invoice.id)
-        .where(
-            Invoice.customer_id == plan.customer_id,
-            Invoice.currency == plan.currency,
-            Invoice.is_open,
-        )
-    ).all()
+    rows = repository.open_invoices_of_account(session, plan.customer_id, plan.currency)
     invoices = []
     joined = set()
     for invoice_id, due_date, currency, amount_due, type_, status, disputed, plan_id in rows:
@@ -239,12 +198,12 @@ def customer_plan_balance(
 def _is_recovered(session: Session, plan: Plan, settings: SettingsRow, on: date) -> bool:
     """Set the plan's balance from its invoices as of `on`; True when R8 closes it."""
     if plan.invoice_id is not None:
-        invoice = session.get(Invoice, plan.invoice_id)
+        invoice = repository.invoice(session, plan.invoice_id)
         assert invoice is not None
         plan.balance = invoice.amount_due if invoice.is_open else Decimal(0)
         return plan.balance <= 0
     plan.balance = customer_plan_balance(session, plan, settings, on)
-    policy = session.get(PolicyRow, plan.policy_id)
+    policy = repository.policy_of(session, plan)
     threshold = Decimal((policy.min_balance or {}).get(plan.currency, "0")) if policy else 0
     return plan.balance <= 0 or plan.balance < threshold
 
@@ -260,7 +219,7 @@ def refresh_plans_after_change(
     if not invoice_ids:
         return []
     settings = get_settings(session)
-    invoices = session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids))).all()
+    invoices = repository.invoices(session, invoice_ids)
     plans: dict[int, Plan] = {}
     for plan in repository.open_for_invoices(session, invoice_ids):
         plans[plan.id] = plan
@@ -309,7 +268,7 @@ def maybe_close_unrecovered(session: Session, plan: Plan, *, on: date) -> bool:
     `unrecovered` if the balance is still due."""
     if plan.status != PlanStatus.active or plan.level is None:
         return False
-    policy = session.get(PolicyRow, plan.policy_id)
+    policy = repository.policy_of(session, plan)
     if policy is None:
         return False
     end_codes = {lvl.code for lvl in policy.levels if lvl.end}
@@ -324,12 +283,9 @@ def maybe_close_unrecovered(session: Session, plan: Plan, *, on: date) -> bool:
 
 
 def has_pending_work(session: Session, plan_id: int) -> bool:
-    unfinished = session.scalar(
-        select(ActionInstance.id)
-        .where(ActionInstance.plan_id == plan_id, ActionInstance.is_unfinished)
-        .limit(1)
+    return repository.has_unfinished_instance(session, plan_id) or task_repository.has_open(
+        session, plan_id
     )
-    return unfinished is not None or task_repository.has_open(session, plan_id)
 
 
 __all__ = [

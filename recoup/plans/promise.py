@@ -16,7 +16,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import Conflict, InvalidInput, NotFound
@@ -29,8 +28,8 @@ from recoup.domain.enums import (
 )
 from recoup.domain.money import minor_unit, money_text, parse_amount
 from recoup.log.service import log_for_plan
-from recoup.models import Payment, PaymentAllocation, Plan, Task
-from recoup.plans.links import plan_links
+from recoup.models import Plan, Task
+from recoup.plans import repository
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +173,7 @@ def promise_for_task(
     """A promise recorded while completing a task (typically the collector's call)."""
     if task.plan_id is None:
         raise InvalidInput(f"task {task.id} belongs to no plan: there is nothing to pause")
-    plan = session.get(Plan, task.plan_id)
+    plan = repository.find(session, task.plan_id)
     if plan is None:  # pragma: no cover - a task's plan is never deleted
         raise NotFound(f"plan {task.plan_id} of task {task.id} not found")
     make_promise(session, plan, until=until, on=on, amount=amount, actor=actor, task_id=task.id)
@@ -187,32 +186,8 @@ def promises_due(session: Session, plan_ids: Iterable[int]) -> dict[int, Promise
     ids = sorted(set(plan_ids))
     if not ids:
         return {}
-    rows = session.execute(
-        select(
-            Plan.id,
-            Plan.promise_made_on,
-            Plan.pause_until,
-            Plan.promise_amount,
-            Plan.balance,
-            Plan.currency,
-        ).where(Plan.id.in_(ids), Plan.pause_reason == PROMISE_PAUSE_REASON)
-    ).all()
-    links = plan_links()
-    paid: dict[int, Decimal] = {}
-    for plan_id, total in session.execute(
-        select(links.c.plan_id, func.sum(PaymentAllocation.amount))
-        .join(PaymentAllocation, PaymentAllocation.invoice_id == links.c.invoice_id)
-        .join(Payment, Payment.id == PaymentAllocation.payment_id)
-        .join(Plan, Plan.id == links.c.plan_id)
-        .where(
-            links.c.plan_id.in_(ids),
-            Plan.pause_reason == PROMISE_PAUSE_REASON,
-            Payment.date >= Plan.promise_made_on,
-            Payment.date <= Plan.pause_until,
-        )
-        .group_by(links.c.plan_id)
-    ):
-        paid[plan_id] = Decimal(total or 0)
+    rows = repository.promised(session, ids)
+    paid = repository.paid_toward_promises(session, ids)
     out: dict[int, PromiseCheck] = {}
     for plan_id, made_on, until, amount, balance, currency in rows:
         if until is None:

@@ -1,24 +1,45 @@
 """Every query of plans: a plan by id, the listing (whole or in cursor pages), the open plans
 of invoices or of a customer's currency, the invoices a plan covers, and a plan with all its
-parts (what `plan show` and the plan page show). The open-plan condition is `Plan.is_open`."""
+parts (what `plan show` and the plan page show); what closing a plan reads (its unfinished
+work, the account statuses it changed, the invoices its balance comes from) and what a
+promise reads (what was promised, what was paid toward it). The open-plan condition is
+`Plan.is_open`."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from recoup.charges import repository as charge_repository
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.schemas import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
-from recoup.domain.enums import PlanStatus
+from recoup.domain.enums import PROMISE_PAUSE_REASON, PlanStatus
 from recoup.log import repository as log_repository
-from recoup.models import ActionInstance, Charge, Document, LogEntry, Plan, Task
+from recoup.models import (
+    ActionInstance,
+    Charge,
+    Customer,
+    Document,
+    Invoice,
+    LogEntry,
+    Payment,
+    PaymentAllocation,
+    Plan,
+    PolicyRow,
+    StatusChange,
+    Task,
+)
 from recoup.plans.links import plan_links
 from recoup.tasks import repository as task_repository
+
+
+def find(session: Session, plan_id: int) -> Plan | None:
+    return session.get(Plan, plan_id)
 
 
 def get_or_not_found(session: Session, plan_id: int) -> Plan:
@@ -163,14 +184,154 @@ def get_parts(session: Session, plan_id: int) -> PlanParts:
     )
 
 
+# --- what closing a plan reads -------------------------------------------------------------
+
+
+def unfinished_instances_locked(session: Session, plan_id: int) -> Sequence[ActionInstance]:
+    """The plan's unfinished action instances, locked FOR UPDATE: one a worker is executing is
+    waited for, and its status read again once it is done."""
+    return session.scalars(
+        select(ActionInstance)
+        .where(ActionInstance.plan_id == plan_id, ActionInstance.is_unfinished)
+        .with_for_update()
+    ).all()
+
+
+def has_unfinished_instance(session: Session, plan_id: int) -> bool:
+    unfinished = session.scalar(
+        select(ActionInstance.id)
+        .where(ActionInstance.plan_id == plan_id, ActionInstance.is_unfinished)
+        .limit(1)
+    )
+    return unfinished is not None
+
+
+def unrestored_status_changes(session: Session, plan_id: int) -> Sequence[StatusChange]:
+    """The account status changes this plan made and did not give back yet, oldest first."""
+    return session.scalars(
+        select(StatusChange)
+        .where(StatusChange.plan_id == plan_id, StatusChange.restored_at.is_(None))
+        .order_by(StatusChange.id)
+    ).all()
+
+
+def other_open_status_change(session: Session, plan: Plan) -> int | None:
+    """The id of a status change of the plan's customer still held by another open plan."""
+    return session.scalar(
+        select(StatusChange.id)
+        .join(Plan, Plan.id == StatusChange.plan_id)
+        .where(
+            StatusChange.customer_id == plan.customer_id,
+            StatusChange.plan_id != plan.id,
+            StatusChange.restored_at.is_(None),
+            Plan.is_open,
+        )
+        .limit(1)
+    )
+
+
+def customer_of(session: Session, plan: Plan) -> Customer | None:
+    return session.get(Customer, plan.customer_id)
+
+
+def policy_of(session: Session, plan: Plan) -> PolicyRow | None:
+    return session.get(PolicyRow, plan.policy_id)
+
+
+def invoice(session: Session, invoice_id: str) -> Invoice | None:
+    return session.get(Invoice, invoice_id)
+
+
+def invoices(session: Session, invoice_ids: Collection[str]) -> Sequence[Invoice]:
+    return session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids))).all()
+
+
+def open_invoices_of_account(
+    session: Session, customer_id: str, currency: str
+) -> Sequence[Row[Any]]:
+    """The open invoices of a customer in a currency, each with the plan covering it (or None):
+    (id, due_date, currency, amount_due, type, status, disputed, plan_id)."""
+    links = plan_links()
+    return session.execute(
+        select(
+            Invoice.id,
+            Invoice.due_date,
+            Invoice.currency,
+            Invoice.amount_due,
+            Invoice.type,
+            Invoice.status,
+            Invoice.disputed,
+            links.c.plan_id,
+        )
+        .outerjoin(links, links.c.invoice_id == Invoice.id)
+        .where(
+            Invoice.customer_id == customer_id,
+            Invoice.currency == currency,
+            Invoice.is_open,
+        )
+    ).all()
+
+
+# --- what a promise reads ------------------------------------------------------------------
+
+
+def promised(session: Session, plan_ids: Collection[int]) -> Sequence[Row[Any]]:
+    """The plans among these paused on a promise: (id, promise_made_on, pause_until,
+    promise_amount, balance, currency)."""
+    return session.execute(
+        select(
+            Plan.id,
+            Plan.promise_made_on,
+            Plan.pause_until,
+            Plan.promise_amount,
+            Plan.balance,
+            Plan.currency,
+        ).where(Plan.id.in_(plan_ids), Plan.pause_reason == PROMISE_PAUSE_REASON)
+    ).all()
+
+
+def paid_toward_promises(session: Session, plan_ids: Collection[int]) -> dict[int, Decimal]:
+    """By plan paused on a promise: the payments on its invoices dated from the day the
+    promise was made to its date."""
+    links = plan_links()
+    paid: dict[int, Decimal] = {}
+    for plan_id, total in session.execute(
+        select(links.c.plan_id, func.sum(PaymentAllocation.amount))
+        .join(PaymentAllocation, PaymentAllocation.invoice_id == links.c.invoice_id)
+        .join(Payment, Payment.id == PaymentAllocation.payment_id)
+        .join(Plan, Plan.id == links.c.plan_id)
+        .where(
+            links.c.plan_id.in_(plan_ids),
+            Plan.pause_reason == PROMISE_PAUSE_REASON,
+            Payment.date >= Plan.promise_made_on,
+            Payment.date <= Plan.pause_until,
+        )
+        .group_by(links.c.plan_id)
+    ):
+        paid[plan_id] = Decimal(total or 0)
+    return paid
+
+
 __all__ = [
     "PlanParts",
+    "customer_of",
     "ended_unrecovered_for_invoices",
+    "find",
     "get_or_not_found",
     "get_parts",
+    "has_unfinished_instance",
+    "invoice",
     "invoice_ids",
+    "invoices",
     "list_plans",
     "open_for_customers",
     "open_for_invoices",
+    "open_invoices_of_account",
+    "other_open_status_change",
     "page",
+    "paid_toward_promises",
+    "policy_of",
+    "promised",
+    "unfinished_instances_locked",
+    "unrestored_status_changes",
 ]

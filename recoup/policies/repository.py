@@ -63,6 +63,25 @@ def list_webhooks(session: Session) -> Sequence[WebhookEndpoint]:
     ).all()
 
 
+# --- every row, keyed by the caller (applying a configuration) --------------------------
+
+
+def template_rows(session: Session) -> Sequence[TemplateRow]:
+    return session.scalars(select(TemplateRow)).all()
+
+
+def action_rows(session: Session) -> Sequence[ActionRow]:
+    return session.scalars(select(ActionRow)).all()
+
+
+def policy_rows(session: Session) -> Sequence[PolicyRow]:
+    return session.scalars(select(PolicyRow)).all()
+
+
+def webhook_rows(session: Session) -> Sequence[WebhookEndpoint]:
+    return session.scalars(select(WebhookEndpoint)).all()
+
+
 # --- one row -------------------------------------------------------------------------------
 
 
@@ -279,3 +298,39 @@ def config_usage(session: Session) -> ConfigUsage:
         used_actions=used_actions,
         used_templates=used_templates,
     )
+
+
+# --- what the book holds that a configuration should fit (its warnings) --------------------
+
+
+def open_customers_by_currency(session: Session) -> dict[str, int]:
+    """How many customers owe open invoices, by currency."""
+    return {
+        str(currency): int(count)
+        for currency, count in session.execute(
+            select(Invoice.currency, func.count(func.distinct(Invoice.customer_id)))
+            .where(Invoice.is_open)
+            .group_by(Invoice.currency)
+        )
+    }
+
+
+def customers_by_language(session: Session) -> list[tuple[str | None, int]]:
+    """How many customers speak each language, as stored."""
+    return [
+        (language, int(count))
+        for language, count in session.execute(
+            select(Customer.language, func.count()).group_by(Customer.language)
+        )
+    ]
+
+
+def open_invoices_without_pdf(session: Session) -> tuple[int, int]:
+    """How many invoices are open, and how many of them have no PDF."""
+    total, missing = session.execute(
+        select(
+            func.count(),
+            func.count().filter(Invoice.pdf_path.is_(None) | (Invoice.pdf_path == "")),
+        ).where(Invoice.is_open)
+    ).one()
+    return int(total or 0), int(missing or 0)

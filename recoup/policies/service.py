@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import Conflict, FieldError, InvalidInput, RecoupError
@@ -30,10 +29,7 @@ from recoup.domain.validation import (
 from recoup.log.service import log
 from recoup.models import (
     ActionRow,
-    Customer,
-    Invoice,
     LevelRow,
-    LogEntry,
     PolicyRow,
     TemplateRow,
     WebhookEndpoint,
@@ -58,6 +54,7 @@ from recoup.policies.templates import check_templates, template_syntax
 from recoup.schedule.service import recheck_everything
 from recoup.settings.schemas import SettingsUpdate
 from recoup.settings.service import get_settings
+from recoup.webhooks.repository import max_log_id
 
 # Kept policies whose priority changes park here first: priorities are unique in the database
 # and a swap between two policies would otherwise collide half-way through the flush.
@@ -263,14 +260,7 @@ def config_warnings(session: Session | None, config: Config) -> list[ConfigIssue
     what the file itself shows."""
     if session is None:
         return fee_warnings(config)
-    currencies: dict[str, int] = {
-        str(currency): int(count)
-        for currency, count in session.execute(
-            select(Invoice.currency, func.count(func.distinct(Invoice.customer_id)))
-            .where(Invoice.is_open)
-            .group_by(Invoice.currency)
-        )
-    }
+    currencies = repository.open_customers_by_currency(session)
     warnings = fee_warnings(config, currencies)
     warnings += _language_warnings(session, config)
     warnings += _pdf_warnings(session, config)
@@ -280,12 +270,10 @@ def config_warnings(session: Session | None, config: Config) -> list[ConfigIssue
 def _language_warnings(session: Session, config: Config) -> list[ConfigIssue]:
     speakers: dict[str, int] = defaultdict(int)
     shown: dict[str, str] = {}
-    for language, count in session.execute(
-        select(Customer.language, func.count()).group_by(Customer.language)
-    ):
+    for language, count in repository.customers_by_language(session):
         normal = normalize_language(language) or ""
         if normal:
-            speakers[normal.lower()] += int(count)
+            speakers[normal.lower()] += count
             shown[normal.lower()] = normal
     warnings: list[ConfigIssue] = []
     first: dict[str, int] = {}
@@ -321,12 +309,7 @@ def _pdf_warnings(session: Session, config: Config) -> list[ConfigIssue]:
     ]
     if not places:
         return []
-    total, missing = session.execute(
-        select(
-            func.count(),
-            func.count().filter(Invoice.pdf_path.is_(None) | (Invoice.pdf_path == "")),
-        ).where(Invoice.is_open)
-    ).one()
+    total, missing = repository.open_invoices_without_pdf(session)
     if not missing:
         return []
     message = (
@@ -432,10 +415,9 @@ def _apply_templates(
     session: Session, before: Config, config: Config, report: ChangeReport
 ) -> None:
     current = {(t.code, t.language): template_to_dict(t) for t in before.templates}
-    positions = {
-        (row.code, row.language): row.position for row in session.scalars(select(TemplateRow))
-    }
-    existing = {(row.code, row.language): row for row in session.scalars(select(TemplateRow))}
+    rows = repository.template_rows(session)
+    positions = {(row.code, row.language): row.position for row in rows}
+    existing = {(row.code, row.language): row for row in rows}
     wanted = {
         (t.code, t.language): ({**template_to_dict(t), "position": index}, (index, t))
         for index, t in enumerate(config.templates)
@@ -469,7 +451,7 @@ def _apply_templates(
 
 def _apply_actions(session: Session, before: Config, config: Config, report: ChangeReport) -> None:
     current = {a.code: action_to_dict(a) for a in before.actions}
-    existing = {row.code: row for row in session.scalars(select(ActionRow))}
+    existing = {row.code: row for row in repository.action_rows(session)}
     wanted = {
         a.code: ({**action_to_dict(a), "position": index}, (index, a))
         for index, a in enumerate(config.actions)
@@ -493,7 +475,7 @@ def _apply_actions(session: Session, before: Config, config: Config, report: Cha
 
 def _apply_policies(session: Session, before: Config, config: Config, report: ChangeReport) -> None:
     current = {p.name: p for p in before.policies}
-    existing = {row.name: row for row in session.scalars(select(PolicyRow))}
+    existing = {row.name: row for row in repository.policy_rows(session)}
     wanted_by_name = {p.name: p for p in config.policies}
 
     for name, row in existing.items():
@@ -576,12 +558,12 @@ def _write_levels(
 def _apply_webhooks(session: Session, config: Config, report: ChangeReport) -> None:
     """Endpoints by URL. A new one receives the events logged from now on, not the history;
     removing one stops its deliveries (its delivery log stays)."""
-    existing = {row.url: row for row in session.scalars(select(WebhookEndpoint))}
+    existing = {row.url: row for row in repository.webhook_rows(session)}
     wanted = {
         w.url: ({**webhook_to_dict(w), "position": index}, (index, w))
         for index, w in enumerate(config.webhooks)
     }
-    log_end = int(session.scalar(select(func.max(LogEntry.id))) or 0)
+    log_end = max_log_id(session)
 
     def stored(row: WebhookEndpoint) -> dict[str, Any]:
         return {
