@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import InvalidInput, NotFound
+from recoup.documents import repository
 from recoup.domain.enums import Channel
 from recoup.messages.letter import Letter, Pdf, render_letter, to_pdf
 from recoup.messages.render import (
@@ -19,8 +19,7 @@ from recoup.messages.render import (
     render_row,
     select_template,
 )
-from recoup.models import Charge, Customer, Invoice, LevelRow, Plan, TemplateRow
-from recoup.plans.links import plan_links
+from recoup.models import Customer, Invoice, LevelRow, Plan, TemplateRow
 from recoup.settings.service import get_settings
 
 
@@ -37,15 +36,7 @@ class Preview:
 
 def _plan_for(session: Session, invoice: Invoice) -> Plan | None:
     """The plan covering the invoice: an open one first, else the newest."""
-    links = plan_links()
-    plans = list(
-        session.scalars(
-            select(Plan)
-            .join(links, links.c.plan_id == Plan.id)
-            .where(links.c.invoice_id == invoice.id)
-            .order_by(Plan.id.desc())
-        ).unique()
-    )
+    plans = repository.plans_of_invoice(session, invoice.id)
     open_plans = [p for p in plans if p.is_open]
     candidates = open_plans or plans
     return candidates[0] if candidates else None
@@ -59,15 +50,7 @@ def _with_language(customer: Customer, language: str) -> Customer:
 
 
 def _plan_invoices(session: Session, plan: Plan) -> list[Invoice]:
-    links = plan_links()
-    return list(
-        session.scalars(
-            select(Invoice)
-            .join(links, links.c.invoice_id == Invoice.id)
-            .where(links.c.plan_id == plan.id, Invoice.is_open)
-            .order_by(Invoice.due_date, Invoice.id)
-        )
-    )
+    return repository.open_invoices_of_plan(session, plan.id)
 
 
 def _template(session: Session, code: str, channel: str | None, language: str) -> TemplateRow:
@@ -76,9 +59,7 @@ def _template(session: Session, code: str, channel: str | None, language: str) -
             f"unknown channel {channel!r} (expected email, letter or sms)", field="channel"
         )
     if channel is None:
-        channels = sorted(
-            set(session.scalars(select(TemplateRow.channel).where(TemplateRow.code == code)))
-        )
+        channels = repository.template_channels(session, code)
         if not channels:
             raise TemplateNotFound(f"no template {code}")
         if len(channels) > 1:
@@ -104,10 +85,10 @@ def preview_template(
 ) -> Preview:
     """Render template `code` for the invoice as its customer would get it now: the invoice's
     plan (if any) gives the level, the balance and the invoices; a letter is printed to PDF."""
-    invoice = session.get(Invoice, invoice_id)
+    invoice = repository.invoice(session, invoice_id)
     if invoice is None:
         raise NotFound(f"no invoice {invoice_id}")
-    customer = session.get(Customer, invoice.customer_id)
+    customer = repository.customer(session, invoice.customer_id)
     assert customer is not None  # the foreign key
     wanted = language if language is not None else customer.language or ""
     template = _template(session, code, channel, wanted)
@@ -121,8 +102,9 @@ def preview_template(
         invoices = _plan_invoices(session, plan) or [invoice]
     company = dict(get_settings(session).company or {})
     single = invoice if plan is None or plan.invoice_id is not None else None
-    owner = Charge.plan_id == plan.id if plan is not None else Charge.invoice_id == invoice.id
-    charges = list(session.scalars(select(Charge).where(owner).order_by(Charge.id)))
+    charges = repository.charges_of(
+        session, plan_id=plan.id if plan is not None else None, invoice_id=invoice.id
+    )
     if template.channel == Channel.letter:
         letter: Letter = render_letter(
             template,

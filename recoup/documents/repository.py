@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.schemas import check_limit, decode_cursor, encode_cursor
-from recoup.models import Document
+from recoup.models import Charge, Customer, Document, Invoice, Plan, TemplateRow
 from recoup.plans.links import plan_links
 
 LETTER = "letter"
@@ -109,11 +109,65 @@ def latest_letter(
     return found[0] if found else None
 
 
+# --- what a template preview reads ---------------------------------------------------------
+
+
+def invoice(session: Session, invoice_id: str) -> Invoice | None:
+    return session.get(Invoice, invoice_id)
+
+
+def customer(session: Session, customer_id: str) -> Customer | None:
+    return session.get(Customer, customer_id)
+
+
+def plans_of_invoice(session: Session, invoice_id: str) -> list[Plan]:
+    """The plans covering the invoice, newest first."""
+    links = plan_links()
+    return list(
+        session.scalars(
+            select(Plan)
+            .join(links, links.c.plan_id == Plan.id)
+            .where(links.c.invoice_id == invoice_id)
+            .order_by(Plan.id.desc())
+        ).unique()
+    )
+
+
+def open_invoices_of_plan(session: Session, plan_id: int) -> list[Invoice]:
+    """The open invoices the plan covers, by due date."""
+    links = plan_links()
+    return list(
+        session.scalars(
+            select(Invoice)
+            .join(links, links.c.invoice_id == Invoice.id)
+            .where(links.c.plan_id == plan_id, Invoice.is_open)
+            .order_by(Invoice.due_date, Invoice.id)
+        )
+    )
+
+
+def template_channels(session: Session, code: str) -> list[str]:
+    """The channels template `code` exists for, sorted."""
+    return sorted(set(session.scalars(select(TemplateRow.channel).where(TemplateRow.code == code))))
+
+
+def charges_of(session: Session, *, plan_id: int | None, invoice_id: str) -> list[Charge]:
+    """The charges of the plan, or without a plan those of the invoice, in order."""
+    owner = Charge.plan_id == plan_id if plan_id is not None else Charge.invoice_id == invoice_id
+    return list(session.scalars(select(Charge).where(owner).order_by(Charge.id)))
+
+
 __all__ = [
     "LETTER",
+    "charges_of",
+    "customer",
     "for_instance",
     "for_plan",
     "get_or_not_found",
+    "invoice",
     "latest_letter",
     "list_documents",
+    "open_invoices_of_plan",
+    "plans_of_invoice",
+    "template_channels",
 ]
