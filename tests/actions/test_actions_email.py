@@ -27,16 +27,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.domain.retry import TRANSPORT_HORIZON, transport_backoff
 from recoup.messages.email import message_id_for, parse_smtp_url, safe_filename
 from recoup.models import ActionInstance, LogEntry, Plan, PlanInvoice, Task
-from tests.factories_actions import (
+from tests.factories import (
     NOW,
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
     make_plan,
-    make_policy,
     make_template,
     rearm,
 )
@@ -102,8 +102,8 @@ def _setup(
     fr_body: str = FR_BODY,
 ) -> int:
     with factory() as s, s.begin():
-        customer = make_customer(s, name="Dupont SA", email=email_address, language=language)
-        invoice = make_invoice(
+        customer = make_acme_customer(s, name="Dupont SA", email=email_address, language=language)
+        invoice = make_acme_invoice(
             s,
             customer,
             number="F-2024-001",
@@ -115,7 +115,7 @@ def _setup(
         make_template(s, "notice_1", language="en", subject=EN_SUBJECT, position=0)
         make_template(s, "notice_1", language="fr", subject=FR_SUBJECT, body=fr_body, position=1)
         action = make_action(s, "email_notice_1", "send_email", template="notice_1")
-        policy = make_policy(
+        policy = make_acme_policy(
             s,
             levels=[("first", 5, ["email_notice_1"]), ("final", 90, [])],
             attach_invoice=attach_invoice,
@@ -284,14 +284,16 @@ def test_a_paid_invoices_pending_reminder_is_skipped_never_sent(
     smtp_server: SmtpServer,
 ) -> None:
     with session_factory() as s, s.begin():
-        customer = make_customer(s, language="en")
-        paid = make_invoice(
+        customer = make_acme_customer(s, language="en")
+        paid = make_acme_invoice(
             s, customer, "PAID", due_date=date(2024, 3, 4), amount_due=Decimal(0), status="paid"
         )
-        due = make_invoice(s, customer, "DUE", due_date=date(2024, 3, 4))
+        due = make_acme_invoice(s, customer, "DUE", due_date=date(2024, 3, 4))
         make_template(s, "reminder", subject="Invoice {{ invoice.number }} is due soon")
         action = make_action(s, "email_reminder", "send_email", template="reminder")
-        policy = make_policy(s, levels=[("before_due", -3, ["email_reminder"]), ("final", 90, [])])
+        policy = make_acme_policy(
+            s, levels=[("before_due", -3, ["email_reminder"]), ("final", 90, [])]
+        )
         paid_id = make_instance(s, action, invoice=paid, policy=policy, level="before_due").id
         due_id = make_instance(s, action, invoice=due, policy=policy, level="before_due").id
 
@@ -341,11 +343,11 @@ def test_no_active_template_is_skipped_with_reason(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
 ) -> None:
     with session_factory() as s, s.begin():
-        customer = make_customer(s, language="de")
-        invoice = make_invoice(s, customer)
+        customer = make_acme_customer(s, language="de")
+        invoice = make_acme_invoice(s, customer)
         make_template(s, "notice_1", language="en", active=False)
         action = make_action(s, "mail", "send_email", template="notice_1")
-        policy = make_policy(s, levels=[("first", 5, ["mail"]), ("final", 90, [])])
+        policy = make_acme_policy(s, levels=[("first", 5, ["mail"]), ("final", 90, [])])
         plan = make_plan(s, invoice, policy, level="first")
         make_instance(s, action, plan=plan, level="first")
     stats = execute(session_factory, make_env(db_url, tmp_path))
@@ -358,11 +360,11 @@ def test_broken_template_fails_at_once_with_a_task(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
 ) -> None:
     with session_factory() as s, s.begin():
-        customer = make_customer(s)
-        invoice = make_invoice(s, customer)
+        customer = make_acme_customer(s)
+        invoice = make_acme_invoice(s, customer)
         make_template(s, "notice_1", body="Hello {{ customer.nickname }}")
         action = make_action(s, "mail", "send_email", template="notice_1")
-        policy = make_policy(s, levels=[("first", 5, ["mail"]), ("final", 90, [])])
+        policy = make_acme_policy(s, levels=[("first", 5, ["mail"]), ("final", 90, [])])
         plan = make_plan(s, invoice, policy, level="first")
         instance_id = make_instance(s, action, plan=plan, level="first").id
     stats = execute(session_factory, make_env(db_url, tmp_path))
@@ -437,9 +439,9 @@ def test_customer_mode_email_lists_the_plans_invoices_with_their_pdfs(
     for name in ("A.pdf", "B.pdf"):
         (env.invoices_dir / name).write_bytes(PDF_BYTES + name.encode())
     with session_factory() as s, s.begin():
-        customer = make_customer(s, language="en")
-        a = make_invoice(s, customer, "A", amount=Decimal("100.00"), pdf_path="A.pdf")
-        b = make_invoice(
+        customer = make_acme_customer(s, language="en")
+        a = make_acme_invoice(s, customer, "A", amount=Decimal("100.00"), pdf_path="A.pdf")
+        b = make_acme_invoice(
             s,
             customer,
             "B",
@@ -447,7 +449,7 @@ def test_customer_mode_email_lists_the_plans_invoices_with_their_pdfs(
             due_date=date(2024, 1, 15),
             pdf_path="B.pdf",
         )
-        paid = make_invoice(s, customer, "P", amount=Decimal("10"), amount_due=Decimal(0))
+        paid = make_acme_invoice(s, customer, "P", amount=Decimal("10"), amount_due=Decimal(0))
         paid.status = "paid"
         make_template(
             s,
@@ -456,7 +458,7 @@ def test_customer_mode_email_lists_the_plans_invoices_with_their_pdfs(
             body="{% for i in invoices %}{{ i.number }}: {{ i.amount_due|money }}\n{% endfor %}",
         )
         action = make_action(s, "mail", "send_email", template="statement", attach_invoice=True)
-        policy = make_policy(s, levels=[("first", 5, ["mail"]), ("final", 90, [])])
+        policy = make_acme_policy(s, levels=[("first", 5, ["mail"]), ("final", 90, [])])
         plan = Plan(
             customer_id=customer.id,
             invoice_id=None,

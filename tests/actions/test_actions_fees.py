@@ -14,15 +14,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.domain.fees import Fee, NoFee, days_overdue, fixed_fee, interest, percent_fee
 from recoup.domain.money import Money
 from recoup.models import ActionInstance, Charge, LogEntry
-from tests.factories_actions import (
+from tests.factories import (
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
     make_plan,
-    make_policy,
     rearm,
 )
 
@@ -116,12 +116,12 @@ def _setup(
     **params: object,
 ) -> int:
     with factory() as s, s.begin():
-        customer = make_customer(s)
-        invoice = make_invoice(
+        customer = make_acme_customer(s)
+        invoice = make_acme_invoice(
             s, customer, currency=currency, amount=amount_due, due_date=date(2024, 1, 1)
         )
         action = make_action(s, "fee", action_type, service="LATE_FEE", **params)
-        policy = make_policy(s, levels=[("first", 5, ["fee"]), ("final", 90, [])])
+        policy = make_acme_policy(s, levels=[("first", 5, ["fee"]), ("final", 90, [])])
         plan = make_plan(s, invoice, policy, level="first", paused_days=paused_days)
         return make_instance(s, action, plan=plan, level="first").id
 
@@ -223,10 +223,10 @@ def test_fee_on_a_paid_plan_is_skipped(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
 ) -> None:
     with session_factory() as s, s.begin():
-        customer = make_customer(s)
-        invoice = make_invoice(s, customer, amount_due=D("0"), status="paid")
+        customer = make_acme_customer(s)
+        invoice = make_acme_invoice(s, customer, amount_due=D("0"), status="paid")
         action = make_action(s, "fee", "late_fee_fixed", service="F", amounts={"EUR": "15"})
-        policy = make_policy(s, levels=[("first", 5, ["fee"]), ("final", 90, [])])
+        policy = make_acme_policy(s, levels=[("first", 5, ["fee"]), ("final", 90, [])])
         plan = make_plan(s, invoice, policy, level="first")
         make_instance(s, action, plan=plan, level="first")
     stats = execute(session_factory, make_env(db_url, tmp_path))

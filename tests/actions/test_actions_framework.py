@@ -29,17 +29,17 @@ from recoup.models import (
     PolicyRow,
     Task,
 )
-from tests.factories_actions import (
+from tests.factories import (
     NOW,
     TODAY,
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
     make_plan,
-    make_policy,
 )
 
 
@@ -51,12 +51,12 @@ def _fee_plan(
     plan_status: str = "active",
 ) -> tuple[Plan, int]:
     """A plan on a new invoice of customer C1 with a pending 15 EUR fee at `level`."""
-    customer = s.get(Customer, "C1") or make_customer(s, "C1")
-    invoice = make_invoice(s, customer, invoice_id)
+    customer = s.get(Customer, "C1") or make_acme_customer(s, "C1")
+    invoice = make_acme_invoice(s, customer, invoice_id)
     action = s.scalar(select(ActionRow).where(ActionRow.code == "fee")) or make_action(
         s, "fee", "late_fee_fixed", service="LATE_FEE", amounts={"EUR": "15.00"}
     )
-    policy = s.scalar(select(PolicyRow)) or make_policy(
+    policy = s.scalar(select(PolicyRow)) or make_acme_policy(
         s, levels=[("first", 5, ["fee"]), ("final", 20, ["fee"])]
     )
     plan = make_plan(s, invoice, policy, level=level, status=plan_status)
@@ -74,11 +74,11 @@ def test_manual_and_future_instances_are_not_claimed(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
 ) -> None:
     with session_factory() as s, s.begin():
-        customer = make_customer(s)
-        invoice = make_invoice(s, customer)
+        customer = make_acme_customer(s)
+        invoice = make_acme_invoice(s, customer)
         call = make_action(s, "call", "manual", mode="manual", role="collector")
         fee = make_action(s, "fee", "late_fee_fixed", service="F", amounts={"EUR": "15"})
-        policy = make_policy(s, levels=[("first", 5, ["call", "fee"]), ("final", 20, [])])
+        policy = make_acme_policy(s, levels=[("first", 5, ["call", "fee"]), ("final", 20, [])])
         plan = make_plan(s, invoice, policy, level="first")
         manual_id = make_instance(s, call, plan=plan, level="first", next_attempt_at=None).id
         later_id = make_instance(
@@ -97,12 +97,12 @@ def test_manual_mode_instance_queued_by_mistake_is_released_not_executed(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
 ) -> None:
     with session_factory() as s, s.begin():
-        customer = make_customer(s)
-        invoice = make_invoice(s, customer)
+        customer = make_acme_customer(s)
+        invoice = make_acme_invoice(s, customer)
         fee = make_action(
             s, "fee", "late_fee_fixed", mode="manual", service="F", amounts={"EUR": "15"}
         )
-        policy = make_policy(s, levels=[("first", 5, ["fee"]), ("final", 20, [])])
+        policy = make_acme_policy(s, levels=[("first", 5, ["fee"]), ("final", 20, [])])
         plan = make_plan(s, invoice, policy, level="first")
         instance_id = make_instance(s, fee, plan=plan, level="first").id
     stats = execute(session_factory, make_env(db_url, tmp_path))
@@ -210,10 +210,10 @@ def test_end_level_closes_the_plan_unrecovered(
 def _telepathy_instance(factory: sessionmaker[Session]) -> int:
     """A pending instance of an action of type `telepathy`, which has no executor."""
     with factory() as s, s.begin():
-        customer = make_customer(s)
-        invoice = make_invoice(s, customer)
+        customer = make_acme_customer(s)
+        invoice = make_acme_invoice(s, customer)
         odd = make_action(s, "odd", "telepathy")
-        policy = make_policy(s, levels=[("first", 5, ["odd"]), ("final", 20, [])])
+        policy = make_acme_policy(s, levels=[("first", 5, ["odd"]), ("final", 20, [])])
         plan = make_plan(s, invoice, policy, level="first")
         return make_instance(s, odd, plan=plan, level="first").id
 

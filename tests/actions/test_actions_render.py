@@ -25,16 +25,16 @@ from recoup.messages.render import (
 )
 from recoup.models import Charge, LevelRow
 from recoup.settings.service import get_settings
-from tests.factories_actions import (
+from tests.factories import (
     TODAY,
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
     make_plan,
-    make_policy,
     make_template,
 )
 
@@ -127,8 +127,8 @@ def test_select_template(
 def test_render_template_for_preview(session_factory: sessionmaker[Session]) -> None:
     with session_factory() as s, s.begin():
         get_settings(s).company = {"name": "Recoup Demo", "email": "ar@demo.test"}
-        customer = make_customer(s, language="fr_CA", name="Tremblay")
-        invoice = make_invoice(s, customer, amount=Decimal("99.90"))
+        customer = make_acme_customer(s, language="fr_CA", name="Tremblay")
+        invoice = make_acme_invoice(s, customer, amount=Decimal("99.90"))
         make_template(
             s,
             "notice",
@@ -169,12 +169,12 @@ def test_the_sample_context_has_exactly_the_real_contexts_variables(
     from recoup.actions.context import load_context
     from recoup.core.env import EnvConfig
     from recoup.messages.render import build_variables, sample_variables
-    from tests.factories_actions import NOW, make_action, make_instance, make_plan, make_policy
+    from tests.factories import NOW, make_acme_policy, make_action, make_instance, make_plan
 
     with session_factory() as session, session.begin():
-        customer = make_customer(session)
-        invoice = make_invoice(session, customer)
-        policy = make_policy(session, levels=[("first", 5, ["email"]), ("end", 30, [])])
+        customer = make_acme_customer(session)
+        invoice = make_acme_invoice(session, customer)
+        policy = make_acme_policy(session, levels=[("first", 5, ["email"]), ("end", 30, [])])
         action = make_action(session, "email", "send_email", template="notice_1")
         plan = make_plan(session, invoice, policy, level="first")
         instance = make_instance(session, action, plan=plan, level="first")
@@ -234,8 +234,8 @@ FEES_BODY = (
 def _fee_variables(
     session: Session, *, deadline_days: int | None, pay_url: str | None
 ) -> dict[str, object]:
-    customer = make_customer(session, language="en")
-    invoice = make_invoice(session, customer, amount=Decimal("100.00"))
+    customer = make_acme_customer(session, language="en")
+    invoice = make_acme_invoice(session, customer, amount=Decimal("100.00"))
     charges = [
         Charge(
             id=n,
@@ -282,8 +282,8 @@ def test_without_deadline_pay_url_or_charges_the_variables_are_empty(
     session_factory: sessionmaker[Session],
 ) -> None:
     with session_factory() as s:
-        customer = make_customer(s)
-        invoice = make_invoice(s, customer, amount=Decimal("100.00"))
+        customer = make_acme_customer(s)
+        invoice = make_acme_invoice(s, customer, amount=Decimal("100.00"))
         variables = build_variables(customer=customer, today=TODAY, invoice=invoice)
         s.rollback()
     assert variables["charges"] == [] and variables["deadline"] is None
@@ -306,14 +306,16 @@ def test_an_email_states_the_plans_open_fees_and_total_due(
 ) -> None:
     """The executor gives the template the plan's charges (here: one from an earlier level)."""
     with session_factory() as s, s.begin():
-        customer = make_customer(s)
-        invoice = make_invoice(s, customer, amount=Decimal("100.00"))
+        customer = make_acme_customer(s)
+        invoice = make_acme_invoice(s, customer, amount=Decimal("100.00"))
         make_template(
             s, "notice_2", body="Fees {{ fees_total|money }}, total {{ total_due|money }}"
         )
         fee = make_action(s, "fee", "late_fee_fixed", amounts={"EUR": "15"}, service="FEE")
         send = make_action(s, "email_notice_2", "send_email", template="notice_2")
-        policy = make_policy(s, levels=[("first", 5, ["fee"]), ("second", 10, ["email_notice_2"])])
+        policy = make_acme_policy(
+            s, levels=[("first", 5, ["fee"]), ("second", 10, ["email_notice_2"])]
+        )
         plan = make_plan(s, invoice, policy, level="second")
         earlier = make_instance(s, fee, plan=plan, level="first", status="done")
         s.add(

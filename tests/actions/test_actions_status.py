@@ -11,16 +11,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.domain.enums import PlanStatus
 from recoup.models import ActionInstance, Customer, LogEntry, Plan, StatusChange
 from recoup.plans.closing import close_plan
-from tests.factories_actions import (
+from tests.factories import (
     TODAY,
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
     make_plan,
-    make_policy,
     rearm,
 )
 
@@ -33,12 +33,12 @@ def _setup(
     invoices: tuple[str, ...] = ("I1",),
 ) -> list[int]:
     with factory() as s, s.begin():
-        customer = make_customer(s, status=customer_status)
+        customer = make_acme_customer(s, status=customer_status)
         action = make_action(s, "suspend", "change_account_status", status=status)
-        policy = make_policy(s, levels=[("first", 5, []), ("final", 20, ["suspend"])])
+        policy = make_acme_policy(s, levels=[("first", 5, []), ("final", 20, ["suspend"])])
         ids = []
         for invoice_id in invoices:
-            invoice = make_invoice(s, customer, invoice_id)
+            invoice = make_acme_invoice(s, customer, invoice_id)
             plan = make_plan(s, invoice, policy, level="first")
             ids.append(make_instance(s, action, plan=plan, level="first").id)
         return ids

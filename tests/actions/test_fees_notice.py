@@ -20,17 +20,17 @@ from recoup.actions.runner import process_instance
 from recoup.models import ActionInstance, Charge, LevelRow, LogEntry
 from recoup.policies.document import config_to_dict, parse_config
 from recoup.policies.service import apply_document, export_config
-from tests.factories_actions import (
+from tests.factories import (
     NOW,
     TODAY,
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
     make_plan,
-    make_policy,
     make_template,
 )
 from tests.runs.test_run_e2e import DUE, Cli, invoice_csv
@@ -55,8 +55,8 @@ def _step(
     else:
         params.setdefault("rate", "1.5")
     with factory() as s, s.begin():
-        customer = make_customer(s, email=email)
-        invoice = make_invoice(s, customer, amount=D("1000.00"))
+        customer = make_acme_customer(s, email=email)
+        invoice = make_acme_invoice(s, customer, amount=D("1000.00"))
         if template:
             make_template(s, "notice_1")
         send = make_action(s, "email_notice_1", "send_email", template="notice_1")
@@ -64,7 +64,7 @@ def _step(
         codes = ["fee_15", "email_notice_1"] if fee_first else ["email_notice_1", "fee_15"]
         if not with_send:
             codes = ["fee_15"]
-        policy = make_policy(s, levels=[("first", 5, codes), ("final", 90, [])])
+        policy = make_acme_policy(s, levels=[("first", 5, codes), ("final", 90, [])])
         plan = make_plan(s, invoice, policy, level="first")
         ids: dict[str, int] = {}
         for code in codes:
@@ -180,11 +180,11 @@ def test_a_failed_notice_skips_its_fee(
 ) -> None:
     # an email action without a template fails at once (PermanentFailure)
     with session_factory() as s, s.begin():
-        customer = make_customer(s)
-        invoice = make_invoice(s, customer)
+        customer = make_acme_customer(s)
+        invoice = make_acme_invoice(s, customer)
         send = make_action(s, "email_notice_1", "send_email")
         fee = make_action(s, "fee_15", "late_fee_fixed", amounts={"EUR": "15"}, service="FEE")
-        policy = make_policy(s, levels=[("first", 5, ["email_notice_1", "fee_15"])])
+        policy = make_acme_policy(s, levels=[("first", 5, ["email_notice_1", "fee_15"])])
         plan = make_plan(s, invoice, policy, level="first")
         make_instance(s, send, plan=plan, level="first")
         fee_id = make_instance(s, fee, plan=plan, level="first").id

@@ -34,14 +34,14 @@ from recoup.models import (
     Task,
 )
 from recoup.plans.closing import refresh_plans_after_change
-from tests.factories_actions import (
+from tests.factories import (
     TODAY,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
-    make_invoice,
     make_plan,
-    make_policy,
     make_template,
 )
 
@@ -66,8 +66,8 @@ def _setup(
     """Customer C1 with one plan at `level`. Levels: notice (email), call (nothing the manual
     actions need), final (letter + suspend), written_off (the end level)."""
     with factory() as s, s.begin():
-        customer = make_customer(s, "C1")
-        invoice = make_invoice(s, customer, "I1")
+        customer = make_acme_customer(s, "C1")
+        invoice = make_acme_invoice(s, customer, "I1")
         make_template(s, "notice_1")
         make_template(s, "friendly", subject="A friendly word about {{ invoice.number }}")
         make_template(s, "old", active=False)
@@ -76,7 +76,7 @@ def _setup(
         make_action(s, "call", "manual", mode="manual", role="collector")
         make_action(s, "letter_final", "send_letter", template="final_letter")
         make_action(s, "suspend", "change_account_status", status="suspended")
-        policy = make_policy(
+        policy = make_acme_policy(
             s,
             levels=[
                 ("notice", 5, ["email_notice_1"]),

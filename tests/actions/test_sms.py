@@ -15,16 +15,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.core.env import EnvConfig
 from recoup.domain.sms import SmsEncoding, count_segments, is_gsm7
 from recoup.models import ActionInstance, LogEntry
-from tests.factories_actions import (
+from tests.factories import (
     NOW,
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
     make_plan,
-    make_policy,
     make_template,
 )
 from tests.http_recorder import Recorder, http_recorder
@@ -109,7 +109,7 @@ def _setup(
     language: str = "en",
 ) -> tuple[int, str]:
     with factory() as s, s.begin():
-        customer = make_customer(s, phone=phone, language=language)
+        customer = make_acme_customer(s, phone=phone, language=language)
         make_template(
             s,
             "sms_notice",
@@ -127,8 +127,8 @@ def _setup(
             position=1,
         )
         action = make_action(s, "sms", "send_sms", template="sms_notice")
-        policy = make_policy(s, levels=[("first", 5, ["sms"]), ("final", 20, [])])
-        invoice = make_invoice(s, customer)
+        policy = make_acme_policy(s, levels=[("first", 5, ["sms"]), ("final", 20, [])])
+        invoice = make_acme_invoice(s, customer)
         plan = make_plan(s, invoice, policy, level="first")
         instance = make_instance(s, action, plan=plan, level="first")
         return instance.id, instance.key

@@ -10,15 +10,15 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories_actions import (
+from tests.factories import (
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
     make_plan,
-    make_policy,
     make_template,
 )
 
@@ -47,10 +47,10 @@ def test_a_batch_of_emails_shares_one_connection(
         with session_factory() as s, s.begin():
             make_template(s, "notice", language="en", subject="Overdue", position=0)
             action = make_action(s, "email_notice", "send_email", template="notice")
-            policy = make_policy(s, levels=[("first", 5, ["email_notice"]), ("final", 90, [])])
+            policy = make_acme_policy(s, levels=[("first", 5, ["email_notice"]), ("final", 90, [])])
             for n in range(5):
-                customer = make_customer(s, f"C{n}", email=f"c{n}@example.test")
-                invoice = make_invoice(s, customer, f"I{n}")
+                customer = make_acme_customer(s, f"C{n}", email=f"c{n}@example.test")
+                invoice = make_acme_invoice(s, customer, f"I{n}")
                 plan = make_plan(s, invoice, policy, level="first")
                 make_instance(s, action, plan=plan, level="first")
         stats = execute(

@@ -30,16 +30,16 @@ from recoup.domain.retry import (
 )
 from recoup.models import ActionInstance, LogEntry, Task
 from tests.actions.test_actions_email import Collector, _free_port
-from tests.factories_actions import (
+from tests.factories import (
     NOW,
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
     make_plan,
-    make_policy,
     make_template,
 )
 from tests.runs.test_run_e2e import DUE, Cli, invoice_csv
@@ -132,11 +132,11 @@ def _emails(factory: sessionmaker[Session], n: int) -> list[int]:
             amounts={"EUR": "15"},
             without_notice=True,
         )
-        policy = make_policy(s, levels=[("first", 5, ["email_notice_1"]), ("final", 90, [])])
+        policy = make_acme_policy(s, levels=[("first", 5, ["email_notice_1"]), ("final", 90, [])])
         ids = []
         for i in range(n):
-            customer = make_customer(s, f"C{i}", email=f"c{i}@example.test")
-            plan = make_plan(s, make_invoice(s, customer, f"I{i}"), policy, level="first")
+            customer = make_acme_customer(s, f"C{i}", email=f"c{i}@example.test")
+            plan = make_plan(s, make_acme_invoice(s, customer, f"I{i}"), policy, level="first")
             ids.append(make_instance(s, email, plan=plan, level="first").id)
         make_instance(s, fee, plan=plan, level="first")
         return ids

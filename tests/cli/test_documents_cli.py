@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from recoup.cli.main import app
 from recoup.core.env import load_env
 from tests.documents.test_letters import AMOUNT_1, AMOUNT_2, letter_book, normalise, pdf_text
-from tests.factories_actions import execute, make_customer, make_invoice, make_template
+from tests.factories import execute, make_acme_customer, make_acme_invoice, make_template
 
 runner = CliRunner()
 
@@ -58,8 +58,8 @@ def test_template_preview_of_an_email_prints_the_rendered_subject(
     session_factory: sessionmaker[Session], env: dict[str, str]
 ) -> None:
     with session_factory() as session, session.begin():
-        customer = make_customer(session, "C1", language="fr")
-        make_invoice(session, customer, "I1", number="F-77", amount=AMOUNT_1)
+        customer = make_acme_customer(session, "C1", language="fr")
+        make_acme_invoice(session, customer, "I1", number="F-77", amount=AMOUNT_1)
         make_template(
             session, "notice", subject="Facture {{ invoice.number }} : {{ balance|money }}"
         )

@@ -40,16 +40,16 @@ from recoup.models import (
 )
 from recoup.policies.document import config_to_dict
 from recoup.policies.service import check_config
-from tests.factories import make_settings
-from tests.factories_actions import (
+from tests.factories import (
     TODAY,
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
-    make_policy,
+    make_settings,
     make_template,
     rearm,
 )
@@ -90,7 +90,7 @@ def letter_book(
     send_letter instance (and, with `email_action`, a send_email one with attach_letter)."""
     with factory() as session, session.begin():
         make_settings(session, company=dict(COMPANY))
-        customer = make_customer(
+        customer = make_acme_customer(
             session,
             "C1",
             name="Boulangerie Dupont SARL",
@@ -98,7 +98,7 @@ def letter_book(
             country="FR",
             address=address,
         )
-        first = make_invoice(
+        first = make_acme_invoice(
             session,
             customer,
             "I1",
@@ -106,7 +106,7 @@ def letter_book(
             amount=AMOUNT_1,
             due_date=date(2024, 1, 1),
         )
-        second = make_invoice(
+        second = make_acme_invoice(
             session,
             customer,
             "I2",
@@ -124,7 +124,7 @@ def letter_book(
             make_template(session, "final_email", subject="Final notice", body="See the letter.")
             codes.append("email_final")
         # `final` is not the end level: the plan stays active once its letter is out
-        policy = make_policy(session, levels=[("final", 20, codes), ("closing", 40, [])])
+        policy = make_acme_policy(session, levels=[("final", 20, codes), ("closing", 40, [])])
         for position, lang in enumerate(templates):
             fr = lang == "fr"
             make_template(

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from recoup.cli.main import app
 from recoup.core.db import make_engine, make_sessionmaker
 from recoup.models import ActionInstance, LogEntry, Plan, Run
-from tests.factories_actions import make_action, make_customer, make_invoice, make_policy
+from tests.factories import make_acme_customer, make_acme_invoice, make_acme_policy, make_action
 
 FULL = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -29,8 +29,8 @@ def sqlite_db(sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     engine = make_engine(f"sqlite:///{path}")
     with make_sessionmaker(engine).begin() as s:
         make_action(s, "fee", "late_fee_fixed", amounts={"EUR": "15.00"}, service="LATE")
-        make_policy(s, levels=[("first", 5, ["fee"]), ("final", 90, [])])
-        make_invoice(s, make_customer(s))
+        make_acme_policy(s, levels=[("first", 5, ["fee"]), ("final", 90, [])])
+        make_acme_invoice(s, make_acme_customer(s))
     engine.dispose()
     monkeypatch.setenv("RECOUP_DATABASE_URL", f"sqlite:///{path}")
     monkeypatch.setenv("RECOUP_DATA_DIR", str(tmp_path / "data"))

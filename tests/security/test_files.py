@@ -31,14 +31,14 @@ from recoup.messages.email import outbox_name
 from recoup.models import ActionInstance, ActionRow, Plan, PlanInvoice
 from tests.actions.test_actions_email import PDF_BYTES, SmtpServer, smtp_server  # noqa: F401
 from tests.documents.test_letters import letter_book
-from tests.factories_actions import (
+from tests.factories import (
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
-    make_policy,
     make_template,
 )
 
@@ -60,14 +60,14 @@ def _statement_email(
     """A customer-mode plan over one invoice per `pdf_paths` item, with a pending send_email
     (policy attach_invoice) listing them all."""
     with factory() as s, s.begin():
-        customer = make_customer(s, language="en")
+        customer = make_acme_customer(s, language="en")
         invoices = [
-            make_invoice(s, customer, invoice_id, amount=Decimal("10.00"), pdf_path=pdf_path)
+            make_acme_invoice(s, customer, invoice_id, amount=Decimal("10.00"), pdf_path=pdf_path)
             for invoice_id, pdf_path in pdf_paths.items()
         ]
         make_template(s, "statement", subject="Statement", body="{{ balance|money }}")
         action = make_action(s, "mail", "send_email", template="statement")
-        policy = make_policy(
+        policy = make_acme_policy(
             s, levels=[("first", 5, ["mail"]), ("final", 90, [])], attach_invoice=attach_invoice
         )
         plan = Plan(

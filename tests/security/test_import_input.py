@@ -26,8 +26,7 @@ from recoup.documents.service import letter_path
 from recoup.messages.email import safe_filename
 from recoup.models import ActionInstance, Customer, Invoice, LogEntry, Payment
 from tests.actions.test_actions_email import SmtpServer, _setup, smtp_server  # noqa: F401
-from tests.factories import make_customer, make_invoice
-from tests.factories_actions import execute, make_env
+from tests.factories import execute, make_customer, make_env, make_invoice
 
 runner = CliRunner()
 

@@ -24,16 +24,16 @@ from recoup.core.env import EnvConfig
 from recoup.domain.redact import redact_text, redact_url, url_secrets
 from recoup.models import ActionInstance, WebhookEndpoint
 from recoup.policies.service import export_config
-from tests.factories_actions import (
+from tests.factories import (
     TODAY,
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
     make_plan,
-    make_policy,
     make_template,
 )
 from tests.http_recorder import Recorder, http_recorder
@@ -81,8 +81,8 @@ def _email_plan(factory: sessionmaker[Session]) -> int:
     with factory() as s, s.begin():
         make_template(s, "notice", subject="Overdue")
         action = make_action(s, "mail", "send_email", template="notice")
-        policy = make_policy(s, levels=[("first", 5, ["mail"]), ("final", 90, [])])
-        invoice = make_invoice(s, make_customer(s))
+        policy = make_acme_policy(s, levels=[("first", 5, ["mail"]), ("final", 90, [])])
+        invoice = make_acme_invoice(s, make_acme_customer(s))
         plan = make_plan(s, invoice, policy, level="first")
         return make_instance(s, action, plan=plan, level="first").id
 
@@ -234,8 +234,8 @@ def test_a_webhook_actions_credentials_stay_out_of_results_log_and_tasks(
     server.answer(answer)
     with session_factory() as s, s.begin():
         action = make_action(s, "notify", "webhook", url=url)
-        policy = make_policy(s, levels=[("first", 5, ["notify"]), ("final", 20, [])])
-        invoice = make_invoice(s, make_customer(s), amount=Decimal("250.00"))
+        policy = make_acme_policy(s, levels=[("first", 5, ["notify"]), ("final", 20, [])])
+        invoice = make_acme_invoice(s, make_acme_customer(s), amount=Decimal("250.00"))
         plan = make_plan(s, invoice, policy, level="first")
         instance_id = make_instance(s, action, plan=plan, level="first").id
     env = dataclasses.replace(make_env(db_url, tmp_path), webhook_secret=WEBHOOK_SECRET)
@@ -334,7 +334,7 @@ def test_a_failed_runs_recorded_error_has_no_url_credentials(
     from recoup.runs import service as engine_run
 
     with session_factory() as s, s.begin():
-        make_policy(s, levels=[("first", 5, []), ("final", 20, [])])
+        make_acme_policy(s, levels=[("first", 5, []), ("final", 20, [])])
 
     def failing(*args: object, **kwargs: object) -> None:
         raise RuntimeError("POST https://hookuser:HookPw99@h.example/x?token=TokAbc123 failed")
@@ -392,8 +392,8 @@ def test_a_malformed_webhook_url_is_refused_by_validation_and_by_the_executor(
     _fragments_absent("\n".join(said))
     with session_factory() as s, s.begin():  # stored before the check existed
         action = make_action(s, "notify", "webhook", url=url)
-        policy = make_policy(s, levels=[("first", 5, ["notify"]), ("final", 20, [])])
-        plan = make_plan(s, make_invoice(s, make_customer(s)), policy, level="first")
+        policy = make_acme_policy(s, levels=[("first", 5, ["notify"]), ("final", 20, [])])
+        plan = make_plan(s, make_acme_invoice(s, make_acme_customer(s)), policy, level="first")
         make_instance(s, action, plan=plan, level="first")
     env = dataclasses.replace(make_env(db_url, tmp_path), webhook_secret=WEBHOOK_SECRET)
     assert execute(session_factory, env).failed == 1

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recoup.core.errors import RecoupError
 from recoup.messages.email import parse_smtp_url
 from tests.actions.test_actions_email import Collector, _free_port, _instance, _setup
-from tests.factories_actions import execute, make_env
+from tests.factories import execute, make_env
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

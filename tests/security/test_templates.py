@@ -20,14 +20,14 @@ from recoup.messages.assets import external_references
 from recoup.messages.render import TemplateError, TemplateLimitExceeded, render_string
 from recoup.models import ActionInstance, Document, LogEntry, Task, TemplateRow
 from tests.documents.test_letters import letter_book
-from tests.factories_actions import (
+from tests.factories import (
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_instance,
-    make_invoice,
     make_plan,
-    make_policy,
     make_template,
 )
 from tests.http_recorder import Recorder, http_recorder
@@ -222,9 +222,9 @@ def test_a_template_bomb_in_a_run_fails_once_permanently_and_the_others_are_sent
         good = make_action(session, "email_ok", "send_email", template="notice_1")
         make_template(session, "bomb", body="{{ 'a' * 10**9 }}")
         make_template(session, "notice_1")
-        policy = make_policy(session, levels=[("first", 5, ["sms_bomb", "email_ok"])])
-        customer = make_customer(session)
-        plan = make_plan(session, make_invoice(session, customer), policy, level="first")
+        policy = make_acme_policy(session, levels=[("first", 5, ["sms_bomb", "email_ok"])])
+        customer = make_acme_customer(session)
+        plan = make_plan(session, make_acme_invoice(session, customer), policy, level="first")
         bomb_id = make_instance(session, bomb, plan=plan, level="first").id
         good_id = make_instance(session, good, plan=plan, level="first").id
     execute(session_factory, load_env())

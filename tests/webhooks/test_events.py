@@ -30,12 +30,12 @@ from recoup.policies.service import apply_document, check_config, export_config
 from recoup.runs.service import run_dunning
 from recoup.webhooks import service as events
 from recoup.webhooks.service import deliver_pending, enqueue_events, pump
-from tests.factories_actions import (
-    make_customer,
+from tests.factories import (
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_env,
-    make_invoice,
     make_plan,
-    make_policy,
 )
 from tests.http_recorder import Recorder, http_recorder
 
@@ -280,9 +280,9 @@ def _plan_with_endpoint(factory: sessionmaker[Session], url: str) -> int:
         factory, _document([{"url": url, "events": ["plan_opened", "plan_closed"]}], policies=False)
     )
     with factory() as s, s.begin():
-        customer = make_customer(s)
-        policy = make_policy(s, levels=[("first", 5, []), ("final", 20, [])])
-        invoice = make_invoice(s, customer, amount=Decimal("250.00"))
+        customer = make_acme_customer(s)
+        policy = make_acme_policy(s, levels=[("first", 5, []), ("final", 20, [])])
+        invoice = make_acme_invoice(s, customer, amount=Decimal("250.00"))
         plan = make_plan(s, invoice, policy, level="first")
         log(
             s,

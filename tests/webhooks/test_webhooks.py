@@ -25,17 +25,17 @@ from recoup.core.env import EnvConfig
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.domain.signature import signature_header, verify_signature
 from recoup.models import ActionInstance, LogEntry, Plan
-from tests.factories_actions import (
+from tests.factories import (
     NOW,
     TODAY,
     execute,
+    make_acme_customer,
+    make_acme_invoice,
+    make_acme_policy,
     make_action,
-    make_customer,
     make_env,
     make_instance,
-    make_invoice,
     make_plan,
-    make_policy,
 )
 from tests.http_recorder import Recorded, Recorder, http_recorder
 
@@ -61,11 +61,11 @@ def _setup(
     factory: sessionmaker[Session], action_type: str, *, url: str | None = None
 ) -> tuple[int, str, int]:
     with factory() as s, s.begin():
-        customer = make_customer(s)
+        customer = make_acme_customer(s)
         params = {"url": url} if url else {}
         action = make_action(s, "notify", action_type, **params)
-        policy = make_policy(s, levels=[("first", 5, ["notify"]), ("final", 20, [])])
-        invoice = make_invoice(s, customer, amount=Decimal("1234.50"))
+        policy = make_acme_policy(s, levels=[("first", 5, ["notify"]), ("final", 20, [])])
+        invoice = make_acme_invoice(s, customer, amount=Decimal("1234.50"))
         plan = make_plan(s, invoice, policy, level="first")
         instance = make_instance(s, action, plan=plan, level="first")
         return instance.id, instance.key, plan.id
