@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,7 @@ from recoup.models import ApiKey
 
 KEY_PREFIX = "rk_"
 PREFIX_SHOWN = len(KEY_PREFIX) + 6  # `rk_` and the key's first six characters
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 def hash_key(key: str) -> str:
@@ -65,8 +67,11 @@ def authenticate(session: Session, key: str) -> ApiKey | None:
     row = repository.by_hash(session, digest)
     if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
         return None
-    row.last_used_at = utc_now()
-    session.flush()
+    now = utc_now()
+    # at most one write a minute per key: a read-only request should not write every time
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
+        row.last_used_at = now
+        session.flush()
     return row
 
 
