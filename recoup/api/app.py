@@ -23,6 +23,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         openapi_url=f"{PREFIX}/openapi.json",
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=f"{PREFIX}/docs/oauth2-redirect",
     )
     app.state.database_url = url
     app.state.session_factory = session_factory(url)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from recoup.api.errors import Forbidden, Unauthorized
@@ -79,6 +79,13 @@ def requires(right: Right) -> Requires:
     return _REQUIRES[right]
 
 
+# SPEC §6: a write may say why in a header; it is recorded in the log with the key's name
+ReasonHeader = Annotated[
+    str | None,
+    Header(alias="Recoup-Reason", description="Why (recorded in the log)."),
+]
+
+
 @dataclass(frozen=True)
 class PageParams:
     limit: int
@@ -105,6 +112,7 @@ __all__ = [
     "ActorDep",
     "PageDep",
     "PageParams",
+    "ReasonHeader",
     "Requires",
     "SessionDep",
     "current_actor",

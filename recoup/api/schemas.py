@@ -34,7 +34,7 @@ class CustomerAccount(CustomerDetailRead):
 class PlanResume(Schema):
     """Resume a paused plan by hand."""
 
-    reason: str = "by hand"
+    reason: str = "by hand"  # resume_plan's default: what the CLI logs
 
 
 __all__ = ["CustomerAccount", "PlanResume"]

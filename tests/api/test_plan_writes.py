@@ -34,7 +34,7 @@ def test_pause_resume_stop_log_the_key_as_actor(
     body = assert_problem(again, 409)
     assert body["detail"] == f"plan {plan_id} is paused: only an active plan can be paused"
 
-    resumed = client.post(f"{url}/resume", headers=collector)
+    resumed = client.post(f"{url}/resume", headers={**collector, "Recoup-Reason": "paid soon"})
     assert resumed.status_code == 200 and resumed.json()["status"] == "active"
     stopped = client.post(f"{url}/stop", json={"reason": "settled"}, headers=auth(keys["admin"]))
     assert stopped.json()["status"] == "stopped" and stopped.json()["stop_reason"] == "settled"
@@ -44,6 +44,8 @@ def test_pause_resume_stop_log_the_key_as_actor(
     assert actors["plan_paused"] == "collector" and actors["plan_resumed"] == "collector"
     assert actors["plan_stopped"] == "admin"
     assert [e["event"] for e in log].count("plan_paused") == 1  # the refused one wrote nothing
+    (resume,) = [e for e in log if e["event"] == "plan_resumed"]
+    assert resume["details"]["reason"] == "paid soon"
 
 
 def test_a_bad_body_is_422_naming_the_field(

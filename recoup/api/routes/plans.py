@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from recoup.api.deps import Actor, PageDep, SessionDep, requires
+from recoup.api.deps import Actor, PageDep, ReasonHeader, SessionDep, requires
 from recoup.api.roles import Right
 from recoup.api.schemas import PlanResume
 from recoup.core.schemas import Page
@@ -80,10 +80,11 @@ def resume_plan(
     session: SessionDep,
     actor: Operator,
     body: Annotated[PlanResume | None, Body()] = None,
+    why: ReasonHeader = None,
 ) -> PlanDetail:
-    """Resume a paused plan."""
+    """Resume a paused plan; why: the body's `reason`, else the Recoup-Reason header."""
     plan = repository.get_or_not_found(session, plan_id)
-    reason = body.reason if body is not None else PlanResume().reason
+    reason = body.reason if body is not None else why or PlanResume().reason
     service.resume_plan(session, plan, on=business_today(session), actor=actor.name, reason=reason)
     return _detail(session, plan_id)
 
