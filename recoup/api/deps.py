@@ -7,9 +7,9 @@ so a refused commit is a 409 and not a 200), rolled back on any error."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,7 +18,8 @@ from recoup.api.errors import Forbidden, Unauthorized
 from recoup.api.roles import Right, allowed
 from recoup.apikeys import service as apikey_service
 from recoup.core.db import unit_of_work
-from recoup.core.schemas import DEFAULT_LIMIT, check_limit, decode_cursor
+from recoup.core.errors import InvalidInput, NotFound
+from recoup.core.schemas import check_limit, encode_cursor
 from recoup.core.sessions import Session
 
 
@@ -86,22 +87,46 @@ ReasonHeader = Annotated[
 ]
 
 
+# SPEC §6 lists: `limit` 1–100 (default 20), `starting_after` the id of the last object of
+# the page before (Stripe's semantics); `ending_before` is refused until the repositories can
+# walk their lists backwards.
+LIST_DEFAULT_LIMIT = 20
+LIST_MAX_LIMIT = 100
+
+
 @dataclass(frozen=True)
 class PageParams:
     limit: int
-    cursor: str | None
+    starting_after: str | None
+
+    def cursor(self, key_of: Callable[[str], Sequence[Any]]) -> str | None:
+        """The repository's cursor for the rows after the object `starting_after` names:
+        `key_of(id)` gives that object's sort key (raising NotFound or ValueError for an id
+        that is no object of the list), which is a 422 naming `starting_after`."""
+        if self.starting_after is None:
+            return None
+        try:
+            key = key_of(self.starting_after)
+        except (NotFound, ValueError):
+            raise InvalidInput(
+                f"{{field}}: no object {self.starting_after!r} in this list",
+                field="starting_after",
+            ) from None
+        return encode_cursor(key)
 
 
 def page_params(
-    limit: Annotated[int, Query(description="At most this many (1–500).")] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None, Query(description="The `next_cursor` of the page before.")
+    limit: Annotated[int, Query(description="At most this many (1–100).")] = LIST_DEFAULT_LIMIT,
+    starting_after: Annotated[
+        str | None,
+        Query(description="The id of the last object of the page before: the page after it."),
     ] = None,
+    ending_before: Annotated[str | None, Query(description="Not supported yet (422).")] = None,
 ) -> PageParams:
-    check_limit(limit)
-    if cursor is not None:
-        decode_cursor(cursor)
-    return PageParams(limit=limit, cursor=cursor)
+    check_limit(limit, maximum=LIST_MAX_LIMIT)
+    if ending_before is not None:
+        raise InvalidInput("{field}: not supported yet", field="ending_before")
+    return PageParams(limit=limit, starting_after=starting_after)
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
@@ -110,6 +135,8 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 __all__ = [
     "Actor",
     "ActorDep",
+    "LIST_DEFAULT_LIMIT",
+    "LIST_MAX_LIMIT",
     "PageDep",
     "PageParams",
     "ReasonHeader",

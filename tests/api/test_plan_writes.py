@@ -39,7 +39,7 @@ def test_pause_resume_stop_log_the_key_as_actor(
     stopped = client.post(f"{url}/stop", json={"reason": "settled"}, headers=auth(keys["admin"]))
     assert stopped.json()["status"] == "stopped" and stopped.json()["stop_reason"] == "settled"
 
-    log = client.get("/api/v1/log", params={"plan": plan_id}, headers=collector).json()["items"]
+    log = client.get("/api/v1/log", params={"plan": plan_id}, headers=collector).json()["data"]
     actors = {e["event"]: e["actor"] for e in log}
     assert actors["plan_paused"] == "collector" and actors["plan_resumed"] == "collector"
     assert actors["plan_stopped"] == "admin"

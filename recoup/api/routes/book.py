@@ -8,11 +8,10 @@ from fastapi import APIRouter, Depends, Query
 
 from recoup.api.deps import PageDep, SessionDep, requires
 from recoup.api.roles import Right
-from recoup.api.schemas import CustomerAccount
+from recoup.api.schemas import CustomerAccount, ListPage
 from recoup.book import repository
 from recoup.book.customers import customer_detail, list_customers
 from recoup.book.schemas import CustomerRead, InvoiceRead
-from recoup.core.schemas import Page
 
 router = APIRouter(tags=["book"], dependencies=[Depends(requires(Right.read))])
 
@@ -25,13 +24,14 @@ def customers(
     search: Annotated[
         str | None, Query(description="Text in the id, name, email or phone (any case).")
     ] = None,
-) -> Page[CustomerRead]:
+) -> ListPage[CustomerRead]:
     """Customer accounts by id, with what they owe on open invoices and their open plans."""
+    cursor = page.cursor(lambda id: [repository.get_customer_or_not_found(session, id).id])
     rows, next_cursor = list_customers(
-        session, status=status, search=search, cursor=page.cursor, limit=page.limit
+        session, status=status, search=search, cursor=cursor, limit=page.limit
     )
-    return Page[CustomerRead](
-        items=[CustomerRead.model_validate(row) for row in rows], next_cursor=next_cursor
+    return ListPage[CustomerRead].of(
+        [CustomerRead.model_validate(row) for row in rows], next_cursor
     )
 
 
@@ -49,20 +49,23 @@ def invoices(
     open: Annotated[bool, Query(description="Only open and partially paid invoices.")] = False,
     customer: Annotated[str | None, Query(description="A customer's id.")] = None,
     currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
-) -> Page[InvoiceRead]:
+) -> ListPage[InvoiceRead]:
     """Invoices, oldest due first."""
+
+    def key_of(invoice_id: str) -> list[str]:
+        invoice = repository.get_invoice_or_not_found(session, invoice_id)
+        return [invoice.due_date.isoformat(), invoice.id]
+
     rows, next_cursor = repository.list_invoices(
         session,
         status=status,
         open_only=open,
         customer_id=customer,
         currency=currency,
-        cursor=page.cursor,
+        cursor=page.cursor(key_of),
         limit=page.limit,
     )
-    return Page[InvoiceRead](
-        items=[InvoiceRead.model_validate(row) for row in rows], next_cursor=next_cursor
-    )
+    return ListPage[InvoiceRead].of([InvoiceRead.model_validate(row) for row in rows], next_cursor)
 
 
 @router.get("/invoices/{invoice_id}")

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query
 
 from recoup.api.deps import Actor, PageDep, ReasonHeader, SessionDep, requires
 from recoup.api.roles import Right
-from recoup.api.schemas import PlanResume
-from recoup.core.schemas import Page
+from recoup.api.schemas import ListPage, PlanResume
 from recoup.domain.enums import PlanStatus
 from recoup.plans import repository, service
 from recoup.plans.schemas import PlanDetail, PlanPause, PlanRead, PlanStop
@@ -31,7 +30,7 @@ def list_plans(
     policy: Annotated[str | None, Query(description="A policy's name.")] = None,
     level: str | None = None,
     currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
-) -> Page[PlanRead]:
+) -> ListPage[PlanRead]:
     """Plans, newest first."""
     rows, next_cursor = repository.page(
         session,
@@ -40,12 +39,10 @@ def list_plans(
         policy=policy,
         level=level,
         currency=currency,
-        cursor=page.cursor,
+        cursor=page.cursor(lambda id: [repository.get_or_not_found(session, int(id)).id]),
         limit=page.limit,
     )
-    return Page[PlanRead](
-        items=[PlanRead.model_validate(row) for row in rows], next_cursor=next_cursor
-    )
+    return ListPage[PlanRead].of([PlanRead.model_validate(row) for row in rows], next_cursor)
 
 
 @router.get("/{plan_id}", dependencies=[Reader])
