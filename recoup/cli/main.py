@@ -8,6 +8,7 @@ import typer
 
 from recoup.cli import (
     action_cmds,
+    apikey_cmds,
     charge_cmds,
     config_cmds,
     customer_cmds,
@@ -19,6 +20,7 @@ from recoup.cli import (
     report_cmds,
     retry_cmds,
     run_cmds,
+    serve_cmds,
     task_cmds,
     webhook_cmds,
 )
@@ -67,6 +69,8 @@ for module in (
     webhook_cmds,
     report_cmds,
     demo_cmds,
+    apikey_cmds,
+    serve_cmds,
 ):
     module.register(app)
 

@@ -59,7 +59,7 @@ def decode_cursor(cursor: str, field: str = "cursor") -> list[Any]:
     return key
 
 
-def check_limit(limit: int, field: str = "limit") -> int:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"{{field}} must be between 1 and {MAX_LIMIT}", field=field)
+def check_limit(limit: int, field: str = "limit", maximum: int = MAX_LIMIT) -> int:
+    if not 1 <= limit <= maximum:
+        raise InvalidInput(f"{{field}} must be between 1 and {maximum}", field=field)
     return limit

@@ -49,12 +49,27 @@ def get_or_not_found(session: Session, plan_id: int) -> Plan:
     return plan
 
 
-def _filtered(status: str | None, customer_id: str | None) -> Select[Any]:
+def _filtered(
+    status: str | None,
+    customer_id: str | None,
+    *,
+    policy: str | None = None,
+    level: str | None = None,
+    currency: str | None = None,
+) -> Select[Any]:
     query = select(Plan)
     if status:
         query = query.where(Plan.status == status)
     if customer_id:
         query = query.where(Plan.customer_id == customer_id)
+    if policy:
+        query = query.where(
+            Plan.policy_id.in_(select(PolicyRow.id).where(PolicyRow.name == policy))
+        )
+    if level:
+        query = query.where(Plan.level == level)
+    if currency:
+        query = query.where(Plan.currency == currency.upper())
     return query
 
 
@@ -75,12 +90,17 @@ def page(
     *,
     status: str | None = None,
     customer_id: str | None = None,
+    policy: str | None = None,
+    level: str | None = None,
+    currency: str | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> tuple[list[Plan], str | None]:
     """One page of the matching plans, newest first, and the cursor of the next page."""
     limit = check_limit(limit)
-    query = _filtered(status, customer_id).order_by(Plan.id.desc())
+    query = _filtered(status, customer_id, policy=policy, level=level, currency=currency).order_by(
+        Plan.id.desc()
+    )
     if cursor is not None:
         key = decode_cursor(cursor)
         if len(key) != 1 or not isinstance(key[0], int):

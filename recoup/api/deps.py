@@ -1,0 +1,147 @@
+"""What every route shares: the request's unit of work (`SessionDep`), the key that calls
+(`ActorDep`), the right a route needs (`requires`), and cursor-page parameters (`PageDep`).
+
+The request owns the transaction, as a CLI command does: `recoup.core.db.unit_of_work` on the
+app's session factory, committed when the route has answered (and before the answer is sent,
+so a refused commit is a 409 and not a 200), rolled back on any error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from recoup.api.errors import Forbidden, Unauthorized
+from recoup.api.roles import Right, allowed
+from recoup.apikeys import service as apikey_service
+from recoup.core.db import unit_of_work
+from recoup.core.errors import InvalidInput, NotFound
+from recoup.core.schemas import check_limit, encode_cursor
+from recoup.core.sessions import Session
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with unit_of_work(request.app.state.session_factory) as session:
+        yield session
+
+
+# scope="function": the unit of work ends when the route has answered, before the response
+# is sent (FastAPI's default would commit after sending it)
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `recoup apikey create`.")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The API key that calls: its name is the actor of what it writes in the log."""
+
+    name: str
+    role: str
+
+
+def current_actor(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("an API key is needed: Authorization: Bearer <key>")
+    key = apikey_service.authenticate(session, credentials.credentials)
+    if key is None:
+        raise Unauthorized("the API key is unknown or revoked")
+    return Actor(name=key.name, role=key.role)
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]
+
+
+class Requires:
+    """The dependency a route declares its right with; the role matrix test reads `.right`."""
+
+    def __init__(self, right: Right) -> None:
+        self.right = right
+
+    def __call__(self, actor: ActorDep) -> Actor:
+        if not allowed(actor.role, self.right):
+            raise Forbidden(f"the role {actor.role} may not {self.right.value}")
+        return actor
+
+    def __repr__(self) -> str:
+        return f"Requires({self.right.value})"
+
+
+_REQUIRES = {right: Requires(right) for right in Right}
+
+
+def requires(right: Right) -> Requires:
+    return _REQUIRES[right]
+
+
+# SPEC §6: a write may say why in a header; it is recorded in the log with the key's name
+ReasonHeader = Annotated[
+    str | None,
+    Header(alias="Recoup-Reason", description="Why (recorded in the log)."),
+]
+
+
+# SPEC §6 lists: `limit` 1–100 (default 20), `starting_after` the id of the last object of
+# the page before (Stripe's semantics); `ending_before` is refused until the repositories can
+# walk their lists backwards.
+LIST_DEFAULT_LIMIT = 20
+LIST_MAX_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int
+    starting_after: str | None
+
+    def cursor(self, key_of: Callable[[str], Sequence[Any]]) -> str | None:
+        """The repository's cursor for the rows after the object `starting_after` names:
+        `key_of(id)` gives that object's sort key (raising NotFound or ValueError for an id
+        that is no object of the list), which is a 422 naming `starting_after`."""
+        if self.starting_after is None:
+            return None
+        try:
+            key = key_of(self.starting_after)
+        except (NotFound, ValueError):
+            raise InvalidInput(
+                f"{{field}}: no object {self.starting_after!r} in this list",
+                field="starting_after",
+            ) from None
+        return encode_cursor(key)
+
+
+def page_params(
+    limit: Annotated[int, Query(description="At most this many (1–100).")] = LIST_DEFAULT_LIMIT,
+    starting_after: Annotated[
+        str | None,
+        Query(description="The id of the last object of the page before: the page after it."),
+    ] = None,
+    ending_before: Annotated[str | None, Query(description="Not supported yet (422).")] = None,
+) -> PageParams:
+    check_limit(limit, maximum=LIST_MAX_LIMIT)
+    if ending_before is not None:
+        raise InvalidInput("{field}: not supported yet", field="ending_before")
+    return PageParams(limit=limit, starting_after=starting_after)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+__all__ = [
+    "Actor",
+    "ActorDep",
+    "LIST_DEFAULT_LIMIT",
+    "LIST_MAX_LIMIT",
+    "PageDep",
+    "PageParams",
+    "ReasonHeader",
+    "Requires",
+    "SessionDep",
+    "current_actor",
+    "requires",
+]

@@ -1,0 +1,78 @@
+"""Create, revoke and check API keys. A key is a random token (`rk_` and 256 bits from
+`secrets`), shown once; the database keeps its SHA-256 only: a high-entropy token needs no slow
+password hash, and a stolen table gives no key. Services flush, never commit."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from recoup.apikeys import repository
+from recoup.apikeys.schemas import ApiKeyCreated, ApiKeyRead, Role
+from recoup.core.clock import utc_now
+from recoup.core.errors import Conflict, InvalidInput
+from recoup.models import ApiKey
+
+KEY_PREFIX = "rk_"
+PREFIX_SHOWN = len(KEY_PREFIX) + 6  # `rk_` and the key's first six characters
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(session: Session, *, name: str, role: str) -> ApiKeyCreated:
+    """A new key named `name` with `role`; the answer holds the key, which is not kept."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("{field} must not be empty", field="name")
+    try:
+        checked = Role(role)
+    except ValueError:
+        known = ", ".join(r.value for r in Role)
+        raise InvalidInput(f"{{field}} {role!r}: a role is {known}", field="role") from None
+    if repository.name_taken(session, name):
+        raise Conflict(f"an API key named {name!r} exists already", field="name")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(
+        name=name,
+        role=checked.value,
+        key_hash=hash_key(key),
+        prefix=key[:PREFIX_SHOWN],
+        created_at=utc_now(),
+    )
+    session.add(row)
+    session.flush()
+    return ApiKeyCreated(**ApiKeyRead.model_validate(row).model_dump(), key=key)
+
+
+def revoke_key(session: Session, name: str) -> ApiKey:
+    row = repository.get_by_name_or_not_found(session, name)
+    if row.revoked_at is not None:
+        raise Conflict(f"API key {name!r} was revoked already")
+    row.revoked_at = utc_now()
+    session.flush()
+    return row
+
+
+def authenticate(session: Session, key: str) -> ApiKey | None:
+    """The live key `key` is, or None (unknown or revoked). The lookup is by the hash (a unique
+    index), and the stored hash is then compared in constant time."""
+    digest = hash_key(key)
+    row = repository.by_hash(session, digest)
+    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
+        return None
+    now = utc_now()
+    # at most one write a minute per key: a read-only request should not write every time
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
+        row.last_used_at = now
+        session.flush()
+    return row
+
+
+__all__ = ["KEY_PREFIX", "authenticate", "create_key", "hash_key", "revoke_key"]
