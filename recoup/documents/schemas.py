@@ -3,9 +3,7 @@ show`, later the API and the plan page."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from recoup.core.schemas import Schema
+from recoup.core.schemas import Schema, Timestamp
 
 
 class DocumentRead(Schema):
@@ -17,7 +15,7 @@ class DocumentRead(Schema):
     kind: str
     path: str
     invoice_ids: list[str]
-    created_at: datetime
+    created_at: Timestamp
 
 
 __all__ = ["DocumentRead"]

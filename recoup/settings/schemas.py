@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from pydantic import model_validator
 
 from recoup.core.reader import issues_error
-from recoup.core.schemas import Schema
+from recoup.core.schemas import Schema, Timestamp
 from recoup.domain.enums import CatchUp, Mode
 from recoup.domain.policy import Settings
 from recoup.domain.validation import validate_settings
@@ -33,7 +32,7 @@ class SettingsRead(Schema):
     timezone: str
     catch_up: CatchUp
     company: dict[str, str]
-    updated_at: datetime | None = None
+    updated_at: Timestamp | None = None
 
 
 class SettingsUpdate(Schema):
