@@ -9,7 +9,12 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import InvalidInput, NotFound
-from recoup.core.schemas import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
+from recoup.core.schemas import (
+    DEFAULT_LIMIT,
+    check_limit,
+    decode_id_cursor,
+    split_page,
+)
 from recoup.domain.enums import ChargeStatus
 from recoup.models import Charge
 
@@ -55,14 +60,8 @@ def page(
     limit = check_limit(limit)
     query = _filtered(customer_id, status).order_by(Charge.id)
     if cursor is not None:
-        key = decode_cursor(cursor)
-        if len(key) != 1 or not isinstance(key[0], int):
-            raise InvalidInput("{field}: not a cursor this list gave out", field="cursor")
-        query = query.where(Charge.id > key[0])
-    rows = list(session.scalars(query.limit(limit + 1)))
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor([rows[limit - 1].id])
-    return rows, None
+        query = query.where(Charge.id > decode_id_cursor(cursor))
+    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
 
 
 def of_plan(session: Session, plan_id: int) -> list[Charge]:

@@ -59,6 +59,22 @@ def decode_cursor(cursor: str, field: str = "cursor") -> list[Any]:
     return key
 
 
+def decode_id_cursor(cursor: str, field: str = "cursor") -> int:
+    """The id in a cursor of a list ordered by id alone (what `split_page` gives out)."""
+    key = decode_cursor(cursor, field)
+    if len(key) != 1 or not isinstance(key[0], int):
+        raise InvalidInput("{field}: not a cursor this list gave out", field=field)
+    return key[0]
+
+
+def split_page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """Rows fetched with `limit + 1` → the page and, if there was one more, the cursor after
+    its last row (keyed by id)."""
+    if len(rows) > limit:
+        return rows[:limit], encode_cursor([rows[limit - 1].id])
+    return rows, None
+
+
 def check_limit(limit: int, field: str = "limit", maximum: int = MAX_LIMIT) -> int:
     if not 1 <= limit <= maximum:
         raise InvalidInput(f"{{field}} must be between 1 and {maximum}", field=field)

@@ -10,8 +10,12 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from recoup.core.errors import InvalidInput
-from recoup.core.schemas import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
+from recoup.core.schemas import (
+    DEFAULT_LIMIT,
+    check_limit,
+    decode_id_cursor,
+    split_page,
+)
 from recoup.models import LogEntry
 
 
@@ -61,18 +65,8 @@ def page(
     limit = check_limit(limit)
     query = filters.where(select(LogEntry)).order_by(LogEntry.id)
     if cursor is not None:
-        query = query.where(LogEntry.id > _cursor_id(cursor))
-    rows = list(session.scalars(query.limit(limit + 1)))
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor([rows[limit - 1].id])
-    return rows, None
-
-
-def _cursor_id(cursor: str) -> int:
-    key = decode_cursor(cursor)
-    if len(key) != 1 or not isinstance(key[0], int):
-        raise InvalidInput("{field}: not a cursor this list gave out", field="cursor")
-    return key[0]
+        query = query.where(LogEntry.id > decode_id_cursor(cursor))
+    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
 
 
 def for_plan(session: Session, plan_id: int) -> list[LogEntry]:

@@ -16,8 +16,13 @@ from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from recoup.charges import repository as charge_repository
-from recoup.core.errors import InvalidInput, NotFound
-from recoup.core.schemas import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
+from recoup.core.errors import NotFound
+from recoup.core.schemas import (
+    DEFAULT_LIMIT,
+    check_limit,
+    decode_id_cursor,
+    split_page,
+)
 from recoup.domain.enums import PROMISE_PAUSE_REASON, PlanStatus
 from recoup.log import repository as log_repository
 from recoup.models import (
@@ -102,14 +107,8 @@ def page(
         Plan.id.desc()
     )
     if cursor is not None:
-        key = decode_cursor(cursor)
-        if len(key) != 1 or not isinstance(key[0], int):
-            raise InvalidInput("{field}: not a cursor this list gave out", field="cursor")
-        query = query.where(Plan.id < key[0])
-    rows = list(session.scalars(query.limit(limit + 1)))
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor([rows[limit - 1].id])
-    return rows, None
+        query = query.where(Plan.id < decode_id_cursor(cursor))
+    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
 
 
 def open_for_invoices(session: Session, invoice_ids: Collection[str]) -> list[Plan]:

@@ -8,8 +8,8 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from recoup.core.errors import InvalidInput, NotFound
-from recoup.core.schemas import decode_cursor, encode_cursor
+from recoup.core.errors import NotFound
+from recoup.core.schemas import decode_id_cursor, split_page
 from recoup.models import Run
 
 
@@ -19,22 +19,10 @@ def list_runs(
     """Runs newest first, `limit` at a time; the cursor of the page after, if there is one."""
     query = select(Run).order_by(Run.id.desc())
     if starting_after is not None:
-        [after] = _cursor_key(starting_after)
-        query = query.where(Run.id < after)
+        query = query.where(Run.id < decode_id_cursor(starting_after, "starting_after"))
     if limit < 1:
         return [], None
-    rows = list(session.scalars(query.limit(limit + 1)).all())
-    if len(rows) > limit:
-        rows = rows[:limit]
-        return rows, encode_cursor([rows[-1].id])
-    return rows, None
-
-
-def _cursor_key(cursor: str) -> list[int]:
-    key = decode_cursor(cursor, field="starting_after")
-    if len(key) != 1 or not isinstance(key[0], int):
-        raise InvalidInput("{field}: not a cursor this list gave out", field="starting_after")
-    return key
+    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
 
 
 def get_or_not_found(session: Session, run_id: int) -> Run:

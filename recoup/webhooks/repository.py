@@ -11,7 +11,12 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import InvalidInput
-from recoup.core.schemas import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
+from recoup.core.schemas import (
+    DEFAULT_LIMIT,
+    check_limit,
+    decode_id_cursor,
+    split_page,
+)
 from recoup.domain.enums import DeliveryStatus
 from recoup.models import LogEntry, Plan, WebhookDelivery, WebhookEndpoint
 
@@ -49,14 +54,8 @@ def page(
     limit = check_limit(limit)
     query = _filtered(status).order_by(WebhookDelivery.id.desc())
     if cursor is not None:
-        key = decode_cursor(cursor)
-        if len(key) != 1 or not isinstance(key[0], int):
-            raise InvalidInput("{field}: not a cursor this list gave out", field="cursor")
-        query = query.where(WebhookDelivery.id < key[0])
-    rows = list(session.scalars(query.limit(limit + 1)))
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor([rows[limit - 1].id])
-    return rows, None
+        query = query.where(WebhookDelivery.id < decode_id_cursor(cursor))
+    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
 
 
 # --- endpoints -----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from types import FrameType
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.runner import BATCH_SIZE, ExecutionStats, execute_pending
@@ -179,14 +179,10 @@ def worker_lock(engine: Engine) -> Iterator[None]:
 
 
 def ensure_settings(factory: sessionmaker[Session]) -> None:
-    """Create the settings row before the first instance needs it: workers starting together
-    on an empty installation would otherwise race to insert it inside their instances'
-    transactions (and count the loser as a failed attempt)."""
-    try:
-        with factory.begin() as session:
-            get_settings(session)
-    except IntegrityError:
-        pass  # another worker created it
+    """Refuse to start on a database that was never migrated (no settings row), rather than
+    failing every instance it claims. The row itself comes from migration 0007."""
+    with factory.begin() as session:
+        get_settings(session)
 
 
 def run_worker(

@@ -13,8 +13,7 @@ from recoup.api.roles import Right
 from recoup.api.schemas import ListPage
 from recoup.charges import repository as charge_repository
 from recoup.charges.schemas import ChargeRead
-from recoup.core.errors import InvalidInput
-from recoup.core.schemas import decode_cursor
+from recoup.core.schemas import decode_id_cursor
 from recoup.documents import repository as document_repository
 from recoup.documents.schemas import DocumentRead
 from recoup.domain.enums import ChargeStatus, TaskStatus
@@ -59,10 +58,8 @@ def log(
         until=until,
     )
     cursor = page.starting_after
-    if cursor is not None:
-        key = decode_cursor(cursor, field="starting_after")
-        if len(key) != 1 or not isinstance(key[0], int):
-            raise InvalidInput("{field}: not a cursor this list gave out", field="starting_after")
+    if cursor is not None:  # checked here so the problem names the API's parameter
+        decode_id_cursor(cursor, "starting_after")
     rows, next_cursor = log_repository.page(session, filters, cursor=cursor, limit=page.limit)
     if next_cursor is not None:
         response.headers[NEXT_CURSOR] = next_cursor
