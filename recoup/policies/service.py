@@ -422,13 +422,18 @@ def _items(config: Config, kind: str, policy: str | None) -> tuple[Any, ...]:
 
 def _with_items(config: Config, kind: str, policy: str | None, items: tuple[Any, ...]) -> Config:
     if kind == LEVEL:
+        # a policy lists its levels by days (the validator insists): a new or moved level
+        # goes to its place
+        items = tuple(sorted(items, key=lambda level: level.days))
         owner = _owner(config, policy)
         policies = tuple(replace(p, levels=items) if p is owner else p for p in config.policies)
         return replace(config, policies=policies)
     return replace(config, **{_LISTS[kind]: items})
 
 
-def _root(config: Config, kind: str, policy: str | None, index: int) -> str:
+def _root(config: Config, kind: str, policy: str | None, key: Key) -> str:
+    """Where the item `key` is in `config`: `templates[3]`, `policies[0].levels[2]`."""
+    index, _ = _find(config, kind, key, policy)
     if kind == LEVEL:
         at = next(i for i, p in enumerate(config.policies) if p.name == policy)
         return f"policies[{at}].levels[{index}]"
@@ -456,7 +461,7 @@ def create_item(
     actor: str | None,
     reason: str | None = None,
 ) -> ChangeReport:
-    """Add `item` (a level: to `policy`'s levels, last) to the configuration."""
+    """Add `item` to the configuration, last (a level: to `policy`'s, in its place by days)."""
     repository.lock_configuration(session)
     config = load_config(session)
     items = _items(config, kind, policy)
@@ -464,7 +469,7 @@ def create_item(
     if any(_key(kind, other) == key for other in items):
         raise Conflict(f"{item_label(kind, key, policy)} already exists", field=KEY_FIELDS[kind][0])
     changed = _with_items(config, kind, policy, (*items, item))
-    return _apply_at(session, changed, actor, reason, _root(changed, kind, policy, len(items)))
+    return _apply_at(session, changed, actor, reason, _root(changed, kind, policy, key))
 
 
 def replace_item(
@@ -477,7 +482,8 @@ def replace_item(
     actor: str | None,
     reason: str | None = None,
 ) -> ChangeReport:
-    """Replace the item `key` by `change(item)`, in its place; its identifier stays."""
+    """Replace the item `key` by `change(item)`, in its place (a level: by its days); its
+    identifier stays."""
     repository.lock_configuration(session)
     config = load_config(session)
     index, current = _find(config, kind, key, policy)
@@ -491,7 +497,7 @@ def replace_item(
             )
     items = _items(config, kind, policy)
     changed = _with_items(config, kind, policy, (*items[:index], item, *items[index + 1 :]))
-    return _apply_at(session, changed, actor, reason, _root(changed, kind, policy, index))
+    return _apply_at(session, changed, actor, reason, _root(changed, kind, policy, key))
 
 
 def remove_item(

@@ -467,9 +467,10 @@ def get_config(
     return Response(dump_yaml(document), media_type=YAML)
 
 
-async def _policy_file(request: Request) -> object:
+async def _policy_file(request: Request, _: Configurer) -> object:
     """The request's body as a loaded policy file: JSON by its Content-Type, else YAML; read
-    up to the policy file's limit (413 beyond it, before it is read whole)."""
+    up to the policy file's limit (413 beyond it, before it is read whole), once the key may
+    configure."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_FILE_BYTES:
         raise _too_large()
