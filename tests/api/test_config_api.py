@@ -423,3 +423,16 @@ def test_collectors_and_viewers_read_the_configuration_but_only_admins_write(
         json.loads(client.get(f"{API}/actions/call", headers=auth(keys["viewer"])).text)["role"]
         == "collector"
     )
+
+
+def test_webhook_urls_are_masked_for_keys_that_may_not_configure(
+    cli: Cli, admin: TestClient, keys: dict[str, str]
+) -> None:
+    document = admin.get(f"{API}/config", headers={"Accept": "application/json"}).json()
+    url = "https://hooks.example.com/in?token=s3cret"
+    document["webhooks"] = [{"url": url, "events": ["plan_opened"], "active": True}]
+    applied = admin.put(f"{API}/config", json=document)
+    assert applied.json()["created"] == ["webhook https://hooks.example.com/in?token=***"]
+    assert yaml.safe_load(_config(admin))["webhooks"][0]["url"] == url
+    shown = admin.get(f"{API}/config", headers=auth(keys["viewer"])).text
+    assert "s3cret" not in shown and "token=***" in shown
