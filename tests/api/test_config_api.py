@@ -317,7 +317,7 @@ def test_actions_crud_and_references(in_use: Cli, admin: TestClient) -> None:
 
 
 GOLD = {
-    "name": "Gold",
+    "name": "Gold club",
     "priority": 5,
     "rules": {"all": [{"field": "category", "op": "=", "value": "vip"}]},
     "levels": [
@@ -343,21 +343,24 @@ def test_policies_crud(cli: Cli, admin: TestClient) -> None:
     created = admin.post(f"{API}/policies", json=GOLD)
     assert created.status_code == 201, created.text
     gold = created.json()
-    assert gold["name"] == "Gold" and [lv["code"] for lv in gold["levels"]] == ["notice", "end"]
+    assert gold["name"] == "Gold club" and [lv["code"] for lv in gold["levels"]] == [
+        "notice",
+        "end",
+    ]
     assert gold["rules"] == GOLD["rules"]
     names = [p["name"] for p in admin.get(f"{API}/policies").json()["data"]]
-    assert names == ["Gold", "Standard"]  # by priority
+    assert names == ["Gold club", "Standard"]  # by priority
 
-    patched = admin.patch(f"{API}/policies/Gold", json={"priority": 20, "active": False})
+    patched = admin.patch(f"{API}/policies/Gold%20club", json={"priority": 20, "active": False})
     assert patched.json()["priority"] == 20 and patched.json()["active"] is False
     assert len(patched.json()["levels"]) == 2
-    body = assert_problem(admin.patch(f"{API}/policies/Gold", json={"levels": []}), 422)
+    body = assert_problem(admin.patch(f"{API}/policies/Gold%20club", json={"levels": []}), 422)
     assert body["errors"][0]["field"] == "levels"
-    replaced = admin.put(f"{API}/policies/Gold", json={**GOLD, "description": "VIPs"})
+    replaced = admin.put(f"{API}/policies/Gold%20club", json={**GOLD, "description": "VIPs"})
     assert replaced.json()["description"] == "VIPs" and replaced.json()["priority"] == 5
-    assert admin.get(f"{API}/policies/Gold/references").json()["in_use"] is False
-    assert admin.delete(f"{API}/policies/Gold").status_code == 204
-    assert_problem(admin.get(f"{API}/policies/Gold"), 404)
+    assert admin.get(f"{API}/policies/Gold%20club/references").json()["in_use"] is False
+    assert admin.delete(f"{API}/policies/Gold%20club").status_code == 204
+    assert_problem(admin.get(f"{API}/policies/Gold%20club"), 404)
     assert _config(admin) == before
 
 
