@@ -267,6 +267,10 @@ def test_template_preview_on_a_real_invoice_per_language(
     assert english.json()["text"].strip() == "Please pay €100.00."
     fr = admin.get(f"{API}/templates/notice/fr/preview", params={"invoice": "I1"}).json()
     assert fr["language"] == "fr" and fr["subject"].startswith("Relance : 100,00")
+    # an inactive version is not sent: the preview is what a French customer would get
+    assert admin.patch(f"{API}/templates/notice/fr", json={"active": False}).status_code == 200
+    fallback = admin.get(f"{API}/templates/notice/fr/preview", params={"invoice": "I1"}).json()
+    assert fallback["language"] == "en" and fallback["subject"].startswith("Overdue: 100,00")
     assert_problem(admin.get(f"{API}/templates/notice/en/preview", params={"invoice": "NO"}), 404)
     body = assert_problem(
         admin.get(f"{API}/templates/notice/en/preview", params={"invoice": "I1", "format": "pdf"}),
