@@ -443,3 +443,18 @@ def test_webhook_urls_are_masked_for_keys_that_may_not_configure(
     assert yaml.safe_load(_config(admin))["webhooks"][0]["url"] == url
     shown = admin.get(f"{API}/config", headers=auth(keys["viewer"])).text
     assert "s3cret" not in shown and "token=***" in shown
+
+
+def test_a_letter_previews_as_its_pdf(in_use: Cli, admin: TestClient) -> None:
+    letter = {
+        "code": "final_letter", "channel": "letter", "language": "en",
+        "body": "Dear {{ customer.name }}, {{ balance|money }} is still due.",
+    }  # fmt: skip
+    assert admin.post(f"{API}/templates", json=letter).status_code == 201
+    url = f"{API}/templates/final_letter/en/preview"
+    shown = admin.get(url, params={"invoice": "I1"}).json()
+    assert shown["channel"] == "letter" and shown["pages"] == 1
+    assert "Acme SARL, €100.00 is still due." in shown["text"]
+    pdf = admin.get(url, params={"invoice": "I1", "format": "pdf"})
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
