@@ -428,7 +428,11 @@ def _with_items(config: Config, kind: str, policy: str | None, items: tuple[Any,
         owner = _owner(config, policy)
         policies = tuple(replace(p, levels=items) if p is owner else p for p in config.policies)
         return replace(config, policies=policies)
-    return replace(config, **{_LISTS[kind]: items})
+    if kind == TEMPLATE:
+        return replace(config, templates=items)
+    if kind == ACTION:
+        return replace(config, actions=items)
+    return replace(config, policies=items)
 
 
 def _root(config: Config, kind: str, policy: str | None, key: Key) -> str:
