@@ -88,8 +88,10 @@ def create_customer(session: Session, body: CustomerCreate, *, actor: str | None
 def update_customer(
     session: Session, customer_id: str, body: CustomerUpdate, *, actor: str | None
 ) -> str:
-    repository.get_customer_or_not_found(session, customer_id)
-    _one(import_customers, session, body.row(customer_id), actor)
+    current = repository.get_customer_or_not_found(session, customer_id)
+    # a customers file must have the name column: the stored name when the change has none
+    row = {"name": current.name, **body.row(customer_id)}
+    _one(import_customers, session, row, actor)
     return customer_id
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response, UploadFile
+from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import Field
+from starlette.datastructures import UploadFile
 
 from recoup.api.deps import Actor, ReasonHeader, SessionDep, requires
 from recoup.api.roles import Right
