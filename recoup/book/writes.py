@@ -9,7 +9,7 @@ read attachments from (`pdf_path`). Services flush, never commit."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -152,7 +152,7 @@ def record_payment(session: Session, body: PaymentCreate, *, actor: str | None) 
 
 
 def import_batch(
-    session: Session, kind: str, rows: Sequence[Mapping[str, Any]], *, actor: str | None
+    session: Session, kind: str, rows: Sequence[Any], *, actor: str | None
 ) -> ImportReport:
     """Many rows at once, all or nothing (`POST /{kind}/batch`): each row is checked as its
     schema checks one, then the good ones go through the import in one go (its bulk writes). A

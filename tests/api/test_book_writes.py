@@ -39,7 +39,9 @@ def test_customers_are_created_and_changed_like_rows_of_a_file(
 ) -> None:
     collector = auth(keys["collector"])
     body = {"id": "C9", "name": "Zeta GmbH", "email": "ap@zeta.test", "country": "de"}
-    created = client.post("/api/v1/customers", json={**body, "attributes": {"tier": "gold"}}, headers=collector)
+    created = client.post(
+        "/api/v1/customers", json={**body, "attributes": {"tier": "gold"}}, headers=collector
+    )
     assert created.status_code == 201, created.text
     account = created.json()
     assert account["id"] == "C9" and account["country"] == "DE"  # as the import stores it
@@ -49,7 +51,9 @@ def test_customers_are_created_and_changed_like_rows_of_a_file(
     assert again["errors"][0]["field"] == "id"
 
     bad = assert_problem(
-        client.post("/api/v1/customers", json={"id": "C10", "name": "X", "email": "nope"}, headers=collector),
+        client.post(
+            "/api/v1/customers", json={"id": "C10", "name": "X", "email": "nope"}, headers=collector
+        ),
         422,
     )
     assert [e["field"] for e in bad["errors"]] == ["email"]
@@ -67,7 +71,9 @@ def test_customers_are_created_and_changed_like_rows_of_a_file(
     refused = client.patch("/api/v1/customers/C9", json={"policy": "Nope"}, headers=collector)
     assert assert_problem(refused, 422)["errors"][0]["field"] == "policy"
     assert client.get("/api/v1/customers/C9", headers=collector).json()["policy"] is None
-    assert_problem(client.patch("/api/v1/customers/C404", json={"name": "x"}, headers=collector), 404)
+    assert_problem(
+        client.patch("/api/v1/customers/C404", json={"name": "x"}, headers=collector), 404
+    )
 
 
 def test_invoices_are_created_and_changed_and_a_paid_one_closes_its_plan(
@@ -88,9 +94,13 @@ def test_invoices_are_created_and_changed_and_a_paid_one_closes_its_plan(
     assert created.json()["amount_due"] == "40.00" and created.json()["status"] == "open"
     assert_problem(client.post("/api/v1/invoices", json=body, headers=admin), 409)
 
-    unknown = client.post("/api/v1/invoices", json={**body, "id": "I10", "customer_id": "C404"}, headers=admin)
+    unknown = client.post(
+        "/api/v1/invoices", json={**body, "id": "I10", "customer_id": "C404"}, headers=admin
+    )
     assert assert_problem(unknown, 422)["errors"][0]["field"] == "customer_id"
-    early = client.post("/api/v1/invoices", json={**body, "id": "I10", "due_date": "2026-01-01"}, headers=admin)
+    early = client.post(
+        "/api/v1/invoices", json={**body, "id": "I10", "due_date": "2026-01-01"}, headers=admin
+    )
     assert assert_problem(early, 422)["errors"][0]["field"] == "due_date"
     assert client.get("/api/v1/invoices/I10", headers=admin).status_code == 404
 
@@ -99,7 +109,9 @@ def test_invoices_are_created_and_changed_and_a_paid_one_closes_its_plan(
     assert paid.status_code == 200, paid.text
     assert paid.json()["amount_due"] == "0.00" and paid.json()["status"] == "paid"
     assert client.get(f"/api/v1/plans/{plan_id}", headers=admin).json()["status"] == "recovered"
-    assert_problem(client.patch("/api/v1/invoices/I404", json={"status": "paid"}, headers=admin), 404)
+    assert_problem(
+        client.patch("/api/v1/invoices/I404", json={"status": "paid"}, headers=admin), 404
+    )
 
 
 def test_a_payment_answers_the_plans_it_closed_and_closes_them_like_the_import(
@@ -107,7 +119,14 @@ def test_a_payment_answers_the_plans_it_closed_and_closes_them_like_the_import(
 ) -> None:
     collector = auth(keys["collector"])
     day = (DUE + timedelta(days=6)).isoformat()
-    partial = {"id": "P1", "customer_id": "C1", "invoice_id": "I1", "amount": "30", "currency": "EUR", "date": day}
+    partial = {
+        "id": "P1",
+        "customer_id": "C1",
+        "invoice_id": "I1",
+        "amount": "30",
+        "currency": "EUR",
+        "date": day,
+    }
     first = client.post("/api/v1/payments", json=partial, headers=collector)
     assert first.status_code == 201, first.text
     assert first.json()["allocations"] == [{"invoice_id": "I1", "amount": "30.00"}]
@@ -133,9 +152,13 @@ def test_a_payment_answers_the_plans_it_closed_and_closes_them_like_the_import(
     assert same.status_code == 200 and same.json()["plans_closed"] == []
     other = client.post("/api/v1/payments", json={**rest, "amount": "81.00"}, headers=collector)
     assert assert_problem(other, 422)["errors"][0]["field"] == "id"
-    bad = client.post("/api/v1/payments", json={**rest, "id": "P3", "amount": "1.001"}, headers=collector)
+    bad = client.post(
+        "/api/v1/payments", json={**rest, "id": "P3", "amount": "1.001"}, headers=collector
+    )
     assert assert_problem(bad, 422)["errors"][0]["field"] == "amount"
-    recorded = [e for e in _log(client, collector, customer="C1") if e["event"] == "payment_recorded"]
+    recorded = [
+        e for e in _log(client, collector, customer="C1") if e["event"] == "payment_recorded"
+    ]
     assert {e["details"]["payment_id"] for e in recorded} == {"P1", "P2"}
     assert {e["actor"] for e in recorded} == {"collector"}
 
@@ -187,11 +210,15 @@ def test_an_invoice_pdf_is_stored_where_emails_attach_it_from(
     assert read_inside(folder, stored["pdf_path"], max_bytes=1 << 20)[1] == PDF
 
     second = PDF.replace(b"1.4", b"1.7")
-    multipart = client.put(url, files={"file": ("i1.pdf", second, "application/pdf")}, headers=collector)
+    multipart = client.put(
+        url, files={"file": ("i1.pdf", second, "application/pdf")}, headers=collector
+    )
     assert multipart.status_code == 200, multipart.text
     assert client.get(url, headers=collector).content == second
 
-    not_pdf = client.put(url, content=b"GIF89a...", headers={**collector, "Content-Type": "application/pdf"})
+    not_pdf = client.put(
+        url, content=b"GIF89a...", headers={**collector, "Content-Type": "application/pdf"}
+    )
     assert assert_problem(not_pdf, 422)["errors"][0]["field"] == "file"
     no_part = client.put(url, files={"other": ("x.pdf", PDF, "application/pdf")}, headers=collector)
     assert_problem(no_part, 422)
@@ -199,7 +226,13 @@ def test_an_invoice_pdf_is_stored_where_emails_attach_it_from(
     assert_problem(as_json, 422)
     assert client.get(url, headers=collector).content == second  # the refused ones changed nothing
 
-    unknown = client.put("/api/v1/invoices/I404/pdf", content=PDF, headers={**collector, "Content-Type": "application/pdf"})
+    unknown = client.put(
+        "/api/v1/invoices/I404/pdf",
+        content=PDF,
+        headers={**collector, "Content-Type": "application/pdf"},
+    )
     assert_problem(unknown, 404)
-    viewer = client.put(url, content=PDF, headers={**auth(keys["viewer"]), "Content-Type": "application/pdf"})
+    viewer = client.put(
+        url, content=PDF, headers={**auth(keys["viewer"]), "Content-Type": "application/pdf"}
+    )
     assert_problem(viewer, 403)

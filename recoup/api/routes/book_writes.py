@@ -189,7 +189,7 @@ def _rows(schema: type[Schema]) -> Any:
     """The batch's rows: checked one by one in recoup.book.writes (each bad row is named by
     its index, the good ones still checked against the database), shown as the schema's."""
     return Annotated[
-        list[dict[str, Any]],
+        list[Any],
         Field(
             min_length=1,
             max_length=writes.MAX_BATCH,
@@ -216,7 +216,7 @@ class PaymentBatch(Schema):
     data: _rows(PaymentCreate)  # type: ignore[valid-type]
 
 
-def _batch(session: SessionDep, kind: str, rows: list[dict[str, Any]], actor: Actor) -> Any:
+def _batch(session: SessionDep, kind: str, rows: list[Any], actor: Actor) -> Any:
     try:
         report: ImportReport = writes.import_batch(session, kind, rows, actor=actor.name)
     except InvalidInput as exc:
