@@ -168,7 +168,11 @@ def upload_invoice_pdf(
 # --- payments ------------------------------------------------------------------------------------
 
 
-@router.post("/payments", status_code=201)
+@router.post(
+    "/payments",
+    status_code=201,
+    responses={200: {"model": PaymentRead, "description": "Recorded before: nothing changed."}},
+)
 def record_payment(
     body: PaymentCreate, session: SessionDep, actor: Operator, response: Response
 ) -> PaymentRead:
@@ -216,21 +220,16 @@ class PaymentBatch(Schema):
     data: _rows(PaymentCreate)  # type: ignore[valid-type]
 
 
-def _batch(session: SessionDep, kind: str, rows: list[Any], actor: Actor) -> Any:
+def _batch(session: SessionDep, kind: str, rows: list[Any], actor: Actor) -> ImportReportRead:
     try:
         report: ImportReport = writes.import_batch(session, kind, rows, actor=actor.name)
     except InvalidInput as exc:
         if not exc.errors:
             raise
         # each row's field as the body spells it: data[3].amount (SPEC §6)
+        # (`errors` names every one: `detail` stays the one-line summary)
         raise InvalidInput(
-            exc.template,
-            details=[
-                f"data[{e.index}]" + (f".{e.field}" if e.field else "") + f": {e.message}"
-                for e in exc.errors
-                if e.index is not None
-            ],
-            errors=[FieldError(_path(e), e.message, e.index) for e in exc.errors],
+            exc.template, errors=[FieldError(_path(e), e.message, e.index) for e in exc.errors]
         ) from None
     return ImportReportRead.model_validate(report)
 
