@@ -253,7 +253,8 @@ class CustomerUpdate(_CustomerFields):
 
 class InvoiceCreate(_Row):
     """An invoice as a row of an invoices file: a new one is `open` for its whole amount unless
-    `status` / `amount_due` say otherwise."""
+    `status` / `amount_due` say otherwise. Fields left out are columns the row does not have:
+    an invoice that exists keeps its value (its `disputed`, its uploaded PDF)."""
 
     id: str
     customer_id: str
@@ -278,7 +279,7 @@ class InvoiceCreate(_Row):
         return self
 
     def row(self) -> dict[str, str]:
-        return self._cells(only_set=False)
+        return self._cells(only_set=True)
 
 
 # the columns an invoices file must have, taken from the stored invoice when a change leaves

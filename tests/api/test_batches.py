@@ -167,3 +167,30 @@ def test_ten_thousand_rows_go_through_the_bulk_path(
     assert elapsed < 120, f"20,000 rows took {elapsed:.1f} s"
     paid = client.get("/api/v1/invoices", params={"status": "paid", "limit": 100}, headers=admin)
     assert len(paid.json()["data"]) == 100
+
+
+def test_a_batch_keeps_what_its_rows_leave_out(
+    plan_id: int, client: TestClient, keys: dict[str, str]
+) -> None:
+    """An invoice sent again without `disputed` or `pdf_path` keeps its dispute and its PDF,
+    as a file without those columns would."""
+    admin = auth(keys["admin"])
+    assert client.post("/api/v1/invoices/I1/dispute", headers=admin).status_code == 200
+    pdf = b"%PDF-1.4\n%%EOF\n"
+    put = client.put(
+        "/api/v1/invoices/I1/pdf", content=pdf, headers={**admin, "Content-Type": "application/pdf"}
+    )
+    assert put.status_code == 200, put.text
+    row = {
+        **_invoice(1),
+        "id": "I1",
+        "number": "N-I1-bis",
+        "due_date": DUE.isoformat(),
+        "amount": "100.00",
+    }
+    response = client.post("/api/v1/invoices/batch", json={"data": [row]}, headers=admin)
+    assert response.status_code == 200 and response.json()["updated"] == 1, response.text
+    invoice = client.get("/api/v1/invoices/I1", headers=admin).json()
+    assert invoice["number"] == "N-I1-bis" and invoice["disputed"] is True
+    assert client.get("/api/v1/invoices/I1/pdf", headers=admin).content == pdf
+    assert client.get(f"/api/v1/plans/{plan_id}", headers=admin).json()["status"] == "paused"
