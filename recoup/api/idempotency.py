@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recoup.api.errors import recoup_error
@@ -91,8 +92,8 @@ async def _read_body(receive: Receive) -> bytes:
     parts: list[bytes] = []
     while True:
         message = await receive()
-        if message["type"] != "http.request":  # the client left
-            raise anyio.get_cancelled_exc_class()()
+        if message["type"] != "http.request":  # the client left: nothing to run
+            raise ClientDisconnect()
         parts.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(parts)

@@ -4,6 +4,7 @@ when the two arrive together (threads against a live server); a server error is 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +20,12 @@ from sqlalchemy import func, select
 
 from recoup.api import idempotency as middleware
 from recoup.api.app import create_app
+from recoup.apikeys import repository as apikey_repository
+from recoup.apikeys.service import hash_key
 from recoup.book import writes
 from recoup.core.clock import utc_now
 from recoup.core.sessions import transaction
+from recoup.idempotency import service
 from recoup.models import IdempotencyKey
 from tests.api.conftest import assert_problem, auth
 from tests.runs.test_run_e2e import Cli
@@ -245,3 +249,40 @@ def test_many_requests_at_once_with_one_key_record_one_payment(
         ), answer.text
     with httpx.Client(base_url=live) as http:
         assert len(_payments(http, headers)) == 1
+
+
+def test_a_reservation_whose_request_never_answered_is_taken_over_after_a_while(
+    book: None,
+    client: TestClient,
+    keys: dict[str, str],
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that stopped mid-request leaves its reservation in flight: 409 at first, then,
+    after IN_FLIGHT_TIMEOUT, the key runs the request."""
+    content = json.dumps(PAYMENT).encode()
+    with transaction(db_url) as session:
+        api_key = apikey_repository.by_hash(session, hash_key(keys["collector"]))
+        assert api_key is not None
+        service.reserve(
+            session,
+            api_key_id=api_key.id,
+            key="pay-1",
+            fingerprint=service.fingerprint("POST", "/api/v1/payments", b"", content),
+            now=utc_now(),
+        )
+    headers = {
+        **auth(keys["collector"]),
+        "Idempotency-Key": "pay-1",
+        "Content-Type": "application/json",
+    }
+    stuck = client.post("/api/v1/payments", content=content, headers=headers)
+    assert_problem(stuck, 409)
+    assert _payments(client, headers) == []
+    later = utc_now() + service.IN_FLIGHT_TIMEOUT + timedelta(seconds=1)
+    monkeypatch.setattr(middleware, "utc_now", lambda: later)
+    ran = client.post("/api/v1/payments", content=content, headers=headers)
+    assert ran.status_code == 201, ran.text
+    replay = client.post("/api/v1/payments", content=content, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true" and replay.content == ran.content
+    assert len(_payments(client, headers)) == 1 and _stored(db_url) == 1
