@@ -152,10 +152,15 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_receive, capture)
         except BaseException:
+            # not answered (a server error on its way to the 500 handler, a cancellation):
+            # nothing to replay, the key runs the request again
             with anyio.CancelScope(shield=True):
-                await run_in_threadpool(_release, factory, outcome)
+                try:
+                    await run_in_threadpool(_release, factory, outcome)
+                except Exception:
+                    logger.exception("could not release idempotency key %r", key)
             raise
-        status = int(start.get("status", 500))
+        status = int(start.get("status", 500)) if start else 500
         answer = b"".join(chunks)
         response_headers = Headers(raw=start.get("headers", []))
         with anyio.CancelScope(shield=True):
