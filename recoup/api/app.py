@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from recoup.api import errors
-from recoup.api.routes import book, config, plans, records
+from recoup.api import body_limit, errors
+from recoup.api.idempotency import IdempotencyMiddleware
+from recoup.api.routes import book, book_writes, config, plans, records
 from recoup.core.env import load_env
 from recoup.core.sessions import session_factory
 
@@ -29,9 +30,12 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.session_factory = session_factory(url)
     errors.install(app)
     api = APIRouter(prefix=PREFIX)
-    for module in (plans, book, records, config):
+    for module in (plans, book, book_writes, records, config):
         api.include_router(module.router)
     app.include_router(api)
+    # outermost last: the body limit counts the bytes before idempotency reads them
+    app.add_middleware(IdempotencyMiddleware)
+    body_limit.install(app)
     return app
 
 

@@ -352,6 +352,24 @@ def payments_by_id(session: Session, ids: Iterable[str]) -> dict[str, Payment]:
     return found
 
 
+def get_payment_or_not_found(session: Session, payment_id: str) -> Payment:
+    payment = session.get(Payment, payment_id)
+    if payment is None:
+        raise NotFound(f"payment {payment_id!r} not found")
+    return payment
+
+
+def allocations_of_payment(session: Session, payment_id: str) -> list[PaymentAllocation]:
+    """How the payment was spread, in the order it was (oldest due first)."""
+    return list(
+        session.scalars(
+            select(PaymentAllocation)
+            .where(PaymentAllocation.payment_id == payment_id)
+            .order_by(PaymentAllocation.id)
+        )
+    )
+
+
 # --- the plans over the book's invoices ----------------------------------------------------------
 
 
@@ -431,6 +449,7 @@ def _existing(session: Session, column: Any, ids: Iterable[str]) -> set[str]:
 __all__ = [
     "CHUNK",
     "accounts_with_open_plan",
+    "allocations_of_payment",
     "balances",
     "charges_of_customer",
     "chunks",
@@ -438,6 +457,7 @@ __all__ = [
     "customers_by_id",
     "existing_customer_ids",
     "get_customer_or_not_found",
+    "get_payment_or_not_found",
     "get_invoice_or_not_found",
     "invoice_owners",
     "invoices_by_id",

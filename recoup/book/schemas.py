@@ -253,7 +253,8 @@ class CustomerUpdate(_CustomerFields):
 
 class InvoiceCreate(_Row):
     """An invoice as a row of an invoices file: a new one is `open` for its whole amount unless
-    `status` / `amount_due` say otherwise."""
+    `status` / `amount_due` say otherwise. Fields left out are columns the row does not have:
+    an invoice that exists keeps its value (its `disputed`, its uploaded PDF)."""
 
     id: str
     customer_id: str
@@ -278,7 +279,7 @@ class InvoiceCreate(_Row):
         return self
 
     def row(self) -> dict[str, str]:
-        return self._cells(only_set=False)
+        return self._cells(only_set=True)
 
 
 # the columns an invoices file must have, taken from the stored invoice when a change leaves
@@ -334,14 +335,114 @@ class PaymentCreate(_Row):
         return self._cells(only_set=False)
 
 
+# --- what the writes answer ----------------------------------------------------------------------
+
+
+class AllocationRead(Schema):
+    """A part of a payment given to an invoice (R8)."""
+
+    invoice_id: str
+    amount: Decimal
+
+
+class ClosedPlanRead(Schema):
+    """A plan a write closed: its id and status (`recovered`)."""
+
+    id: int
+    status: str
+    closed_on: dt.date | None
+
+
+class PaymentRead(Schema):
+    """A payment as recorded, how it was spread over invoices (R8), what was beyond what was
+    due (`unallocated`, in the payment's currency), and the plans recording it closed."""
+
+    id: str
+    customer_id: str
+    invoice_id: str | None
+    amount: Decimal
+    currency: str
+    date: dt.date
+    allocations: list[AllocationRead] = []
+    unallocated: Decimal = Decimal(0)
+    plans_closed: list[ClosedPlanRead] = []
+
+    @model_validator(mode="after")
+    def _rounded(self) -> Self:
+        self.amount = round_money(self.amount, self.currency)
+        self.unallocated = round_money(self.unallocated, self.currency)
+        for part in self.allocations:
+            part.amount = round_money(part.amount, self.currency)
+        return self
+
+
+class UnallocatedRead(Schema):
+    payment_id: str
+    customer_id: str
+    amount: Decimal
+    currency: str
+
+
+class ImportReportRead(Schema):
+    """What a batch (or an import) did: rows created, updated, left unchanged; for payments the
+    allocations and the money beyond what was due; the plans it closed, paused, resumed; the
+    notes on what may not do what was meant."""
+
+    kind: str
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    allocations: int
+    unallocated: list[UnallocatedRead]
+    plans_recovered: list[int]
+    plans_paused: list[int]
+    plans_resumed: list[int]
+    rechecked: int
+    warnings: list[str]
+
+
+class DisputeChange(Schema):
+    """Open or close a dispute: why (the log keeps it); the `Recoup-Reason` header when none."""
+
+    reason: str | None = None
+
+
+class DisputeRead(Schema):
+    """An invoice's dispute opened or closed (R10), and what it did to the plans."""
+
+    invoice_id: str
+    disputed: bool
+    plans_paused: list[int]
+    plans_resumed: list[int]
+    plans_recovered: list[int]
+    plans_untouched: list[int]
+
+
+class InvoicePdfRead(Schema):
+    """An invoice's PDF as stored: the path inside the invoice folder, its size in bytes."""
+
+    invoice_id: str
+    pdf_path: str
+    size: int
+
+
 __all__ = [
+    "AllocationRead",
+    "ClosedPlanRead",
     "CustomerCreate",
     "CustomerDetailRead",
     "CustomerRead",
     "CustomerUpdate",
+    "DisputeChange",
+    "DisputeRead",
+    "ImportReportRead",
     "InvoiceCreate",
     "InvoiceRead",
+    "InvoicePdfRead",
     "InvoiceUpdate",
     "PaymentCreate",
+    "PaymentRead",
     "StatusChangeRead",
+    "UnallocatedRead",
 ]

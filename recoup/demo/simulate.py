@@ -191,13 +191,9 @@ def _simulate(
             day = start + timedelta(days=offset)
             bar.update(task, description=day.isoformat())
             if day in files.invoices_by_day:
-                import_file(
-                    factory, import_invoices, files.invoices_by_day[day], on=day
-                )
+                import_file(factory, import_invoices, files.invoices_by_day[day], on=day)
             if day in files.payments_by_day:
-                report = import_file(
-                    factory, import_payments, files.payments_by_day[day], on=day
-                )
+                report = import_file(factory, import_payments, files.payments_by_day[day], on=day)
                 paid += report.created
             tasks_done += work_tasks(factory, rng, day)
             stats = run_dunning(

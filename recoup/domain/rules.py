@@ -78,9 +78,7 @@ def matches(rules: RuleSet | Condition | None, customer: Mapping[str, Any]) -> b
     return all(results) if rules.combinator == "all" else any(results)
 
 
-def resolve_policy(
-    customer: Mapping[str, Any], policies: Iterable[Policy]
-) -> Resolution:
+def resolve_policy(customer: Mapping[str, Any], policies: Iterable[Policy]) -> Resolution:
     """The customer's explicit policy, else the first active policy by priority whose rules
     match (a policy without rules is only ever chosen explicitly or as the default), else the
     active default policy."""

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from recoup.api.deps import PageDep, SessionDep, requires
 from recoup.api.roles import Right
 from recoup.api.schemas import CustomerAccount, ListPage
-from recoup.book import repository
+from recoup.book import repository, writes
 from recoup.book.customers import customer_detail, list_customers
 from recoup.book.schemas import CustomerRead, InvoiceRead
+from recoup.core.env import load_env
 
 router = APIRouter(tags=["book"], dependencies=[Depends(requires(Right.read))])
 
@@ -71,3 +72,18 @@ def invoices(
 @router.get("/invoices/{invoice_id}")
 def invoice(invoice_id: str, session: SessionDep) -> InvoiceRead:
     return InvoiceRead.model_validate(repository.get_invoice_or_not_found(session, invoice_id))
+
+
+@router.get(
+    "/invoices/{invoice_id}/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The invoice's PDF."}},
+)
+def invoice_pdf(invoice_id: str, session: SessionDep) -> Response:
+    """The invoice's PDF, as emails attach it (uploaded with PUT, or named by `pdf_path`)."""
+    name, content = writes.read_invoice_pdf(session, invoice_id, env=load_env())
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
