@@ -1,10 +1,12 @@
 """The FastAPI application: routes under /api/v1, OpenAPI at /api/v1/openapi.json, the
-interactive documentation at /api/v1/docs. `recoup serve` runs `create_app` with uvicorn."""
+interactive documentation at /api/v1/docs, and the back office's pages at `/` (recoup.web).
+`recoup serve` runs `create_app` with uvicorn."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from recoup import web
 from recoup.api import errors
 from recoup.api.routes import book, plans, records
 from recoup.core.env import load_env
@@ -32,6 +34,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     for module in (plans, book, records):
         api.include_router(module.router)
     app.include_router(api)
+    web.install(app)  # the back office at `/`, mounted after the API's routes
     return app
 
 

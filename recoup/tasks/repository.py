@@ -39,6 +39,15 @@ def has_open(session: Session, plan_id: int) -> bool:
     return found is not None
 
 
+def count_waiting(session: Session, *, roles: Collection[str] | None = None) -> int:
+    """How many tasks wait for people (open and claimed) for these roles (None: any role): the
+    back office's counter."""
+    query = select(func.count(Task.id)).where(Task.is_open)
+    if roles is not None:
+        query = query.where(Task.role.in_(list(roles)))
+    return int(session.scalar(query) or 0)
+
+
 def of_plan(session: Session, plan_id: int) -> list[Task]:
     """Every task of a plan, in the order they were created."""
     return list(session.scalars(select(Task).where(Task.plan_id == plan_id).order_by(Task.id)))
@@ -221,6 +230,7 @@ __all__ = [
     "WAITING",
     "TaskDetail",
     "WorkItem",
+    "count_waiting",
     "days_overdue",
     "get_or_not_found",
     "has_open",

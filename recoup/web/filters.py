@@ -1,0 +1,43 @@
+"""Jinja filters of the pages: money with its currency's decimals, dates, plain numbers."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from jinja2 import Environment
+
+from recoup.domain.money import money_text
+
+
+def money(amount: Decimal | None, currency: str | None) -> str:
+    if amount is None or currency is None:
+        return "—"
+    text = money_text(amount, currency)
+    whole, _, cents = text.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    whole = f"{int(whole.lstrip('-')):,}".replace(",", "\u202f")  # a thin space between thousands
+    return f"{sign}{whole}{'.' + cents if cents else ''} {currency}"
+
+
+def day(value: date | datetime | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return value.isoformat()
+
+
+def percent(value: Decimal | float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{Decimal(str(value)) * 100:.1f} %"
+
+
+def install(env: Environment) -> None:
+    filters: dict[str, Any] = {"money": money, "day": day, "percent": percent}
+    env.filters.update(filters)
+
+
+__all__ = ["day", "install", "money", "percent"]
