@@ -94,6 +94,15 @@ def error_page(request: Request, status: int, title: str, message: str) -> Respo
     login = getattr(request.state, "login", None)
     context = layout_context(request, login, csrf=login.csrf_token if login else "")
     context.update(status=status, title=title, message=message)
+    if request.headers.get("HX-Request") == "true":
+        # htmx swaps the error in place of the page's main content, not of the form's target
+        return TEMPLATES.TemplateResponse(
+            request,
+            "_error.html",
+            context,
+            status_code=status,
+            headers={"HX-Retarget": "main", "HX-Reswap": "innerHTML"},
+        )
     return TEMPLATES.TemplateResponse(request, "error.html", context, status_code=status)
 
 

@@ -21,12 +21,23 @@ def money(amount: Decimal | None, currency: str | None) -> str:
     return f"{sign}{whole}{'.' + cents if cents else ''} {currency}"
 
 
+def amount(value: Decimal | None, currency: str | None) -> str:
+    """An amount as one types it (1200.00): for form fields."""
+    if value is None or currency is None:
+        return ""
+    return money_text(value, currency)
+
+
 def day(value: date | datetime | None) -> str:
     if value is None:
         return "—"
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M UTC")
     return value.isoformat()
+
+
+def clock(value: datetime | None) -> str:
+    return "—" if value is None else value.strftime("%H:%M UTC")
 
 
 def percent(value: Decimal | float | None) -> str:
@@ -36,8 +47,14 @@ def percent(value: Decimal | float | None) -> str:
 
 
 def install(env: Environment) -> None:
-    filters: dict[str, Any] = {"money": money, "day": day, "percent": percent}
+    filters: dict[str, Any] = {
+        "money": money,
+        "amount": amount,
+        "day": day,
+        "clock": clock,
+        "percent": percent,
+    }
     env.filters.update(filters)
 
 
-__all__ = ["day", "install", "money", "percent"]
+__all__ = ["amount", "clock", "day", "install", "money", "percent"]

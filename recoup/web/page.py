@@ -104,6 +104,11 @@ class Page:
             self.request, template, {**base, **context}, status_code=status_code
         )
 
+    def rollback(self) -> None:
+        """A form refused after it began changing things: undo them all before rendering
+        the errors (the request's unit of work then commits nothing)."""
+        self.session.rollback()
+
     def redirect(self, url: str, *, message: str | None = None) -> Response:
         """After a form: 303 to `url` (a GET), or, for htmx, the same through HX-Redirect."""
         if message:
