@@ -18,9 +18,12 @@ How a page is made (the foundation every page builds on):
   of tasks waiting for my roles, the messages) and put `{{ csrf_field() }}` in every form; the
   CSRF check itself is done for the whole app (recoup/web/auth.py). htmx is an enhancement: a
   form works as a plain POST + redirect, and `hx-post`/`hx-target` only make it smoother.
-- Errors: a RecoupError a form should show beside its field is caught by the route and
-  rendered with the form (`errors={field: message}`); any other becomes the error page with
-  its status (404, 409…), a missing right the 403 page, no login a redirect to /login?next=.
+- Errors: a RecoupError a form should show beside its field is caught by the route, which
+  calls `page.rollback()` (nothing of the form is written) and renders the form again with
+  `errors={field: message}` and status 422 (pages/tasks.py `complete` is the example); any
+  other becomes the error page with its status (404, 409…), a missing right the 403 page, no
+  login a redirect to /login?next=. htmx swaps 403/404/409/422 answers too (base.html's
+  htmx-config), an error page in place of <main>.
 - Assets: our CSS and JS in `recoup/web/static/`, the libraries from npm at /static/vendor/
   (recoup/web/assets.py)."""
 

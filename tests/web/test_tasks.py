@@ -46,7 +46,7 @@ def test_claim_and_complete_a_task_with_a_promise(page: Any, db_url: str, book: 
     expect(row).to_contain_text("Acme SARL")
     expect(row).to_contain_text("+33 1 23 45 67 89")
     expect(row).to_contain_text(money(Decimal("1200.00"), "EUR"))
-    expect(row).to_contain_text("45 d")
+    expect(row).to_contain_text("45 d overdue")
     expect(row).to_contain_text("Call the customer about the overdue invoice")
     expect(page.locator(f"#task-row-{book.manager_task}")).to_have_count(0)
     check_accessibility(page)
@@ -55,6 +55,7 @@ def test_claim_and_complete_a_task_with_a_promise(page: Any, db_url: str, book: 
     row.get_by_role("button", name=f"Claim task {book.collector_task}").click()
     expect(row).to_contain_text("by Carl Collector")  # the row, swapped in place by htmx
     assert task_row(db_url, book.collector_task)[:2] == ("claimed", "Carl Collector")
+    screenshots(page, "tasks-claimed")
 
     row.get_by_role("link", name="Complete").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(f"Task #{book.collector_task}")
