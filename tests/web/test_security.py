@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from recoup.api.app import create_app
+from recoup.core.clock import utc_now
 from recoup.core.roles import Right
+from recoup.core.sessions import transaction
+from recoup.models import WebSession
 from recoup.web.app import ROUTERS, vendor
 from recoup.web.auth import COOKIE
 from recoup.web.page import Requires, public
@@ -100,6 +105,16 @@ def test_a_logged_out_session_stays_closed(client: TestClient) -> None:
     client.post("/logout", data={"csrf_token": page_token(client)})
     client.cookies.set(COOKIE, cookie)  # the old cookie, replayed
     assert client.get("/").status_code == 303
+
+
+def test_an_expired_session_opens_nothing(client: TestClient, db_url: str) -> None:
+    log_in(client, "admin")
+    assert client.get("/").status_code == 200
+    with transaction(db_url) as session:
+        for row in session.scalars(select(WebSession)):
+            row.expires_at = utc_now() - timedelta(seconds=1)
+    response = client.get("/")
+    assert response.status_code == 303 and response.headers["location"] == "/login?next=/"
 
 
 @pytest.mark.parametrize(
