@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup test lint demo bench clean lock
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock recoup/web/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	# the back office's scripts (htmx, Chart.js) and axe-core for its tests, from the lock file
+	npm ci --prefix recoup/web --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -34,4 +36,4 @@ lock: setup
 	$(BIN)/pip freeze --exclude-editable | grep -v '^recoup' > requirements.lock
 
 clean:
-	rm -rf $(VENV) recoup.db recoup.db-* recoup-data demo-data
+	rm -rf $(VENV) recoup/web/node_modules recoup.db recoup.db-* recoup-data demo-data

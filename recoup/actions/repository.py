@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import NotFound
@@ -61,6 +61,14 @@ def list_instances(
     return rows, encode_cursor([rows[-1].id])
 
 
+def count_with_status(session: Session, status: str) -> int:
+    """How many action instances have `status` (the dashboard's failed actions)."""
+    return int(
+        session.scalar(select(func.count(ActionInstance.id)).where(ActionInstance.status == status))
+        or 0
+    )
+
+
 def to_requeue(
     session: Session,
     *,
@@ -92,4 +100,11 @@ def failure_task(session: Session, instance_id: int) -> Task | None:
     return session.scalar(select(Task).where(Task.action_instance_id == instance_id))
 
 
-__all__ = ["failure_task", "for_plan", "get_or_not_found", "list_instances", "to_requeue"]
+__all__ = [
+    "count_with_status",
+    "failure_task",
+    "for_plan",
+    "get_or_not_found",
+    "list_instances",
+    "to_requeue",
+]

@@ -1,10 +1,12 @@
 """The FastAPI application: routes under /api/v1, OpenAPI at /api/v1/openapi.json, the
-interactive documentation at /api/v1/docs. `recoup serve` runs `create_app` with uvicorn."""
+interactive documentation at /api/v1/docs, and the back office's pages at `/` (recoup.web).
+`recoup serve` runs `create_app` with uvicorn."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from recoup import web
 from recoup.api import body_limit, errors
 from recoup.api.idempotency import IdempotencyMiddleware
 from recoup.api.routes import book, book_writes, config, plans, records
@@ -33,6 +35,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     for module in (plans, book, book_writes, records, config):
         api.include_router(module.router)
     app.include_router(api)
+    web.install(app)  # the back office at `/`, mounted after the API's routes
     # outermost last: the body limit counts the bytes before idempotency reads them
     app.add_middleware(IdempotencyMiddleware)
     body_limit.install(app)

@@ -1,36 +1,24 @@
 """What every route shares: the request's unit of work (`SessionDep`), the key that calls
 (`ActorDep`), the right a route needs (`requires`), and cursor-page parameters (`PageDep`).
 
-The request owns the transaction, as a CLI command does: `recoup.core.db.unit_of_work` on the
-app's session factory, committed when the route has answered (and before the answer is sent,
-so a refused commit is a 409 and not a 200), rolled back on any error."""
+The request owns the transaction, as a CLI command does: `SessionDep` is
+recoup.core.requests' (the back office, recoup.web, uses the same one)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from recoup.api.errors import Forbidden, Unauthorized
 from recoup.api.roles import Right, allowed
 from recoup.apikeys import service as apikey_service
-from recoup.core.db import unit_of_work
 from recoup.core.errors import InvalidInput, NotFound
+from recoup.core.requests import SessionDep, get_session
 from recoup.core.schemas import check_limit, encode_cursor
-from recoup.core.sessions import Session
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    with unit_of_work(request.app.state.session_factory) as session:
-        yield session
-
-
-# scope="function": the unit of work ends when the route has answered, before the response
-# is sent (FastAPI's default would commit after sending it)
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `recoup apikey create`.")
 
@@ -143,5 +131,6 @@ __all__ = [
     "Requires",
     "SessionDep",
     "current_actor",
+    "get_session",
     "requires",
 ]

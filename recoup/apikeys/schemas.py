@@ -3,20 +3,10 @@ creating one takes (`ApiKeyCreate`) and what creating one answers, once (`ApiKey
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from pydantic import Field
 
+from recoup.core.roles import Role  # the roles of keys and of users (recoup.users) alike
 from recoup.core.schemas import Schema, Timestamp
-
-
-class Role(StrEnum):
-    """SPEC §6 / issue 11: `admin` everything; `collector` plans, tasks, manual actions,
-    customers, configuration read-only; `viewer` read-only."""
-
-    admin = "admin"
-    collector = "collector"
-    viewer = "viewer"
 
 
 class ApiKeyRead(Schema):

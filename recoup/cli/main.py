@@ -22,6 +22,7 @@ from recoup.cli import (
     run_cmds,
     serve_cmds,
     task_cmds,
+    user_cmds,
     webhook_cmds,
 )
 
@@ -70,6 +71,7 @@ for module in (
     report_cmds,
     demo_cmds,
     apikey_cmds,
+    user_cmds,
     serve_cmds,
 ):
     module.register(app)

@@ -1,4 +1,5 @@
-"""`recoup serve`: the REST API (recoup.api) with uvicorn. The app is named by its import string,
+"""`recoup serve`: the REST API (recoup.api) and the back office's pages (recoup.web, which the
+API's app mounts at `/`) with uvicorn. The app is named by its import string,
 so that the CLI does not import the API (two sibling faces) and each worker builds its own."""
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ def serve(
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     workers: int = typer.Option(1, "--workers", min=1, help="Server processes."),
 ) -> None:
-    """Serve the REST API under /api/v1 (documentation at /api/v1/docs); keys come from
-    `recoup apikey create`."""
+    """Serve the back office at / (users come from `recoup user create`) and the REST API
+    under /api/v1 (documentation at /api/v1/docs; keys from `recoup apikey create`)."""
     import uvicorn
 
     uvicorn.run(APP, factory=True, host=host, port=port, workers=workers)

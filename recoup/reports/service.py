@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -153,3 +153,81 @@ def _add_fees(session: Session, of: Callable[[str], CurrencyFigures]) -> None:
         attribute = FEE_FIELDS.get(status)
         if attribute is not None:
             setattr(row, attribute, getattr(row, attribute) + amount)
+
+
+# --- the dashboard's trends (issue 12) -------------------------------------------------------
+
+DSO_DAYS = 90  # days of billing the DSO compares what is owed with
+TREND_WEEKS = 12
+
+
+@dataclass
+class WeekFigures:
+    """One week (Monday to Sunday): what was received, and how the plans that ended ended."""
+
+    start: date
+    collected: Decimal = ZERO
+    recovered: int = 0
+    unrecovered: int = 0
+
+    @property
+    def recovery_rate(self) -> float | None:
+        ended = self.recovered + self.unrecovered
+        return self.recovered / ended if ended else None
+
+
+@dataclass
+class CurrencyTrends:
+    currency: str
+    weeks: list[WeekFigures]
+    billed_recently: Decimal = ZERO  # billed in the DSO_DAYS up to as_of
+    levels: dict[str, int] = field(default_factory=dict)  # open plans by level ("" none yet)
+
+    def dso(self, outstanding: Decimal) -> Decimal | None:
+        """Days sales outstanding: what is owed now over what was billed in the last
+        DSO_DAYS days, times DSO_DAYS (the count-back-free 'simple' method). None without
+        billing in that span."""
+        if self.billed_recently <= 0:
+            return None
+        return (outstanding / self.billed_recently * DSO_DAYS).quantize(Decimal("0.1"))
+
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def trends(session: Session, as_of: date, *, weeks: int = TREND_WEEKS) -> dict[str, CurrencyTrends]:
+    """Per currency: the last `weeks` weeks up to `as_of` (received, plans ended), what was
+    billed in the last DSO_DAYS days, and the open plans by level."""
+    first_week = week_start(as_of) - timedelta(weeks=weeks - 1)
+    starts = [first_week + timedelta(weeks=n) for n in range(weeks)]
+    found: dict[str, CurrencyTrends] = {}
+
+    def of(currency: str) -> CurrencyTrends:
+        if currency not in found:
+            found[currency] = CurrencyTrends(currency, [WeekFigures(start) for start in starts])
+        return found[currency]
+
+    def week(currency: str, day: date) -> WeekFigures | None:
+        index = (week_start(day) - first_week).days // 7
+        return of(currency).weeks[index] if 0 <= index < weeks else None
+
+    for currency, day, amount in repository.payments_by_day(session, first_week):
+        cell = week(currency, day)
+        if cell is not None:
+            cell.collected += amount
+    for currency, day, status, count in repository.plans_ended_by_day(session, first_week):
+        cell = week(currency, day)
+        if cell is None:
+            continue
+        if status == PlanStatus.recovered.value:
+            cell.recovered += count
+        else:
+            cell.unrecovered += count
+    since = as_of - timedelta(days=DSO_DAYS - 1)
+    for currency, amount in repository.billed_between(session, since, as_of):
+        of(currency).billed_recently += amount
+    for currency, level, count in repository.open_plans_by_level(session):
+        levels = of(currency).levels
+        levels[level or ""] = levels.get(level or "", 0) + count
+    return found

@@ -39,6 +39,15 @@ def has_open(session: Session, plan_id: int) -> bool:
     return found is not None
 
 
+def count_waiting(session: Session, *, roles: Collection[str] | None = None) -> int:
+    """How many tasks wait for people (open and claimed) for these roles (None: any role): the
+    back office's counter."""
+    query = select(func.count(Task.id)).where(Task.is_open)
+    if roles is not None:
+        query = query.where(Task.role.in_(list(roles)))
+    return int(session.scalar(query) or 0)
+
+
 def of_plan(session: Session, plan_id: int) -> list[Task]:
     """Every task of a plan, in the order they were created."""
     return list(session.scalars(select(Task).where(Task.plan_id == plan_id).order_by(Task.id)))
@@ -49,6 +58,7 @@ def page(
     *,
     statuses: Collection[str] | None = WAITING,
     role: str | None = None,
+    roles: Collection[str] | None = None,
     claimed_by: str | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
@@ -67,6 +77,7 @@ def page(
         today=today,
         statuses=statuses,
         role=role,
+        roles=roles,
         claimed_by=claimed_by,
         after=after,
         limit=limit + 1,
@@ -110,13 +121,15 @@ def work_list(
     today: date,
     statuses: Collection[str] | None = WAITING,
     role: str | None = None,
+    roles: Collection[str] | None = None,
     claimed_by: str | None = None,
     task_ids: Sequence[int] | None = None,
     after: tuple[date, datetime, int] | None = None,
     limit: int | None = None,
 ) -> list[WorkItem]:
     """Tasks, oldest first, with their plan, customer and invoices (a few queries for the
-    whole list, not one per task). `statuses=None`: every status."""
+    whole list, not one per task). `statuses=None`: every status; `roles`: only tasks for one
+    of these roles (the back office's 'my roles')."""
     query = (
         select(Task, Plan, Customer, ActionInstance.invoice_id)
         .outerjoin(Plan, Plan.id == Task.plan_id)
@@ -132,6 +145,8 @@ def work_list(
         query = query.where(Task.status.in_(list(statuses)))
     if role:
         query = query.where(Task.role == role)
+    if roles is not None:
+        query = query.where(Task.role.in_(list(roles)))
     if claimed_by:
         query = query.where(Task.claimed_by == claimed_by)
     if task_ids is not None:
@@ -221,6 +236,7 @@ __all__ = [
     "WAITING",
     "TaskDetail",
     "WorkItem",
+    "count_waiting",
     "days_overdue",
     "get_or_not_found",
     "has_open",

@@ -2,7 +2,7 @@
 the request's fingerprint, and the answer replayed for 24 hours
 
 Revision ID: 0009_idempotency
-Revises: 0008_api_keys
+Revises: 0009_users
 Create Date: 2026-12-01 15:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 import recoup.core.db
 
 revision = "0009_idempotency"
-down_revision = "0008_api_keys"
+down_revision = "0009_users"
 branch_labels = None
 depends_on = None
 

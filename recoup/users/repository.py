@@ -1,0 +1,56 @@
+"""Every query of users and their browser sessions."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recoup.core.errors import NotFound
+from recoup.models import User, WebSession
+
+
+def get_by_email_or_name_or_not_found(session: Session, who: str) -> User:
+    user = by_email(session, who) or by_name(session, who)
+    if user is None:
+        raise NotFound(f"no user with the email or name {who!r}")
+    return user
+
+
+def by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def by_name(session: Session, name: str) -> User | None:
+    return session.scalar(select(User).where(User.name == name))
+
+
+def list_users(session: Session) -> list[User]:
+    """Every user, disabled ones too, oldest first."""
+    return list(session.scalars(select(User).order_by(User.id)))
+
+
+def session_by_hash(session: Session, token_hash: str) -> tuple[WebSession, User] | None:
+    row = session.execute(
+        select(WebSession, User)
+        .join(User, User.id == WebSession.user_id)
+        .where(WebSession.token_hash == token_hash)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def live_sessions_of(session: Session, user_id: int) -> list[WebSession]:
+    return list(
+        session.scalars(
+            select(WebSession).where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
+        )
+    )
+
+
+__all__ = [
+    "by_email",
+    "by_name",
+    "get_by_email_or_name_or_not_found",
+    "list_users",
+    "live_sessions_of",
+    "session_by_hash",
+]
