@@ -243,14 +243,14 @@ def call(
 
 PLAN_SCRIPT = """
 local ids = {%(ids)s}
-local thread_id = 0
 local threads = 0
 function setup(thread)
   threads = threads + 1
   thread:set("thread_id", threads)
 end
 function init(args)
-  math.randomseed(os.time() + thread_id)
+  -- thread_id: a global setup() gave this thread's Lua state (a local would hide it)
+  math.randomseed(os.time() * 100 + thread_id)
 end
 function request()
   return wrk.format("GET", "/api/v1/plans/" .. ids[math.random(#ids)], headers)
@@ -260,14 +260,14 @@ end
 PAYMENT_SCRIPT = """
 local invoices = {%(invoices)s}
 local counter = 0
-local thread_id = 0
 local threads = 0
 function setup(thread)
   threads = threads + 1
   thread:set("thread_id", threads)
 end
 function init(args)
-  math.randomseed(os.time() + thread_id)
+  -- thread_id: a global setup() gave this thread's Lua state (a local would hide it)
+  math.randomseed(os.time() * 100 + thread_id)
 end
 function request()
   counter = counter + 1
