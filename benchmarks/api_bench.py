@@ -199,6 +199,7 @@ class Server:
             "--app-dir", str(Path(__file__).parent),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, env={**os.environ, **env})
+        self.pid = self.process.pid
         self._wait(probe, workers)
 
     def _wait(self, probe: str, workers: int) -> None:
@@ -294,6 +295,72 @@ class Figures:
     requests: int
     non_2xx: int
     errors: int
+    server_cpu_ms: float | None = None  # CPU per request: the server's processes
+    db_cpu_ms: float | None = None  # and PostgreSQL's backends on the benchmark's database
+    connections_opened: int | None = None  # database sessions the server opened meanwhile
+
+
+# CPU time per request, read from /proc: unlike requests/s and latencies it hardly moves with
+# what else the machine runs (other programs take turns on the cores, they do not make the
+# server do more work), so it is the figure to compare between runs and between routes.
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0  # gone
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of every process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        found.append((int(entry.name), parent, cmdline))
+    return found
+
+
+_admin_dsn = "postgresql://postgres@127.0.0.1:5432/postgres"  # from --pg-url in bench()
+
+
+def pg_sessions() -> int | None:
+    """Sessions opened so far on the benchmark's database (pg_stat_database, PostgreSQL 14+):
+    a server whose pool is smaller than its concurrency opens and closes connections all the
+    time, which costs both sides and hides backends from the CPU figures."""
+    import psycopg
+
+    try:
+        with psycopg.connect(_admin_dsn) as conn:
+            row = conn.execute(
+                "SELECT sessions FROM pg_stat_database WHERE datname = %s", (PG_DATABASE,)
+            ).fetchone()
+    except psycopg.Error:
+        return None
+    return int(row[0]) if row else None
+
+
+def server_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds so far of the server (uvicorn and its workers) and of the PostgreSQL
+    backends serving the benchmark's database (their process title names it)."""
+    processes = _processes()
+    tree = {pid}
+    for _ in range(3):  # uvicorn's supervisor, its workers (and a multiprocessing helper)
+        tree |= {child for child, parent, _ in processes if parent in tree}
+    backends = [p for p, _, cmdline in processes if f" {PG_DATABASE} " in cmdline]
+    return (
+        sum(_cpu_seconds(p) for p in tree),
+        sum(_cpu_seconds(p) for p in backends),
+    )
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -308,7 +375,7 @@ def _ms(text: str) -> float:
 
 def parse_wrk(output: str) -> Figures:
     """Requests/sec, the 50% and 99% of `--latency`'s distribution, and what went wrong."""
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
     total = re.search(r"^\s+(\d+) requests in", output, re.MULTILINE)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
@@ -335,6 +402,7 @@ def wrk(
     duration: float,
     script: str | None = None,
     threads: int = 2,
+    server_pid: int | None = None,
 ) -> Figures:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script or "")
@@ -348,10 +416,21 @@ def wrk(
             command += ["--header", f"Authorization: Bearer {key}"]
         if script is not None:
             command += ["--header", "Content-Type: application/json", "--script", lua.name]
+        before = server_cpu(server_pid) if server_pid else None
+        sessions = pg_sessions() if server_pid else None
         done = subprocess.run(command + [url], capture_output=True, text=True, check=False)
+        after = server_cpu(server_pid) if server_pid else None
+        time.sleep(0.6)  # backends report their statistics within 0.5 s of going idle
+        sessions_after = pg_sessions() if server_pid else None
         if done.returncode != 0:
             raise SystemExit(f"wrk failed ({done.returncode}): {done.stderr}")
-        return parse_wrk(done.stdout)
+        figures = parse_wrk(done.stdout)
+        if before and after and figures.requests:
+            figures.server_cpu_ms = (after[0] - before[0]) * 1000 / figures.requests
+            figures.db_cpu_ms = (after[1] - before[1]) * 1000 / figures.requests
+        if sessions is not None and sessions_after is not None:
+            figures.connections_opened = sessions_after - sessions
+        return figures
     finally:
         os.unlink(lua.name)
 
@@ -371,6 +450,8 @@ class Row:
 def bench(args: argparse.Namespace) -> list[Row]:
     from run_bench import AS_OF
 
+    global _admin_dsn
+    _admin_dsn = args.pg_url.replace("postgresql+psycopg://", "postgresql://") + "postgres"
     url = prepare(args.pg_url, args.invoices, args.rebuild)
     book = sample(url)
     plan_ids = ", ".join(str(i) for i in book.plan_ids)
@@ -401,7 +482,9 @@ def bench(args: argparse.Namespace) -> list[Row]:
                 ]
                 for label, path, script in targets:
                     wrk(api.base + path, key=book.key, script=script, **warm)
-                    figures = wrk(api.base + path, key=book.key, script=script, **load)
+                    figures = wrk(
+                        api.base + path, key=book.key, script=script, server_pid=api.pid, **load
+                    )
                     rows.append(Row(label, workers, figures, read=True))
                     print(f"  {label}: {figures}", flush=True)
                 invoice, customer = book.invoices[0]
@@ -429,7 +512,11 @@ def bench(args: argparse.Namespace) -> list[Row]:
                     script_warm = script.replace(f"{prefix}-w{workers}", f"{prefix}-warm{workers}")
                     wrk(api.base + "/api/v1/payments", key=book.key, script=script_warm, **warm)
                     figures = wrk(
-                        api.base + "/api/v1/payments", key=book.key, script=script, **load
+                        api.base + "/api/v1/payments",
+                        key=book.key,
+                        script=script,
+                        server_pid=api.pid,
+                        **load,
                     )
                     rows.append(Row(label, workers, figures, read=False))
                     print(f"  {label}: {figures}", flush=True)
@@ -438,7 +525,7 @@ def bench(args: argparse.Namespace) -> list[Row]:
             floor = Server("api_bench:floor_app", workers, env, "/floor")
             try:
                 wrk(floor.base + "/floor", key=None, **warm)
-                figures = wrk(floor.base + "/floor", key=None, **load)
+                figures = wrk(floor.base + "/floor", key=None, server_pid=floor.pid, **load)
                 rows.append(Row("floor (bare FastAPI)", workers, figures, read=False))
                 print(f"  floor: {figures}", flush=True)
             finally:
@@ -446,11 +533,21 @@ def bench(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
+def cpu_ms(figures: Figures) -> float:
+    return (figures.server_cpu_ms or 0.0) + (figures.db_cpu_ms or 0.0)
+
+
+def cpu_text(figures: Figures) -> str:
+    if figures.server_cpu_ms is None:
+        return ""
+    return f"{figures.server_cpu_ms:.2f} + {figures.db_cpu_ms or 0.0:.2f} ms"
+
+
 def report(rows: list[Row], args: argparse.Namespace) -> bool:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 130))
+    console = Console(width=max(Console().width, 170))
     load = os.getloadavg()[0]
     table = Table(
         title=f"Recoup API on PostgreSQL, {args.invoices:,} invoices, {args.connections} "
@@ -460,7 +557,8 @@ def report(rows: list[Row], args: argparse.Namespace) -> bool:
     for column, justify in (
         ("route", "left"), ("workers", "right"), ("requests/s", "right"), ("p50", "right"),
         ("p99", "right"), ("floor/route", "right"), ("within 3x", "center"),
-        ("p99 < 50 ms", "center"), ("non-2xx", "right"),
+        ("p99 < 50 ms", "center"), ("CPU/request server + db", "right"),
+        ("CPU/floor's", "right"), ("db connections opened", "right"), ("non-2xx", "right"),
     ):  # fmt: skip
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     floors = {r.workers: r.figures for r in rows if r.route.startswith("floor") and r.figures}
@@ -468,7 +566,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> bool:
     for row in rows:
         figures = row.figures
         if figures is None:
-            table.add_row(row.route, str(row.workers), row.note, "", "", "", "", "", "")
+            table.add_row(row.route, str(row.workers), row.note, *[""] * 9)
             continue
         floor = floors.get(row.workers)
         ratio = floor.rps / figures.rps if floor and figures.rps else None
@@ -484,6 +582,9 @@ def report(rows: list[Row], args: argparse.Namespace) -> bool:
             f"{ratio:.2f}" if ratio is not None else "",
             ("[green]PASS[/green]" if ratio_ok else "[red]FAIL[/red]") if row.read else "",
             "[green]PASS[/green]" if p99_ok else "[red]FAIL[/red]",
+            cpu_text(figures),
+            f"{cpu_ms(figures) / cpu_ms(floor):.1f}" if floor and cpu_ms(floor) else "",
+            str(figures.connections_opened) if figures.connections_opened is not None else "",
             f"{figures.non_2xx + figures.errors}" if figures.non_2xx + figures.errors else "",
         )
     console.print(table)
