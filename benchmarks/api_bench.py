@@ -45,6 +45,7 @@ P99_TARGET_MS = 50.0
 SAMPLE = 2000  # plan ids and invoices handed to the Lua scripts
 FLOOR_BODY_ENV = "RECOUP_BENCH_FLOOR_BODY"
 WRK = "/usr/bin/wrk"
+FLOOR = "floor (bare FastAPI)"
 
 
 # --- the floor: served by uvicorn as `api_bench:floor_app` ---------------------------------
@@ -473,9 +474,9 @@ def bench(args: argparse.Namespace) -> list[Row]:
                 plans = len(json.loads(body)["data"])
                 print(f"{workers} worker(s): plans page {len(body):,} bytes, {plans} plans")
                 targets = [
-                    ("GET /api/v1/plans?status=active", "/api/v1/plans?status=active", None),
+                    ("GET /plans?status=active", "/api/v1/plans?status=active", None),
                     (
-                        "GET /api/v1/plans/{id}",
+                        "GET /plans/{id}",
                         "/api/v1/plans",
                         PLAN_SCRIPT % {"ids": plan_ids},
                     ),
@@ -486,7 +487,7 @@ def bench(args: argparse.Namespace) -> list[Row]:
                         api.base + path, key=book.key, script=script, server_pid=api.pid, **load
                     )
                     rows.append(Row(label, workers, figures, read=True))
-                    print(f"  {label}: {figures}", flush=True)
+                    print(line(label, figures), flush=True)
                 invoice, customer = book.invoices[0]
                 probe = {
                     "id": f"{prefix}-probe-{workers}",
@@ -497,7 +498,7 @@ def bench(args: argparse.Namespace) -> list[Row]:
                     "date": AS_OF.isoformat(),
                 }
                 status, body = call(api.base, "POST", "/api/v1/payments", book.key, probe)
-                label = "POST /api/v1/payments"
+                label = "POST /payments"
                 if status in (404, 405):
                     rows.append(Row(label, workers, None, read=False, note="not available"))
                     print(f"  {label}: not available ({status})", flush=True)
@@ -519,15 +520,15 @@ def bench(args: argparse.Namespace) -> list[Row]:
                         **load,
                     )
                     rows.append(Row(label, workers, figures, read=False))
-                    print(f"  {label}: {figures}", flush=True)
+                    print(line(label, figures), flush=True)
             finally:
                 api.stop()
             floor = Server("api_bench:floor_app", workers, env, "/floor")
             try:
                 wrk(floor.base + "/floor", key=None, **warm)
                 figures = wrk(floor.base + "/floor", key=None, server_pid=floor.pid, **load)
-                rows.append(Row("floor (bare FastAPI)", workers, figures, read=False))
-                print(f"  floor: {figures}", flush=True)
+                rows.append(Row(FLOOR, workers, figures, read=False))
+                print(line(FLOOR, figures), flush=True)
             finally:
                 floor.stop()
     return rows
@@ -537,36 +538,50 @@ def cpu_ms(figures: Figures) -> float:
     return (figures.server_cpu_ms or 0.0) + (figures.db_cpu_ms or 0.0)
 
 
+def verdict(ok: bool) -> str:
+    return "[green]PASS[/green]" if ok else "[red]FAIL[/red]"
+
+
 def cpu_text(figures: Figures) -> str:
     if figures.server_cpu_ms is None:
         return ""
+    if figures.connections_opened:  # the backends that ended took their CPU figures along
+        return f"{figures.server_cpu_ms:.2f} + ? ms"
     return f"{figures.server_cpu_ms:.2f} + {figures.db_cpu_ms or 0.0:.2f} ms"
+
+
+def line(label: str, figures: Figures) -> str:
+    return (
+        f"  {label}: {figures.rps:,.0f} requests/s, p50 {figures.p50_ms:.1f} ms, p99 "
+        f"{figures.p99_ms:.1f} ms, CPU/request {cpu_text(figures) or '-'}, "
+        f"{figures.requests:,} requests, {figures.non_2xx} non-2xx, {figures.errors} errors"
+    )
 
 
 def report(rows: list[Row], args: argparse.Namespace) -> bool:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 170))
+    console = Console(width=max(Console().width, 150))
     load = os.getloadavg()[0]
     table = Table(
-        title=f"Recoup API on PostgreSQL, {args.invoices:,} invoices, {args.connections} "
+        title=f"Recoup API (/api/v1) on PostgreSQL, {args.invoices:,} invoices, {args.connections} "
         f"connections, {args.duration:g} s each ({os.cpu_count()} CPUs, load average "
         f"{load:.1f} at the end)"
     )
     for column, justify in (
         ("route", "left"), ("workers", "right"), ("requests/s", "right"), ("p50", "right"),
-        ("p99", "right"), ("floor/route", "right"), ("within 3x", "center"),
-        ("p99 < 50 ms", "center"), ("CPU/request server + db", "right"),
-        ("CPU/floor's", "right"), ("db connections opened", "right"), ("non-2xx", "right"),
+        ("p99 (< 50 ms)", "right"), ("floor/route (≤ 3)", "right"),
+        ("CPU/request server + db", "right"), ("CPU / floor's", "right"),
+        ("db conns opened", "right"), ("non-2xx", "right"),
     ):  # fmt: skip
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    floors = {r.workers: r.figures for r in rows if r.route.startswith("floor") and r.figures}
+        table.add_column(column, justify=justify, no_wrap=column == "route")  # type: ignore[arg-type]
+    floors = {r.workers: r.figures for r in rows if r.route == FLOOR and r.figures}
     passed = True
     for row in rows:
         figures = row.figures
         if figures is None:
-            table.add_row(row.route, str(row.workers), row.note, *[""] * 9)
+            table.add_row(row.route, str(row.workers), row.note, *[""] * 7)
             continue
         floor = floors.get(row.workers)
         ratio = floor.rps / figures.rps if floor and figures.rps else None
@@ -578,10 +593,8 @@ def report(rows: list[Row], args: argparse.Namespace) -> bool:
             str(row.workers),
             f"{figures.rps:,.0f}",
             f"{figures.p50_ms:.1f} ms",
-            f"{figures.p99_ms:.1f} ms",
-            f"{ratio:.2f}" if ratio is not None else "",
-            ("[green]PASS[/green]" if ratio_ok else "[red]FAIL[/red]") if row.read else "",
-            "[green]PASS[/green]" if p99_ok else "[red]FAIL[/red]",
+            f"{figures.p99_ms:.1f} ms " + verdict(p99_ok),
+            (f"{ratio:.2f} " + verdict(ratio_ok)) if row.read and ratio is not None else "",
             cpu_text(figures),
             f"{cpu_ms(figures) / cpu_ms(floor):.1f}" if floor and cpu_ms(floor) else "",
             str(figures.connections_opened) if figures.connections_opened is not None else "",
