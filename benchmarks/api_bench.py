@@ -562,7 +562,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> bool:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 150))
+    console = Console(width=max(Console().width, 190))
     load = os.getloadavg()[0]
     table = Table(
         title=f"Recoup API (/api/v1) on PostgreSQL, {args.invoices:,} invoices, {args.connections} "
