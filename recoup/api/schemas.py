@@ -48,10 +48,29 @@ class CustomerAccount(CustomerDetailRead):
         )
 
 
+class ProblemError(Schema):
+    """One invalid field: its JSON name (`policies[0].days`), why, and the row of a batch."""
+
+    field: str | None
+    message: str
+    index: int | None
+
+
+class Problem(Schema):
+    """An error (RFC 9457, SPEC §6), as `application/problem+json`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[ProblemError]
+
+
 class PlanResume(Schema):
     """Resume a paused plan by hand."""
 
     reason: str = "by hand"  # resume_plan's default: what the CLI logs
 
 
-__all__ = ["CustomerAccount", "ListPage", "PlanResume"]
+__all__ = ["CustomerAccount", "ListPage", "PlanResume", "Problem", "ProblemError"]
