@@ -84,28 +84,25 @@ class EndpointSecret(EndpointRead):
         )
 
 
-Url = Field(min_length=1, max_length=1000, description="An http(s) URL.")
-
-
 class EndpointCreate(Schema):
-    url: str = Url
+    url: str = Field(min_length=1, max_length=1000, description="An http(s) URL.")
     events: list[WebhookEvent] | None = Field(
-        None, description="The events it receives (default: every event)."
+        default=None, description="The events it receives (default: every event)."
     )
-    description: str | None = Field(None, max_length=500)
+    description: str | None = Field(default=None, max_length=500)
     active: bool = True
 
 
 class EndpointUpdate(Schema):
-    url: str | None = Field(None, min_length=1, max_length=1000)
+    url: str | None = Field(default=None, min_length=1, max_length=1000)
     events: list[WebhookEvent] | None = None
-    description: str | None = Field(None, max_length=500)
+    description: str | None = Field(default=None, max_length=500)
     active: bool | None = None
 
 
 class EndpointRotate(Schema):
     overlap_hours: int = Field(
-        DEFAULT_OVERLAP_HOURS,
+        default=DEFAULT_OVERLAP_HOURS,
         ge=0,
         le=MAX_OVERLAP_HOURS,
         description="How long the previous secret also signs (0: it stops at once).",

@@ -299,6 +299,47 @@ def test_redeliver_sends_the_same_message_again(
     assert (row.status, row.attempts) == ("delivered", 2)
 
 
+def test_a_new_url_receives_what_waits_and_nothing_twice(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path, server: Recorder
+) -> None:
+    endpoint_id = _setup(session_factory, server.url + "/old")
+    env = _env(db_url, tmp_path)
+    t0 = utc_now()
+    server.answer(500)  # the first event waits for a retry, the second is delivered
+    pump(session_factory, env=env, now=t0)
+    with session_factory() as s, s.begin():
+        log(s, Event.plan_opened, customer_id="C1")  # logged, not queued yet
+    with session_factory() as s, s.begin():
+        endpoint = s.get(WebhookEndpoint, endpoint_id)
+        assert endpoint is not None
+        endpoints.update_endpoint(
+            s, endpoint, url=server.url + "/new", actor="ops", now=t0 + timedelta(seconds=1)
+        )
+    pump(session_factory, env=env, now=t0 + timedelta(minutes=2))
+    pump(session_factory, env=env, now=t0 + timedelta(minutes=3))  # the rescan adds nothing
+    assert [r.path for r in server.requests] == ["/old", "/old", "/new", "/new"]
+    sent = [r.json()["id"] for r in server.requests]
+    assert sent[2] == sent[0] and len(set(sent)) == 3
+    rows = _deliveries(session_factory)
+    assert [(d.status, d.url.rsplit("/", 1)[1]) for d in rows] == [
+        ("delivered", "new"),
+        ("delivered", "old"),
+        ("delivered", "new"),
+    ]
+
+
+def test_a_removed_endpoint_gets_nothing_more(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path, server: Recorder
+) -> None:
+    endpoint_id = _setup(session_factory, server.url + "/hook")
+    with session_factory() as s, s.begin():
+        endpoint = s.get(WebhookEndpoint, endpoint_id)
+        assert endpoint is not None
+        endpoints.delete_endpoint(s, endpoint, actor="ops", reason="gone")
+    stats = pump(session_factory, env=_env(db_url, tmp_path))
+    assert server.requests == [] and stats.delivered == 0
+
+
 def test_a_config_apply_keeps_the_endpoints_secret(
     session_factory: sessionmaker[Session], server: Recorder
 ) -> None:
