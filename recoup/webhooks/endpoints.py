@@ -37,10 +37,20 @@ def check_url(url: str, field: str = "url") -> str:
     url = url.strip()
     if not url:
         raise InvalidInput("{field} is required", field=field)
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise InvalidInput("{field} must not contain spaces or control characters", field=field)
     problem = url_problem(url)
     if problem:
         raise InvalidInput(f"{{field}} {problem}", field=field)
     return url
+
+
+def _description(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if any(not ch.isprintable() and ch not in "\n\t" for ch in text):
+        raise InvalidInput("{field} must not contain control characters", field="description")
+    return text.strip() or None
 
 
 def _unique_url(session: Session, url: str, endpoint_id: int | None = None) -> None:
@@ -102,7 +112,7 @@ def create_endpoint(
     endpoint = WebhookEndpoint(
         url=url,
         events=_events(events),
-        description=description,
+        description=_description(description),
         active=active,
         position=position,
         start_log_id=log_end,
@@ -132,8 +142,10 @@ def update_endpoint(
     from now on; a re-activated endpoint gets the events from now on (as `config apply`)."""
     now = now or utc_now()
     fields: list[str] = []
+    # everything checked before anything changes
+    url = check_url(url) if url is not None else None
+    wanted_description = _description(description) if description is not None else None
     if url is not None:
-        url = check_url(url)
         if url != endpoint.url:
             _unique_url(session, url, endpoint.id)
             # what was logged so far is queued for the old URL first, then moved with the rest
@@ -149,8 +161,8 @@ def update_endpoint(
         if wanted != list(endpoint.events or []):
             endpoint.events = wanted
             fields.append("events")
-    if description is not None and description != endpoint.description:
-        endpoint.description = description or None
+    if description is not None and wanted_description != endpoint.description:
+        endpoint.description = wanted_description
         fields.append("description")
     if active is not None and active != endpoint.active:
         if active:  # events logged while it was inactive are not sent

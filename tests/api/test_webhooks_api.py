@@ -92,6 +92,10 @@ def test_create_shows_the_secret_once_and_lists_in_pages(admin: TestClient) -> N
         ({}, "url"),
         ({"url": "https://a.example/hook", "events": ["plan_exploded"]}, "events[0]"),
         ({"url": "https://a.example/hook", "secret": "whsec_mine"}, "secret"),
+        ({"url": "https://a.exa mple/hook"}, "url"),
+        ({"url": "https://a.example/\x00"}, "url"),
+        ({"url": "https://a.example/hook", "description": "bad\x00"}, "description"),
+        ({"url": "https://a.example/" + "x" * 1000}, "url"),
     ],
 )
 def test_a_bad_endpoint_is_422_naming_the_field_and_creates_nothing(
