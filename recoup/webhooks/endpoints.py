@@ -145,17 +145,16 @@ def update_endpoint(
     # everything checked before anything changes
     url = check_url(url) if url is not None else None
     wanted_description = _description(description) if description is not None else None
-    if url is not None:
-        if url != endpoint.url:
-            _unique_url(session, url, endpoint.id)
-            # what was logged so far is queued for the old URL first, then moved with the rest
-            # of its waiting deliveries, so no event is lost or sent twice to the new one
-            enqueue_events(session, now=now)
-            repository.move_pending(session, endpoint.id, url)
-            endpoint.url = url
-            top = repository.max_log_id(session)
-            endpoint.start_log_id = endpoint.cursor_log_id = top
-            fields.append("url")
+    if url is not None and url != endpoint.url:
+        _unique_url(session, url, endpoint.id)
+        # what was logged so far is queued for the old URL first, then moved with the rest
+        # of its waiting deliveries, so no event is lost or sent twice to the new one
+        enqueue_events(session, now=now)
+        repository.move_pending(session, endpoint.id, url)
+        endpoint.url = url
+        top = repository.max_log_id(session)
+        endpoint.start_log_id = endpoint.cursor_log_id = top
+        fields.append("url")
     if events is not None:
         wanted = _events(events)
         if wanted != list(endpoint.events or []):

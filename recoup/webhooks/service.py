@@ -336,12 +336,15 @@ class _Job:
 
 def _attempt(job: _Job, *, legacy_secret: str | None, now: datetime) -> _Attempt:
     payload = job.payload
+    # signed when it is sent: a long batch must not send timestamps receivers find too old
+    # (a pump given a later `now`, as tests and simulations do, keeps it)
+    sent_at = max(now, utc_now())
     try:
         answer = post_signed(
             job.url,
             payload,
             secret=legacy_secret,
-            now=now,
+            now=sent_at,
             message_id=message_id(job.delivery_id),
             signing_secrets=job.secrets or [],
             headers={

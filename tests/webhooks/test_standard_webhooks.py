@@ -176,6 +176,20 @@ def test_the_webhook_id_is_the_same_on_a_retry(
         verify(secret, request.headers, request.body, now=_now(request))
 
 
+def test_the_timestamp_is_when_the_attempt_is_sent(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path, server: Recorder
+) -> None:
+    # a pump whose batch began long ago still signs with the time of sending: a receiver
+    # refuses timestamps more than 5 minutes old
+    _setup(session_factory, server.url + "/hook")
+    started = utc_now() - timedelta(minutes=30)
+    assert pump(session_factory, env=_env(db_url, tmp_path), now=started).delivered == 2
+    for request in server.requests:
+        sent = int(request.headers["webhook-timestamp"])
+        assert sent >= int(utc_now().timestamp()) - 60
+        assert request.headers["recoup-signature"].startswith(f"t={sent},")
+
+
 def test_rotation_signs_with_both_secrets_during_the_overlap_then_drops_the_old(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path, server: Recorder
 ) -> None:
