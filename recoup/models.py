@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -458,6 +460,19 @@ class WebhookEndpoint(Base):
     start_log_id: Mapped[int] = mapped_column(Integer, default=0)
     cursor_log_id: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    # issue 11: the endpoint's own signing secret (Standard Webhooks `whsec_…`), kept as is
+    # because HMAC signing needs it; after a rotation the previous one also signs until
+    # `previous_secret_expires_at`
+    description: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    secret: Mapped[str] = mapped_column(String(100), default=lambda: new_webhook_secret())
+    previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and the base64 of 32 random bytes (the default of
+    every endpoint, however it is created: the policies file or the API)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 class WebhookDelivery(Base):
@@ -484,6 +499,8 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the endpoint it is for (issue 11); no foreign key: the delivery log outlives its endpoint
+    endpoint_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
 
 
 # --- API keys (issue 11) -------------------------------------------------------------------------

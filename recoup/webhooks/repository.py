@@ -7,10 +7,10 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from recoup.core.errors import InvalidInput
+from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.schemas import (
     DEFAULT_LIMIT,
     check_limit,
@@ -58,7 +58,101 @@ def page(
     return split_page(list(session.scalars(query.limit(limit + 1))), limit)
 
 
+def endpoint_page(
+    session: Session,
+    endpoint_id: int,
+    *,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> tuple[list[WebhookDelivery], str | None]:
+    """One page of an endpoint's deliveries, newest first, and the cursor of the next."""
+    limit = check_limit(limit)
+    query = (
+        _filtered(status)
+        .where(WebhookDelivery.endpoint_id == endpoint_id)
+        .order_by(WebhookDelivery.id.desc())
+    )
+    if cursor is not None:
+        query = query.where(WebhookDelivery.id < decode_id_cursor(cursor))
+    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
+
+
+def get_delivery_or_not_found(session: Session, delivery_id: int) -> WebhookDelivery:
+    delivery = session.get(WebhookDelivery, delivery_id)
+    if delivery is None:
+        raise NotFound(f"no webhook delivery {delivery_id}")
+    return delivery
+
+
 # --- endpoints -----------------------------------------------------------------------------
+
+
+def get_endpoint_or_not_found(session: Session, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise NotFound(f"no webhook endpoint {endpoint_id}")
+    return endpoint
+
+
+def endpoint_by_url(session: Session, url: str) -> WebhookEndpoint | None:
+    return session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.url == url))
+
+
+def endpoints_page(
+    session: Session, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+) -> tuple[list[WebhookEndpoint], str | None]:
+    """One page of the endpoints, oldest first (by id), and the cursor of the next."""
+    limit = check_limit(limit)
+    query = select(WebhookEndpoint).order_by(WebhookEndpoint.id)
+    if cursor is not None:
+        query = query.where(WebhookEndpoint.id > decode_id_cursor(cursor))
+    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
+
+
+def all_endpoints(session: Session) -> list[WebhookEndpoint]:
+    """Every endpoint, active or not, by id (the CLI's listing)."""
+    return list(session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
+
+
+def active_endpoints_by_url(session: Session) -> dict[str, WebhookEndpoint]:
+    return {endpoint.url: endpoint for endpoint in active_endpoints(session)}
+
+
+def drop_expired_secrets(session: Session, now: datetime) -> int:
+    """Forget the previous secrets whose overlap has ended; how many."""
+    result = session.execute(
+        update(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.previous_secret_expires_at.is_not(None),
+            WebhookEndpoint.previous_secret_expires_at <= now,
+        )
+        .values(previous_secret=None, previous_secret_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def detach_deliveries(session: Session, endpoint_id: int) -> None:
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id)
+        .values(endpoint_id=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def move_pending(session: Session, endpoint_id: int, url: str) -> None:
+    """Point an endpoint's waiting deliveries at its new URL."""
+    session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == DeliveryStatus.pending.value,
+        )
+        .values(url=url)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def active_endpoints(session: Session) -> list[WebhookEndpoint]:
@@ -187,9 +281,19 @@ def lock_delivery(session: Session, delivery_id: int) -> WebhookDelivery | None:
 __all__ = [
     "active_endpoint_urls",
     "active_endpoints",
+    "active_endpoints_by_url",
+    "all_endpoints",
+    "drop_expired_secrets",
+    "endpoint_by_url",
+    "endpoint_page",
+    "endpoints_page",
+    "get_delivery_or_not_found",
+    "get_endpoint_or_not_found",
+    "move_pending",
     "claimable_ids",
     "count_due",
     "deliveries_by_ids",
+    "detach_deliveries",
     "due",
     "entries_to_scan",
     "has_active_endpoint",

@@ -11,11 +11,14 @@ about webhooks:
   a pump repeated after a crash never queue an event twice. On PostgreSQL a transaction can
   commit a lower log id after a higher one was seen; entries of the last RESCAN_WINDOW are
   therefore looked at again (the unique key drops what is already queued).
-- `deliver_pending(factory, env=..., now=...)` POSTs due deliveries, signed like every Recoup
-  webhook, with `Recoup-Event`, `Recoup-Delivery` and `Idempotency-Key` (the event id)
-  headers. A 2xx is delivered; anything else is retried after 1, 2, 4, … minutes (capped at
-  an hour), each failure logged (`webhook_failed`) with its reason, until MAX_ATTEMPTS.
-  Delivery is at least once: receivers deduplicate on the event id.
+- `deliver_pending(factory, env=..., now=...)` POSTs due deliveries, signed the Standard
+  Webhooks way with the endpoint's own secret(s) (`webhook-id`, `webhook-timestamp`,
+  `webhook-signature`, see recoup.webhooks.signing) and, with RECOUP_WEBHOOK_SECRET set, with
+  `Recoup-Signature` as before; with `Recoup-Event`, `Recoup-Delivery` and `Idempotency-Key`
+  (the event id) headers. A 2xx is delivered; anything else is retried after 1, 2, 4, …
+  minutes (capped at an hour), each failure logged (`webhook_failed`) with its reason, until
+  MAX_ATTEMPTS. Delivery is at least once: receivers deduplicate on `webhook-id` (or the
+  event id).
 - `pump(factory, env=..., now=...)` does both; the run calls it after executing actions, and
   `recoup events deliver` on demand. It is an edge: it owns its transactions.
 """
@@ -40,6 +43,7 @@ from recoup.log.service import log
 from recoup.models import LogEntry, WebhookDelivery, WebhookEndpoint
 from recoup.webhooks import repository
 from recoup.webhooks.payload import plan_invoice_ids, plan_payload
+from recoup.webhooks.signing import message_id
 from recoup.webhooks.transport import post_signed
 
 logger = logging.getLogger(__name__)
@@ -84,7 +88,7 @@ class PumpStats:
     delivered: int = 0
     retried: int = 0
     failed: int = 0
-    note: str | None = None  # why nothing was sent (no secret configured)
+    note: str | None = None  # a remark for the person who asked (none is made today)
 
     def as_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -112,9 +116,29 @@ def _sources_for(endpoint: WebhookEndpoint) -> set[str]:
     return sources
 
 
+def event_reason(event: str, details: dict[str, Any]) -> str | None:
+    """Why it happened, in a word or a person's words: the log entry's `reason` (a stop's, a
+    waiver's, `paid` for a recovery), else what the event implies."""
+    reason = details.get("reason")
+    if reason:
+        return str(reason)
+    if event == Event.level_reached.value and details.get("days_overdue") is not None:
+        return f"{details['days_overdue']} days overdue"
+    return DEFAULT_REASON.get(event)
+
+
+DEFAULT_REASON = {
+    Event.plan_opened.value: "overdue",
+    Event.plan_recovered.value: "paid",
+    Event.plan_unrecovered.value: "end level reached",
+    Event.plan_stopped.value: "stopped",
+}
+
+
 def event_payload(entry: LogEntry, plan: dict[str, Any] | None) -> dict[str, Any]:
     """The body an endpoint receives for one log entry: same for every endpoint."""
     kind = OUTGOING[entry.event]
+    details = dict(entry.details or {})
     data: dict[str, Any] = {
         "customer_id": entry.customer_id,
         "invoice_id": entry.invoice_id,
@@ -122,8 +146,13 @@ def event_payload(entry: LogEntry, plan: dict[str, Any] | None) -> dict[str, Any
         "level": entry.level,
         "action": entry.action,
         "actor": entry.actor,
-        "details": dict(entry.details or {}),
+        "details": details,
         "plan": plan,
+        # issue 11: what a receiver acts on without digging into `plan` or `details`
+        "policy": plan["policy"] if plan is not None else None,
+        "balance": plan["balance"] if plan is not None else None,
+        "currency": plan["currency"] if plan is not None else None,
+        "reason": event_reason(entry.event, details),
     }
     if kind is WebhookEvent.plan_closed:
         data["status"] = FINAL_STATUS[entry.event]
@@ -244,6 +273,7 @@ def _enqueue_batch(
             rows.append(
                 {
                     "url": endpoint.url,
+                    "endpoint_id": endpoint.id,
                     "event": OUTGOING[entry.event].value,
                     "log_entry_id": entry.id,
                     "plan_id": entry.plan_id,
@@ -286,18 +316,40 @@ class _Attempt:
         return self.error is None
 
 
-def _attempt(
-    url: str, delivery_id: int, payload: dict[str, Any], *, secret: str, now: datetime
-) -> _Attempt:
+def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """The secrets an endpoint's deliveries are signed with now: its own, and during a
+    rotation's overlap the previous one too (newest first)."""
+    found = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and expires > now:
+        found.append(endpoint.previous_secret)
+    return found
+
+
+@dataclass(frozen=True)
+class _Job:
+    delivery_id: int
+    url: str
+    payload: dict[str, Any]
+    secrets: list[str] | None  # None: the endpoint is gone or inactive
+
+
+def _attempt(job: _Job, *, legacy_secret: str | None, now: datetime) -> _Attempt:
+    payload = job.payload
+    # signed when it is sent: a long batch must not send timestamps receivers find too old
+    # (a pump given a later `now`, as tests and simulations do, keeps it)
+    sent_at = max(now, utc_now())
     try:
         answer = post_signed(
-            url,
+            job.url,
             payload,
-            secret=secret,
-            now=now,
+            secret=legacy_secret,
+            now=sent_at,
+            message_id=message_id(job.delivery_id),
+            signing_secrets=job.secrets or [],
             headers={
                 "Recoup-Event": str(payload.get("type")),
-                "Recoup-Delivery": str(delivery_id),
+                "Recoup-Delivery": str(job.delivery_id),
                 "Idempotency-Key": str(payload.get("id")),
             },
         )
@@ -315,42 +367,41 @@ def deliver_pending(
     now: datetime | None = None,
     limit: int | None = None,
 ) -> PumpStats:
-    """POST every due delivery, each recorded in its own transaction. An edge: commits."""
+    """POST every due delivery, each recorded in its own transaction. An edge: commits.
+
+    Each is signed with its endpoint's secrets (webhook-signature) and, where the installation
+    has RECOUP_WEBHOOK_SECRET, also with it as `Recoup-Signature`, as before per-endpoint
+    secrets, so receivers set up then keep working."""
     stats = PumpStats()
     now = now or utc_now()
-    secret = env.webhook_secret
-    if not secret:
-        with factory() as session:
-            waiting = repository.count_due(session, now)
-        if waiting:
-            stats.note = (
-                f"{waiting} event deliveries wait: set RECOUP_WEBHOOK_SECRET to sign and send them"
-            )
-            logger.warning(stats.note)
-        return stats
     processed = 0
     while limit is None or processed < limit:
         size = DELIVERY_BATCH if limit is None else min(DELIVERY_BATCH, limit - processed)
         with factory.begin() as session:
             ids = claim_deliveries(session, now=now, size=size)
-            active = repository.active_endpoint_urls(session)
+            active = repository.active_endpoints_by_url(session)
             jobs = [
-                (row.id, row.url, dict(row.payload))
+                _Job(
+                    row.id,
+                    row.url,
+                    dict(row.payload),
+                    signing_secrets(active[row.url], now) if row.url in active else None,
+                )
                 for row in repository.deliveries_by_ids(session, ids)
             ]
         if not jobs:
             break
-        for delivery_id, url, payload in sorted(jobs):
-            if url not in active:
+        for job in sorted(jobs, key=lambda job: job.delivery_id):
+            if job.secrets is None:
                 attempt = _Attempt(None, "endpoint is no longer configured or is inactive")
                 final = True
             else:
-                attempt = _attempt(url, delivery_id, payload, secret=secret, now=now)
+                attempt = _attempt(job, legacy_secret=env.webhook_secret, now=now)
                 if attempt.error:  # stored and logged: without credentials (issue 8.5)
                     attempt = _Attempt(attempt.status_code, env.redact(attempt.error))
                 final = False
             with factory.begin() as session:
-                kind = _record(session, delivery_id, attempt, now=now, final=final)
+                kind = _record(session, job.delivery_id, attempt, now=now, final=final)
             setattr(stats, kind, getattr(stats, kind) + 1)
             processed += 1
     return stats
@@ -425,6 +476,7 @@ def pump(
     if not has_endpoints(factory):
         return PumpStats()
     with factory.begin() as session:
+        repository.drop_expired_secrets(session, now)  # a rotation's overlap has ended
         enqueued = enqueue_events(session, now=now)
     stats = deliver_pending(factory, env=env, now=now)
     stats.enqueued = enqueued

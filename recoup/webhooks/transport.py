@@ -5,7 +5,7 @@ retry; any HTTP answer comes back as a `Response`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from recoup.domain.signature import SIGNATURE_HEADER, signature_header
+from recoup.webhooks import signing
 
 TIMEOUT = 10.0
 USER_AGENT = "Recoup-Webhooks/1"
@@ -68,14 +69,24 @@ def post_signed(
     url: str,
     payload: Mapping[str, Any],
     *,
-    secret: str,
+    secret: str | None,
     now: datetime,
     headers: Mapping[str, str] | None = None,
     timeout: float = TIMEOUT,
+    message_id: str | None = None,
+    signing_secrets: Sequence[str] = (),
 ) -> Response:
-    """POST `payload` with `Recoup-Signature: t=<unix ts>,v1=<hmac>` (see domain.signature)."""
+    """POST `payload` with `Recoup-Signature: t=<unix ts>,v1=<hmac>` keyed with `secret` (see
+    domain.signature; left out without one) and, given a `message_id`, the Standard Webhooks
+    headers signed with each of `signing_secrets` (see webhooks.signing). Both sign the same
+    bytes at the same second."""
     body = encode(payload)
-    signed = {SIGNATURE_HEADER: signature_header(secret, int(now.timestamp()), body)}
+    timestamp = int(now.timestamp())
+    signed: dict[str, str] = {}
+    if secret:
+        signed[SIGNATURE_HEADER] = signature_header(secret, timestamp, body)
+    if message_id is not None:
+        signed.update(signing.headers(signing_secrets, message_id, timestamp, body))
     signed.update(headers or {})
     return post_json(url, body, headers=signed, timeout=timeout)
 
