@@ -106,6 +106,10 @@ def _post(ctx: ActionContext, url: str, payload: dict[str, Any], event: str) -> 
             payload,
             secret=secret,
             now=ctx.now,
+            # Standard Webhooks beside Recoup-Signature (SPEC §6): the instance's key is stable
+            # across retries, so a receiver drops a delivery it already handled
+            message_id=ctx.instance.key,
+            signing_secrets=[secret] if secret else [],
             headers={
                 "Idempotency-Key": ctx.instance.key,
                 "Recoup-Event": event,

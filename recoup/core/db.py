@@ -120,6 +120,10 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
+    # the API serves up to its thread pool's requests at once: a pool smaller than that opens
+    # and closes a PostgreSQL session per overflowing request (issue 11's benchmark)
+    kwargs.setdefault("pool_size", 20)
+    kwargs.setdefault("max_overflow", 20)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -143,6 +143,7 @@ class Event(StrEnum):
     run_finished = "run_finished"
     payment_retry_failed = "payment_retry_failed"  # the billing system could not collect
     webhook_failed = "webhook_failed"  # an outgoing event delivery attempt failed
+    webhook_redelivered = "webhook_redelivered"  # a person queued a delivery again
     # a channel's server could not be reached: its due actions wait (details: channel,
     # reason, error, retry_at, instances); logged once per batch, not per action
     channel_down = "channel_down"

@@ -28,7 +28,7 @@ from recoup.webhooks.service import enqueue_events
 from recoup.webhooks.signing import new_secret
 
 # logged when a person sends a delivery again (not one of the engine's events)
-REDELIVERED = "webhook_redelivered"
+REDELIVERED = Event.webhook_redelivered.value
 
 
 def check_url(url: str, field: str = "url") -> str:

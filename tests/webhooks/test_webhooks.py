@@ -5,6 +5,7 @@ system's failure answer is logged on the plan."""
 from __future__ import annotations
 
 import dataclasses
+import base64
 import hashlib
 import hmac
 import json
@@ -83,6 +84,14 @@ def _assert_signed(request: Recorded) -> None:
     assert verify_signature(SECRET, header, request.body, now=int(NOW.timestamp()))
     assert not verify_signature("other", header, request.body, now=int(NOW.timestamp()))
     assert not verify_signature(SECRET, header, request.body + b" ", now=int(NOW.timestamp()))
+    # Standard Webhooks beside it: the instance's key as webhook-id, the same second, the
+    # installation's secret (not a whsec_ one) as the HMAC key
+    msg_id = request.headers["webhook-id"]
+    assert msg_id == request.headers["idempotency-key"]
+    assert request.headers["webhook-timestamp"] == parts["t"]
+    content = f"{msg_id}.{parts['t']}.".encode() + request.body
+    digest = hmac.new(SECRET.encode(), content, hashlib.sha256).digest()
+    assert request.headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
 
 
 def _instance(factory: sessionmaker[Session], instance_id: int) -> ActionInstance:
