@@ -289,6 +289,18 @@ class LateFilter:
 def late_invoices(
     session: Session, filters: LateFilter, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT
 ) -> tuple[list[Row[Any]], str | None]:
+    """One page of the late-invoice list (`late_query`) and the cursor of the next page."""
+    limit = check_limit(limit)
+    rows = list(session.execute(late_query(filters, cursor=cursor, limit=limit)).all())
+    if len(rows) > limit:
+        last = rows[limit - 1][0]
+        return rows[:limit], encode_cursor([last.due_date.isoformat(), last.id])
+    return rows, None
+
+
+def late_query(
+    filters: LateFilter, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+) -> Select[Any]:
     """Every late invoice (open or partially paid, amount due left, due before `today`),
     oldest due first, each with its dunning status: the latest plan that covers it (its id,
     status, level, policy, next step date), or none. One query, led by the partial index
@@ -296,7 +308,6 @@ def late_invoices(
     invoices, and each row finds its plan through the plans' invoice index and
     plan_invoices. Rows: (invoice, customer_name, plan_id, plan_status, level, policy,
     next_step_on)."""
-    limit = check_limit(limit)
     today = filters.today
     # the latest plan covering the invoice: its own (invoice mode) or linked (customer mode)
     own = select(func.max(Plan.id)).where(Plan.invoice_id == Invoice.id).scalar_subquery()
@@ -372,11 +383,7 @@ def late_invoices(
         query = query.where(Plan.level == filters.level)
     if filters.policy:
         query = query.where(PolicyRow.name == filters.policy)
-    rows = list(session.execute(query).all())
-    if len(rows) > limit:
-        last = rows[limit - 1][0]
-        return rows[:limit], encode_cursor([last.due_date.isoformat(), last.id])
-    return rows, None
+    return query
 
 
 def late_cursor(session: Session, invoice_id: str) -> list[str]:
@@ -530,6 +537,7 @@ __all__ = [
     "invoices",
     "late_cursor",
     "late_invoices",
+    "late_query",
     "list_plans",
     "open_for_customers",
     "open_for_invoices",
