@@ -252,8 +252,13 @@ def document_pdf(document_id: int, session: SessionDep, env: EnvDep) -> Response
         name, content = read_inside(env.data_dir, row.path, max_bytes=DOCUMENT_MAX_BYTES)
     except FileNotFoundError:
         raise NotFound(f"document {document_id}: its file is no longer there") from None
-    except (UnsafePath, FileRefused, NotADirectoryError) as exc:
-        raise Conflict(f"document {document_id}: its file is not sent: {exc}") from None
+    except (UnsafePath, NotADirectoryError):
+        raise Conflict(
+            f"document {document_id}: its file is not sent: it is not inside the data folder "
+            "(RECOUP_DATA_DIR), or is reached through a symbolic link"
+        ) from None
+    except FileRefused as exc:
+        raise Conflict(f"document {document_id}: its file is not sent: it {exc}") from None
     return Response(
         content,
         media_type="application/pdf",
