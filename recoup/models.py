@@ -166,17 +166,22 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 
 
+# an invoice still owed (ix_invoices_late's predicate; recoup.plans.repository.late_query)
+LATE_INVOICE = "status IN ('open', 'partially_paid') AND amount_due > 0"
+
+
 class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
         Index("ix_invoices_customer_currency", "customer_id", "currency"),
-        # the late-invoice list (0009_ops): open invoices in due-date order, paid ones left out
+        # the late-invoice list (0009_ops): invoices still owed, in due-date order; the paid
+        # majority of an old book is not in it
         Index(
             "ix_invoices_late",
             "due_date",
             "id",
-            postgresql_where=text("status IN ('open', 'partially_paid')"),
-            sqlite_where=text("status IN ('open', 'partially_paid')"),
+            postgresql_where=text(LATE_INVOICE),
+            sqlite_where=text(LATE_INVOICE),
         ),
     )
 

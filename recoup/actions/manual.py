@@ -350,9 +350,7 @@ def perform_manual_action(
     kind = ManualKind(kind)
     token = f"manual-{socket.gethostname()}-{os.getpid()}#{uuid.uuid4().hex[:12]}"
     with holding(factory.kw["bind"], token):  # if this process dies, a worker takes over at once
-        return _perform(
-            factory, plan_id, kind, token, actor, env, today, template, status, reason
-        )
+        return _perform(factory, plan_id, kind, token, actor, env, today, template, status, reason)
 
 
 def _perform(

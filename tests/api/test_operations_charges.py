@@ -47,7 +47,9 @@ def test_export_then_waive(charge_id: int, client: TestClient, keys: dict[str, s
     for body, field in (({}, "reason"), ({"reason": "  "}, "reason"), ({"why": "x"}, "why")):
         problem = assert_problem(client.post(f"{url}/waive", json=body, headers=collector), 422)
         assert field in [e["field"] for e in problem["errors"]], body
-    assert client.get("/api/v1/charges", headers=collector).json()["data"][0]["status"] == "exported"
+    assert (
+        client.get("/api/v1/charges", headers=collector).json()["data"][0]["status"] == "exported"
+    )
 
     waived = client.post(f"{url}/waive", json={"reason": "goodwill"}, headers=collector)
     assert waived.status_code == 200 and waived.json()["status"] == "waived"
@@ -56,12 +58,16 @@ def test_export_then_waive(charge_id: int, client: TestClient, keys: dict[str, s
     assert entry["details"] == {  # type: ignore[comparison-overlap]
         **entry["details"], "reason": "goodwill", "previous_status": "exported",  # type: ignore[dict-item]
     }  # fmt: skip
-    problem = assert_problem(client.post(f"{url}/waive", json={"reason": "x"}, headers=collector), 409)
+    problem = assert_problem(
+        client.post(f"{url}/waive", json={"reason": "x"}, headers=collector), 409
+    )
     assert problem["detail"].startswith(f"charge {charge_id} was already waived by collector")
     problem = assert_problem(client.post(f"{url}/export", headers=collector), 409)
     assert problem["detail"] == f"charge(s) {charge_id} are waived: not owed, nothing to export"
     assert_problem(client.post("/api/v1/charges/999/export", headers=collector), 404)
-    assert_problem(client.post("/api/v1/charges/999/waive", json={"reason": "x"}, headers=collector), 404)
+    assert_problem(
+        client.post("/api/v1/charges/999/waive", json={"reason": "x"}, headers=collector), 404
+    )
 
 
 def _document(db_url: str, path: Path) -> int:
@@ -92,14 +98,20 @@ def test_a_document_and_its_pdf(
 
     outside = tmp_path / "elsewhere.pdf"
     outside.write_bytes(b"%PDF-1.7 not ours")
-    problem = assert_problem(client.get(f"/api/v1/documents/{_document(db_url, outside)}/pdf", headers=viewer), 409)
+    problem = assert_problem(
+        client.get(f"/api/v1/documents/{_document(db_url, outside)}/pdf", headers=viewer), 409
+    )
     assert "not ours" not in problem["detail"]
     link = data / "documents" / "1" / "link.pdf"
     link.symlink_to(outside)
-    assert_problem(client.get(f"/api/v1/documents/{_document(db_url, link)}/pdf", headers=viewer), 409)
+    assert_problem(
+        client.get(f"/api/v1/documents/{_document(db_url, link)}/pdf", headers=viewer), 409
+    )
     not_pdf = data / "documents" / "1" / "note.pdf"
     not_pdf.write_bytes(b"hello")
-    assert_problem(client.get(f"/api/v1/documents/{_document(db_url, not_pdf)}/pdf", headers=viewer), 409)
+    assert_problem(
+        client.get(f"/api/v1/documents/{_document(db_url, not_pdf)}/pdf", headers=viewer), 409
+    )
 
     gone = _document(db_url, data / "documents" / "1" / "gone.pdf")
     problem = assert_problem(client.get(f"/api/v1/documents/{gone}/pdf", headers=viewer), 404)

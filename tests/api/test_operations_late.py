@@ -3,7 +3,7 @@ with its dunning status ("payment in plan"), its filters and its cursor pages.""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +11,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from recoup.core.clock import today_in
+from recoup.core.sessions import transaction
 from recoup.plans import repository
 from recoup.plans.repository import LateFilter
-from recoup.core.sessions import transaction
 from tests.api.conftest import assert_problem
 from tests.runs.test_run_e2e import DUE, Cli, invoice_csv
 
 URL = "/api/v1/late-invoices"
-LATER = date.today() + timedelta(days=30)
+LATER = today_in("UTC") + timedelta(days=30)
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_late_invoices_oldest_due_first_with_their_dunning_status(
         "number": "N-I1",
         "type": "commercial",
         "due_date": DUE.isoformat(),
-        "days_overdue": (date.today() - DUE).days,
+        "days_overdue": (today_in("UTC") - DUE).days,
         "amount": "100.00",
         "amount_due": "100.00",
         "currency": "EUR",
@@ -86,7 +87,7 @@ def test_late_invoices_oldest_due_first_with_their_dunning_status(
 
 
 def test_late_invoice_filters(book: Cli, admin: TestClient) -> None:
-    overdue = (date.today() - DUE).days
+    overdue = (today_in("UTC") - DUE).days
     assert _ids(admin, status="none") == ["I6"]
     assert _ids(admin, status="active") == ["I2", "I1", "I3"]
     assert _ids(admin, status="stopped") == []
@@ -124,9 +125,9 @@ def test_late_invoice_pages(book: Cli, admin: TestClient) -> None:
     assert _ids(admin, starting_after="I1", limit=1) == ["I3"]
     body = assert_problem(admin.get(URL, params={"starting_after": "NOPE"}), 422)
     assert [e["field"] for e in body["errors"]] == ["starting_after"]
-    assert [e["field"] for e in assert_problem(admin.get(URL, params={"limit": 0}), 422)["errors"]] == [
-        "limit"
-    ]
+    assert [
+        e["field"] for e in assert_problem(admin.get(URL, params={"limit": 0}), 422)["errors"]
+    ] == ["limit"]
 
 
 def test_the_late_list_reads_the_partial_index(db_url: str, book: Cli) -> None:
@@ -135,7 +136,7 @@ def test_the_late_list_reads_the_partial_index(db_url: str, book: Cli) -> None:
     if not db_url.startswith("postgresql"):
         pytest.skip("EXPLAIN of PostgreSQL's plan")
     with transaction(db_url) as session:
-        query = repository.late_query(LateFilter(today=date.today()), limit=20)
+        query = repository.late_query(LateFilter(today=today_in("UTC")), limit=20)
         compiled = query.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
         session.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(session.execute(text(f"EXPLAIN {compiled}")).scalars())

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from recoup.core.clock import today_in
 from tests.api.conftest import assert_problem, auth
 from tests.runs.test_run_e2e import DUE, Cli, invoice_csv, outbox
 
@@ -30,7 +31,7 @@ def book(env: dict[str, str], tmp_path: Path) -> dict[str, int]:
 
 
 def _today() -> date:
-    return date.today()  # the business date the API counts on (the settings say UTC)
+    return today_in("UTC")  # the business date the API counts on (the settings say UTC)
 
 
 def _log(
@@ -106,10 +107,17 @@ def test_a_promise_to_pay_pauses_the_plan(
 
     stopped = client.post(f"/api/v1/plans/{plan_id}/stop", json={"reason": "x"}, headers=collector)
     assert stopped.status_code == 200
-    problem = assert_problem(client.post(url, json={"until": until.isoformat()}, headers=collector), 409)
+    problem = assert_problem(
+        client.post(url, json={"until": until.isoformat()}, headers=collector), 409
+    )
     assert "stopped" in problem["detail"]
     assert len(_log(client, plan_id, "promise_made", collector)) == 2
-    assert_problem(client.post("/api/v1/plans/999/promise", json={"until": until.isoformat()}, headers=collector), 404)
+    assert_problem(
+        client.post(
+            "/api/v1/plans/999/promise", json={"until": until.isoformat()}, headers=collector
+        ),
+        404,
+    )
 
 
 def test_manual_actions_the_level_allows(
@@ -137,7 +145,9 @@ def test_manual_actions_the_level_allows(
     assert outcome["status"] == "done" and outcome["action"] == "email_notice"
     assert outcome["result"]["to"] == "billing@acme.test"
     assert len(outbox(env)) == before + 1
-    queued = [e for e in _log(client, plan_id, "action_queued", collector) if e["details"].get("manual")]
+    queued = [
+        e for e in _log(client, plan_id, "action_queued", collector) if e["details"].get("manual")
+    ]
     assert [(e["actor"], e["details"]["reason"]) for e in queued] == [
         ("collector", "customer asked for a copy")
     ]
@@ -152,7 +162,9 @@ def test_manual_actions_the_level_allows(
         f"/api/v1/plans/{plan_id}/actions/email", json={"template": "nope"}, headers=collector
     )
     assert [e["field"] for e in assert_problem(bad_template, 422)["errors"]] == ["template"]
-    assert len(client.get(f"/api/v1/plans/{plan_id}", headers=collector).json()["actions"]) == actions
+    assert (
+        len(client.get(f"/api/v1/plans/{plan_id}", headers=collector).json()["actions"]) == actions
+    )
     assert len(outbox(env)) == before + 1
 
     assert_problem(client.post(f"/api/v1/plans/{plan_id}/actions/fax", headers=collector), 422)

@@ -5,13 +5,14 @@ progress are refused before anything runs. And explain, which changes nothing.""
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from recoup.core.clock import today_in
 from recoup.core.db import make_engine
 from recoup.core.locks import run_lock
 from tests.api.conftest import assert_problem, auth
@@ -22,9 +23,7 @@ from tests.runs.test_run_e2e import DUE, Cli, invoice_csv
 def cli(env: dict[str, str], tmp_path: Path) -> Cli:
     cli = Cli(tmp_path)
     cli.setup(
-        invoices=invoice_csv(
-            ("I1", "C1", DUE, "100.00", "EUR"), ("I2", "C2", DUE, "80.00", "USD")
-        )
+        invoices=invoice_csv(("I1", "C1", DUE, "100.00", "EUR"), ("I2", "C2", DUE, "80.00", "USD"))
     )
     return cli
 
@@ -67,8 +66,10 @@ def test_a_run_in_the_background_reaches_finished(
     earlier = client.post("/api/v1/runs", json={"as_of": DUE.isoformat()}, headers=collector)
     problem = assert_problem(earlier, 409)
     assert [e["field"] for e in problem["errors"]] == ["as_of"]
-    future = (date.today() + timedelta(days=5)).isoformat()
-    problem = assert_problem(client.post("/api/v1/runs", json={"as_of": future}, headers=collector), 422)
+    future = (today_in("UTC") + timedelta(days=5)).isoformat()
+    problem = assert_problem(
+        client.post("/api/v1/runs", json={"as_of": future}, headers=collector), 422
+    )
     assert [e["field"] for e in problem["errors"]] == ["future"]
     body = {"as_of": "someday", "execute": "maybe"}
     problem = assert_problem(client.post("/api/v1/runs", json=body, headers=collector), 422)
@@ -92,7 +93,9 @@ def test_a_run_in_progress_refuses_another(
         with run_lock(engine):  # another process's run holds the lock
             response = client.post("/api/v1/runs", json={}, headers=auth(keys["admin"]))
             problem = assert_problem(response, 409)
-            assert problem["detail"] == "another run is in progress on this database; try again later"
+            assert (
+                problem["detail"] == "another run is in progress on this database; try again later"
+            )
     finally:
         engine.dispose()
     assert client.get("/api/v1/runs", headers=auth(keys["admin"])).json()["data"] == []
@@ -109,7 +112,9 @@ def test_a_run_without_policies_is_refused(
 def test_explain_an_invoice(cli: Cli, client: TestClient, keys: dict[str, str]) -> None:
     viewer = auth(keys["viewer"])
     url = "/api/v1/invoices/I1/explain"
-    before = client.get(url, params={"as_of": (DUE + timedelta(days=5)).isoformat()}, headers=viewer)
+    before = client.get(
+        url, params={"as_of": (DUE + timedelta(days=5)).isoformat()}, headers=viewer
+    )
     assert before.status_code == 200, before.text
     why = before.json()
     assert why["invoice_id"] == "I1" and why["policy"] == "Standard" and why["plan_id"] is None
@@ -118,12 +123,15 @@ def test_explain_an_invoice(cli: Cli, client: TestClient, keys: dict[str, str]) 
     assert client.get("/api/v1/plans", headers=viewer).json()["data"] == []  # nothing changed
 
     cli.run(5)
-    after = client.get(url, params={"as_of": (DUE + timedelta(days=10)).isoformat()}, headers=viewer)
+    after = client.get(
+        url, params={"as_of": (DUE + timedelta(days=10)).isoformat()}, headers=viewer
+    )
     assert after.json()["plan_id"] is not None and after.json()["plan_status"] == "active"
     assert any("second_notice" in step for step in after.json()["today"])
 
-    assert assert_problem(client.get("/api/v1/invoices/NOPE/explain", headers=viewer), 404)[
-        "detail"
-    ] == "invoice NOPE not found"
+    assert (
+        assert_problem(client.get("/api/v1/invoices/NOPE/explain", headers=viewer), 404)["detail"]
+        == "invoice NOPE not found"
+    )
     problem = assert_problem(client.get(url, params={"as_of": "x"}, headers=viewer), 422)
     assert [e["field"] for e in problem["errors"]] == ["as_of"]

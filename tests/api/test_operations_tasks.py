@@ -3,13 +3,14 @@ works on the tasks of its role (an admin's on any); a task someone else holds is
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from recoup.core.clock import today_in
 from recoup.core.sessions import transaction
 from recoup.models import Task
 from tests.api.conftest import assert_problem, auth
@@ -49,7 +50,10 @@ def test_claim_release_complete(task_id: int, client: TestClient, keys: dict[str
     assert claimed.json()["status"] == "claimed" and claimed.json()["claimed_by"] == "collector"
 
     again = assert_problem(client.post(f"{url}/claim", headers=admin), 409)
-    assert again["detail"] == f"task {task_id} is claimed by collector: only an open task can be claimed"
+    assert (
+        again["detail"]
+        == f"task {task_id} is claimed by collector: only an open task can be claimed"
+    )
     taken = assert_problem(client.post(f"{url}/complete", json={"note": "x"}, headers=admin), 409)
     assert taken["detail"] == f"task {task_id} is claimed by collector, not admin"
     assert client.get(url, headers=admin).json()["claimed_by"] == "collector"
@@ -83,7 +87,7 @@ def test_complete_with_a_promise_to_pay(
 ) -> None:
     collector = auth(keys["collector"])
     url = f"/api/v1/tasks/{task_id}/complete"
-    until = date.today() + timedelta(days=10)
+    until = today_in("UTC") + timedelta(days=10)
     bad = [
         ({"amount": "50.00"}, ["amount"]),
         ({"promise": "soon"}, ["promise"]),

@@ -19,10 +19,10 @@ from recoup.apikeys.schemas import Role
 from recoup.charges import repository as charge_repository
 from recoup.charges import service as charge_service
 from recoup.charges.schemas import ChargeRead, ChargeWaive
+from recoup.core.clock import utc_now
 from recoup.core.env import EnvConfig, load_env
 from recoup.core.errors import Conflict, InvalidInput, NotFound
 from recoup.core.files import FileRefused, UnsafePath, read_inside
-from recoup.core.clock import utc_now
 from recoup.core.sessions import Session, SessionFactory
 from recoup.documents import repository as document_repository
 from recoup.documents.schemas import DocumentRead
@@ -184,9 +184,7 @@ def complete(
     day = business_today(session)
     complete_task(session, task, user=actor.name, on=day, outcome=body.note, reason=why)
     if body.promise is not None:
-        promise_for_task(
-            session, task, until=body.promise, on=day, amount=amount, actor=actor.name
-        )
+        promise_for_task(session, task, until=body.promise, on=day, amount=amount, actor=actor.name)
     return _task_detail(session, task_id)
 
 
@@ -205,9 +203,7 @@ def release(
 
 
 @router.post("/charges/{charge_id}/waive", tags=["charges"])
-def waive(
-    charge_id: int, body: ChargeWaive, session: SessionDep, actor: Operator
-) -> ChargeRead:
+def waive(charge_id: int, body: ChargeWaive, session: SessionDep, actor: Operator) -> ChargeRead:
     """Forgive a charge, saying why: no longer owed (logged charge_waived). Once only: a
     waived charge is a 409."""
     charge = charge_repository.get_or_not_found(session, charge_id)
@@ -313,8 +309,9 @@ def run(run_id: int, session: SessionDep) -> RunDetailRead:
 def explain(
     invoice_id: str,
     session: SessionDep,
-    as_of: Annotated[date | None, Query(description="Explain as of this date (default today).")]
-    = None,
+    as_of: Annotated[
+        date | None, Query(description="Explain as of this date (default today).")
+    ] = None,
 ) -> ExplanationRead:
     """Why an invoice is (or is not) dunned, and what the run would do on that date; changes
     nothing (`recoup explain`)."""

@@ -113,7 +113,11 @@ def stop_plan(plan_id: int, body: PlanStop, session: SessionDep, actor: Operator
 
 @router.post("/{plan_id}/promise")
 def promise_plan(
-    plan_id: int, body: PromiseCreate, session: SessionDep, actor: Operator, why: ReasonHeader = None
+    plan_id: int,
+    body: PromiseCreate,
+    session: SessionDep,
+    actor: Operator,
+    why: ReasonHeader = None,
 ) -> PlanDetail:
     """Record a promise to pay (R10): the plan pauses until `until`; paid in time it closes
     recovered, else it resumes then, logs promise_broken and escalates. `amount` (a decimal

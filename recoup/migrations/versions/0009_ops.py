@@ -15,7 +15,8 @@ down_revision = "0008_api_keys"
 branch_labels = None
 depends_on = None
 
-LATE = "status IN ('open', 'partially_paid')"
+# invoices still owed (recoup.models.LATE_INVOICE, written out: a migration stays as it ran)
+LATE = "status IN ('open', 'partially_paid') AND amount_due > 0"
 
 
 def upgrade() -> None:
