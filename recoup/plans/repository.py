@@ -376,9 +376,7 @@ def late_query(
         .order_by(sub.c.due_date, sub.c.invoice_id)
         .limit(limit + 1)
     )
-    if filters.status == NOT_IN_PLAN:
-        pass  # the late rows say so already (above)
-    elif filters.status:
+    if filters.status and filters.status != NOT_IN_PLAN:  # none: filtered in `late` above
         query = query.where(Plan.status == filters.status)
     if filters.level:
         query = query.where(Plan.level == filters.level)
