@@ -11,10 +11,16 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from recoup.core.clock import today_in
 from recoup.core.db import make_engine
+from recoup.core.env import load_env
 from recoup.core.locks import run_lock
+from recoup.core.sessions import session_factory
+from recoup.models import Run
+from recoup.runs.context import Progress
+from recoup.runs.service import RecordedProgress, run_dunning
 from tests.api.conftest import assert_problem, auth
 from tests.runs.test_run_e2e import DUE, Cli, invoice_csv
 
@@ -135,3 +141,31 @@ def test_explain_an_invoice(cli: Cli, client: TestClient, keys: dict[str, str]) 
     )
     problem = assert_problem(client.get(url, params={"as_of": "x"}, headers=viewer), 422)
     assert [e["field"] for e in problem["errors"]] == ["as_of"]
+
+
+def test_the_run_row_follows_its_progress_chunk_by_chunk(
+    cli: Cli, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What GET /runs/{id} shows while a run works: the row's phase and units, written after
+    each chunk (here one invoice a chunk, and no half-second wait between writes)."""
+    monkeypatch.setenv("RECOUP_RUN_CHUNK", "1")
+    monkeypatch.setattr(RecordedProgress, "PROGRESS_EVERY", 0.0)
+    factory = session_factory(db_url)
+    seen: list[tuple[str | None, int | None, int | None]] = []
+
+    def look(_n: int) -> None:
+        with factory() as session:
+            run = session.scalars(select(Run)).one()
+            seen.append((run.phase, run.units_done, run.units_total))
+
+    run_dunning(
+        factory,
+        as_of=DUE + timedelta(days=5),
+        env=load_env(),
+        execute=False,
+        progress=Progress(advance=look),
+    )
+    # the face hears of a chunk before the row is written: the row is one chunk behind it
+    assert seen == [("Evaluating", 0, 2), ("Evaluating", 1, 2)]
+    look(0)
+    assert seen[-1] == ("Evaluating", 2, 2)
