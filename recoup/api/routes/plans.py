@@ -35,10 +35,12 @@ def list_plans(
     level: str | None = None,
     currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
     min_days_overdue: Annotated[
-        int | None, Query(description="Open plans at least this many days overdue (R1).")
+        int | None,
+        Query(description="Open plans at least this many days overdue (rule R1 in docs/rules.md)."),
     ] = None,
     max_days_overdue: Annotated[
-        int | None, Query(description="Open plans at most this many days overdue (R1).")
+        int | None,
+        Query(description="Open plans at most this many days overdue (rule R1 in docs/rules.md)."),
     ] = None,
 ) -> ListPage[PlanRead]:
     """Plans, newest first. Days overdue (R1: from the due date, less the days paused) are
