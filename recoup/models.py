@@ -169,9 +169,24 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 
 
+# an invoice still owed (ix_invoices_late's predicate; recoup.plans.repository.late_query)
+LATE_INVOICE = "status IN ('open', 'partially_paid') AND amount_due > 0"
+
+
 class Invoice(Base):
     __tablename__ = "invoices"
-    __table_args__ = (Index("ix_invoices_customer_currency", "customer_id", "currency"),)
+    __table_args__ = (
+        Index("ix_invoices_customer_currency", "customer_id", "currency"),
+        # the late-invoice list (0009_ops): invoices still owed, in due-date order; the paid
+        # majority of an old book is not in it
+        Index(
+            "ix_invoices_late",
+            "due_date",
+            "id",
+            postgresql_where=text(LATE_INVOICE),
+            sqlite_where=text(LATE_INVOICE),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
@@ -421,6 +436,10 @@ class Run(Base):
     actor: Mapped[str] = mapped_column(String(200), default="system")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # progress while it works (0009_ops): the phase, and its units done of its total
+    phase: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    units_done: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    units_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class LogEntry(Base):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from recoup import web
 from recoup.api import body_limit, errors
 from recoup.api.idempotency import IdempotencyMiddleware
-from recoup.api.routes import book, book_writes, config, plans, records, webhooks
+from recoup.api.routes import book, book_writes, config, operations, plans, records, webhooks
 from recoup.core.env import load_env
 from recoup.core.sessions import session_factory
 
@@ -32,7 +32,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.session_factory = session_factory(url)
     errors.install(app)
     api = APIRouter(prefix=PREFIX)
-    for module in (plans, book, book_writes, records, config, webhooks):
+    for module in (plans, book, book_writes, records, operations, config, webhooks):
         api.include_router(module.router)
     app.include_router(api)
     web.install(app)  # the back office at `/`, mounted after the API's routes

@@ -4,8 +4,8 @@ system's failure answer is logged on the plan."""
 
 from __future__ import annotations
 
-import dataclasses
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json

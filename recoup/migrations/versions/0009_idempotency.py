@@ -2,7 +2,7 @@
 the request's fingerprint, and the answer replayed for 24 hours
 
 Revision ID: 0009_idempotency
-Revises: 0009_users
+Revises: 0009_ops
 Create Date: 2026-12-01 15:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 import recoup.core.db
 
 revision = "0009_idempotency"
-down_revision = "0009_users"
+down_revision = "0009_ops"
 branch_labels = None
 depends_on = None
 
