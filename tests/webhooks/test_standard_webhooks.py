@@ -392,7 +392,7 @@ def test_cli_lists_endpoints_and_rotates_a_secret(
     assert rotated.exit_code == 0, rotated.output
     new = rotated.stdout.strip().splitlines()[-1]
     assert new == _secret(session_factory, endpoint_id) and new != old
-    assert "also signs until" in rotated.stdout
+    assert "also signs until" in " ".join(rotated.stdout.split())  # Rich wraps
 
     shown = runner.invoke(app, ["webhook", "rotate", str(endpoint_id), "--json"])
     [body] = json.loads(shown.stdout)

@@ -448,7 +448,10 @@ def _wants_json(accept: str | None) -> bool:
     responses={
         200: {
             "description": "The policy file.",
-            "content": {YAML: {"schema": {"type": "string"}}, "application/json": {}},
+            "content": {
+                YAML: {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
         }
     },
 )
