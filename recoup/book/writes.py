@@ -33,6 +33,8 @@ from recoup.book.schemas import (
 from recoup.core.env import EnvConfig
 from recoup.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from recoup.core.files import PDF_MAGIC, FileRefused, UnsafePath, read_inside, write_private
+from recoup.domain.enums import Event
+from recoup.log.service import log
 from recoup.models import Invoice, PaymentAllocation, Plan
 from recoup.plans import repository as plan_repository
 
@@ -75,41 +77,89 @@ def _one(
 # --- one at a time -------------------------------------------------------------------------------
 
 
-def create_customer(session: Session, body: CustomerCreate, *, actor: str | None) -> str:
+def create_customer(
+    session: Session, body: CustomerCreate, *, actor: str | None, reason: str | None = None
+) -> str:
     if repository.customers_by_id(session, [body.id]):
         raise Conflict(
             f"customer {body.id!r} exists already (PATCH /customers/{{id}} changes it)",
             field="id",
         )
     _one(import_customers, session, body.row(), actor)
+    _log_write(session, Event.customer_created, body, actor, reason, customer_id=body.id)
     return body.id
 
 
 def update_customer(
-    session: Session, customer_id: str, body: CustomerUpdate, *, actor: str | None
+    session: Session,
+    customer_id: str,
+    body: CustomerUpdate,
+    *,
+    actor: str | None,
+    reason: str | None = None,
 ) -> str:
     current = repository.get_customer_or_not_found(session, customer_id)
     # a customers file must have the name column: the stored name when the change has none
     row = {"name": current.name, **body.row(customer_id)}
     _one(import_customers, session, row, actor)
+    _log_write(session, Event.customer_changed, body, actor, reason, customer_id=customer_id)
     return customer_id
 
 
-def create_invoice(session: Session, body: InvoiceCreate, *, actor: str | None) -> Invoice:
+def create_invoice(
+    session: Session, body: InvoiceCreate, *, actor: str | None, reason: str | None = None
+) -> Invoice:
     if repository.invoices_by_id(session, [body.id]):
         raise Conflict(
             f"invoice {body.id!r} exists already (PATCH /invoices/{{id}} changes it)", field="id"
         )
     _one(import_invoices, session, body.row(), actor)
-    return repository.get_invoice_or_not_found(session, body.id)
+    invoice = repository.get_invoice_or_not_found(session, body.id)
+    _log_write(
+        session,
+        Event.invoice_created,
+        body,
+        actor,
+        reason,
+        customer_id=invoice.customer_id,
+        invoice_id=invoice.id,
+    )
+    return invoice
 
 
 def update_invoice(
-    session: Session, invoice_id: str, body: InvoiceUpdate, *, actor: str | None
+    session: Session,
+    invoice_id: str,
+    body: InvoiceUpdate,
+    *,
+    actor: str | None,
+    reason: str | None = None,
 ) -> Invoice:
     current = repository.get_invoice_or_not_found(session, invoice_id)
     _one(import_invoices, session, body.row(current), actor)
+    _log_write(
+        session,
+        Event.invoice_changed,
+        body,
+        actor,
+        reason,
+        customer_id=current.customer_id,
+        invoice_id=invoice_id,
+    )
     return repository.get_invoice_or_not_found(session, invoice_id)
+
+
+def _log_write(
+    session: Session,
+    event: Event,
+    body: BaseModel,
+    actor: str | None,
+    reason: str | None,
+    **where: Any,
+) -> None:
+    """Who wrote which fields (the values are in the book; the log says who and why)."""
+    fields = sorted(body.model_fields_set - {"id"})
+    log(session, event, actor=actor, fields=fields, reason=reason, **where)
 
 
 @dataclass(frozen=True)
@@ -152,7 +202,12 @@ def record_payment(session: Session, body: PaymentCreate, *, actor: str | None) 
 
 
 def import_batch(
-    session: Session, kind: str, rows: Sequence[Any], *, actor: str | None
+    session: Session,
+    kind: str,
+    rows: Sequence[Any],
+    *,
+    actor: str | None,
+    reason: str | None = None,
 ) -> ImportReport:
     """Many rows at once, all or nothing (`POST /{kind}/batch`): each row is checked as its
     schema checks one, then the good ones go through the import in one go (its bulk writes). A
@@ -203,7 +258,19 @@ def import_batch(
             f"{kind} not imported: {bad} bad row{'s' if bad != 1 else ''} (nothing was changed)",
             errors=errors,
         )
-    return report if report is not None else ImportReport(kind)
+    report = report if report is not None else ImportReport(kind)
+    log(
+        session,
+        Event.book_imported,
+        actor=actor,
+        kind=kind,
+        rows=len(rows),
+        created=report.created,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        reason=reason,
+    )
+    return report
 
 
 def _loc(loc: Sequence[int | str]) -> str:
@@ -223,7 +290,13 @@ def pdf_path_for(invoice_id: str) -> str:
 
 
 def store_invoice_pdf(
-    session: Session, invoice_id: str, content: bytes, *, env: EnvConfig
+    session: Session,
+    invoice_id: str,
+    content: bytes,
+    *,
+    env: EnvConfig,
+    actor: str | None = None,
+    reason: str | None = None,
 ) -> Invoice:
     """Keep `content` as the invoice's PDF (the one emails attach, R-send_email), replacing
     the one it had. It must be a PDF and no larger than RECOUP_INVOICE_MAX_MB."""
@@ -245,6 +318,15 @@ def store_invoice_pdf(
         folder / path, content, below=folder, file_mode=env.file_mode, dir_mode=env.dir_mode
     )
     invoice.pdf_path = path
+    log(
+        session,
+        Event.invoice_pdf_stored,
+        actor=actor,
+        customer_id=invoice.customer_id,
+        invoice_id=invoice.id,
+        size=len(content),
+        reason=reason,
+    )
     session.flush()
     return invoice
 

@@ -137,6 +137,13 @@ class Event(StrEnum):
     charge_exported = "charge_exported"
     config_changed = "config_changed"
     invoice_joined = "invoice_joined"
+    # the book written over the API (an import logs its rows' effects, not the rows)
+    customer_created = "customer_created"
+    customer_changed = "customer_changed"
+    invoice_created = "invoice_created"
+    invoice_changed = "invoice_changed"
+    invoice_pdf_stored = "invoice_pdf_stored"
+    book_imported = "book_imported"  # a batch: its kind and counts
     invoice_disputed = "invoice_disputed"
     invoice_undisputed = "invoice_undisputed"
     run_started = "run_started"

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Integer, Row, Select, case, func, or_, select, text, tuple_
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, defaultload, lazyload
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -55,8 +55,13 @@ def find(session: Session, plan_id: int) -> Plan | None:
     return session.get(Plan, plan_id)
 
 
+# a plan's policy comes joined for its name; its levels (selectin by default, for the run) only
+# when asked for: a listing or a plan's page shows none of them
+_WITHOUT_LEVELS = defaultload(Plan.policy).lazyload(PolicyRow.levels)
+
+
 def get_or_not_found(session: Session, plan_id: int) -> Plan:
-    plan = session.get(Plan, plan_id)
+    plan = session.get(Plan, plan_id, options=[_WITHOUT_LEVELS])
     if plan is None:
         raise NotFound(f"plan {plan_id} not found")
     return plan
@@ -171,7 +176,8 @@ def page(
             query = query.where(overdue <= max_days_overdue)
     if cursor is not None:
         query = query.where(Plan.id < decode_id_cursor(cursor))
-    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
+    query = query.options(_WITHOUT_LEVELS).limit(limit + 1)
+    return split_page(list(session.scalars(query)), limit)
 
 
 def open_for_invoices(session: Session, invoice_ids: Collection[str]) -> list[Plan]:

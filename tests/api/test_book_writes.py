@@ -236,3 +236,46 @@ def test_an_invoice_pdf_is_stored_where_emails_attach_it_from(
         url, content=PDF, headers={**auth(keys["viewer"]), "Content-Type": "application/pdf"}
     )
     assert_problem(viewer, 403)
+
+
+def test_each_write_is_logged_with_the_keys_name_and_the_reason(
+    env: dict[str, str], client: TestClient, keys: dict[str, str]
+) -> None:
+    collector = auth(keys["collector"])
+    why = {**collector, "Recoup-Reason": "billing sync"}
+    body = {"id": "C9", "name": "Zeta GmbH", "email": "ap@zeta.test"}
+    assert client.post("/api/v1/customers", json=body, headers=why).status_code == 201
+    assert client.patch(
+        "/api/v1/customers/C9", json={"name": "Zeta AG"}, headers=collector
+    ).is_success
+    invoice = {
+        "id": "I9",
+        "customer_id": "C9",
+        "number": "F-9",
+        "issue_date": "2026-01-01",
+        "due_date": "2026-01-31",
+        "currency": "EUR",
+        "amount": "10.00",
+    }
+    assert client.post("/api/v1/invoices", json=invoice, headers=why).status_code == 201
+    batch = {"data": [{**invoice, "id": "I10", "number": "F-10"}]}
+    assert client.post("/api/v1/invoices/batch", json=batch, headers=why).is_success
+
+    entries = {e["event"]: e for e in _log(client, collector)}
+    created = entries["customer_created"]
+    assert created["actor"] == "collector" and created["customer_id"] == "C9"
+    assert created["details"]["reason"] == "billing sync"
+    assert "name" in created["details"]["fields"]
+    changed = entries["customer_changed"]
+    assert changed["details"]["fields"] == ["name"] and "reason" not in changed["details"]
+    assert entries["invoice_created"]["invoice_id"] == "I9"
+    imported = entries["book_imported"]["details"]
+    assert (imported["kind"], imported["rows"], imported["created"]) == ("invoices", 1, 1)
+
+    # a refused write logs nothing
+    before = len(_log(client, collector))
+    bad = client.post(
+        "/api/v1/customers", json={"id": "C10", "name": "X", "email": "no"}, headers=why
+    )
+    assert bad.status_code == 422
+    assert len(_log(client, collector)) == before

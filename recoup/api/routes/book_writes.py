@@ -51,18 +51,24 @@ EnvDep = Annotated[EnvConfig, Depends(_env)]
 
 
 @router.post("/customers", status_code=201)
-def create_customer(body: CustomerCreate, session: SessionDep, actor: Operator) -> CustomerAccount:
+def create_customer(
+    body: CustomerCreate, session: SessionDep, actor: Operator, why: ReasonHeader = None
+) -> CustomerAccount:
     """A new customer, checked as a row of a customers file; an id that exists is a 409."""
-    customer_id = writes.create_customer(session, body, actor=actor.name)
+    customer_id = writes.create_customer(session, body, actor=actor.name, reason=why)
     return CustomerAccount.of_detail(customer_detail(session, customer_id))
 
 
 @router.patch("/customers/{customer_id}")
 def update_customer(
-    customer_id: str, body: CustomerUpdate, session: SessionDep, actor: Operator
+    customer_id: str,
+    body: CustomerUpdate,
+    session: SessionDep,
+    actor: Operator,
+    why: ReasonHeader = None,
 ) -> CustomerAccount:
     """Change the fields given (an attribute set to null is removed)."""
-    writes.update_customer(session, customer_id, body, actor=actor.name)
+    writes.update_customer(session, customer_id, body, actor=actor.name, reason=why)
     return CustomerAccount.of_detail(customer_detail(session, customer_id))
 
 
@@ -70,19 +76,26 @@ def update_customer(
 
 
 @router.post("/invoices", status_code=201)
-def create_invoice(body: InvoiceCreate, session: SessionDep, actor: Operator) -> InvoiceRead:
+def create_invoice(
+    body: InvoiceCreate, session: SessionDep, actor: Operator, why: ReasonHeader = None
+) -> InvoiceRead:
     """A new invoice, checked as a row of an invoices file; an id that exists is a 409."""
-    return InvoiceRead.model_validate(writes.create_invoice(session, body, actor=actor.name))
+    invoice = writes.create_invoice(session, body, actor=actor.name, reason=why)
+    return InvoiceRead.model_validate(invoice)
 
 
 @router.patch("/invoices/{invoice_id}")
 def update_invoice(
-    invoice_id: str, body: InvoiceUpdate, session: SessionDep, actor: Operator
+    invoice_id: str,
+    body: InvoiceUpdate,
+    session: SessionDep,
+    actor: Operator,
+    why: ReasonHeader = None,
 ) -> InvoiceRead:
     """Change the fields given; plans whose debt is gone close `recovered` (R8), a change of
     `disputed` pauses or resumes the plan (R10), as an import does."""
     return InvoiceRead.model_validate(
-        writes.update_invoice(session, invoice_id, body, actor=actor.name)
+        writes.update_invoice(session, invoice_id, body, actor=actor.name, reason=why)
     )
 
 
@@ -157,10 +170,13 @@ def upload_invoice_pdf(
     session: SessionDep,
     env: EnvDep,
     content: Annotated[bytes, Depends(_pdf_content)],
+    why: ReasonHeader = None,
 ) -> InvoicePdfRead:
     """Store the invoice's PDF (replacing the one it had), where emails attach it from; it
     must start like a PDF and be at most RECOUP_INVOICE_MAX_MB."""
-    invoice = writes.store_invoice_pdf(session, invoice_id, content, env=env)
+    invoice = writes.store_invoice_pdf(
+        session, invoice_id, content, env=env, actor=actor.name, reason=why
+    )
     assert invoice.pdf_path is not None
     return InvoicePdfRead(invoice_id=invoice.id, pdf_path=invoice.pdf_path, size=len(content))
 
@@ -220,9 +236,13 @@ class PaymentBatch(Schema):
     data: _rows(PaymentCreate)  # type: ignore[valid-type]
 
 
-def _batch(session: SessionDep, kind: str, rows: list[Any], actor: Actor) -> ImportReportRead:
+def _batch(
+    session: SessionDep, kind: str, rows: list[Any], actor: Actor, why: str | None
+) -> ImportReportRead:
     try:
-        report: ImportReport = writes.import_batch(session, kind, rows, actor=actor.name)
+        report: ImportReport = writes.import_batch(
+            session, kind, rows, actor=actor.name, reason=why
+        )
     except InvalidInput as exc:
         if not exc.errors:
             raise
@@ -241,20 +261,26 @@ def _path(error: FieldError) -> str | None:
 
 
 @router.post("/customers/batch")
-def customers_batch(body: CustomerBatch, session: SessionDep, actor: Operator) -> ImportReportRead:
+def customers_batch(
+    body: CustomerBatch, session: SessionDep, actor: Operator, why: ReasonHeader = None
+) -> ImportReportRead:
     """Create or update customers by id, as `recoup import customers` does: all or none, every
     bad row named (`errors[].index`, `errors[].field` like `data[3].email`)."""
-    return _batch(session, "customers", body.data, actor)
+    return _batch(session, "customers", body.data, actor, why)
 
 
 @router.post("/invoices/batch")
-def invoices_batch(body: InvoiceBatch, session: SessionDep, actor: Operator) -> ImportReportRead:
+def invoices_batch(
+    body: InvoiceBatch, session: SessionDep, actor: Operator, why: ReasonHeader = None
+) -> ImportReportRead:
     """Create or update invoices by id, as `recoup import invoices` does: all or none."""
-    return _batch(session, "invoices", body.data, actor)
+    return _batch(session, "invoices", body.data, actor, why)
 
 
 @router.post("/payments/batch")
-def payments_batch(body: PaymentBatch, session: SessionDep, actor: Operator) -> ImportReportRead:
+def payments_batch(
+    body: PaymentBatch, session: SessionDep, actor: Operator, why: ReasonHeader = None
+) -> ImportReportRead:
     """Record payments, as `recoup import payments` does (R8: plans whose debt is gone close
     `recovered`, listed in `plans_recovered`): all or none."""
-    return _batch(session, "payments", body.data, actor)
+    return _batch(session, "payments", body.data, actor, why)
