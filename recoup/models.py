@@ -168,7 +168,17 @@ class Customer(Base):
 
 class Invoice(Base):
     __tablename__ = "invoices"
-    __table_args__ = (Index("ix_invoices_customer_currency", "customer_id", "currency"),)
+    __table_args__ = (
+        Index("ix_invoices_customer_currency", "customer_id", "currency"),
+        # the late-invoice list (0009_ops): open invoices in due-date order, paid ones left out
+        Index(
+            "ix_invoices_late",
+            "due_date",
+            "id",
+            postgresql_where=text("status IN ('open', 'partially_paid')"),
+            sqlite_where=text("status IN ('open', 'partially_paid')"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
@@ -418,6 +428,10 @@ class Run(Base):
     actor: Mapped[str] = mapped_column(String(200), default="system")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # progress while it works (0009_ops): the phase, and its units done of its total
+    phase: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    units_done: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    units_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class LogEntry(Base):

@@ -138,6 +138,33 @@ def level_action(session: Session, plan: Plan, kind: ManualKind) -> tuple[LevelR
     )
 
 
+@dataclass(frozen=True)
+class ManualOption:
+    """One manual action and whether the plan's current level allows it now: the action it
+    would use, or why not."""
+
+    kind: ManualKind
+    action: str | None
+    available: bool
+    reason: str | None
+
+
+def manual_options(session: Session, plan: Plan) -> list[ManualOption]:
+    """Each kind of manual action (email, letter, status), available now or not and why."""
+    out: list[ManualOption] = []
+    for kind in ManualKind:
+        code: str | None = None
+        try:
+            _, action = level_action(session, plan, kind)
+            code = action.code
+            _params_for(session, plan, kind, action, template=None, status=None)
+        except (ManualActionUnavailable, InvalidInput) as exc:
+            out.append(ManualOption(kind, code, False, exc.render()))
+            continue
+        out.append(ManualOption(kind, code, True, None))
+    return out
+
+
 def available_manual_actions(session: Session, plan: Plan) -> dict[str, str]:
     """kind → the action of the current level it would use, for what is available now."""
     out: dict[str, str] = {}
@@ -235,8 +262,10 @@ def request_manual_action(
     token: str,
     template: str | None = None,
     status: str | None = None,
+    reason: str | None = None,
 ) -> ActionInstance:
-    """Record a person's request as an action instance leased to `token` (flushes)."""
+    """Record a person's request as an action instance leased to `token` (flushes); `reason`:
+    why, for the log."""
     kind = ManualKind(kind)
     if not actor or actor == SYSTEM_ACTOR:
         raise InvalidInput(
@@ -295,6 +324,7 @@ def request_manual_action(
         type=action.type,
         manual=kind.value,
         instance_id=instance.id,
+        reason=reason,
         **chosen,
     )
     session.flush()
@@ -314,12 +344,15 @@ def perform_manual_action(
     template: str | None = None,
     status: str | None = None,
     today: date | None = None,
+    reason: str | None = None,
 ) -> ManualOutcome:
     """Request the action and execute it now, through the runner. Owns its transactions."""
     kind = ManualKind(kind)
     token = f"manual-{socket.gethostname()}-{os.getpid()}#{uuid.uuid4().hex[:12]}"
     with holding(factory.kw["bind"], token):  # if this process dies, a worker takes over at once
-        return _perform(factory, plan_id, kind, token, actor, env, today, template, status)
+        return _perform(
+            factory, plan_id, kind, token, actor, env, today, template, status, reason
+        )
 
 
 def _perform(
@@ -332,6 +365,7 @@ def _perform(
     today: date | None,
     template: str | None,
     status: str | None,
+    reason: str | None = None,
 ) -> ManualOutcome:
     for attempt in range(3):  # two people acting on the same plan at once: take the next n
         try:
@@ -347,6 +381,7 @@ def _perform(
                     token=token,
                     template=template,
                     status=status,
+                    reason=reason,
                 )
                 instance_id = instance.id
             break
@@ -382,10 +417,12 @@ __all__ = [
     "NEEDS",
     "ManualActionUnavailable",
     "ManualKind",
+    "ManualOption",
     "ManualOutcome",
     "available_manual_actions",
     "current_level",
     "level_action",
+    "manual_options",
     "perform_manual_action",
     "request_manual_action",
 ]

@@ -37,4 +37,23 @@ class ManualActionRead(Schema):
     next_attempt_at: str | None
 
 
-__all__ = ["ActionInstanceRead", "ManualActionRead"]
+class ManualOptionRead(Schema):
+    """One kind of manual action on a plan (`email`, `letter`, `status`): the current level's
+    action it would use, whether it can be done now, and if not why."""
+
+    kind: str
+    action: str | None
+    available: bool
+    reason: str | None
+
+
+class ManualActionCreate(Schema):
+    """A manual action by a person: `template`, another active template of the channel (an
+    email or a letter; default: the level action's); `status`, the account status to set (a
+    status change; default: the level action's)."""
+
+    template: str | None = None
+    status: str | None = None
+
+
+__all__ = ["ActionInstanceRead", "ManualActionCreate", "ManualActionRead", "ManualOptionRead"]

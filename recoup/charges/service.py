@@ -74,6 +74,7 @@ def export_charges(
     all_open: bool = False,
     actor: str,
     on: date,
+    reason: str | None = None,
 ) -> tuple[list[Charge], list[Charge]]:
     """Mark open charges `exported` (the billing system has them); returns (newly exported,
     already exported). Waived charges are refused: they are owed by nobody."""
@@ -98,7 +99,7 @@ def export_charges(
     for charge in exported:
         charge.status = ChargeStatus.exported.value
         charge.exported_at = now
-        log(session, Event.charge_exported, on=on, actor=actor, **_refs(charge))
+        log(session, Event.charge_exported, on=on, actor=actor, reason=reason, **_refs(charge))
     session.flush()
     return exported, already
 

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, Row, Select, case, func, or_, select, tuple_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from recoup.charges import repository as charge_repository
-from recoup.core.errors import NotFound
+from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.schemas import (
     DEFAULT_LIMIT,
     check_limit,
+    decode_cursor,
     decode_id_cursor,
+    encode_cursor,
     split_page,
 )
 from recoup.domain.enums import PROMISE_PAUSE_REASON, PlanStatus
@@ -35,6 +41,7 @@ from recoup.models import (
     Payment,
     PaymentAllocation,
     Plan,
+    PlanInvoice,
     PolicyRow,
     StatusChange,
     Task,
@@ -78,6 +85,47 @@ def _filtered(
     return query
 
 
+# --- days overdue in SQL (R1) --------------------------------------------------------------
+
+
+class _DayNumber(FunctionElement[int]):
+    """A date column as a count of days (since 1970-01-01), so that SQL can subtract dates on
+    both databases: PostgreSQL subtracts dates into days, SQLite only through julianday."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(_DayNumber, "postgresql")
+def _day_number_pg(element: _DayNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} - DATE '1970-01-01')"
+
+
+@compiles(_DayNumber)
+def _day_number(element: _DayNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5 AS INTEGER)"
+
+
+EPOCH = date(1970, 1, 1)
+
+
+def plan_days_overdue(today: date) -> Any:
+    """R1 as SQL for an open plan, as recoup.tasks.repository.days_overdue computes it on a
+    row: today − its anchor date, less the days it spent paused (the current pause too)."""
+    today_n = (today - EPOCH).days
+    paused_since = today_n - _DayNumber(Plan.paused_on)
+    current_pause = case(
+        (
+            (Plan.status == PlanStatus.paused.value)
+            & Plan.paused_on.is_not(None)
+            & (paused_since > 0),
+            paused_since,
+        ),
+        else_=0,
+    )
+    return today_n - _DayNumber(Plan.anchor_date) - Plan.paused_days - current_pause
+
+
 def list_plans(
     session: Session,
     *,
@@ -98,14 +146,28 @@ def page(
     policy: str | None = None,
     level: str | None = None,
     currency: str | None = None,
+    min_days_overdue: int | None = None,
+    max_days_overdue: int | None = None,
+    today: date | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> tuple[list[Plan], str | None]:
-    """One page of the matching plans, newest first, and the cursor of the next page."""
+    """One page of the matching plans, newest first, and the cursor of the next page. With
+    `min_days_overdue` / `max_days_overdue` (R1 on `today`), only open plans in that range:
+    a closed plan has no days overdue."""
     limit = check_limit(limit)
     query = _filtered(status, customer_id, policy=policy, level=level, currency=currency).order_by(
         Plan.id.desc()
     )
+    if min_days_overdue is not None or max_days_overdue is not None:
+        if today is None:
+            raise ValueError("days overdue are counted on a date: pass today")
+        overdue = plan_days_overdue(today)
+        query = query.where(Plan.is_open)
+        if min_days_overdue is not None:
+            query = query.where(overdue >= min_days_overdue)
+        if max_days_overdue is not None:
+            query = query.where(overdue <= max_days_overdue)
     if cursor is not None:
         query = query.where(Plan.id < decode_id_cursor(cursor))
     return split_page(list(session.scalars(query.limit(limit + 1))), limit)
@@ -201,6 +263,135 @@ def get_parts(session: Session, plan_id: int) -> PlanParts:
         ),
         log=log_repository.for_plan(session, plan.id),
     )
+
+
+# --- the late-invoice list ------------------------------------------------------------------
+
+NOT_IN_PLAN = "none"  # the late-invoice list's status for an invoice no plan ever covered
+
+
+@dataclass(frozen=True)
+class LateFilter:
+    """What the late-invoice list is narrowed to. `status`: the dunning status (a plan status,
+    or NOT_IN_PLAN); days overdue count from the invoice's due date on `today`."""
+
+    today: date
+    status: str | None = None
+    level: str | None = None
+    policy: str | None = None
+    currency: str | None = None
+    customer_id: str | None = None
+    search: str | None = None
+    min_days_overdue: int | None = None
+    max_days_overdue: int | None = None
+
+
+def late_invoices(
+    session: Session, filters: LateFilter, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+) -> tuple[list[Row[Any]], str | None]:
+    """One page of the late-invoice list (`late_query`) and the cursor of the next page."""
+    limit = check_limit(limit)
+    rows = list(session.execute(late_query(filters, cursor=cursor, limit=limit)).all())
+    if len(rows) > limit:
+        last = rows[limit - 1][0]
+        return rows[:limit], encode_cursor([last.due_date.isoformat(), last.id])
+    return rows, None
+
+
+def late_query(
+    filters: LateFilter, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+) -> Select[Any]:
+    """Every late invoice (open or partially paid, amount due left, due before `today`),
+    oldest due first, each with its dunning status: the latest plan that covers it (its id,
+    status, level, policy, next step date), or none. One query, led by the partial index
+    ix_invoices_late (0009_ops): the page is read in due-date order without touching the paid
+    invoices, and each row finds its plan through the plans' invoice index and
+    plan_invoices. Rows: (invoice, customer_name, plan_id, plan_status, level, policy,
+    next_step_on)."""
+    today = filters.today
+    # the latest plan covering the invoice: its own (invoice mode) or linked (customer mode)
+    own = select(func.max(Plan.id)).where(Plan.invoice_id == Invoice.id).scalar_subquery()
+    linked = (
+        select(func.max(PlanInvoice.plan_id))
+        .where(PlanInvoice.invoice_id == Invoice.id)
+        .scalar_subquery()
+    )
+    latest = case((own.is_(None), linked), (linked.is_(None), own), (own > linked, own), else_=linked)
+    late = (
+        select(
+            Invoice.id.label("invoice_id"),
+            Invoice.due_date.label("due_date"),
+            Customer.name.label("customer_name"),
+            latest.label("plan_id"),
+        )
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(
+            Invoice.status.in_(("open", "partially_paid")),  # ix_invoices_late's predicate
+            Invoice.due_date < today,
+            Invoice.amount_due > 0,
+        )
+    )
+    if filters.currency:
+        late = late.where(Invoice.currency == filters.currency.upper())
+    if filters.customer_id:
+        late = late.where(Invoice.customer_id == filters.customer_id)
+    if filters.min_days_overdue is not None:
+        late = late.where(Invoice.due_date <= today - timedelta(days=filters.min_days_overdue))
+    if filters.max_days_overdue is not None:
+        late = late.where(Invoice.due_date >= today - timedelta(days=filters.max_days_overdue))
+    if filters.search:
+        text = filters.search.strip().lower()
+        late = late.where(
+            or_(
+                func.lower(Invoice.id).contains(text, autoescape=True),
+                func.lower(Invoice.number).contains(text, autoescape=True),
+                func.lower(Customer.name).contains(text, autoescape=True),
+            )
+        )
+    if cursor is not None:
+        key = decode_cursor(cursor, "starting_after")
+        try:
+            due, last_id = date.fromisoformat(key[0]), str(key[1])
+        except (IndexError, TypeError, ValueError):
+            raise InvalidInput(
+                "{field}: not a cursor this list gave out", field="starting_after"
+            ) from None
+        late = late.where(tuple_(Invoice.due_date, Invoice.id) > tuple_(due, last_id))
+    sub = late.subquery("late")
+    query = (
+        select(
+            Invoice,
+            sub.c.customer_name,
+            sub.c.plan_id,
+            Plan.status,
+            Plan.level,
+            PolicyRow.name,
+            Plan.next_step_on,
+        )
+        .join(Invoice, Invoice.id == sub.c.invoice_id)
+        .outerjoin(Plan, Plan.id == sub.c.plan_id)
+        .outerjoin(PolicyRow, PolicyRow.id == Plan.policy_id)
+        .options(lazyload(Invoice.customer))  # the name comes with the row, not a join more
+        .order_by(sub.c.due_date, sub.c.invoice_id)
+        .limit(limit + 1)
+    )
+    if filters.status == NOT_IN_PLAN:
+        query = query.where(sub.c.plan_id.is_(None))
+    elif filters.status:
+        query = query.where(Plan.status == filters.status)
+    if filters.level:
+        query = query.where(Plan.level == filters.level)
+    if filters.policy:
+        query = query.where(PolicyRow.name == filters.policy)
+    return query
+
+
+def late_cursor(session: Session, invoice_id: str) -> list[str]:
+    """The late-invoice list's sort key of an invoice (for `starting_after=<invoice id>`)."""
+    found = session.get(Invoice, invoice_id)
+    if found is None:
+        raise NotFound(f"invoice {invoice_id} not found")
+    return [found.due_date.isoformat(), found.id]
 
 
 # --- what closing a plan reads -------------------------------------------------------------
@@ -332,6 +523,8 @@ def paid_toward_promises(session: Session, plan_ids: Collection[int]) -> dict[in
 
 
 __all__ = [
+    "NOT_IN_PLAN",
+    "LateFilter",
     "PlanParts",
     "customer_of",
     "ended_unrecovered_for_invoices",
@@ -342,6 +535,9 @@ __all__ = [
     "invoice",
     "invoice_ids",
     "invoices",
+    "late_cursor",
+    "late_invoices",
+    "late_query",
     "list_plans",
     "open_for_customers",
     "open_for_invoices",
@@ -349,6 +545,7 @@ __all__ = [
     "other_open_status_change",
     "page",
     "paid_toward_promises",
+    "plan_days_overdue",
     "policy_of",
     "promised",
     "unfinished_instances_locked",

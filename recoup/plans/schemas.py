@@ -111,6 +111,60 @@ _PLAN_COLUMNS = (
 )
 
 
+class LateInvoiceRead(Schema):
+    """A late invoice (open, past due) with its dunning status, Openbravo's "payment in plan":
+    the latest plan that covers it (`plan_id`, `plan_status`, `level`, `policy`, and
+    `next_step_on`, the date the run looks at the plan again), or `plan_status` "none".
+    `days_overdue`: from the invoice's own due date."""
+
+    id: str
+    customer_id: str
+    customer_name: str
+    number: str
+    type: str
+    due_date: date
+    days_overdue: int
+    amount: Decimal
+    amount_due: Decimal
+    currency: str
+    status: str
+    disputed: bool
+    plan_id: int | None
+    plan_status: str
+    level: str | None
+    policy: str | None
+    next_step_on: date | None
+
+    @model_validator(mode="after")
+    def _late_rounded(self) -> LateInvoiceRead:
+        self.amount = round_money(self.amount, self.currency)
+        self.amount_due = round_money(self.amount_due, self.currency)
+        return self
+
+    @classmethod
+    def of(cls, row: Any, today: date) -> LateInvoiceRead:
+        invoice, customer_name, plan_id, plan_status, level, policy, next_step_on = row[:7]
+        return cls(
+            id=invoice.id,
+            customer_id=invoice.customer_id,
+            customer_name=customer_name,
+            number=invoice.number,
+            type=invoice.type,
+            due_date=invoice.due_date,
+            days_overdue=(today - invoice.due_date).days,
+            amount=invoice.amount,
+            amount_due=invoice.amount_due,
+            currency=invoice.currency,
+            status=invoice.status,
+            disputed=invoice.disputed,
+            plan_id=plan_id,
+            plan_status=plan_status or "none",
+            level=level,
+            policy=policy,
+            next_step_on=next_step_on if plan_status in ("active", "paused") else None,
+        )
+
+
 class PlanPause(Schema):
     """Pause an active plan: why, and (optionally) the date it resumes by itself."""
 
@@ -134,6 +188,7 @@ class PromiseCreate(Schema):
 
 
 __all__ = [
+    "LateInvoiceRead",
     "PlanAction",
     "PlanDetail",
     "PlanDocument",

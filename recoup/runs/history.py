@@ -13,7 +13,7 @@ from recoup.core.locks import run_in_progress
 from recoup.core.schemas import Page
 from recoup.models import Run
 from recoup.runs import repository
-from recoup.runs.schemas import RunRead
+from recoup.runs.schemas import RunDetailRead, RunRead
 
 # the counts of a run's stats that its read schema shows
 COUNTS = (
@@ -56,6 +56,26 @@ def run_read(run: Run, *, live: int | None) -> RunRead:
         **{name: stats.get(name) for name in COUNTS},
         channels_down=stats.get("channels_down") or [],
         error=stats.get("error"),
+    )
+
+
+def run_detail(session: Session, run_id: int) -> RunDetailRead:
+    """One run with its progress and its summary (NotFound for an unknown id)."""
+    in_progress = run_in_progress(session.get_bind().engine)  # before the row, as list_runs
+    run = repository.get_or_not_found(session, run_id)
+    live = repository.newest_running_id(session) if in_progress else None
+    stats = run.stats or {}
+    summary = {
+        name: value
+        for name, value in stats.items()
+        if type(value) is int and name != "run_id"  # the counts, not the flags
+    }
+    return RunDetailRead(
+        **run_read(run, live=live).model_dump(),
+        phase=run.phase,
+        units_done=run.units_done,
+        units_total=run.units_total,
+        summary=summary,
     )
 
 

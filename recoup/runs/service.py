@@ -13,9 +13,11 @@ import contextlib
 import gc
 import os
 import socket
+import time
+from collections.abc import Callable
 from datetime import date, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from recoup.actions.claims import count_held
@@ -46,12 +48,14 @@ def run_dunning(
     actor: str = "system",
     progress: Progress | None = None,
     allow_future: bool = False,
+    started: Callable[[int], None] | None = None,
 ) -> RunStats:
     """One run for the business date `as_of`. Safe to repeat and to restart after a crash:
     each chunk commits its decisions together with the markers that say they were made.
     `as_of` may not go back before the latest finished run, nor past tomorrow unless
-    `allow_future` (a simulation) says so (R13)."""
-    progress = progress or Progress()
+    `allow_future` (a simulation) says so (R13). `started(run_id)` is called once the run's
+    row is committed (the API answers with that id while the run goes on); the row's phase
+    and units done of its total follow the progress as it goes."""
     engine = factory.kw["bind"]
     assert isinstance(engine, Engine)
     with run_lock(engine):
@@ -69,6 +73,9 @@ def run_dunning(
             rows = session.execute(select(PolicyRow.id, PolicyRow.name)).all()
             policy_ids = {name: pid for pid, name in rows}
             mode = Mode(settings.mode)
+        if started is not None:
+            started(stats.run_id)
+        progress = RecordedProgress(factory, stats.run_id, progress or Progress())
         ctx = RunContext(
             as_of=as_of,
             config=config,
@@ -83,6 +90,41 @@ def run_dunning(
         except BaseException as exc:
             _record_run_failure(factory, stats, exc)
             raise
+
+
+class RecordedProgress(Progress):
+    """The face's progress, also written on the run's row: the phase at its start, the units
+    done at most every PROGRESS_EVERY seconds (a chunk or an action each is too often on a
+    fast day), in a short transaction of its own between the run's."""
+
+    PROGRESS_EVERY = 0.5
+
+    def __init__(self, factory: sessionmaker[Session], run_id: int, face: Progress) -> None:
+        self._factory, self._run_id, self._face = factory, run_id, face
+        self._phase: str | None = None
+        self._done = self._total = 0
+        self._written = 0.0
+        super().__init__(start=self._start, advance=self._advance)
+
+    def _start(self, label: str, total: int) -> None:
+        self._face.start(label, total)
+        self._phase, self._done, self._total = label, 0, total
+        self.write()
+
+    def _advance(self, n: int) -> None:
+        self._face.advance(n)
+        self._done += n
+        if time.monotonic() - self._written >= self.PROGRESS_EVERY or self._done >= self._total:
+            self.write()
+
+    def write(self) -> None:
+        with self._factory.begin() as session:
+            session.execute(
+                update(Run)
+                .where(Run.id == self._run_id)
+                .values(phase=self._phase, units_done=self._done, units_total=self._total)
+            )
+        self._written = time.monotonic()
 
 
 def check_as_of(session: Session, as_of: date, *, timezone: str, allow_future: bool) -> None:

@@ -25,7 +25,9 @@ def _plan_refs(session: Session, task: Task) -> dict[str, object]:
     }
 
 
-def claim_task(session: Session, task: Task, *, user: str, on: date) -> None:
+def claim_task(
+    session: Session, task: Task, *, user: str, on: date, reason: str | None = None
+) -> None:
     if user == SYSTEM_ACTOR:
         raise InvalidInput(
             "claiming a task needs a person: pass {field} NAME or set RECOUP_USER", field="user"
@@ -37,13 +39,25 @@ def claim_task(session: Session, task: Task, *, user: str, on: date) -> None:
     task.claimed_by = user
     task.claimed_at = utc_now()
     log(
-        session, Event.task_claimed, on=on, actor=user, task_id=task.id, **_plan_refs(session, task)
+        session,
+        Event.task_claimed,
+        on=on,
+        actor=user,
+        task_id=task.id,
+        reason=reason,
+        **_plan_refs(session, task),
     )
     session.flush()
 
 
 def complete_task(
-    session: Session, task: Task, *, user: str, on: date, outcome: str | None = None
+    session: Session,
+    task: Task,
+    *,
+    user: str,
+    on: date,
+    outcome: str | None = None,
+    reason: str | None = None,
 ) -> None:
     if user == SYSTEM_ACTOR:
         raise InvalidInput(
@@ -71,6 +85,7 @@ def complete_task(
         actor=user,
         task_id=task.id,
         outcome=outcome,
+        reason=reason,
         **_plan_refs(session, task),
     )
     plan = session.get(Plan, task.plan_id) if task.plan_id else None

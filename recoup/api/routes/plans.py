@@ -1,5 +1,6 @@
-"""/plans: the listing (filters, cursor pages), one plan with its parts, and pause, resume and
-stop through recoup.plans.service, the key's name as the actor."""
+"""/plans: the listing (filters, cursor pages), one plan with its parts; pause, resume, stop
+(recoup.plans.service) and a promise to pay (recoup.plans.promise); the manual actions the
+plan's level allows, and doing one (recoup.actions.manual). The key's name is the actor."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query
 
+from recoup.actions.manual import ManualKind, manual_options, perform_manual_action
+from recoup.actions.schemas import ManualActionCreate, ManualActionRead, ManualOptionRead
 from recoup.api.deps import Actor, PageDep, ReasonHeader, SessionDep, requires
 from recoup.api.roles import Right
+from recoup.api.routes.operations import EnvDep, FactoryDep, end_request_writes
 from recoup.api.schemas import ListPage, PlanResume
 from recoup.domain.enums import PlanStatus
-from recoup.plans import repository, service
-from recoup.plans.schemas import PlanDetail, PlanPause, PlanRead, PlanStop
+from recoup.plans import promise, repository, service
+from recoup.plans.schemas import PlanDetail, PlanPause, PlanRead, PlanStop, PromiseCreate
 from recoup.settings.service import business_today
 
 router = APIRouter(prefix="/plans", tags=["plans"])
@@ -30,8 +34,16 @@ def list_plans(
     policy: Annotated[str | None, Query(description="A policy's name.")] = None,
     level: str | None = None,
     currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
+    min_days_overdue: Annotated[
+        int | None, Query(description="Open plans at least this many days overdue (R1).")
+    ] = None,
+    max_days_overdue: Annotated[
+        int | None, Query(description="Open plans at most this many days overdue (R1).")
+    ] = None,
 ) -> ListPage[PlanRead]:
-    """Plans, newest first."""
+    """Plans, newest first. Days overdue (R1: from the due date, less the days paused) are
+    counted on today's business date; only an open plan has them."""
+    by_days = min_days_overdue is not None or max_days_overdue is not None
     rows, next_cursor = repository.page(
         session,
         status=status,
@@ -39,6 +51,9 @@ def list_plans(
         policy=policy,
         level=level,
         currency=currency,
+        min_days_overdue=min_days_overdue,
+        max_days_overdue=max_days_overdue,
+        today=business_today(session) if by_days else None,
         cursor=page.cursor(lambda id: [repository.get_or_not_found(session, int(id)).id]),
         limit=page.limit,
     )
@@ -94,3 +109,64 @@ def stop_plan(plan_id: int, body: PlanStop, session: SessionDep, actor: Operator
         session, plan, reason=body.reason, on=business_today(session), actor=actor.name
     )
     return _detail(session, plan_id)
+
+
+@router.post("/{plan_id}/promise")
+def promise_plan(
+    plan_id: int, body: PromiseCreate, session: SessionDep, actor: Operator, why: ReasonHeader = None
+) -> PlanDetail:
+    """Record a promise to pay (R10): the plan pauses until `until`; paid in time it closes
+    recovered, else it resumes then, logs promise_broken and escalates. `amount` (a decimal
+    string) defaults to the whole balance; `note` (else Recoup-Reason) goes to the log."""
+    amount = promise.parse_promised_amount(body.amount)
+    plan = repository.get_or_not_found(session, plan_id)
+    promise.make_promise(
+        session,
+        plan,
+        until=body.until,
+        on=business_today(session),
+        amount=amount,
+        actor=actor.name,
+        note=body.note or why,
+    )
+    return _detail(session, plan_id)
+
+
+@router.get("/{plan_id}/actions", dependencies=[Reader])
+def plan_actions(plan_id: int, session: SessionDep) -> ListPage[ManualOptionRead]:
+    """The manual actions (email, letter, status) and whether the plan's current level allows
+    each now: the level's action it would use, or why not."""
+    plan = repository.get_or_not_found(session, plan_id)
+    options = [ManualOptionRead.model_validate(o) for o in manual_options(session, plan)]
+    return ListPage[ManualOptionRead].of(options, None)
+
+
+@router.post("/{plan_id}/actions/{kind}")
+def do_plan_action(
+    plan_id: int,
+    kind: ManualKind,
+    session: SessionDep,
+    actor: Operator,
+    factory: FactoryDep,
+    env: EnvDep,
+    body: Annotated[ManualActionCreate | None, Body()] = None,
+    why: ReasonHeader = None,
+) -> ManualActionRead:
+    """Do a manual action now: send an email (`email`), generate a letter (`letter`), change
+    the account status (`status`), with the current level's action (409 when the level has
+    none, or the plan is closed). It runs at once, through the runner: `status` says how it
+    ended (done, skipped, failed, or pending: a worker retries it at `next_attempt_at`)."""
+    body = body or ManualActionCreate()
+    repository.get_or_not_found(session, plan_id)
+    end_request_writes(session)  # the action owns its transactions (SQLite: one writer)
+    outcome = perform_manual_action(
+        factory,
+        plan_id,
+        kind,
+        actor=actor.name,
+        env=env,
+        template=body.template,
+        status=body.status,
+        reason=why,
+    )
+    return ManualActionRead.model_validate(outcome)
