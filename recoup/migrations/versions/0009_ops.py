@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_ops"
-down_revision = "0008_api_keys"
+down_revision = "0009_users"
 branch_labels = None
 depends_on = None
 
