@@ -89,6 +89,8 @@ def late(page: ReadPage) -> Response:
     max_days = _days(shown["max_days"], "max_days", errors)
     if min_days and max_days and min_days > max_days:
         errors["max_days"] = "must be at least the minimum"
+    limit = _days(query.get("limit"), "limit", errors) or PAGE_SIZE
+    limit = min(limit, 100)
     currency = shown["currency"].upper() or None
     if currency is not None and (len(currency) != 3 or not currency.isalpha()):
         errors["currency"] = "a three-letter currency code, like EUR"
@@ -108,13 +110,15 @@ def late(page: ReadPage) -> Response:
         )
         try:
             found, next_cursor = plan_repository.late_invoices(
-                page.session, filters, cursor=query.get("after") or None, limit=PAGE_SIZE
+                page.session, filters, cursor=query.get("after") or None, limit=limit
             )
         except InvalidInput:
             errors["after"] = "This page link is out of date: start again from the first page."
             found = []
         rows = [LateInvoiceRead.of(row, page.today) for row in found]
     kept = {k: v for k, v in shown.items() if v}
+    if limit != PAGE_SIZE:
+        kept["limit"] = str(limit)
     return page.render(
         "late.html",
         rows=rows,
@@ -123,7 +127,7 @@ def late(page: ReadPage) -> Response:
         statuses=LATE_STATUSES,
         policies=book_repository.policy_names(page.session),
         next_cursor=next_cursor,
-        filtered=bool(kept),
+        filtered=any(shown.values()),
         kept=kept,
         first_page=not query.get("after"),
         may_operate=page.login is not None and page.login.may(Right.operate),
