@@ -143,6 +143,7 @@ class BulkChange:
     op: str
     changes: list[Any]  # Plan rows
     unchanged: list[tuple[Any, str]]  # (Plan, why not)
+    names: dict[str, str]  # customer id → name
 
 
 def _bulk_change(page: Page, op: str, plan_ids: list[str]) -> BulkChange:
@@ -163,7 +164,9 @@ def _bulk_change(page: Page, op: str, plan_ids: list[str]) -> BulkChange:
             changes.append(plan)
         else:
             unchanged.append((plan, f"it is {plan.status}: only an {wanted} plan can be {op}d"))
-    return BulkChange(op, changes, unchanged)
+    ids = {p.customer_id for p in changes} | {p.customer_id for p, _ in unchanged}
+    names = {c.id: c.name for c in book_repository.customers_by_id(page.session, ids).values()}
+    return BulkChange(op, changes, unchanged, names)
 
 
 def _back(value: str | None) -> str:
@@ -413,7 +416,7 @@ def waive(
         url = f"/plans/{charge.plan_id}"
     else:
         url = f"/customers/{charge.customer_id}"
-    return page.redirect(f"{url}#charges", message=f"Charge {charge_id} waived.")
+    return page.redirect(url, message=f"Charge {charge_id} waived.")
 
 
 # --- letters -------------------------------------------------------------------------------
