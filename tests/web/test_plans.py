@@ -69,9 +69,7 @@ def test_the_late_list_in_due_date_order_with_its_filters(page: Any, book: Plans
     page.goto("/late?search=nobody")
     expect(page.locator(".empty")).to_have_text("No late invoice matches these filters.")
     page.goto("/late?min_days=soon&currency=EURO")
-    expect(page.locator("#min_days-error")).to_have_text(
-        "a whole number of days, 1 or more"
-    )
+    expect(page.locator("#min_days-error")).to_have_text("a whole number of days, 1 or more")
     expect(page.get_by_label("Currency")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#currency-error")).to_contain_text("three-letter")
     check_accessibility(page)
@@ -182,7 +180,9 @@ def test_a_plans_page_its_ladder_letter_fee_and_manual_action(
     page.get_by_label(f"Reason to waive charge {charge_id}").fill("goodwill: first delay")
     page.locator("#charges").get_by_role("button", name="Waive").click()
     expect(page.get_by_role("status")).to_contain_text(f"Charge {charge_id} waived")
-    expect(page.locator("#charges")).to_contain_text("waived by Carl Collector: goodwill: first delay")
+    expect(page.locator("#charges")).to_contain_text(
+        "waived by Carl Collector: goodwill: first delay"
+    )
     expect(page.locator("#charges").get_by_role("button", name="Waive")).to_have_count(0)
     with transaction(db_url) as session:
         waived = session.get(Charge, charge_id)
@@ -212,9 +212,7 @@ def test_a_plans_page_its_ladder_letter_fee_and_manual_action(
     assert plan_statuses(db_url)["I1"] == "active"
 
 
-def test_a_viewer_sees_no_button_and_may_not_post(
-    page: Any, book: PlansBook, db_url: str
-) -> None:
+def test_a_viewer_sees_no_button_and_may_not_post(page: Any, book: PlansBook, db_url: str) -> None:
     plan_id = book.plans["I1"]
     log_in(page, "viewer", next_path="/late")
     assert _shown_invoices(page) == LATE_ORDER

@@ -24,9 +24,11 @@ def customers(page: ReadPage) -> Response:
     errors: dict[str, str] = {}
     try:
         rows, next_cursor = list_customers(
-            page.session, search=search or None, cursor=query.get("after") or None,
+            page.session,
+            search=search or None,
+            cursor=query.get("after") or None,
             limit=PAGE_SIZE,
-        )  # fmt: skip
+        )
     except InvalidInput:
         errors["after"] = "This page link is out of date: start again from the first page."
         rows, next_cursor = [], None

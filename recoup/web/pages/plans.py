@@ -78,9 +78,16 @@ def late(page: ReadPage) -> Response:
     shown = {
         name: (query.get(name) or "").strip()
         for name in (
-            "status", "level", "policy", "currency", "customer", "search", "min_days", "max_days"
+            "status",
+            "level",
+            "policy",
+            "currency",
+            "customer",
+            "search",
+            "min_days",
+            "max_days",
         )
-    }  # fmt: skip
+    }
     errors: dict[str, str] = {}
     status = shown["status"] or None
     if status is not None and status not in LATE_STATUSES:
@@ -222,14 +229,21 @@ def late_apply(
     for row in change.changes:
         if op == "pause":
             plan_service.pause_plan(
-                page.session, row, reason=reason.strip(), until=day, on=page.today,
+                page.session,
+                row,
+                reason=reason.strip(),
+                until=day,
+                on=page.today,
                 actor=page.actor,
-            )  # fmt: skip
+            )
         else:
             plan_service.resume_plan(
-                page.session, row, on=page.today, actor=page.actor,
+                page.session,
+                row,
+                on=page.today,
+                actor=page.actor,
                 reason=reason.strip() or "by hand",
-            )  # fmt: skip
+            )
     done = BULK[op][1]
     message = f"{len(change.changes)} plan(s) {done}"
     if change.changes:
@@ -288,16 +302,27 @@ def _ladder(plan: Any, explanation: Explanation | None) -> list[Rung]:
             state = "later"
         on = explanation.next_on if explanation and state == "next" else None
         rungs.append(
-            Rung(level.code, level.days, level.reminder, level.end, list(level.actions or []),
-                 state, on)
-        )  # fmt: skip
+            Rung(
+                level.code,
+                level.days,
+                level.reminder,
+                level.end,
+                list(level.actions or []),
+                state,
+                on,
+            )
+        )
     return rungs
 
 
 def _plan_page(
-    page: Page, plan_id: int, *, errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None, status_code: int = 200,
-) -> Response:  # fmt: skip
+    page: Page,
+    plan_id: int,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
     plan = plan_repository.get_or_not_found(page.session, plan_id)
     ids = plan_repository.invoice_ids(page.session, plan.id)
     explanation = _explain(page, plan.invoice_id or (ids[0] if ids else None))
@@ -332,9 +357,12 @@ def _refused(page: Page, plan_id: int, exc: InvalidInput, form: str, **values: s
     """An input the service refused: the plan page again, the message beside its field."""
     field = f"{form}-{exc.field or 'reason'}"
     return _plan_page(
-        page, plan_id, errors={field: exc.text()}, values={f"{form}-{k}": v for k, v in values.items()},
+        page,
+        plan_id,
+        errors={field: exc.text()},
+        values={f"{form}-{k}": v for k, v in values.items()},
         status_code=422,
-    )  # fmt: skip
+    )
 
 
 @router.post("/plans/{plan_id}/pause")
@@ -345,8 +373,13 @@ def pause(
     errors: dict[str, str] = {}
     day = _day(until, "pause-until", errors)
     if errors:
-        return _plan_page(page, plan_id, errors=errors, status_code=422,
-                          values={"pause-reason": reason, "pause-until": until})  # fmt: skip
+        return _plan_page(
+            page,
+            plan_id,
+            errors=errors,
+            status_code=422,
+            values={"pause-reason": reason, "pause-until": until},
+        )
     try:
         plan_service.pause_plan(
             page.session, plan, reason=reason.strip(), until=day, on=page.today, actor=page.actor
@@ -386,9 +419,12 @@ def manual_action(plan_id: int, kind: ManualKind, page: OperatePage) -> Response
     plan_repository.get_or_not_found(page.session, plan_id)
     page.session.commit()
     outcome = perform_manual_action(
-        page.request.app.state.session_factory, plan_id, kind, actor=page.actor,
+        page.request.app.state.session_factory,
+        plan_id,
+        kind,
+        actor=page.actor,
         env=_env(page.request),
-    )  # fmt: skip
+    )
     what = {"email": "Email", "letter": "Letter", "status": "Account status change"}[kind.value]
     message = f"{what} ({outcome.action}): {outcome.status}"
     if outcome.error:
