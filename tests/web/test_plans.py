@@ -46,6 +46,8 @@ def test_the_late_list_in_due_date_order_with_its_filters(page: Any, book: Plans
     expect(page.locator('tr[data-invoice="I5"]')).to_contain_text("no plan")
     check_accessibility(page)
     screenshots(page, "late-invoices")
+    page.get_by_label("Select all on this page").check()  # plans.js: one box for the page
+    expect(page.locator('input[name="plan"]:checked')).to_have_count(4)
 
     page.get_by_label("Currency").fill("usd")
     page.get_by_role("button", name="Filter").click()
