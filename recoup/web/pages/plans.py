@@ -355,6 +355,7 @@ def plan_page(plan_id: int, page: ReadPage) -> Response:
 
 def _refused(page: Page, plan_id: int, exc: InvalidInput, form: str, **values: str) -> Response:
     """An input the service refused: the plan page again, the message beside its field."""
+    page.session.rollback()  # nothing of the refused change is kept
     field = f"{form}-{exc.field or 'reason'}"
     return _plan_page(
         page,
@@ -443,6 +444,7 @@ def waive(
             page.session, charge, reason=reason, actor=page.actor, on=page.today
         )
     except InvalidInput as exc:
+        page.session.rollback()  # nothing of the refused waiver is kept
         if charge.plan_id is not None and back != "customer":
             return _plan_page(
                 page, charge.plan_id, errors={f"waive-{charge_id}": exc.text()}, status_code=422
