@@ -212,6 +212,13 @@ def test_a_plans_page_its_ladder_letter_fee_and_manual_action(
     page.get_by_role("button", name="Stop plan for good").click()
     expect(page.locator("#stop-reason-error")).to_contain_text("must not be empty")
     assert plan_statuses(db_url)["I1"] == "active"
+    page.get_by_label("Reason", exact=True).last.fill("settled out of band")
+    page.get_by_role("button", name="Stop plan for good").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Plan {plan_id} stopped")
+    expect(page.locator("h1 .pill")).to_have_text("stopped")
+    expect(page.locator("main")).to_contain_text("Closed: settled out of band")
+    expect(page.get_by_role("heading", name="Act on this plan")).to_have_count(0)
+    assert plan_statuses(db_url)["I1"] == "stopped"
 
 
 def test_a_viewer_sees_no_button_and_may_not_post(page: Any, book: PlansBook, db_url: str) -> None:
