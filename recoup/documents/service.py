@@ -11,8 +11,9 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from recoup.core.env import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
-from recoup.core.files import write_private
-from recoup.documents.repository import LETTER, for_instance
+from recoup.core.errors import Conflict, NotFound
+from recoup.core.files import FileRefused, UnsafePath, read_inside, write_private
+from recoup.documents.repository import LETTER, for_instance, get_or_not_found
 from recoup.messages.email import safe_filename
 from recoup.models import ActionInstance, Document
 
@@ -80,4 +81,28 @@ def store_letter(
     return document
 
 
-__all__ = ["letter_path", "store_letter", "write_file"]
+# --- reading a letter back (the back office's "open the letter") ----------------------------
+
+# a letter is a few pages; anything much larger in the documents folder is not one of ours
+DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
+
+
+def read_document_pdf(session: Session, document_id: int, data_dir: Path) -> tuple[str, bytes]:
+    """(file name, content) of a document's PDF, read only from inside `data_dir` (no symbolic
+    link followed, a PDF only): NotFound when the row or its file is gone, Conflict when the
+    file must not be sent. The same rules as the API's GET /documents/{id}/pdf."""
+    row = get_or_not_found(session, document_id)
+    try:
+        return read_inside(data_dir, row.path, max_bytes=DOCUMENT_MAX_BYTES)
+    except FileNotFoundError:
+        raise NotFound(f"document {document_id}: its file is no longer there") from None
+    except (UnsafePath, NotADirectoryError):
+        raise Conflict(
+            f"document {document_id}: its file is not sent: it is not inside the data folder "
+            "(RECOUP_DATA_DIR), or is reached through a symbolic link"
+        ) from None
+    except FileRefused as exc:
+        raise Conflict(f"document {document_id}: its file is not sent: it {exc}") from None
+
+
+__all__ = ["DOCUMENT_MAX_BYTES", "letter_path", "read_document_pdf", "store_letter", "write_file"]

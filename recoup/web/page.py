@@ -38,6 +38,8 @@ filters.install(TEMPLATES.env)
 NAVIGATION: list[tuple[str, str, Right]] = [
     ("/", "Dashboard", Right.read),
     ("/tasks", "Tasks", Right.operate),
+    ("/late", "Late invoices", Right.read),
+    ("/customers", "Customers", Right.read),
     ("/settings", "Settings", Right.configure),
 ]
 
