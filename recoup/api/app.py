@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI
 
 from recoup import web
 from recoup.api import errors
-from recoup.api.routes import book, operations, plans, records
+from recoup.api.routes import book, config, operations, plans, records
 from recoup.core.env import load_env
 from recoup.core.sessions import session_factory
 
@@ -31,7 +31,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.session_factory = session_factory(url)
     errors.install(app)
     api = APIRouter(prefix=PREFIX)
-    for module in (plans, book, records, operations):
+    for module in (plans, book, records, operations, config):
         api.include_router(module.router)
     app.include_router(api)
     web.install(app)  # the back office at `/`, mounted after the API's routes

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
+from recoup.core.db import hold_write_lock
 from recoup.core.errors import NotFound
 from recoup.domain.defaults import SETTINGS_ID
 from recoup.domain.enums import Mode
@@ -21,6 +22,7 @@ from recoup.models import (
     ActionRow,
     Customer,
     Invoice,
+    LevelRow,
     Plan,
     PlanInvoice,
     PolicyRow,
@@ -113,6 +115,32 @@ def get_template_or_not_found(session: Session, template_id: int) -> TemplateRow
     return row
 
 
+def template_or_not_found(session: Session, code: str, language: str) -> TemplateRow:
+    row = session.scalar(
+        select(TemplateRow).where(TemplateRow.code == code, TemplateRow.language == language)
+    )
+    if row is None:
+        raise NotFound(f"no template {code!r} in language {language!r}", field="template")
+    return row
+
+
+def level_or_not_found(session: Session, policy: str, code: str) -> LevelRow:
+    row = session.scalar(
+        select(LevelRow).join(PolicyRow).where(PolicyRow.name == policy, LevelRow.code == code)
+    )
+    if row is None:
+        raise NotFound(f"policy {policy!r} has no level {code!r}", field="level")
+    return row
+
+
+def lock_configuration(session: Session) -> None:
+    """Take the configuration's write lock before reading what a change is checked against,
+    so two writers cannot both check the same configuration and each apply their own change
+    over it: SQLite's write lock, PostgreSQL's lock on the settings row."""
+    hold_write_lock(session)
+    session.execute(select(SettingsRow.id).where(SettingsRow.id == SETTINGS_ID).with_for_update())
+
+
 def templates_by_code(session: Session, code: str) -> Sequence[TemplateRow]:
     """Every language version of template `code`."""
     return session.scalars(
@@ -177,6 +205,27 @@ def template_references(session: Session, code: str) -> Usage:
         select(func.count()).select_from(ActionInstance).where(ActionInstance.action.in_(senders))
     )
     return Usage(action_instances=int(count or 0))
+
+
+def level_references(session: Session, policy: str, code: str) -> Usage:
+    """The plans standing at level `code` of policy `policy` and its action instances."""
+    policy_id = session.scalar(select(PolicyRow.id).where(PolicyRow.name == policy))
+    if policy_id is None:
+        return Usage()
+    at_level = (Plan.policy_id == policy_id) & (Plan.level == code)
+    plans = int(session.scalar(select(func.count()).select_from(Plan).where(at_level)) or 0)
+    plan_ids = tuple(
+        session.scalars(select(Plan.id).where(at_level).order_by(Plan.id).limit(LISTED_PLAN_IDS))
+    )
+    instances = int(
+        session.scalar(
+            select(func.count())
+            .select_from(ActionInstance)
+            .where(ActionInstance.policy_id == policy_id, ActionInstance.level == code)
+        )
+        or 0
+    )
+    return Usage(plans=plans, plan_ids=plan_ids, action_instances=instances)
 
 
 def config_usage(session: Session) -> ConfigUsage:

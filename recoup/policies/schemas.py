@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -29,6 +29,9 @@ from recoup.policies.document import (
     read_item,
     template_to_dict,
 )
+
+if TYPE_CHECKING:
+    from recoup.policies.service import ChangeReport, References
 
 _TO_DICT: dict[str, Callable[[Any], dict[str, Any]]] = {
     "template": template_to_dict,
@@ -225,3 +228,85 @@ class PolicyUpdate(_UpdateLikeTheFile):
 
     kind: ClassVar[str] = "policy"
     keys: ClassVar[tuple[str, ...]] = tuple(key for key in POLICY_KEYS if key != "levels")
+
+
+# --- what a change did, and what refers to an item --------------------------------------
+
+
+class ConfigIssueRead(Schema):
+    field: str
+    message: str
+
+
+class ConfigChangeRead(Schema):
+    """What applying a configuration created, changed and removed (`config apply`'s words:
+    `policy Standard`, `level Standard/final`, `template reminder/en`), and its warnings
+    (sound, but probably not meant). `dry_run`: checked and reported, nothing written."""
+
+    dry_run: bool = False
+    created: list[str]
+    changed: list[str]
+    removed: list[str]
+    warnings: list[ConfigIssueRead] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, report: ChangeReport, *, dry_run: bool = False) -> ConfigChangeRead:
+        return cls(
+            dry_run=dry_run,
+            **report.as_dict(),
+            warnings=[ConfigIssueRead(field=w.path, message=w.message) for w in report.warnings],
+        )
+
+
+class ReferencesRead(Schema):
+    """What refers to a template, action, level or policy (R14). `in_use`: deleting it is
+    refused (409) until these are gone; history (plans, action instances) stays for good."""
+
+    kind: str
+    id: str  # as in the item's path: `reminder/en`, `fee_15`, `Standard/final`, `Standard`
+    in_use: bool
+    configuration: list[str]  # items of the configuration naming it: `action email_notice`
+    plans: int
+    plan_ids: list[int]  # the first few
+    action_instances: int
+    customers: int  # customers naming the policy explicitly
+
+    @classmethod
+    def of(cls, references: References) -> ReferencesRead:
+        usage = references.usage
+        return cls(
+            kind=references.kind,
+            id=references.name,
+            in_use=references.in_use,
+            configuration=list(references.configuration),
+            plans=usage.plans,
+            plan_ids=list(usage.plan_ids),
+            action_instances=usage.action_instances,
+            customers=usage.customers,
+        )
+
+
+class TemplatePreviewRead(Schema):
+    """A template rendered for a real invoice, as its customer would get it
+    (`recoup template preview`): `text` the plain text, `html` an email's or letter's HTML,
+    `pages` a letter's PDF pages."""
+
+    code: str
+    channel: Channel
+    language: str
+    subject: str | None = None
+    text: str
+    html: str | None = None
+    pages: int | None = None
+
+    @classmethod
+    def of(cls, preview: Any) -> TemplatePreviewRead:
+        return cls(
+            code=preview.code,
+            channel=preview.channel,
+            language=preview.language,
+            subject=preview.subject,
+            text=preview.text,
+            html=preview.html,
+            pages=preview.pdf.pages if preview.pdf is not None else None,
+        )

@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from recoup.core.errors import Conflict, FieldError, InvalidInput, RecoupError
+from recoup.core.errors import Conflict, FieldError, InvalidInput, NotFound, RecoupError
+from recoup.core.reader import relative_path
 from recoup.domain.enums import Event
 from recoup.domain.locales import normalize_language
 from recoup.domain.policy import Config, Policy
@@ -243,12 +244,15 @@ def ensure_removable(session: Session, kind: str, name: str) -> None:
         raise Conflict(in_use_message(kind, name, usage), field=kind)
 
 
-def apply_document(session: Session, document: object, actor: str | None) -> ChangeReport:
+def apply_document(
+    session: Session, document: object, actor: str | None, *, reason: str | None = None
+) -> ChangeReport:
+    repository.lock_configuration(session)
     config, issues = check_document(session, document)
     if issues:
         raise _refuse(issues)
     warnings = config_warnings(session, config)
-    report = _apply(session, config, actor)
+    report = _apply(session, config, actor, reason)
     report.warnings = warnings
     return report
 
@@ -319,30 +323,278 @@ def _pdf_warnings(session: Session, config: Config) -> list[ConfigIssue]:
     return [ConfigIssue(place, message) for place in places]
 
 
-def apply_config(session: Session, config: Config, actor: str | None) -> ChangeReport:
+def apply_config(
+    session: Session, config: Config, actor: str | None, *, reason: str | None = None
+) -> ChangeReport:
     """Make the database's configuration equal `config`, after validating it.
 
     Rows are matched by natural key (template code+language, action code, policy name, level
     code within its policy), updated in place, created, or removed when the config no longer
     has them (the validator refuses removing anything in use, R14).
     """
+    repository.lock_configuration(session)
     issues = validate_config(
         config, config_usage(session), template_syntax=template_syntax
     ) + check_templates(config)
     if issues:
         raise _refuse(issues)
-    return _apply(session, config, actor)
+    return _apply(session, config, actor, reason)
 
 
-def update_settings(session: Session, update: SettingsUpdate, actor: str | None) -> ChangeReport:
+def update_settings(
+    session: Session, update: SettingsUpdate, actor: str | None, *, reason: str | None = None
+) -> ChangeReport:
     """The settings with `update`'s fields replaced, checked and applied like a policy file
-    that changes only its `settings` (R11 refusals are conflicts)."""
+    that changes only its `settings` (R11 refusals are conflicts), the problems at their
+    field in the body (`mode`, not `settings.mode`)."""
+    repository.lock_configuration(session)
     current = load_config(session)
     config = replace(current, settings=update.applied_to(current.settings))
-    return apply_config(session, config, actor)
+    return _apply_at(session, config, actor, reason, "settings")
 
 
-def _apply(session: Session, config: Config, actor: str | None) -> ChangeReport:
+def _apply_at(
+    session: Session, config: Config, actor: str | None, reason: str | None, root: str | None
+) -> ChangeReport:
+    """`apply_config`, with the problems of the item at `root` (`policies[1]`) at their path
+    within that item's body (`levels[0].days`), as a request names them; the others keep the
+    file's paths."""
+    try:
+        return apply_config(session, config, actor, reason=reason)
+    except ConfigProblems as exc:
+        if root is None:
+            raise
+        errors = [
+            FieldError(_within(error.field, root), error.message, error.index)
+            for error in exc.errors
+        ]
+        details = [f"{e.field}: {e.message}" if e.field else e.message for e in errors]
+        raise type(exc)(exc.template, details=details, errors=errors) from None
+
+
+def _within(path: str | None, root: str) -> str | None:
+    if path is None or not (path.startswith(root + ".") or path.startswith(root + "[")):
+        return path
+    return relative_path(path, root)
+
+
+# --- one item at a time (the API) --------------------------------------------------------
+#
+# A template, action, policy or level is created, replaced or removed by applying the stored
+# configuration with that one change: the validator that judges a file judges it, and the
+# change is reported and logged as `config apply` does. Items are named as in the file: a
+# template by code and language, an action by code, a policy by name, a level by its code
+# within its policy.
+
+TEMPLATE, ACTION, LEVEL, POLICY = "template", "action", "level", "policy"
+_LISTS = {TEMPLATE: "templates", ACTION: "actions", POLICY: "policies"}
+KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    TEMPLATE: ("code", "language"),
+    ACTION: ("code",),
+    LEVEL: ("code",),
+    POLICY: ("name",),
+}
+Key = tuple[str, ...]
+
+
+def item_label(kind: str, key: Key, policy: str | None = None) -> str:
+    """`template reminder/en`, `action fee_15`, `level Standard/final`: the report's words."""
+    return f"{kind} {'/'.join((policy, *key) if kind == LEVEL and policy else key)}"
+
+
+def _key(kind: str, item: Any) -> Key:
+    return tuple(str(getattr(item, name)) for name in KEY_FIELDS[kind])
+
+
+def _owner(config: Config, policy: str | None) -> Policy:
+    found = config.policy(policy or "")
+    if found is None:
+        raise NotFound(f"no policy {policy!r}", field="policy")
+    return found
+
+
+def _items(config: Config, kind: str, policy: str | None) -> tuple[Any, ...]:
+    if kind == LEVEL:
+        return _owner(config, policy).levels
+    items: tuple[Any, ...] = getattr(config, _LISTS[kind])
+    return items
+
+
+def _with_items(config: Config, kind: str, policy: str | None, items: tuple[Any, ...]) -> Config:
+    if kind == LEVEL:
+        # a policy lists its levels by days (the validator insists): a new or moved level
+        # goes to its place
+        items = tuple(sorted(items, key=lambda level: level.days))
+        owner = _owner(config, policy)
+        policies = tuple(replace(p, levels=items) if p is owner else p for p in config.policies)
+        return replace(config, policies=policies)
+    if kind == TEMPLATE:
+        return replace(config, templates=items)
+    if kind == ACTION:
+        return replace(config, actions=items)
+    return replace(config, policies=items)
+
+
+def _root(config: Config, kind: str, policy: str | None, key: Key) -> str:
+    """Where the item `key` is in `config`: `templates[3]`, `policies[0].levels[2]`."""
+    index, _ = _find(config, kind, key, policy)
+    if kind == LEVEL:
+        at = next(i for i, p in enumerate(config.policies) if p.name == policy)
+        return f"policies[{at}].levels[{index}]"
+    return f"{_LISTS[kind]}[{index}]"
+
+
+def _find(config: Config, kind: str, key: Key, policy: str | None) -> tuple[int, Any]:
+    for index, item in enumerate(_items(config, kind, policy)):
+        if _key(kind, item) == key:
+            return index, item
+    raise NotFound(f"no {item_label(kind, key, policy)}", field=kind)
+
+
+def find_item(session: Session, kind: str, key: Key, policy: str | None = None) -> Any:
+    """The stored item (domain value) or NotFound."""
+    return _find(load_config(session), kind, key, policy)[1]
+
+
+def create_item(
+    session: Session,
+    kind: str,
+    item: Any,
+    *,
+    policy: str | None = None,
+    actor: str | None,
+    reason: str | None = None,
+) -> ChangeReport:
+    """Add `item` to the configuration, last (a level: to `policy`'s, in its place by days)."""
+    repository.lock_configuration(session)
+    config = load_config(session)
+    items = _items(config, kind, policy)
+    key = _key(kind, item)
+    if any(_key(kind, other) == key for other in items):
+        raise Conflict(f"{item_label(kind, key, policy)} already exists", field=KEY_FIELDS[kind][0])
+    changed = _with_items(config, kind, policy, (*items, item))
+    return _apply_at(session, changed, actor, reason, _root(changed, kind, policy, key))
+
+
+def replace_item(
+    session: Session,
+    kind: str,
+    key: Key,
+    change: Callable[[Any], Any],
+    *,
+    policy: str | None = None,
+    actor: str | None,
+    reason: str | None = None,
+) -> ChangeReport:
+    """Replace the item `key` by `change(item)`, in its place (a level: by its days); its
+    identifier stays."""
+    repository.lock_configuration(session)
+    config = load_config(session)
+    index, current = _find(config, kind, key, policy)
+    item = change(current)
+    for name in KEY_FIELDS[kind]:
+        if getattr(item, name) != getattr(current, name):
+            raise InvalidInput(
+                f"{{field}} names the {kind}: it cannot change (create a new {kind} and "
+                f"remove this one)",
+                field=name,
+            )
+    items = _items(config, kind, policy)
+    changed = _with_items(config, kind, policy, (*items[:index], item, *items[index + 1 :]))
+    return _apply_at(session, changed, actor, reason, _root(changed, kind, policy, key))
+
+
+def remove_item(
+    session: Session,
+    kind: str,
+    key: Key,
+    *,
+    policy: str | None = None,
+    actor: str | None,
+    reason: str | None = None,
+) -> ChangeReport:
+    """Remove the item `key`; refused (Conflict, 409, listing them) while anything refers to
+    it (R14)."""
+    repository.lock_configuration(session)
+    config = load_config(session)
+    index, _ = _find(config, kind, key, policy)
+    found = _references(session, config, kind, key, policy)
+    if found.in_use:
+        raise Conflict(
+            found.message(),
+            field=kind,
+            details=found.lines(),
+            errors=[FieldError(kind, f"used by {line}") for line in found.lines()],
+        )
+    items = _items(config, kind, policy)
+    changed = _with_items(config, kind, policy, (*items[:index], *items[index + 1 :]))
+    return _apply_at(session, changed, actor, reason, None)
+
+
+@dataclass(frozen=True)
+class References:
+    """What refers to one item (R14): the configuration's items that name it (`action
+    email_notice` sends a template, `level Standard/final` runs an action) and the history
+    (plans, action instances, customers naming a policy). `in_use`: removing it is refused;
+    a template's version is only in use while it is the last one of its code."""
+
+    kind: str
+    name: str
+    configuration: tuple[str, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    in_use: bool = False
+
+    def lines(self) -> list[str]:
+        history = [self.usage.describe()] if self.usage != Usage() else []
+        return [*self.configuration, *history]
+
+    def message(self) -> str:
+        text = f"{self.kind} {self.name!r} cannot be removed: it is used by "
+        text += " and ".join(self.lines())
+        return text + " (set active: false instead)" if self.kind == POLICY else text
+
+
+def references(session: Session, kind: str, key: Key, policy: str | None = None) -> References:
+    """What refers to the item `key` (NotFound if there is none)."""
+    config = load_config(session)
+    _find(config, kind, key, policy)
+    return _references(session, config, kind, key, policy)
+
+
+def _references(
+    session: Session, config: Config, kind: str, key: Key, policy: str | None
+) -> References:
+    name = "/".join((policy, *key) if kind == LEVEL and policy else key)
+    code = key[0]
+    named: list[str] = []
+    if kind == TEMPLATE:
+        named = [
+            f"action {action.code}"
+            for action in config.actions
+            if code in (action.params.get("template"), action.params.get("letter_template"))
+        ]
+        usage = repository.template_references(session, code)
+    elif kind == ACTION:
+        named = [
+            f"level {p.name}/{level.code}"
+            for p in config.policies
+            for level in p.levels
+            if code in level.actions
+        ]
+        usage = repository.action_references(session, code)
+    elif kind == POLICY:
+        usage = repository.policy_references(session, code)
+    else:
+        usage = repository.level_references(session, policy or "", code)
+    used = bool(named) or usage != Usage()
+    if kind == TEMPLATE and len(config.templates_for(code)) > 1:
+        used = False  # another language version stays for what names the code
+    return References(kind, name, tuple(named), usage, used)
+
+
+def _apply(
+    session: Session, config: Config, actor: str | None, reason: str | None = None
+) -> ChangeReport:
     report = ChangeReport()
     before = load_config(session)
     _apply_settings(session, before, config, report)
@@ -352,7 +604,8 @@ def _apply(session: Session, config: Config, actor: str | None) -> ChangeReport:
     _apply_webhooks(session, config, report)
     session.flush()
     if report.any:
-        log(session, Event.config_changed, actor=actor, **report.as_dict())
+        why = {"reason": reason} if reason else {}
+        log(session, Event.config_changed, actor=actor, **report.as_dict(), **why)
         recheck_everything(session)
         session.flush()
     return report
