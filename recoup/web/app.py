@@ -18,11 +18,18 @@ from recoup.domain.redact import redact_text
 from recoup.web import assets
 from recoup.web.auth import NotLoggedIn, PageRefused, check_csrf
 from recoup.web.page import TEMPLATES, PublicDep, layout_context
-from recoup.web.pages import dashboard, login, settings, tasks
+from recoup.web.pages import config, dashboard, login, runs, settings, tasks
 
 logger = logging.getLogger("recoup.web")
 
-ROUTERS: list[APIRouter] = [login.router, dashboard.router, tasks.router, settings.router]
+ROUTERS: list[APIRouter] = [
+    login.router,
+    dashboard.router,
+    tasks.router,
+    settings.router,
+    config.router,
+    runs.router,
+]
 
 # scripts and styles from this site only: no CDN, no inline script (the charts' data travels
 # in <script type="application/json">, which is not run)

@@ -38,7 +38,8 @@ filters.install(TEMPLATES.env)
 NAVIGATION: list[tuple[str, str, Right]] = [
     ("/", "Dashboard", Right.read),
     ("/tasks", "Tasks", Right.operate),
-    ("/settings", "Settings", Right.configure),
+    ("/runs", "Runs", Right.read),
+    ("/config", "Configuration", Right.configure),
 ]
 
 
