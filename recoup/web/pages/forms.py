@@ -40,8 +40,8 @@ def field_errors(exc: RecoupError) -> dict[str, str]:
     for error in exc.errors:
         key = top_field(error.field) if error.field else "form"
         errors[key] = f"{errors[key]}; {error.message}" if key in errors else error.message
-    if not errors:
-        errors["form"] = exc.message
+    if not errors:  # one problem, at the error's own field if it names one
+        errors[top_field(exc.field) if exc.field else "form"] = exc.message
     return errors
 
 
