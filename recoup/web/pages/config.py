@@ -141,7 +141,9 @@ def _preview(
     except RecoupError as exc:
         return {"error": exc.message, "invoice": invoice_id}
     pages = shown.pdf.pages if shown.pdf is not None else None
-    return {"subject": shown.subject, "text": shown.text, "pages": pages, "invoice": invoice_id}
+    invoice = book_repository.invoices_by_id(page.session, [invoice_id]).get(invoice_id)
+    number = invoice.number if invoice is not None and invoice.number else invoice_id
+    return {"subject": shown.subject, "text": shown.text, "pages": pages, "invoice": number}
 
 
 def _editor(

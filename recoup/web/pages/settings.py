@@ -74,7 +74,8 @@ def _render(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    shown = SettingsRead.model_validate(get_settings(page.session)).model_dump(mode="json")
+    read = SettingsRead.model_validate(get_settings(page.session))
+    shown = read.model_dump(mode="json")
     if values is None:
         values = {
             **shown,
@@ -86,6 +87,7 @@ def _render(
         "settings.html",
         status_code=status_code,
         settings=shown,
+        updated_at=read.updated_at,
         values=values,
         errors=errors or {},
         locks=settings_locks(page),
