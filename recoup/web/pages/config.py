@@ -190,16 +190,11 @@ def template_page(
 def template_preview(code: str, language: str, page: ConfigurePage, form: FormDep) -> Response:
     """The live preview (htmx: the fragment; without JS: the editor with it), writing nothing."""
     row = config_repository.template_or_not_found(page.session, code, language)
-    values = {
-        "subject": _text(form, "subject"),
-        "body": _text(form, "body"),
-        "active": _checked(form, "active"),
-    }
+    subject, body = _text(form, "subject"), _text(form, "body")
+    values: dict[str, Any] = {"subject": subject, "body": body, "active": _checked(form, "active")}
     invoice_id = _text(form, "invoice") or None
     if page.request.headers.get("HX-Request") == "true":
-        preview = _preview(
-            page, row, subject=values["subject"], body=values["body"], invoice_id=invoice_id
-        )
+        preview = _preview(page, row, subject=subject, body=body, invoice_id=invoice_id)
         return page.render("config_template_preview.html", tpl=row, preview=preview)
     return _editor(page, row, values=values, invoice_id=invoice_id)
 

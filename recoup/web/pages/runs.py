@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -101,7 +101,7 @@ def start(page: OperatePage, form: FormDep) -> Response:
     return page.redirect(f"/runs/{run_id}", message=f"Run for {as_of.isoformat()} started.")
 
 
-def _view(run: RunDetailRead) -> dict[str, object]:
+def _view(run: RunDetailRead) -> dict[str, Any]:
     done, total = run.units_done or 0, run.units_total or 0
     percent = int(done * 100 / total) if total else (100 if run.status != "running" else 0)
     summary = [(label, run.summary[key]) for key, label in SUMMARY if key in run.summary]
