@@ -241,3 +241,37 @@ def test_a_template_preview_renders_the_draft_on_the_invoice_chosen(client: Test
     assert "Invoice {{ invoice.number }} is due soon" in client.get(
         "/config/templates/reminder/en"
     ).text.replace("&#34;", '"')
+
+
+def test_a_template_and_an_action_are_created_from_their_forms(
+    client: TestClient, db_url: str
+) -> None:
+    log_in(client, "admin")
+    token = page_token(client, "/config/templates")
+    form = {"csrf_token": token, "code": "reminder", "language": "fr", "channel": "email",
+            "subject": "Facture {{ invoice.number }}", "body": "Bonjour {{ customer.name }}",
+            "active": "on"}  # fmt: skip
+    created = client.post("/config/templates", data=form)
+    assert created.status_code == 303
+    assert created.headers["location"].startswith("/config/templates/reminder/fr")
+    again = client.post("/config/templates", data=form)  # the same code and language
+    assert again.status_code == 409 and "already exists" in again.text
+    page = client.get("/config/templates/reminder/fr?invoice=I1").text
+    assert "Facture N-I1" in page and 'href="/config/templates/reminder/en"' in page
+
+    bad = {"csrf_token": token, "code": "fee_5", "type": "late_fee_fixed",
+           "mode": "automatic", "params": "amounts: {EUR: lots}"}  # fmt: skip
+    refused = client.post("/config/actions", data=bad)
+    assert refused.status_code == 422
+    assert re.search(r'id="params-error">', refused.text)
+    good = {**bad, "params": 'amounts: {EUR: "5.00"}\nservice: LATE_FEE'}
+    assert client.post("/config/actions", data=good).status_code == 303
+    with transaction(db_url) as session:
+        config = load_config(session)
+    assert [t.language for t in config.templates_for("reminder")] == ["en", "fr"]
+    fee = next(a for a in config.actions if a.code == "fee_5")
+    assert str(fee.params["amounts"]["EUR"]) == "5.00"
+    removed = client.post("/config/actions/fee_5/delete", data={"csrf_token": token})
+    assert removed.status_code == 303
+    with transaction(db_url) as session:
+        assert "fee_5" not in [a.code for a in load_config(session).actions]
