@@ -82,9 +82,12 @@ def preview_template(
     today: date,
     language: str | None = None,
     channel: str | None = None,
+    draft: tuple[str | None, str] | None = None,
 ) -> Preview:
     """Render template `code` for the invoice as its customer would get it now: the invoice's
-    plan (if any) gives the level, the balance and the invoices; a letter is printed to PDF."""
+    plan (if any) gives the level, the balance and the invoices; a letter is printed to PDF.
+    `draft`: an unsaved (subject, body) of the template (the back office's editor), rendered
+    instead of the stored one's; nothing is written."""
     invoice = repository.invoice(session, invoice_id)
     if invoice is None:
         raise NotFound(f"no invoice {invoice_id}")
@@ -92,6 +95,15 @@ def preview_template(
     assert customer is not None  # the foreign key
     wanted = language if language is not None else customer.language or ""
     template = _template(session, code, channel, wanted)
+    if draft is not None:  # a transient copy: the stored row is not touched
+        template = TemplateRow(
+            code=template.code,
+            channel=template.channel,
+            language=template.language,
+            subject=draft[0],
+            body=draft[1],
+            active=True,
+        )
     if language is not None:  # amounts and dates as well as words in the language asked for
         customer = _with_language(customer, language)
     plan = _plan_for(session, invoice)

@@ -18,13 +18,20 @@ from recoup.domain.redact import redact_text
 from recoup.web import assets
 from recoup.web.auth import NotLoggedIn, PageRefused, check_csrf
 from recoup.web.page import TEMPLATES, PublicDep, layout_context
-from recoup.web.pages import customers, dashboard, login, plans, settings, tasks
+from recoup.web.pages import config, customers, dashboard, login, plans, runs, settings, tasks
 
 logger = logging.getLogger("recoup.web")
 
-ROUTERS: list[APIRouter] = [login.router, dashboard.router, tasks.router, settings.router]
-ROUTERS.append(plans.router)  # late invoices, plans, letters, charges (r-webplans)
-ROUTERS.append(customers.router)  # customers (r-webplans)
+ROUTERS: list[APIRouter] = [
+    login.router,
+    dashboard.router,
+    tasks.router,
+    settings.router,
+    plans.router,  # late invoices, plans, letters, charges
+    customers.router,
+    config.router,
+    runs.router,
+]
 
 # scripts and styles from this site only: no CDN, no inline script (the charts' data travels
 # in <script type="application/json">, which is not run)

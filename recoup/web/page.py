@@ -40,7 +40,8 @@ NAVIGATION: list[tuple[str, str, Right]] = [
     ("/tasks", "Tasks", Right.operate),
     ("/late", "Late invoices", Right.read),
     ("/customers", "Customers", Right.read),
-    ("/settings", "Settings", Right.configure),
+    ("/runs", "Runs", Right.read),
+    ("/config", "Configuration", Right.configure),
 ]
 
 
