@@ -449,7 +449,8 @@ def _wants_json(accept: str | None) -> bool:
         200: {
             "description": "The policy file.",
             "content": {
-                YAML: {"schema": {"type": "string"}},
+                # the same mapping either way (a YAML reader gives the JSON's object)
+                YAML: {"schema": {"type": "object"}},
                 "application/json": {"schema": {"type": "object"}},
             },
         }
@@ -520,7 +521,8 @@ def _too_large() -> PayloadTooLarge:
         "requestBody": {
             "required": True,
             "content": {
-                YAML: {"schema": {"type": "string"}},
+                # the same mapping either way (a YAML reader gives the JSON's object)
+                YAML: {"schema": {"type": "object"}},
                 "application/json": {"schema": {"type": "object"}},
             },
         }

@@ -55,7 +55,7 @@ def settings_locks(page: Page) -> Locks:
         mode = (
             f"Locked: {usage.open_plan_count} {plans} active or paused. The mode decides "
             "whether a plan follows one invoice or a whole customer; changing it under open "
-            "plans would leave them following the other model (rule R11)."
+            "plans would leave them following the other model (rule R11 in docs/rules.md)."
         )
     config = config_service.load_config(page.session)
     longest = max(config.policies, key=lambda p: len(p.levels), default=None)
