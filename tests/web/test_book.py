@@ -168,7 +168,7 @@ def test_a_payment_from_the_plan_page_closes_the_plan_once(
     log_in(client, "collector")
     plan_id = book.plans["I1"]
     page = client.get(f"/plans/{plan_id}")
-    assert 'action="/plans/%d/payments"' % plan_id in page.text
+    assert f'action="/plans/{plan_id}/payments"' in page.text
     assert f'value="{book.today.isoformat()}"' in page.text  # received today by default
     assert '<option value="I1" selected>' in page.text  # the plan's invoice
     payment_id = re.search(r'name="payment_id" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]

@@ -32,8 +32,7 @@ IMPORTERS: dict[str, Callable[..., imports.ImportReport]] = {
 # what each kind does, in the form's words
 KIND_HINTS = {
     "customers": "Created or updated, matched by id. Other columns become attributes.",
-    "invoices": "Created or updated, matched by id. Plans of invoices now paid close as "
-    "recovered.",
+    "invoices": "Created or updated, matched by id. Plans of invoices now paid close as recovered.",
     "payments": "Recorded once (payments are immutable); without invoice_id the oldest due "
     "invoices are paid first. Plans whose debt is paid close as recovered.",
 }
@@ -151,7 +150,12 @@ def run_import(page: OperatePage, upload: UploadDep) -> Response:
             page,
             status_code=422,
             kind=kind,
-            refusal={"message": exc.text(), "lines": lines, "filename": upload.filename},
+            refusal={
+                "message": exc.message,  # the lines are in the table, not repeated here
+                "lines": lines,
+                "bad_lines": len({bad.line for bad in lines}),
+                "filename": upload.filename,
+            },
         )
     log(
         page.session,

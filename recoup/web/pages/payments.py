@@ -22,7 +22,6 @@ from recoup.core.errors import RecoupError
 from recoup.web.filters import money
 from recoup.web.page import Page
 
-PREFIX = "payment-"  # the form's inputs and errors on a page that has other forms
 # the import's columns → the form's inputs
 FIELDS = {"amount": "amount", "currency": "currency", "invoice_id": "invoice", "date": "date"}
 LABELS = {"amount": "The amount", "currency": "The currency", "invoice": "The invoice",
@@ -32,7 +31,8 @@ LABELS = {"amount": "The amount", "currency": "The currency", "invoice": "The in
 @dataclass(frozen=True)
 class PaymentForm:
     """What the form shows: where it posts, the payment's id, the currencies and invoices it
-    offers (`(id, label)`), what was typed and the problems, by input (without PREFIX)."""
+    offers (`(id, label)`), what was typed and the problems, by input (`amount`; the page's
+    ids add `payment-`)."""
 
     action: str
     payment_id: str
@@ -102,7 +102,9 @@ def record(
     except ValueError:
         errors["date"] = "Not a date: use the date picker, or write it as YYYY-MM-DD."
     if day is not None and day > page.today:
-        errors["date"] = f"A payment received in the future: the date is after today ({page.today})."
+        errors["date"] = (
+            f"A payment received in the future: the date is after today ({page.today})."
+        )
     amount = posted.amount.strip().replace(" ", "")
     if not amount:
         errors["amount"] = "Say how much was received."
@@ -151,7 +153,7 @@ def confirmation(recorded: PaymentRecorded) -> str:
     if not recorded.created:
         return f"This payment ({paid}) was recorded already: nothing changed."
     text = f"Payment of {paid} recorded."
-    closed = [p for p in recorded.plans_closed]
+    closed = recorded.plans_closed
     if closed:
         names = ", ".join(f"#{p.id}" for p in closed)
         text += f" Plan{'s' if len(closed) > 1 else ''} {names} closed: {closed[0].status}."
@@ -161,10 +163,6 @@ def confirmation(recorded: PaymentRecorded) -> str:
             " unallocated."
         )
     return text
-
-
-def prefixed(errors: dict[str, str]) -> dict[str, str]:
-    return {PREFIX + k: v for k, v in errors.items()}
 
 
 __all__ = ["PaymentForm", "Posted", "confirmation", "form", "record"]
