@@ -201,6 +201,9 @@ def test_a_payment_from_the_plan_page_closes_the_plan_once(
     # the same form again (a double click): the same payment, recorded once
     again = client.post(f"/plans/{plan_id}/payments", data=form)
     assert "was recorded already: nothing changed" in client.get(again.headers["location"]).text
+    # the same form with other values: refused (payments are immutable), nothing changed
+    other = client.post(f"/plans/{plan_id}/payments", data={**form, "amount": "10.00"})
+    assert other.status_code == 422 and "This form recorded a payment already" in other.text
     assert _payments(db_url) == [("I1", Decimal("400.00"))]
 
 

@@ -76,7 +76,7 @@ def _customer_page(
             posted=posted,
             errors=payment_errors,
         )
-        if may_operate and currencies
+        if may_operate and (currencies or payment_errors)
         else None
     )
     return page.render(

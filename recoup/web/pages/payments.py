@@ -134,14 +134,14 @@ def record(
     except RecoupError as exc:
         page.rollback()
         found = exc.errors or []
-        for error in found:
-            if error.field == "id":
+        for problem in found:
+            if problem.field == "id":
                 errors["form"] = (
                     "This form recorded a payment already: reload the page to record another."
                 )
             else:
-                name = FIELDS.get(error.field or "", "form")
-                errors.setdefault(name, _beside(name, error.message))
+                name = FIELDS.get(problem.field or "", "form")
+                errors.setdefault(name, _beside(name, problem.message))
         if not found:
             errors["form"] = exc.text()
         return errors

@@ -337,7 +337,7 @@ def _plan_page(
     invoices = list(plan_repository.invoices(page.session, parts.invoice_ids))
     payment = (
         _payment_form(page, plan, invoices, posted=posted, errors=payment_errors)
-        if may_operate and plan.is_open
+        if may_operate and (plan.is_open or payment_errors)  # a refusal is always shown
         else None
     )
     return page.render(
