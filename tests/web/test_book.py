@@ -82,7 +82,7 @@ def test_a_bad_file_shows_every_bad_line_and_changes_nothing(
     answer = _upload(client, "customers", BAD_CUSTOMERS, "bad.csv")
     assert answer.startswith("422")
     assert "bad.csv was not imported" in answer
-    assert "customers file not imported: 2 bad rows (nothing was changed)" in answer
+    assert "Customers file not imported: 2 bad rows (nothing was changed)" in answer
     rows = re.findall(
         r'<tr><td class="num">(\d+)</td><td><code>([^<]+)</code></td><td>([^<]+)</td></tr>',
         answer,
