@@ -192,7 +192,11 @@ def read_csv_text(text: str) -> CsvTable:
 
 
 def read_csv(path: str | Path) -> CsvTable:
-    raw = Path(path).read_bytes()
+    return read_csv_bytes(Path(path).read_bytes())
+
+
+def read_csv_bytes(raw: bytes) -> CsvTable:
+    """A CSV file's content (an upload): UTF-8, with or without Excel's byte-order mark."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -636,6 +640,7 @@ __all__ = [
     "parse_payment",
     "parse_rows",
     "read_csv",
+    "read_csv_bytes",
     "read_csv_text",
     "resolve_balance",
     "table_from_dicts",

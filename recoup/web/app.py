@@ -18,7 +18,17 @@ from recoup.domain.redact import redact_text
 from recoup.web import assets
 from recoup.web.auth import NotLoggedIn, PageRefused, check_csrf
 from recoup.web.page import TEMPLATES, PublicDep, layout_context
-from recoup.web.pages import config, customers, dashboard, login, plans, runs, settings, tasks
+from recoup.web.pages import (
+    config,
+    customers,
+    dashboard,
+    imports,
+    login,
+    plans,
+    runs,
+    settings,
+    tasks,
+)
 
 logger = logging.getLogger("recoup.web")
 
@@ -29,6 +39,7 @@ ROUTERS: list[APIRouter] = [
     settings.router,
     plans.router,  # late invoices, plans, letters, charges
     customers.router,
+    imports.router,  # CSV imports of the book
     config.router,
     runs.router,
 ]

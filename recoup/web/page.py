@@ -40,6 +40,7 @@ NAVIGATION: list[tuple[str, str, Right]] = [
     ("/tasks", "Tasks", Right.operate),
     ("/late", "Late invoices", Right.read),
     ("/customers", "Customers", Right.read),
+    ("/import", "Import", Right.operate),
     ("/runs", "Runs", Right.read),
     ("/config", "Configuration", Right.configure),
 ]

@@ -26,7 +26,9 @@ from recoup.plans import repository as plan_repository
 from recoup.plans import service as plan_service
 from recoup.plans.schemas import LateInvoiceRead, PlanDetail
 from recoup.runs.explain import Explanation, explain_invoice
+from recoup.web.filters import money
 from recoup.web.page import OperatePage, Page, ReadPage
+from recoup.web.pages import payments
 
 router = APIRouter()
 
@@ -322,6 +324,8 @@ def _plan_page(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
     status_code: int = 200,
+    posted: payments.Posted | None = None,
+    payment_errors: dict[str, str] | None = None,
 ) -> Response:
     plan = plan_repository.get_or_not_found(page.session, plan_id)
     ids = plan_repository.invoice_ids(page.session, plan.id)
@@ -330,6 +334,12 @@ def _plan_page(
     plan = parts.plan
     detail = PlanDetail.of(parts)
     may_operate = page.login is not None and page.login.may(Right.operate)
+    invoices = list(plan_repository.invoices(page.session, parts.invoice_ids))
+    payment = (
+        _payment_form(page, plan, invoices, posted=posted, errors=payment_errors)
+        if may_operate and (plan.is_open or payment_errors)  # a refusal is always shown
+        else None
+    )
     return page.render(
         "plan.html",
         plan=plan,
@@ -337,7 +347,8 @@ def _plan_page(
         plan_charges=parts.charges,
         plan_tasks=parts.tasks,
         customer=plan_repository.customer_of(page.session, plan),
-        invoices=list(plan_repository.invoices(page.session, parts.invoice_ids)),
+        invoices=invoices,
+        payment=payment,
         explanation=explanation,
         ladder=_ladder(plan, explanation),
         options=manual_options(page.session, plan) if may_operate and plan.is_open else [],
@@ -351,6 +362,47 @@ def _plan_page(
 @router.get("/plans/{plan_id}")
 def plan_page(plan_id: int, page: ReadPage) -> Response:
     return _plan_page(page, plan_id)
+
+
+def _payment_form(
+    page: Page,
+    plan: Any,
+    invoices: list[Any],
+    *,
+    posted: payments.Posted | None = None,
+    errors: dict[str, str] | None = None,
+) -> payments.PaymentForm:
+    """A payment in the plan's currency; in invoice mode for the plan's invoice."""
+    return payments.form(
+        page,
+        action=f"/plans/{plan.id}/payments",
+        currencies=[plan.currency],
+        invoices=invoices,
+        invoice=plan.invoice_id or "",
+        balance=f"The plan's balance: {money(plan.balance, plan.currency)}.",
+        posted=posted,
+        errors=errors,
+    )
+
+
+@router.post("/plans/{plan_id}/payments")
+def record_plan_payment(
+    plan_id: int,
+    page: OperatePage,
+    payment_id: str = Form(""),
+    received: str = Form("", alias="date"),
+    amount: str = Form(""),
+    currency: str = Form(""),
+    invoice: str = Form(""),
+) -> Response:
+    """Record a payment of the plan's customer (pages/payments.py); then the plan's page says
+    which plans it closed."""
+    plan = plan_repository.get_or_not_found(page.session, plan_id)
+    posted = payments.Posted(payment_id, received, amount, currency, invoice)
+    outcome = payments.record(page, plan.customer_id, posted, currencies=[plan.currency])
+    if isinstance(outcome, dict):
+        return _plan_page(page, plan_id, posted=posted, payment_errors=outcome, status_code=422)
+    return page.redirect(f"/plans/{plan_id}", message=payments.confirmation(outcome))
 
 
 def _refused(page: Page, plan_id: int, exc: InvalidInput, form: str, **values: str) -> Response:
