@@ -103,9 +103,21 @@ def prepare(base: str, n: int, rebuild: bool) -> str:
             engine.dispose()
         if invoices == n and plans:
             print(f"reusing {PG_DATABASE}: {invoices:,} invoices, {plans:,} plans", flush=True)
+            _migrate(url)  # built by an older Recoup: the tables added since
             return url
     build(base, n)
     return url
+
+
+def _migrate(url: str) -> None:
+    from recoup.core.db import make_engine
+    from recoup.core.migrate import upgrade
+
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def build(base: str, n: int) -> None:
