@@ -140,6 +140,11 @@ def test_bulk_pause_changes_exactly_the_chosen_plans(
         "I1": "active", "I2": "paused", "I3": "active", "I4": "active"
     }  # fmt: skip
 
+    # a paused plan's page promises no next level
+    page.goto(f"/plans/{book.plans['I2']}")
+    expect(page.locator(".next-step")).to_contain_text("Paused")
+    expect(page.locator(".rung-next")).to_have_count(0)
+
 
 def test_a_plans_page_its_ladder_letter_fee_and_manual_action(
     page: Any, book: PlansBook, db_url: str

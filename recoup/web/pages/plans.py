@@ -289,8 +289,10 @@ def _ladder(plan: Any, explanation: Explanation | None) -> list[Rung]:
     levels = sorted(plan.policy.levels, key=lambda lvl: (lvl.position, lvl.days))
     codes = [lvl.code for lvl in levels]
     here = codes.index(plan.level) if plan.level in codes else -1
+    # the explanation's next level when there is one (a paused plan has none: the ladder
+    # must not promise the level above); the level above only when nothing was explained
     next_code = explanation.next_level if explanation else None
-    if next_code is None and plan.is_open and 0 <= here < len(codes) - 1:
+    if explanation is None and plan.is_open and 0 <= here < len(codes) - 1:
         next_code = codes[here + 1]
     rungs = []
     for index, level in enumerate(levels):
