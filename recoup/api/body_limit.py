@@ -19,7 +19,8 @@ from recoup.api.errors import problem
 
 MAX_BODY = 1 << 20
 MAX_LARGE_BODY = 16 << 20
-LARGE_PATHS = re.compile(r"/(batch|pdf)/?$")
+# batches, PDFs, and the back office's CSV import (which bounds its file at 10 MB itself)
+LARGE_PATHS = re.compile(r"/(batch|pdf)/?$|^/import/?$")
 
 
 class BodyTooLarge(HTTPException):

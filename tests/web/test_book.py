@@ -234,3 +234,10 @@ def test_a_payment_from_the_customer_page_pays_the_oldest_first(
     assert payments == 1
     assert plan_statuses(db_url)["I1"] == "recovered"
     assert plan_statuses(db_url)["I2"] == "active"
+
+
+def test_a_file_above_the_apis_body_limit_reaches_the_import_page(client: TestClient) -> None:
+    # the API's 1 MiB body limit would answer a JSON 413; the page bounds its own file
+    log_in(client, "admin")
+    answer = _upload(client, "customers", "nothing\n" + "x" * (2 << 20) + "\n", "wide.csv")
+    assert answer.startswith("422") and "missing required columns" in answer
