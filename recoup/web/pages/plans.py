@@ -289,10 +289,11 @@ def _ladder(plan: Any, explanation: Explanation | None) -> list[Rung]:
     levels = sorted(plan.policy.levels, key=lambda lvl: (lvl.position, lvl.days))
     codes = [lvl.code for lvl in levels]
     here = codes.index(plan.level) if plan.level in codes else -1
-    # the explanation's next level when there is one (a paused plan has none: the ladder
-    # must not promise the level above); the level above only when nothing was explained
+    # the explanation's next level, else the level above (a run due now reaches it); never
+    # for a paused plan, which reaches no level until it resumes
     next_code = explanation.next_level if explanation else None
-    if explanation is None and plan.is_open and 0 <= here < len(codes) - 1:
+    active = plan.status == PlanStatus.active
+    if next_code is None and active and 0 <= here < len(codes) - 1:
         next_code = codes[here + 1]
     rungs = []
     for index, level in enumerate(levels):
@@ -300,7 +301,7 @@ def _ladder(plan: Any, explanation: Explanation | None) -> list[Rung]:
             state = "current"
         elif index < here:
             state = "done"
-        elif level.code == next_code and plan.is_open:
+        elif level.code == next_code and active:
             state = "next"
         else:
             state = "later"
