@@ -119,3 +119,25 @@ def env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[st
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("RECOUP_SMTP_URL", raising=False)
     return values
+
+
+@pytest.fixture
+def empty_engine(db_url: str, tmp_path: Path) -> Iterator[Engine]:
+    """A database of its own, with no schema at all: for tests that migrate step by step."""
+    if db_url.startswith("sqlite"):
+        engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+        yield engine
+        engine.dispose()
+        return
+    name = f"recoup_mig_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(db_url.rsplit("/", 1)[0] + "/" + name)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

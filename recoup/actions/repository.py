@@ -21,17 +21,6 @@ def get_or_not_found(session: Session, instance_id: int) -> ActionInstance:
     return instance
 
 
-def for_plan(session: Session, plan_id: int) -> list[ActionInstance]:
-    """A plan's action instances, in the order they were queued."""
-    return list(
-        session.scalars(
-            select(ActionInstance)
-            .where(ActionInstance.plan_id == plan_id)
-            .order_by(ActionInstance.id)
-        )
-    )
-
-
 def list_instances(
     session: Session,
     *,
@@ -103,7 +92,6 @@ def failure_task(session: Session, instance_id: int) -> Task | None:
 __all__ = [
     "count_with_status",
     "failure_task",
-    "for_plan",
     "get_or_not_found",
     "list_instances",
     "to_requeue",

@@ -3,7 +3,7 @@ would get it now (`recoup template preview`, the back office's preview)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 
 from sqlalchemy import inspect as sa_inspect
@@ -14,6 +14,7 @@ from recoup.documents import repository
 from recoup.domain.enums import Channel
 from recoup.messages.letter import Letter, Pdf, render_letter, to_pdf
 from recoup.messages.render import (
+    Rendered,
     TemplateNotFound,
     build_variables,
     render_row,
@@ -24,13 +25,9 @@ from recoup.settings.service import get_settings
 
 
 @dataclass(frozen=True)
-class Preview:
-    code: str
-    channel: str
-    language: str
-    subject: str | None
-    text: str
-    html: str | None
+class Preview(Rendered):
+    """What the customer would get: the rendered template and, for a letter, its PDF."""
+
     pdf: Pdf | None = None
 
 
@@ -129,16 +126,7 @@ def preview_template(
             company=company,
             charges=charges,
         )
-        rendered = letter.rendered
-        return Preview(
-            code=rendered.code,
-            channel=rendered.channel,
-            language=rendered.language,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=letter.html,
-            pdf=to_pdf(letter.html),
-        )
+        return Preview(**{**asdict(letter.rendered), "html": letter.html}, pdf=to_pdf(letter.html))
     variables = build_variables(
         customer=customer,
         today=today,
@@ -149,15 +137,7 @@ def preview_template(
         company=company,
         charges=charges,
     )
-    rendered = render_row(template, variables)
-    return Preview(
-        code=rendered.code,
-        channel=rendered.channel,
-        language=rendered.language,
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-    )
+    return Preview(**asdict(render_row(template, variables)))
 
 
 __all__ = ["Preview", "preview_template"]

@@ -7,18 +7,15 @@ from __future__ import annotations
 import json
 import select
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
-from recoup.api.app import create_app
 from recoup.api.body_limit import MAX_BODY, MAX_LARGE_BODY
 from tests.api.conftest import assert_problem, auth
+from tests.live_server import LiveServer
 
 CHUNK = 64 * 1024
 
@@ -64,19 +61,8 @@ def test_batches_and_pdfs_have_the_larger_limit(
 
 @pytest.fixture
 def live(db_url: str, env: dict[str, str]) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(db_url), host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with LiveServer(db_url) as server:
+        yield server.url
 
 
 def test_a_live_server_answers_413_before_the_body_is_sent(live: str, keys: dict[str, str]) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,12 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from recoup.api import idempotency as middleware
-from recoup.api.app import create_app
 from recoup.apikeys import repository as apikey_repository
 from recoup.apikeys.service import hash_key
 from recoup.book import writes
@@ -28,6 +25,7 @@ from recoup.core.sessions import transaction
 from recoup.idempotency import service
 from recoup.models import IdempotencyKey
 from tests.api.conftest import assert_problem, auth
+from tests.live_server import LiveServer
 from tests.runs.test_run_e2e import Cli
 
 PAYMENT = {
@@ -171,19 +169,8 @@ def test_a_key_expires_after_24_hours_and_is_purged(
 
 @pytest.fixture
 def live(book: None, db_url: str) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(db_url), host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with LiveServer(db_url) as server:
+        yield server.url
 
 
 def test_a_second_request_while_the_first_runs_is_409_and_one_payment_is_recorded(

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, insert, select, text
 from sqlalchemy.orm import Session
 
 from recoup import models  # noqa: F401  (registers the tables)
-from recoup.core.db import Base, make_engine
+from recoup.core.db import Base
 from recoup.core.migrate import upgrade
 from recoup.plans.links import plan_links
 
@@ -24,28 +20,6 @@ def test_migrated_schema_matches_the_models(engine: Engine) -> None:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
-
-
-@pytest.fixture
-def empty_engine(db_url: str, tmp_path: Path) -> Iterator[Engine]:
-    """A database of its own, with no schema at all."""
-    if db_url.startswith("sqlite"):
-        engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        yield engine
-        engine.dispose()
-        return
-    name = f"recoup_mig_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(db_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(db_url.rsplit("/", 1)[0] + "/" + name)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_upgrading_a_0001_database_keeps_its_plans_links_and_check_dates(

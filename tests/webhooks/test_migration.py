@@ -4,38 +4,11 @@ its own, and its delivery log is linked to it."""
 from __future__ import annotations
 
 import base64
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
-from sqlalchemy import Engine, MetaData, insert, select, text
+from sqlalchemy import Engine, MetaData, insert, select
 
-from recoup.core.db import make_engine
 from recoup.core.migrate import upgrade
-
-
-@pytest.fixture
-def empty_engine(db_url: str, tmp_path: Path) -> Iterator[Engine]:
-    """A database of its own, with no schema at all (as tests/db/test_migrations.py)."""
-    if db_url.startswith("sqlite"):
-        engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        yield engine
-        engine.dispose()
-        return
-    name = f"recoup_mig_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(db_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(db_url.rsplit("/", 1)[0] + "/" + name)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_existing_endpoints_get_their_own_secret_and_their_deliveries(

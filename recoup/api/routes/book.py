@@ -13,6 +13,7 @@ from recoup.book import repository, writes
 from recoup.book.customers import customer_detail, list_customers
 from recoup.book.schemas import CustomerRead, InvoiceRead
 from recoup.core.env import load_env
+from recoup.core.responses import pdf_response
 
 router = APIRouter(tags=["book"], dependencies=[Depends(requires(Right.read))])
 
@@ -82,8 +83,4 @@ def invoice(invoice_id: str, session: SessionDep) -> InvoiceRead:
 def invoice_pdf(invoice_id: str, session: SessionDep) -> Response:
     """The invoice's PDF, as emails attach it (uploaded with PUT, or named by `pdf_path`)."""
     name, content = writes.read_invoice_pdf(session, invoice_id, env=load_env())
-    return Response(
-        content,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return pdf_response(content, name)

@@ -21,11 +21,12 @@ from recoup.charges import service as charge_service
 from recoup.charges.schemas import ChargeRead, ChargeWaive
 from recoup.core.clock import utc_now
 from recoup.core.env import EnvConfig, load_env
-from recoup.core.errors import Conflict, InvalidInput, NotFound
-from recoup.core.files import FileRefused, UnsafePath, read_inside
+from recoup.core.errors import InvalidInput
+from recoup.core.responses import pdf_response
 from recoup.core.sessions import Session, SessionFactory
 from recoup.documents import repository as document_repository
 from recoup.documents.schemas import DocumentRead
+from recoup.documents.service import read_document_pdf
 from recoup.domain.enums import PlanStatus
 from recoup.plans import repository as plan_repository
 from recoup.plans.promise import parse_promised_amount, promise_for_task
@@ -45,7 +46,6 @@ Reader = Depends(requires(Right.read))
 Operator = Annotated[Actor, Depends(requires(Right.operate))]
 
 # a letter is a few pages; anything much larger in the documents folder is not one of ours
-DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
 
 
 # --- what routes that own their transactions need --------------------------------------------
@@ -243,28 +243,8 @@ def document(document_id: int, session: SessionDep) -> DocumentRead:
 )
 def document_pdf(document_id: int, session: SessionDep, env: EnvDep) -> Response:
     """The letter's PDF, as an attachment. Only a file inside the data folder is sent."""
-    row = document_repository.get_or_not_found(session, document_id)
-    try:
-        name, content = read_inside(env.data_dir, row.path, max_bytes=DOCUMENT_MAX_BYTES)
-    except FileNotFoundError:
-        raise NotFound(f"document {document_id}: its file is no longer there") from None
-    except (UnsafePath, NotADirectoryError):
-        raise Conflict(
-            f"document {document_id}: its file is not sent: it is not inside the data folder "
-            "(RECOUP_DATA_DIR), or is reached through a symbolic link"
-        ) from None
-    except FileRefused as exc:
-        raise Conflict(f"document {document_id}: its file is not sent: it {exc}") from None
-    return Response(
-        content,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{_ascii(name)}"'},
-    )
-
-
-def _ascii(name: str) -> str:
-    """A file name safe inside a quoted header value."""
-    return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    name, content = read_document_pdf(session, document_id, env.data_dir)
+    return pdf_response(content, name)
 
 
 # --- runs and explain --------------------------------------------------------------------

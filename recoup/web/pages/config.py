@@ -45,6 +45,17 @@ from recoup.web.pages.forms import field_errors, form_data, number, split_list
 router = APIRouter()
 FormDep = Annotated[FormData, Depends(form_data)]
 REASON = "back office"
+
+
+def _save(page: Page, kind: Any, editing: str | None, item: Any) -> None:
+    """The item as its form gave it: replacing the one `editing` names, or a new one."""
+    if editing:
+        config_service.replace_item(
+            page.session, kind, (editing,), lambda _: item, actor=page.actor, reason=REASON
+        )
+    else:
+        config_service.create_item(page.session, kind, item, actor=page.actor, reason=REASON)
+
 BLANK_LEVEL_ROWS = 2  # empty rows under a policy's levels, to add levels without JS
 NEW_POLICY_ROWS = 4  # rows of a new policy's form
 PREVIEW_INVOICES = 50  # invoices offered to preview a template on
@@ -319,19 +330,7 @@ def save_action(page: ConfigurePage, form: FormDep) -> Response:
             **{k: v.strip() for k, v in values.items() if k != "params" and v.strip()},
         }
         action = ActionCreate.model_validate(body).to_domain()
-        if editing:
-            config_service.replace_item(
-                page.session,
-                ACTION,
-                (editing,),
-                lambda _: action,
-                actor=page.actor,
-                reason=REASON,
-            )
-        else:
-            config_service.create_item(
-                page.session, ACTION, action, actor=page.actor, reason=REASON
-            )
+        _save(page, ACTION, editing, action)
     except RecoupError as exc:
         page.session.rollback()
         errors = {
@@ -553,19 +552,7 @@ def _save_policy(page: Page, form: FormData, editing: str | None) -> Response:
             if current.rules is not None:
                 body["rules"] = policy_to_dict(current)["rules"]
         policy = PolicyCreate.model_validate(body).to_domain()
-        if editing is not None:
-            config_service.replace_item(
-                page.session,
-                POLICY,
-                (editing,),
-                lambda _: policy,
-                actor=page.actor,
-                reason=REASON,
-            )
-        else:
-            config_service.create_item(
-                page.session, POLICY, policy, actor=page.actor, reason=REASON
-            )
+        _save(page, POLICY, editing, policy)
     except RecoupError as exc:
         page.session.rollback()
         return _policy_form(

@@ -19,6 +19,7 @@ from recoup.charges import repository as charge_repository
 from recoup.charges import service as charge_service
 from recoup.core.env import EnvConfig, load_env
 from recoup.core.errors import InvalidInput, RecoupError
+from recoup.core.responses import pdf_response
 from recoup.core.roles import Right
 from recoup.documents.service import read_document_pdf
 from recoup.domain.enums import PlanStatus
@@ -519,15 +520,7 @@ def waive(
 def document_pdf(document_id: int, page: ReadPage) -> Response:
     """The letter's PDF, shown in the browser (inline); only a file inside the data folder."""
     name, content = read_document_pdf(page.session, document_id, _env(page.request).data_dir)
-    safe = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
-    return Response(
-        content,
-        media_type="application/pdf",
-        headers={
-            "Content-Disposition": f'inline; filename="{safe}"',
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return pdf_response(content, name, disposition="inline")
 
 
 __all__ = ["router"]

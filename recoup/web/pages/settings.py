@@ -21,6 +21,7 @@ from recoup.core.errors import RecoupError
 from recoup.domain.enums import CatchUp, Mode
 from recoup.policies import repository as config_repository
 from recoup.policies import service as config_service
+from recoup.settings.document import SETTINGS_KEYS
 from recoup.settings.schemas import SettingsRead, SettingsUpdate
 from recoup.settings.service import get_settings
 from recoup.web.page import ConfigurePage, Page
@@ -130,7 +131,7 @@ def _company(text: str) -> dict[str, str] | str:
 
 @router.post("/config/settings")
 def save_settings(page: ConfigurePage, form: FormDep) -> Response:
-    values = {key: str(form.get(key, "")) for key in SETTINGS_FIELDS}
+    values = {key: str(form.get(key, "")) for key in SETTINGS_KEYS}
     body: dict[str, Any] = {}
     for key in ("mode", "timezone", "catch_up"):
         if key in form:  # a locked (disabled) field is not sent, and so not changed
@@ -153,14 +154,3 @@ def save_settings(page: ConfigurePage, form: FormDep) -> Response:
         return _render(page, values=values, errors=field_errors(exc), status_code=exc.status_code)
     done = "Settings saved." if report.any else "Nothing changed."
     return page.redirect("/config/settings", message=done)
-
-
-SETTINGS_FIELDS = (
-    "mode",
-    "invoice_types",
-    "customer_balance",
-    "max_levels",
-    "timezone",
-    "catch_up",
-    "company",
-)
