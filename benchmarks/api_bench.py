@@ -205,12 +205,14 @@ class Server:
     def __init__(self, app: str, workers: int, env: dict[str, str], probe: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        command = [
-            sys.executable, "-m", "uvicorn", app, "--factory",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", str(workers), "--no-access-log", "--log-level", "warning",
-            "--app-dir", str(Path(__file__).parent),
-        ]  # fmt: skip
+        # served as `recoup serve` serves (recoup.cli.serve_cmds.run_server), the floor too
+        serve = (
+            f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            "from recoup.cli.serve_cmds import run_server; "
+            f"run_server({app!r}, host='127.0.0.1', port={self.port}, workers={workers}, "
+            "access_log=False, log_level='warning')"
+        )
+        command = [sys.executable, "-c", serve]
         self.process = subprocess.Popen(command, env={**os.environ, **env})
         self.pid = self.process.pid
         self._wait(probe, workers)

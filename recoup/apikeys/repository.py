@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import NotFound
@@ -16,8 +19,23 @@ def get_by_name_or_not_found(session: Session, name: str) -> ApiKey:
     return key
 
 
-def by_hash(session: Session, key_hash: str) -> ApiKey | None:
-    return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+def credentials_by_hash(session: Session, key_hash: str) -> Row[Any] | None:
+    """What checking a key reads (id, name, role, key_hash, revoked_at, last_used_at), as a
+    row: every API request checks its key, and an ORM object would cost more than the query."""
+    return session.execute(
+        select(
+            ApiKey.id,
+            ApiKey.name,
+            ApiKey.role,
+            ApiKey.key_hash,
+            ApiKey.revoked_at,
+            ApiKey.last_used_at,
+        ).where(ApiKey.key_hash == key_hash)
+    ).first()
+
+
+def set_last_used(session: Session, key_id: int, when: datetime) -> None:
+    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))
 
 
 def name_taken(session: Session, name: str) -> bool:
@@ -29,4 +47,10 @@ def list_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
 
 
-__all__ = ["by_hash", "get_by_name_or_not_found", "list_keys", "name_taken"]
+__all__ = [
+    "credentials_by_hash",
+    "set_last_used",
+    "get_by_name_or_not_found",
+    "list_keys",
+    "name_taken",
+]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
@@ -60,19 +61,27 @@ def revoke_key(session: Session, name: str) -> ApiKey:
     return row
 
 
-def authenticate(session: Session, key: str) -> ApiKey | None:
+@dataclass(frozen=True)
+class Caller:
+    """A live key that called: its id, its name (the actor in the log) and its role."""
+
+    id: int
+    name: str
+    role: str
+
+
+def authenticate(session: Session, key: str) -> Caller | None:
     """The live key `key` is, or None (unknown or revoked). The lookup is by the hash (a unique
     index), and the stored hash is then compared in constant time."""
     digest = hash_key(key)
-    row = repository.by_hash(session, digest)
+    row = repository.credentials_by_hash(session, digest)
     if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
         return None
     now = utc_now()
     # at most one write a minute per key: a read-only request should not write every time
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
-        row.last_used_at = now
-        session.flush()
-    return row
+        repository.set_last_used(session, row.id, now)
+    return Caller(id=row.id, name=row.name, role=row.role)
 
 
-__all__ = ["KEY_PREFIX", "authenticate", "create_key", "hash_key", "revoke_key"]
+__all__ = ["Caller", "KEY_PREFIX", "authenticate", "create_key", "hash_key", "revoke_key"]

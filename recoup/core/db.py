@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -124,7 +125,33 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
     # and closes a PostgreSQL session per overflowing request (issue 11's benchmark)
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A connection that sat in the pool this long is pinged before use: PostgreSQL may have
+# restarted or dropped it meanwhile. `pool_pre_ping` would ping on every checkout, a round trip
+# per API request; one in use moments ago is as good as a ping.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_from"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_from = record.info.get("idle_from")
+        if idle_from is None or time.monotonic() - idle_from < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # the pool discards this connection and checks out another (SQLAlchemy's
+            # pessimistic disconnect handling)
+            raise DisconnectionError(f"a pooled connection is gone: {exc}") from exc
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

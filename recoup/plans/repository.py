@@ -67,6 +67,21 @@ def get_or_not_found(session: Session, plan_id: int) -> Plan:
     return plan
 
 
+# what a listing shows of a plan (PlanRead): read as columns, so a page of plans costs no ORM
+# objects and no join of their policies (benchmarks/api_bench.py)
+SUMMARY_COLUMNS = (
+    Plan.id,
+    Plan.customer_id,
+    Plan.invoice_id,
+    Plan.currency,
+    Plan.status,
+    Plan.level,
+    Plan.balance,
+    Plan.opened_on,
+    Plan.closed_on,
+)
+
+
 def _filtered(
     status: str | None,
     customer_id: str | None,
@@ -157,8 +172,9 @@ def page(
     today: date | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
-) -> tuple[list[Plan], str | None]:
-    """One page of the matching plans, newest first, and the cursor of the next page. With
+) -> tuple[list[Row[Any]], str | None]:
+    """One page of the matching plans (their SUMMARY_COLUMNS), newest first, and the cursor
+    of the next page. With
     `min_days_overdue` / `max_days_overdue` (R1 on `today`), only open plans in that range:
     a closed plan has no days overdue."""
     limit = check_limit(limit)
@@ -176,8 +192,8 @@ def page(
             query = query.where(overdue <= max_days_overdue)
     if cursor is not None:
         query = query.where(Plan.id < decode_id_cursor(cursor))
-    query = query.options(_WITHOUT_LEVELS).limit(limit + 1)
-    return split_page(list(session.scalars(query)), limit)
+    query = query.with_only_columns(*SUMMARY_COLUMNS).limit(limit + 1)
+    return split_page(list(session.execute(query).all()), limit)
 
 
 def open_for_invoices(session: Session, invoice_ids: Collection[str]) -> list[Plan]:

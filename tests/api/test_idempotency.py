@@ -249,7 +249,7 @@ def test_a_reservation_whose_request_never_answered_is_taken_over_after_a_while(
     after IN_FLIGHT_TIMEOUT, the key runs the request."""
     content = json.dumps(PAYMENT).encode()
     with transaction(db_url) as session:
-        api_key = apikey_repository.by_hash(session, hash_key(keys["collector"]))
+        api_key = apikey_repository.credentials_by_hash(session, hash_key(keys["collector"]))
         assert api_key is not None
         service.reserve(
             session,
