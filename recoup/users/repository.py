@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import NotFound
@@ -46,11 +48,19 @@ def live_sessions_of(session: Session, user_id: int) -> list[WebSession]:
     )
 
 
+def purge_sessions_expired_by(session: Session, now: datetime) -> int:
+    """Delete the sessions expired by `now`, revoked or not: they open nothing any more (the
+    same bound as `service.session_of`)."""
+    result = session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 __all__ = [
     "by_email",
     "by_name",
     "get_by_email_or_name_or_not_found",
     "list_users",
     "live_sessions_of",
+    "purge_sessions_expired_by",
     "session_by_hash",
 ]

@@ -14,7 +14,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -126,9 +126,14 @@ class Opened:
     row: WebSession
 
 
-def open_session(session: Session, user: User, *, lifetime: timedelta = SESSION_LIFETIME) -> Opened:
+def open_session(
+    session: Session, user: User, *, now: datetime, lifetime: timedelta = SESSION_LIFETIME
+) -> Opened:
+    """A new session for `user`. The sessions expired by `now` are deleted first (lazily, at
+    each login, as idempotency keys are: a login is what adds rows, so the table keeps only
+    the last `lifetime` of them)."""
+    repository.purge_sessions_expired_by(session, now)
     token = secrets.token_urlsafe(32)
-    now = utc_now()
     row = WebSession(
         user_id=user.id,
         token_hash=_hash_token(token),

@@ -10,6 +10,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from recoup.cli.main import app
+from recoup.core.clock import utc_now
 from recoup.core.sessions import transaction
 from recoup.users import repository
 from recoup.users.service import authenticate, open_session, session_of
@@ -43,7 +44,7 @@ def test_create_list_and_disable(env: dict[str, str], db_url: str) -> None:
         user = repository.by_email(session, "carl@example.com")
         assert user is not None and user.password_hash.startswith("$argon2id$")
         assert authenticate(session, "CARL@example.com ", PASSWORD) is not None
-        token = open_session(session, user).token
+        token = open_session(session, user, now=utc_now()).token
     assert recoup("user", "disable", "carl@example.com").exit_code == 0
     with transaction(db_url) as session:
         assert authenticate(session, "carl@example.com", PASSWORD) is None

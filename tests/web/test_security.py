@@ -115,6 +115,10 @@ def test_an_expired_session_opens_nothing(client: TestClient, db_url: str) -> No
             row.expires_at = utc_now() - timedelta(seconds=1)
     response = client.get("/")
     assert response.status_code == 303 and response.headers["location"] == "/login?next=/"
+    log_in(client, "admin")  # the next login deletes the expired row
+    with transaction(db_url) as session:
+        assert len(session.scalars(select(WebSession)).all()) == 1
+    assert client.get("/").status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from recoup.core.clock import utc_now
 from recoup.users.service import SESSION_LIFETIME, authenticate, close_session, open_session
 from recoup.web.auth import COOKIE, LOGIN_CSRF_COOKIE, new_login_csrf, safe_next
 from recoup.web.page import PublicDep, ReadPage
@@ -106,7 +107,7 @@ def login(
             error="The email or the password is wrong, or the account is disabled.",
             status_code=401,
         )
-    opened = open_session(page.session, user)
+    opened = open_session(page.session, user, now=utc_now())
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
