@@ -565,6 +565,7 @@ class IdempotencyKey(Base):
     content_type: Mapped[str | None] = mapped_column(String(200), nullable=True)
     body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
+
 # --- people of the back office (issue 12) --------------------------------------------------------
 
 
@@ -599,3 +600,16 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LoginAttempt(Base):
+    """A failed login, by the email typed (a user's or not: unknown emails are throttled too,
+    and no user is made for them). The failures of the last minutes refuse the next attempts;
+    older rows are deleted as logins come (recoup.users.service.attempt_login)."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_email_attempted_at", "email", "attempted_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -231,9 +231,7 @@ def _check_customer_refs(session: Session, values: Sequence[CustomerIn]) -> list
     if wanted:
         policies = repository.policy_names(session)
         listed = (
-            f"the policies are {', '.join(policies)}"
-            if policies
-            else "no policy is configured yet (recoup config apply FILE)"
+            f"the policies are {', '.join(policies)}" if policies else "no policy is configured yet"
         )
         for value in values:
             name = value.fields.get("policy")

@@ -210,8 +210,7 @@ def _moves_under_a_plan(
                 value.line,
                 "customer_id",
                 f"cannot move invoice {invoice_id} to customer {value.customer_id}: plan "
-                f"{plan_id} of customer {customer_id} is dunning it (stop the plan first: "
-                f"recoup stop {plan_id} --reason ...)",
+                f"{plan_id} of customer {customer_id} is dunning it (stop plan {plan_id} first)",
             )
         )
     return errors

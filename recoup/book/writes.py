@@ -82,7 +82,7 @@ def create_customer(
 ) -> str:
     if repository.customers_by_id(session, [body.id]):
         raise Conflict(
-            f"customer {body.id!r} exists already (PATCH /customers/{{id}} changes it)",
+            f"customer {body.id!r} exists already; change it instead of creating it",
             field="id",
         )
     _one(import_customers, session, body.row(), actor)
@@ -111,7 +111,7 @@ def create_invoice(
 ) -> Invoice:
     if repository.invoices_by_id(session, [body.id]):
         raise Conflict(
-            f"invoice {body.id!r} exists already (PATCH /invoices/{{id}} changes it)", field="id"
+            f"invoice {body.id!r} exists already; change it instead of creating it", field="id"
         )
     _one(import_invoices, session, body.row(), actor)
     invoice = repository.get_invoice_or_not_found(session, body.id)

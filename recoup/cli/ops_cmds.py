@@ -306,7 +306,6 @@ def explain(
     with transaction() as session:
         day = parse_date(as_of) or business_today(session)
         result = explain_invoice(session, invoice_id, day)
-        session.rollback()  # explaining never changes anything
     if as_json:
         print_json([result.as_dict()])
         return

@@ -27,7 +27,7 @@ from recoup.core.migrate import upgrade
 from recoup.runs.context import Progress as RunProgress
 from recoup.runs.context import RunStats
 from recoup.runs.history import channel_notes, list_runs
-from recoup.runs.service import run_dunning
+from recoup.runs.service import NoPolicies, run_dunning
 from recoup.settings.service import business_today, get_settings
 
 
@@ -99,15 +99,18 @@ def run(
         with factory() as session:
             day = business_today(session)
     with progress_bar(enabled=not (quiet or as_json)) as progress:
-        stats = run_dunning(
-            factory,
-            as_of=day,
-            env=env(),
-            execute=not no_execute,
-            actor=actor_name(user),
-            progress=progress,
-            allow_future=future,
-        )
+        try:
+            stats = run_dunning(
+                factory,
+                as_of=day,
+                env=env(),
+                execute=not no_execute,
+                actor=actor_name(user),
+                progress=progress,
+                allow_future=future,
+            )
+        except NoPolicies as exc:  # the service names no face; here the command is known
+            raise NoPolicies(f"{exc.message}: run `recoup config apply FILE` first") from None
     if as_json:
         print_json([stats.as_dict()])
         return

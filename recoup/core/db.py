@@ -173,6 +173,33 @@ def hold_write_lock(session: Session) -> None:
 
 
 @contextmanager
+def undone(session: Session) -> Iterator[None]:
+    """Run the block in a SAVEPOINT and undo whatever it wrote, also when it raises. The
+    caller's own work is flushed first and left as it was: uncommitted, for the edge to commit
+    or roll back.
+
+    SQLite: the driver starts a transaction only at the first write, but a SAVEPOINT outside
+    one starts it, and rolling back to the savepoint does not end it. Left open, it would pin
+    the block's snapshot: a write after it would fail ("database is locked") once another
+    writer has committed. So when the savepoint opened the transaction, which then holds
+    nothing, the transaction is ended too, as it was before the block."""
+    session.flush()
+    connection = session.connection()
+    driver = connection.connection.dbapi_connection if connection.dialect.name == "sqlite" else None
+    opens = driver is not None and not driver.in_transaction
+    savepoint = session.begin_nested()
+    try:
+        yield
+    finally:
+        # active, or deactivated by a failed flush; closed if the block ended the whole
+        # transaction itself, and then there is nothing left to undo
+        if savepoint.is_active or session.get_nested_transaction() is savepoint:
+            savepoint.rollback()
+        if opens and driver is not None and driver.in_transaction:
+            driver.rollback()
+
+
+@contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     """The edge's transaction: commit on success, roll back on any error.
 

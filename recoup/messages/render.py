@@ -27,7 +27,6 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, p
 from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError, TemplateAssertionError
 from jinja2.runtime import Context
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import InvalidInput, NotFound
@@ -35,6 +34,7 @@ from recoup.domain.enums import ChargeStatus
 from recoup.domain.fees import days_overdue
 from recoup.domain.locales import normalize_language
 from recoup.domain.money import Money
+from recoup.messages import repository
 from recoup.messages.sandbox import BoundedSandbox, RenderLimit, render_bounded
 from recoup.models import Charge, Customer, Invoice, LevelRow, Plan, TemplateRow
 from recoup.settings.service import get_settings
@@ -246,15 +246,7 @@ def select_template(
 ) -> TemplateRow | None:
     """The active template `code` of the channel in the customer's language, else its base
     language (`fr` for `fr_CA`), else the first language defined (lowest position, then id)."""
-    rows = session.scalars(
-        select(TemplateRow)
-        .where(
-            TemplateRow.code == code,
-            TemplateRow.channel == channel,
-            TemplateRow.active.is_(True),
-        )
-        .order_by(TemplateRow.position, TemplateRow.id)
-    ).all()
+    rows = repository.active_templates(session, code, channel)
     if not rows:
         return None
     by_lang = {(normalize_language(r.language) or "").lower(): r for r in reversed(rows)}

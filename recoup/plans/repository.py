@@ -251,6 +251,23 @@ def invoice_ids(session: Session, plan_id: int) -> list[str]:
     )
 
 
+def invoice_ids_by_plan(session: Session, plan_ids: Iterable[int]) -> dict[int, list[str]]:
+    """`invoice_ids` of many plans in one query, by plan id (a plan covering none is absent)."""
+    ids = sorted(set(plan_ids))
+    result: dict[int, list[str]] = {}
+    if not ids:
+        return result
+    links = plan_links()
+    rows = session.execute(
+        select(links.c.plan_id, links.c.invoice_id)
+        .where(links.c.plan_id.in_(ids))
+        .order_by(links.c.plan_id, links.c.joined_on, links.c.invoice_id)
+    )
+    for plan_id, invoice_id in rows:
+        result.setdefault(plan_id, []).append(invoice_id)
+    return result
+
+
 @dataclass(frozen=True)
 class PlanParts:
     """A plan and everything attached to it, each list in the order it happened."""

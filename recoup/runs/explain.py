@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from recoup.core.db import undone
 from recoup.core.errors import NotFound
 from recoup.domain.enums import InvoiceStatus, Mode, PlanStatus
 from recoup.domain.evaluator import (
@@ -73,6 +74,14 @@ class Explanation:
 
 
 def explain_invoice(session: Session, invoice_id: str, as_of: date) -> Explanation:
+    """Why the invoice is (or is not) dunned on `as_of`, and what the run would do. Changes
+    nothing: whatever explaining touches is undone, and the caller's own work is left as it
+    was, uncommitted (the faces neither commit nor roll back around it)."""
+    with undone(session):
+        return _explain(session, invoice_id, as_of)
+
+
+def _explain(session: Session, invoice_id: str, as_of: date) -> Explanation:
     invoice = session.get(Invoice, invoice_id)
     if invoice is None:
         raise NotFound(f"invoice {invoice_id} not found")

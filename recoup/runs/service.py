@@ -39,6 +39,11 @@ from recoup.webhooks.service import has_endpoints, pump
 CHUNK = 2000
 
 
+class NoPolicies(InvalidInput):
+    """A run with no policy to apply: a class of its own so that a face can add its own hint
+    (the CLI names its command)."""
+
+
 def run_dunning(
     factory: sessionmaker[Session],
     *,
@@ -63,7 +68,7 @@ def run_dunning(
         with factory.begin() as session:
             config = load_domain_config(session)
             if not config.policies:
-                raise InvalidInput("no policies configured: run `recoup config apply FILE` first")
+                raise NoPolicies("no policies configured yet")
             settings = get_settings(session)
             check_as_of(session, as_of, timezone=settings.timezone, allow_future=allow_future)
             run = Run(as_of=as_of, execute=execute, status="running", actor=actor)

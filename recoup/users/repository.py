@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import NotFound
-from recoup.models import User, WebSession
+from recoup.models import LoginAttempt, User, WebSession
 
 
 def get_by_email_or_name_or_not_found(session: Session, who: str) -> User:
@@ -46,11 +48,52 @@ def live_sessions_of(session: Session, user_id: int) -> list[WebSession]:
     )
 
 
+def purge_sessions_expired_by(session: Session, now: datetime) -> int:
+    """Delete the sessions expired by `now`, revoked or not: they open nothing any more (the
+    same bound as `service.session_of`)."""
+    result = session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- failed logins ---------------------------------------------------------------------------
+
+
+def add_failed_login(session: Session, email: str, at: datetime) -> None:
+    session.add(LoginAttempt(email=email, attempted_at=at))
+
+
+def failed_logins_since(session: Session, email: str, since: datetime) -> int:
+    """How many logins failed for `email` after `since`."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(LoginAttempt)
+            .where(LoginAttempt.email == email, LoginAttempt.attempted_at > since)
+        )
+        or 0
+    )
+
+
+def forget_failed_logins(session: Session, email: str) -> None:
+    session.execute(delete(LoginAttempt).where(LoginAttempt.email == email))
+
+
+def purge_failed_logins_by(session: Session, cutoff: datetime) -> int:
+    """Delete the failures made by `cutoff`: they refuse nothing any more."""
+    result = session.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at <= cutoff))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 __all__ = [
+    "add_failed_login",
     "by_email",
     "by_name",
+    "failed_logins_since",
+    "forget_failed_logins",
     "get_by_email_or_name_or_not_found",
     "list_users",
     "live_sessions_of",
+    "purge_failed_logins_by",
+    "purge_sessions_expired_by",
     "session_by_hash",
 ]

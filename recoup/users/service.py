@@ -4,7 +4,11 @@ flush, never commit.
 Passwords are hashed with argon2id (argon2-cffi's PasswordHasher, its default parameters); a
 hash made with older parameters is replaced at the next successful login. A session is a random
 token (256 bits from `secrets`) kept by the browser in a cookie; the database keeps its SHA-256
-only, as for API keys: a high-entropy token needs no slow hash."""
+only, as for API keys: a high-entropy token needs no slow hash.
+
+Logging in through the form is throttled per email typed, a user's or not (`attempt_login`):
+after LOGIN_FAILURES failures within LOGIN_WINDOW, further attempts are refused unchecked
+until the oldest of them is older than the window; a success forgets the failures."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -28,6 +32,9 @@ from recoup.users import repository
 
 MIN_PASSWORD = 10
 SESSION_LIFETIME = timedelta(hours=12)
+LOGIN_FAILURES = 5
+LOGIN_WINDOW = timedelta(minutes=15)
+MAX_EMAIL = 320  # the column's length: what is typed beyond it is not kept
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _hasher = PasswordHasher()
 # verified when the email is unknown, so that a wrong email takes as long as a wrong password
@@ -99,9 +106,9 @@ def disable_user(session: Session, who: str) -> User:
     return user
 
 
-def authenticate(session: Session, email: str, password: str) -> User | None:
+def authenticate(session: Session, email: str, password: str, *, now: datetime) -> User | None:
     """The live user with this email and password, or None. The stored hash is upgraded when
-    argon2's parameters have changed since it was made."""
+    argon2's parameters have changed since it was made. Not throttled: `attempt_login` is."""
     user = repository.by_email(session, email)
     if user is None or user.disabled_at is not None:
         with contextlib.suppress(VerificationError):
@@ -113,9 +120,40 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    user.last_login_at = utc_now()
+    user.last_login_at = now
     session.flush()
     return user
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    """What a login attempt came to. `user` None: refused, and the person is told the same
+    whatever the reason; `throttled`: refused without checking the password; `failures`: the
+    email's failures within the window, this one included (0 after a success)."""
+
+    user: User | None
+    failures: int
+    throttled: bool = False
+
+
+def attempt_login(session: Session, email: str, password: str, *, now: datetime) -> LoginOutcome:
+    """`authenticate`, throttled per email typed, known or not (nothing tells them apart, and
+    no user is made for an unknown one). The failures older than the window are deleted
+    first, as idempotency keys are: lazily, here."""
+    typed = email.strip().lower()[:MAX_EMAIL]
+    since = now - LOGIN_WINDOW
+    repository.purge_failed_logins_by(session, since)
+    failures = repository.failed_logins_since(session, typed, since)
+    if failures >= LOGIN_FAILURES:
+        # no password check: a guess is worth nothing now, and refusing costs no argon2 time
+        return LoginOutcome(None, failures, throttled=True)
+    user = authenticate(session, email, password, now=now)
+    if user is None:
+        repository.add_failed_login(session, typed, now)
+        session.flush()
+        return LoginOutcome(None, failures + 1)
+    repository.forget_failed_logins(session, typed)
+    return LoginOutcome(user, 0)
 
 
 @dataclass(frozen=True)
@@ -126,9 +164,14 @@ class Opened:
     row: WebSession
 
 
-def open_session(session: Session, user: User, *, lifetime: timedelta = SESSION_LIFETIME) -> Opened:
+def open_session(
+    session: Session, user: User, *, now: datetime, lifetime: timedelta = SESSION_LIFETIME
+) -> Opened:
+    """A new session for `user`. The sessions expired by `now` are deleted first (lazily, at
+    each login, as idempotency keys are: a login is what adds rows, so the table keeps only
+    the last `lifetime` of them)."""
+    repository.purge_sessions_expired_by(session, now)
     token = secrets.token_urlsafe(32)
-    now = utc_now()
     row = WebSession(
         user_id=user.id,
         token_hash=_hash_token(token),
@@ -165,9 +208,13 @@ def close_session(session: Session, session_id: int) -> None:
 
 
 __all__ = [
+    "LOGIN_FAILURES",
+    "LOGIN_WINDOW",
     "MIN_PASSWORD",
     "SESSION_LIFETIME",
+    "LoginOutcome",
     "Opened",
+    "attempt_login",
     "authenticate",
     "check_password",
     "close_session",

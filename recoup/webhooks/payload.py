@@ -3,35 +3,15 @@ strings rounded to the currency's minor unit, dates as ISO text (SPEC §3, §5).
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recoup.domain.fees import days_overdue
 from recoup.domain.money import money_text
 from recoup.models import Invoice, Plan
-from recoup.plans.links import plan_links
-
-
-def plan_invoice_ids(session: Session, plan_ids: Iterable[int]) -> dict[int, list[str]]:
-    """The invoices each plan covers, by plan id (one query)."""
-    ids = sorted(set(plan_ids))
-    result: dict[int, list[str]] = defaultdict(list)
-    if not ids:
-        return result
-    links = plan_links()
-    rows = session.execute(
-        select(links.c.plan_id, links.c.invoice_id)
-        .where(links.c.plan_id.in_(ids))
-        .order_by(links.c.plan_id, links.c.joined_on, links.c.invoice_id)
-    )
-    for plan_id, invoice_id in rows:
-        result[plan_id].append(invoice_id)
-    return result
+from recoup.plans import repository as plan_repository
 
 
 def plan_days_overdue(plan: Plan, today: date) -> int:
@@ -74,13 +54,12 @@ def invoice_payload(invoice: Invoice, today: date) -> dict[str, Any]:
 
 
 def describe_plan(session: Session, plan: Plan, today: date) -> dict[str, Any]:
-    return plan_payload(plan, plan_invoice_ids(session, [plan.id]).get(plan.id, []), today)
+    return plan_payload(plan, plan_repository.invoice_ids(session, plan.id), today)
 
 
 __all__ = [
     "describe_plan",
     "invoice_payload",
     "plan_days_overdue",
-    "plan_invoice_ids",
     "plan_payload",
 ]

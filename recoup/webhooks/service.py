@@ -41,8 +41,9 @@ from recoup.domain.enums import DeliveryStatus, Event, WebhookEvent
 from recoup.domain.redact import redact_url
 from recoup.log.service import log
 from recoup.models import LogEntry, WebhookDelivery, WebhookEndpoint
+from recoup.plans import repository as plan_repository
 from recoup.webhooks import repository
-from recoup.webhooks.payload import plan_invoice_ids, plan_payload
+from recoup.webhooks.payload import plan_payload
 from recoup.webhooks.signing import message_id
 from recoup.webhooks.transport import post_signed
 
@@ -251,7 +252,7 @@ def _enqueue_batch(
     existing = repository.queued_pairs(session, entry_ids)
     plan_ids = {entry.plan_id for entry in entries if entry.plan_id is not None}
     plans = repository.plans_by_id(session, plan_ids)
-    invoice_ids = plan_invoice_ids(session, plan_ids)
+    invoice_ids = plan_repository.invoice_ids_by_plan(session, plan_ids)
     payloads: dict[int, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     for entry in entries:

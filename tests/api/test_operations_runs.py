@@ -112,7 +112,7 @@ def test_a_run_without_policies_is_refused(
     env: dict[str, str], client: TestClient, keys: dict[str, str]
 ) -> None:
     problem = assert_problem(client.post("/api/v1/runs", headers=auth(keys["admin"])), 422)
-    assert problem["detail"].startswith("no policies configured")
+    assert problem["detail"] == "no policies configured yet"  # no CLI command named here
 
 
 def test_explain_an_invoice(cli: Cli, client: TestClient, keys: dict[str, str]) -> None:
@@ -127,6 +127,9 @@ def test_explain_an_invoice(cli: Cli, client: TestClient, keys: dict[str, str]) 
     assert why["days_overdue"] == 5 and why["balance"] == "100.00"
     assert any("open a plan" in step for step in why["today"])
     assert client.get("/api/v1/plans", headers=viewer).json()["data"] == []  # nothing changed
+    # what the request itself wrote (the key's use) is kept: explaining undid only its own work
+    [key] = [k for k in cli.json("apikey", "list") if k["name"] == "viewer"]
+    assert key["last_used_at"] is not None
 
     cli.run(5)
     after = client.get(

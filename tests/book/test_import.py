@@ -811,6 +811,7 @@ def test_no_policy_configured_yet_is_said(
     code, out = invoke("import", "customers", str(path))
     assert code == 1
     assert "line 2, policy: 'Gold' is not a policy; no policy is configured yet" in out
+    assert "recoup config" not in out  # the import's words are shared by the API's batches
 
 
 def test_a_customer_naming_no_existing_policy_does_not_block_config_apply(

@@ -10,6 +10,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from recoup.cli.main import app
+from recoup.core.clock import utc_now
 from recoup.core.sessions import transaction
 from recoup.users import repository
 from recoup.users.service import authenticate, open_session, session_of
@@ -42,11 +43,11 @@ def test_create_list_and_disable(env: dict[str, str], db_url: str) -> None:
     with transaction(db_url) as session:
         user = repository.by_email(session, "carl@example.com")
         assert user is not None and user.password_hash.startswith("$argon2id$")
-        assert authenticate(session, "CARL@example.com ", PASSWORD) is not None
-        token = open_session(session, user).token
+        assert authenticate(session, "CARL@example.com ", PASSWORD, now=utc_now()) is not None
+        token = open_session(session, user, now=utc_now()).token
     assert recoup("user", "disable", "carl@example.com").exit_code == 0
     with transaction(db_url) as session:
-        assert authenticate(session, "carl@example.com", PASSWORD) is None
+        assert authenticate(session, "carl@example.com", PASSWORD, now=utc_now()) is None
         assert session_of(session, token) is None  # the open session ended too
     again = recoup("user", "disable", "Carl Collector")
     assert again.exit_code == 1 and "disabled already" in again.output
@@ -59,9 +60,9 @@ def test_the_password_is_asked_twice(env: dict[str, str], db_url: str) -> None:
     )  # fmt: skip
     assert made.exit_code == 0, made.output
     with transaction(db_url) as session:
-        assert authenticate(session, "ada@example.com", PASSWORD) is not None
-        assert authenticate(session, "ada@example.com", PASSWORD + "x") is None
-        assert authenticate(session, "nobody@example.com", PASSWORD) is None
+        assert authenticate(session, "ada@example.com", PASSWORD, now=utc_now()) is not None
+        assert authenticate(session, "ada@example.com", PASSWORD + "x", now=utc_now()) is None
+        assert authenticate(session, "nobody@example.com", PASSWORD, now=utc_now()) is None
 
 
 def test_bad_input_is_refused_and_nothing_is_written(env: dict[str, str], db_url: str) -> None:
@@ -91,7 +92,7 @@ def test_rehash_when_the_parameters_changed(env: dict[str, str], db_url: str) ->
         assert user is not None
         user.password_hash = weak
     with transaction(db_url) as session:
-        assert authenticate(session, "e@example.com", PASSWORD) is not None
+        assert authenticate(session, "e@example.com", PASSWORD, now=utc_now()) is not None
     with transaction(db_url) as session:
         user = repository.by_email(session, "e@example.com")
         assert user is not None and user.password_hash != weak

@@ -26,7 +26,13 @@ from recoup.plans.service import pause_plan
 from recoup.tasks import repository as task_repository
 from recoup.webhooks import repository as delivery_repository
 from recoup.webhooks.schemas import DeliveryRead
-from tests.factories import make_action_instance, make_customer, make_invoice, make_plan
+from tests.factories import (
+    make_action_instance,
+    make_customer,
+    make_customer_plan,
+    make_invoice,
+    make_plan,
+)
 
 AT = datetime(2026, 3, 2, 9, 30, 15, 250000, tzinfo=UTC)
 
@@ -68,6 +74,21 @@ def test_plan_pages_newest_first_and_named_queries(session_factory: sessionmaker
         with pytest.raises(InvalidInput) as wide:
             plan_repository.page(session, limit=0)
         assert wide.value.field == "limit"
+
+
+def test_the_invoices_of_many_plans_in_the_order_they_joined(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with unit_of_work(session_factory) as session:
+        customer = make_customer(session)
+        own = make_plan(session, make_invoice(session, customer, id="I-own")).id
+        later, first = (make_invoice(session, customer, id=i) for i in ("I-b", "I-a"))
+        shared = make_customer_plan(session, customer, [later, first]).id
+        found = plan_repository.invoice_ids_by_plan(session, [shared, own, shared, 999999])
+        # one list per plan that covers any, each as `invoice_ids` gives it for that plan
+        assert found == {own: ["I-own"], shared: ["I-a", "I-b"]}
+        assert found[shared] == plan_repository.invoice_ids(session, shared)
+        assert plan_repository.invoice_ids_by_plan(session, []) == {}
 
 
 def test_plan_read_and_detail_print_the_cli_json(session_factory: sessionmaker[Session]) -> None:

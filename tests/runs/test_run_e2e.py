@@ -524,8 +524,15 @@ def test_an_invoice_under_an_open_plan_cannot_move_to_another_customer(cli: Cli,
     moved = cli.file("moved.csv", invoice_csv(("I1", "C2", DUE, "100.00", "EUR")))
     out = " ".join(cli("import", "invoices", moved, code=1).split())  # unwrapped
     assert "line 2, customer_id: cannot move invoice I1 to customer C2" in out
-    assert f"plan {plan['id']} of customer C1 is dunning it" in out
+    assert f"plan {plan['id']} of customer C1 is dunning it (stop plan {plan['id']} first)" in out
     assert cli.json("explain", "I1")[0]["customer_id"] == "C1"  # nothing changed
     cli("stop", str(plan["id"]), "--reason", "invoice reassigned", "--user", "alice")
     cli("import", "invoices", moved)  # no open plan: the move goes through
     assert cli.json("explain", "I1")[0]["customer_id"] == "C2"
+
+
+def test_a_run_without_policies_says_how_to_configure_them(cli: Cli) -> None:
+    cli("init")
+    out = " ".join(cli("run", code=1).split())
+    # the service says what is missing; the CLI adds its own command
+    assert "no policies configured yet: run `recoup config apply FILE` first" in out

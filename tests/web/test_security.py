@@ -12,13 +12,14 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from recoup.api.app import create_app
 from recoup.core.clock import utc_now
 from recoup.core.roles import Right
 from recoup.core.sessions import transaction
-from recoup.models import WebSession
+from recoup.models import LoginAttempt, User, WebSession
+from recoup.users.service import LOGIN_FAILURES, LOGIN_WINDOW
 from recoup.web.app import ROUTERS, vendor
 from recoup.web.auth import COOKIE
 from recoup.web.page import Requires, public
@@ -115,6 +116,10 @@ def test_an_expired_session_opens_nothing(client: TestClient, db_url: str) -> No
             row.expires_at = utc_now() - timedelta(seconds=1)
     response = client.get("/")
     assert response.status_code == 303 and response.headers["location"] == "/login?next=/"
+    log_in(client, "admin")  # the next login deletes the expired row
+    with transaction(db_url) as session:
+        assert len(session.scalars(select(WebSession)).all()) == 1
+    assert client.get("/").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -204,3 +209,42 @@ def test_every_page_declares_one_right_or_is_public() -> None:
             assert isinstance(declared[0], Requires)
             if path != "/logout":
                 assert declared[0].right != Right.read, f"{method} {path} writes with read"
+
+
+def _try(client: TestClient, email: str, password: str) -> httpx.Response:
+    return client.post(
+        "/login",
+        data={
+            "email": email,
+            "password": password,
+            "next": "/",
+            "csrf_token": page_token(client, "/login"),
+        },
+    )
+
+
+@pytest.mark.parametrize("email", [USERS["admin"][1], "nobody@example.com"])
+def test_five_failed_logins_refuse_the_next_like_a_wrong_password(
+    client: TestClient, db_url: str, caplog: pytest.LogCaptureFixture, email: str
+) -> None:
+    for _ in range(LOGIN_FAILURES):
+        assert _try(client, email, "wrong").status_code == 401
+    wrong = _try(client, email, "wrong")
+    refused = _try(client, email, PASSWORD)  # the right one, for the admin: refused all the same
+    for response in (wrong, refused):
+        assert response.status_code == 401 and "is wrong" in response.text
+        assert COOKIE not in response.cookies
+    assert any("login refused" in r.getMessage() for r in caplog.records)
+    # another user still logs in
+    assert log_in(client, "viewer").status_code == 303
+    client.cookies.clear()
+    with transaction(db_url) as session:  # the window passes
+        for row in session.scalars(select(LoginAttempt)):
+            row.attempted_at -= LOGIN_WINDOW
+        assert session.scalar(select(func.count()).select_from(User)) == len(USERS)
+    if email == USERS["admin"][1]:
+        assert log_in(client, "admin").status_code == 303
+    else:
+        assert _try(client, email, "wrong").status_code == 401
+        with transaction(db_url) as session:  # the old failures went, this one is counted
+            assert len(session.scalars(select(LoginAttempt)).all()) == 1

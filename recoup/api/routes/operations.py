@@ -296,9 +296,7 @@ def explain(
     """Why an invoice is (or is not) dunned, and what the run would do on that date; changes
     nothing (`recoup explain`)."""
     day = as_of or business_today(session)
-    end_request_writes(session)  # kept; what explaining touched is rolled back below
     result = explain_invoice(session, invoice_id, day)
-    session.rollback()  # explaining never changes anything
     return ExplanationRead.model_validate(result.as_dict())
 
 

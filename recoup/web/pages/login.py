@@ -1,37 +1,29 @@
 """Log in (the form, its check) and log out (a POST, so a link or an image cannot log anyone
-out). Failed logins are logged with how many failed in the last ten minutes."""
+out). Logins are throttled per email (recoup.users.service.attempt_login); a failed or
+refused login is logged with the email's failures in the window."""
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections import deque
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from recoup.users.service import SESSION_LIFETIME, authenticate, close_session, open_session
+from recoup.core.clock import utc_now
+from recoup.users.service import (
+    LOGIN_WINDOW,
+    SESSION_LIFETIME,
+    attempt_login,
+    close_session,
+    open_session,
+)
 from recoup.web.auth import COOKIE, LOGIN_CSRF_COOKIE, new_login_csrf, safe_next
 from recoup.web.page import PublicDep, ReadPage
 
 router = APIRouter()
 logger = logging.getLogger("recoup.web")
-
-FAILURE_WINDOW = 600.0  # seconds
-_failures: deque[float] = deque()
-_failures_lock = threading.Lock()
-
-
-def _failed_recently() -> int:
-    """Count this failure and return how many failed within the window (this process)."""
-    now = time.monotonic()
-    with _failures_lock:
-        _failures.append(now)
-        while _failures and _failures[0] < now - FAILURE_WINDOW:
-            _failures.popleft()
-        return len(_failures)
+WINDOW_MINUTES = int(LOGIN_WINDOW.total_seconds() // 60)
 
 
 def secure_cookies(request: Request) -> bool:
@@ -89,16 +81,22 @@ def login(
     next: Annotated[str, Form()] = "/",  # noqa: A002
 ) -> Response:
     target = safe_next(next)
-    user = authenticate(page.session, email, password) if email and password else None
+    now = utc_now()
+    outcome = attempt_login(page.session, email, password, now=now) if email and password else None
+    user = outcome.user if outcome is not None else None
     if user is None:
         client = page.request.client.host if page.request.client else "?"
+        failures = outcome.failures if outcome is not None else 0
+        throttled = outcome is not None and outcome.throttled
         logger.warning(
-            "login failed for %r from %s (%d failed logins in the last %d minutes)",
+            "login %s for %r from %s (%d failed logins for it in the last %d minutes)",
+            "refused (too many failures)" if throttled else "failed",
             email[:320],
             client,
-            _failed_recently(),
-            int(FAILURE_WINDOW // 60),
+            failures,
+            WINDOW_MINUTES,
         )
+        # refused or wrong, the same words and status: nothing tells the two apart
         return _login_form(
             page,
             next_path=target,
@@ -106,7 +104,7 @@ def login(
             error="The email or the password is wrong, or the account is disabled.",
             status_code=401,
         )
-    opened = open_session(page.session, user)
+    opened = open_session(page.session, user, now=now)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,

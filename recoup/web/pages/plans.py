@@ -273,17 +273,13 @@ class Rung:
 
 
 def _explain(page: Page, invoice_id: str | None) -> Explanation | None:
-    """What the run would do today and what comes next, without changing anything: what the
-    request wrote so far is kept, what explaining touched is rolled back (as the API does)."""
+    """What the run would do today and what comes next (explaining changes nothing)."""
     if invoice_id is None:
         return None
-    page.session.commit()
     try:
         return explain_invoice(page.session, invoice_id, page.today)
     except RecoupError:
         return None
-    finally:
-        page.session.rollback()
 
 
 def _ladder(plan: Any, explanation: Explanation | None) -> list[Rung]:
