@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from recoup.api.errors import Forbidden, Unauthorized
 from recoup.api.roles import Right, allowed
 from recoup.apikeys import service as apikey_service
-from recoup.core.errors import InvalidInput, NotFound
+from recoup.core.errors import FieldError, InvalidInput, NotFound
 from recoup.core.requests import SessionDep, get_session
 from recoup.core.schemas import check_limit, encode_cursor
 
@@ -77,9 +77,9 @@ ReasonHeader = Annotated[
 ]
 
 
-# SPEC §6 lists: `limit` 1–100 (default 20), `starting_after` the id of the last object of
-# the page before (Stripe's semantics); `ending_before` is refused until the repositories can
-# walk their lists backwards.
+# SPEC §6 lists: `limit` 1–100 (default 20); `starting_after` the id of the last object of
+# the page before: the page after it; `ending_before` the id of the first object of the page
+# after: the page before it (Stripe's semantics). One of the two at most.
 LIST_DEFAULT_LIMIT = 20
 LIST_MAX_LIMIT = 100
 
@@ -88,19 +88,36 @@ LIST_MAX_LIMIT = 100
 class PageParams:
     limit: int
     starting_after: str | None
+    ending_before: str | None = None
+
+    @property
+    def before(self) -> bool:
+        """Whether the page is the one before `ending_before` (the repository's `before=`)."""
+        return self.ending_before is not None
+
+    @property
+    def field(self) -> str:
+        """The parameter the cursor came in."""
+        return "ending_before" if self.before else "starting_after"
+
+    @property
+    def given(self) -> str | None:
+        """The id (the log: the opaque cursor) given in `starting_after` or `ending_before`."""
+        return self.ending_before if self.before else self.starting_after
 
     def cursor(self, key_of: Callable[[str], Sequence[Any]]) -> str | None:
-        """The repository's cursor for the rows after the object `starting_after` names:
-        `key_of(id)` gives that object's sort key (raising NotFound or ValueError for an id
-        that is no object of the list), which is a 422 naming `starting_after`."""
-        if self.starting_after is None:
+        """The repository's cursor for the rows after (or, `before`, before) the object that
+        `starting_after` (or `ending_before`) names: `key_of(id)` gives that object's sort key
+        (raising NotFound or ValueError for an id that is no object of the list), which is a
+        422 naming the parameter."""
+        given = self.given
+        if given is None:
             return None
         try:
-            key = key_of(self.starting_after)
+            key = key_of(given)
         except (NotFound, ValueError):
             raise InvalidInput(
-                f"{{field}}: no object {self.starting_after!r} in this list",
-                field="starting_after",
+                f"{{field}}: no object {given!r} in this list", field=self.field
             ) from None
         return encode_cursor(key)
 
@@ -111,12 +128,23 @@ async def page_params(  # async: pure, as Requires.__call__
         str | None,
         Query(description="The id of the last object of the page before: the page after it."),
     ] = None,
-    ending_before: Annotated[str | None, Query(description="Not supported yet (422).")] = None,
+    ending_before: Annotated[
+        str | None,
+        Query(
+            description="The id of the first object of the page after: the page before it (the "
+            "nearest `limit` objects, still in the list's order; `has_more`: more before them). "
+            "Not with `starting_after`."
+        ),
+    ] = None,
 ) -> PageParams:
     check_limit(limit, maximum=LIST_MAX_LIMIT)
-    if ending_before is not None:
-        raise InvalidInput("{field}: not supported yet", field="ending_before")
-    return PageParams(limit=limit, starting_after=starting_after)
+    if starting_after is not None and ending_before is not None:
+        message = "starting_after and ending_before: give one of them, not both"
+        raise InvalidInput(
+            message,
+            errors=[FieldError("starting_after", message), FieldError("ending_before", message)],
+        )
+    return PageParams(limit=limit, starting_after=starting_after, ending_before=ending_before)
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]

@@ -17,7 +17,8 @@ T = TypeVar("T")
 
 class ListPage(Schema, Generic[T]):
     """A list (SPEC §6): one page of `data`; `has_more`: a page after it (ask with
-    `starting_after=<id of the last object>`). No total count."""
+    `starting_after=<id of the last object>`), or, for a page read `ending_before`, a page
+    before it (`ending_before=<id of the first object>`). No total count."""
 
     object: Literal["list"] = "list"
     data: list[T]

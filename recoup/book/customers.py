@@ -136,10 +136,12 @@ def list_customers(
     search: str | None = None,
     cursor: str | None = None,
     limit: int = 1000,
+    before: bool = False,
 ) -> tuple[list[CustomerSummary], str | None]:
-    """Customers by id, with what they owe; `search` looks in the id, name, email and phone."""
+    """Customers by id, with what they owe; `search` looks in the id, name, email and phone;
+    `before`: the page before the cursor's customer."""
     customers, next_cursor = repository.list_customers(
-        session, status=status, search=search, cursor=cursor, limit=limit
+        session, status=status, search=search, cursor=cursor, limit=limit, before=before
     )
     return summaries(session, customers), next_cursor
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.orm import Session, lazyload
 
 from recoup.core.errors import InvalidInput, NotFound
-from recoup.core.schemas import decode_cursor, encode_cursor
+from recoup.core.schemas import Keyset, decode_cursor
 from recoup.domain.enums import ActionType, Event, PlanStatus
 from recoup.models import (
     ActionRow,
@@ -48,16 +48,6 @@ def _ids(ids: Iterable[str]) -> list[str]:
     return sorted(set(ids))
 
 
-def _page(rows: list[T], limit: int, key: Any) -> tuple[list[T], str | None]:
-    """The first `limit` of `rows` (fetched `limit + 1`) and the cursor after them, if more."""
-    if limit < 1:
-        return [], None
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, encode_cursor(key(rows[-1]))
-
-
 # --- customers -----------------------------------------------------------------------------------
 
 
@@ -75,9 +65,12 @@ def list_customers(
     search: str | None = None,
     cursor: str | None = None,
     limit: int = 1000,
+    before: bool = False,
 ) -> tuple[list[Customer], str | None]:
-    """Customers by id; `search` looks in the id, name, email and phone (any case)."""
-    query = select(Customer).order_by(Customer.id).limit(max(limit, 0) + 1)
+    """Customers by id; `search` looks in the id, name, email and phone (any case);
+    `before`: the page before the cursor's customer."""
+    keyset = Keyset(before=before)
+    query = select(Customer).order_by(*keyset.order(Customer.id)).limit(max(limit, 0) + 1)
     if status:
         query = query.where(Customer.status == status)
     if search and search.strip():
@@ -97,8 +90,8 @@ def list_customers(
         key = decode_cursor(cursor)
         if len(key) != 1 or not isinstance(key[0], str):
             raise InvalidInput("{field}: not a cursor this list gave out", field="cursor")
-        query = query.where(Customer.id > key[0])
-    return _page(list(session.scalars(query)), limit, lambda c: [c.id])
+        query = query.where(keyset.past(Customer.id, key[0]))
+    return keyset.page(list(session.scalars(query)), limit)
 
 
 def customers_by_id(session: Session, ids: Iterable[str]) -> dict[str, Customer]:
@@ -255,12 +248,15 @@ def list_invoices(
     currency: str | None = None,
     cursor: str | None = None,
     limit: int = 1000,
+    before: bool = False,
 ) -> tuple[list[Invoice], str | None]:
-    """Invoices oldest due first (then by id); `open_only`: open and partially paid ones."""
+    """Invoices oldest due first (then by id); `open_only`: open and partially paid ones;
+    `before`: the page before the cursor's invoice."""
+    keyset = Keyset(before=before)
     query = (
         select(Invoice)
         .options(lazyload(Invoice.customer))
-        .order_by(Invoice.due_date, Invoice.id)
+        .order_by(*keyset.order(Invoice.due_date, Invoice.id))
         .limit(max(limit, 0) + 1)
     )
     if status:
@@ -277,8 +273,10 @@ def list_invoices(
             due, last_id = date.fromisoformat(key[0]), key[1]
         except (IndexError, TypeError, ValueError):
             raise InvalidInput("{field}: not a cursor this list gave out", field="cursor") from None
-        query = query.where(tuple_(Invoice.due_date, Invoice.id) > tuple_(due, last_id))
-    return _page(list(session.scalars(query)), limit, lambda i: [i.due_date.isoformat(), i.id])
+        query = query.where(keyset.past(tuple_(Invoice.due_date, Invoice.id), tuple_(due, last_id)))
+    return keyset.page(
+        list(session.scalars(query)), limit, lambda i: [i.due_date.isoformat(), i.id]
+    )
 
 
 def invoices_by_id(session: Session, ids: Iterable[str]) -> dict[str, Invoice]:

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.schemas import (
     DEFAULT_LIMIT,
+    Keyset,
     check_limit,
     decode_id_cursor,
-    split_page,
 )
 from recoup.domain.enums import ChargeStatus
 from recoup.models import Charge
@@ -55,13 +55,16 @@ def page(
     status: str | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    before: bool = False,
 ) -> tuple[list[Charge], str | None]:
-    """One page of the matching charges, oldest first, and the next page's cursor."""
+    """One page of the matching charges, oldest first, and the next page's cursor;
+    `before`: the page before the cursor's charge."""
     limit = check_limit(limit)
-    query = _filtered(customer_id, status).order_by(Charge.id)
+    keyset = Keyset(before=before)
+    query = _filtered(customer_id, status).order_by(*keyset.order(Charge.id))
     if cursor is not None:
-        query = query.where(Charge.id > decode_id_cursor(cursor))
-    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
+        query = query.where(keyset.past(Charge.id, decode_id_cursor(cursor)))
+    return keyset.page(list(session.scalars(query.limit(limit + 1))), limit)
 
 
 def of_plan(session: Session, plan_id: int) -> list[Charge]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -67,12 +68,55 @@ def decode_id_cursor(cursor: str, field: str = "cursor") -> int:
     return key[0]
 
 
+def _by_id(row: Any) -> list[Any]:
+    return [row.id]
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """Which way a page of a list ordered by a unique key is read. The list's order is its key
+    ascending, or `descending`; a page is the rows after the cursor's key in that order
+    (`starting_after`), or, `before`, the rows just before it (`ending_before`): read in the
+    reverse order, so the limit keeps the nearest, then turned back. Either way the page is
+    in the list's order. A repository writes its order and its cursor's condition through
+    `order` and `past`, and cuts what it read with `page`."""
+
+    descending: bool = False
+    before: bool = False
+
+    @property
+    def ascending(self) -> bool:
+        """Whether the rows are read key ascending: the list's order, reversed `before`."""
+        return self.descending == self.before
+
+    def order(self, *columns: Any) -> list[Any]:
+        """The ORDER BY of the read, for the list's order columns (each ascending)."""
+        return [column.asc() if self.ascending else column.desc() for column in columns]
+
+    def past(self, key: Any, cursor_key: Any) -> Any:
+        """The rows beyond the cursor's key in the read's order (a column or a `tuple_`)."""
+        return key > cursor_key if self.ascending else key < cursor_key
+
+    def page(
+        self, rows: list[T], limit: int, key: Callable[[T], Sequence[Any]] = _by_id
+    ) -> tuple[list[T], str | None]:
+        """Rows read with `limit + 1` → the page, in the list's order, and, if there was one
+        more, the cursor to read on from: after the page's last row, or `before` its first
+        (`key(row)`: the values of the order columns)."""
+        if limit < 1:
+            return [], None
+        page = rows[:limit]
+        if self.before:
+            page.reverse()
+        if len(rows) <= limit:
+            return page, None
+        return page, encode_cursor(key(page[0] if self.before else page[-1]))
+
+
 def split_page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
     """Rows fetched with `limit + 1` → the page and, if there was one more, the cursor after
     its last row (keyed by id)."""
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor([rows[limit - 1].id])
-    return rows, None
+    return Keyset().page(rows, limit)
 
 
 def check_limit(limit: int, field: str = "limit", maximum: int = MAX_LIMIT) -> int:

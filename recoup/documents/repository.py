@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import InvalidInput, NotFound
-from recoup.core.schemas import check_limit, decode_cursor, encode_cursor
+from recoup.core.schemas import Keyset, check_limit, decode_cursor
 from recoup.models import Charge, Customer, Document, Invoice, Plan, TemplateRow
 from recoup.plans.links import plan_links
 
@@ -24,16 +24,17 @@ def get_or_not_found(session: Session, document_id: int) -> Document:
     return document
 
 
-def _after(cursor: str) -> Any:
-    """The rows after the cursor's in the list's order (newest first, then id descending)."""
+def _after(cursor: str, keyset: Keyset) -> Any:
+    """The rows past the cursor's in the order `keyset` reads (the list's: newest first, then
+    id descending; its reverse `before`)."""
     key = decode_cursor(cursor)
     try:
         created_at, document_id = datetime.fromisoformat(str(key[0])), int(key[1])
     except (IndexError, TypeError, ValueError):
         raise InvalidInput("{field}: not a cursor this list gave out", field="cursor") from None
     return or_(
-        Document.created_at < created_at,
-        and_(Document.created_at == created_at, Document.id < document_id),
+        keyset.past(Document.created_at, created_at),
+        and_(Document.created_at == created_at, keyset.past(Document.id, document_id)),
     )
 
 
@@ -45,19 +46,21 @@ def list_documents(
     kind: str | None = None,
     cursor: str | None = None,
     limit: int | None = None,
+    before: bool = False,
 ) -> tuple[list[Document], str | None]:
     """Documents, newest first; of one plan, and/or about one invoice, and/or of one kind.
     `limit`: at most that many, with the cursor of the next page (None: the last page);
-    without a limit, all of them."""
+    without a limit, all of them. `before`: the page before the cursor's document."""
     if limit is not None:
         check_limit(limit)
-    query = select(Document).order_by(Document.created_at.desc(), Document.id.desc())
+    keyset = Keyset(descending=True, before=before)
+    query = select(Document).order_by(*keyset.order(Document.created_at, Document.id))
     if plan_id is not None:
         query = query.where(Document.plan_id == plan_id)
     if kind is not None:
         query = query.where(Document.kind == kind)
     if cursor is not None:
-        query = query.where(_after(cursor))
+        query = query.where(_after(cursor, keyset))
     if invoice_id is not None:
         # JSON containment differs between SQLite and PostgreSQL: narrow to the invoice's
         # plans (and plan-less documents) in SQL, then check the list here.
@@ -73,11 +76,9 @@ def list_documents(
         rows.append(document)
         if limit is not None and len(rows) > limit:
             break
-    if limit is None or len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1]
-    return rows, encode_cursor([last.created_at.isoformat(), last.id])
+    if limit is None:
+        return keyset.page(rows, len(rows))  # all of them, in the list's order
+    return keyset.page(rows, limit, lambda last: [last.created_at.isoformat(), last.id])
 
 
 def for_plan(session: Session, plan_id: int) -> list[Document]:

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from recoup.core.schemas import (
     DEFAULT_LIMIT,
+    Keyset,
     check_limit,
     decode_id_cursor,
-    split_page,
 )
 from recoup.models import LogEntry
 
@@ -59,14 +59,16 @@ def page(
     *,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    before: bool = False,
 ) -> tuple[list[LogEntry], str | None]:
     """One page of the matching entries in the order they were written, and the cursor of
-    the next page (None: this is the last)."""
+    the next page (None: this is the last); `before`: the page before the cursor's entry."""
     limit = check_limit(limit)
-    query = filters.where(select(LogEntry)).order_by(LogEntry.id)
+    keyset = Keyset(before=before)
+    query = filters.where(select(LogEntry)).order_by(*keyset.order(LogEntry.id))
     if cursor is not None:
-        query = query.where(LogEntry.id > decode_id_cursor(cursor))
-    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
+        query = query.where(keyset.past(LogEntry.id, decode_id_cursor(cursor)))
+    return keyset.page(list(session.scalars(query.limit(limit + 1))), limit)
 
 
 def for_plan(session: Session, plan_id: int) -> list[LogEntry]:

@@ -23,11 +23,10 @@ from recoup.charges import repository as charge_repository
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.schemas import (
     DEFAULT_LIMIT,
+    Keyset,
     check_limit,
     decode_cursor,
     decode_id_cursor,
-    encode_cursor,
-    split_page,
 )
 from recoup.domain.enums import PROMISE_PAUSE_REASON, PlanStatus
 from recoup.log import repository as log_repository
@@ -172,14 +171,16 @@ def page(
     today: date | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    before: bool = False,
 ) -> tuple[list[Row[Any]], str | None]:
     """One page of the matching plans (their SUMMARY_COLUMNS), newest first, and the cursor
     of the next page. With
     `min_days_overdue` / `max_days_overdue` (R1 on `today`), only open plans in that range:
     a closed plan has no days overdue."""
     limit = check_limit(limit)
+    keyset = Keyset(descending=True, before=before)
     query = _filtered(status, customer_id, policy=policy, level=level, currency=currency).order_by(
-        Plan.id.desc()
+        *keyset.order(Plan.id)
     )
     if min_days_overdue is not None or max_days_overdue is not None:
         if today is None:
@@ -191,9 +192,9 @@ def page(
         if max_days_overdue is not None:
             query = query.where(overdue <= max_days_overdue)
     if cursor is not None:
-        query = query.where(Plan.id < decode_id_cursor(cursor))
+        query = query.where(keyset.past(Plan.id, decode_id_cursor(cursor)))
     query = query.with_only_columns(*SUMMARY_COLUMNS).limit(limit + 1)
-    return split_page(list(session.execute(query).all()), limit)
+    return keyset.page(list(session.execute(query).all()), limit)
 
 
 def open_for_invoices(session: Session, invoice_ids: Collection[str]) -> list[Plan]:
@@ -327,19 +328,33 @@ class LateFilter:
 
 
 def late_invoices(
-    session: Session, filters: LateFilter, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+    session: Session,
+    filters: LateFilter,
+    *,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    before: bool = False,
 ) -> tuple[list[Row[Any]], str | None]:
-    """One page of the late-invoice list (`late_query`) and the cursor of the next page."""
+    """One page of the late-invoice list (`late_query`) and the cursor of the next page
+    (`before`: the page before the cursor's invoice, and the cursor of the one before it)."""
     limit = check_limit(limit)
-    rows = list(session.execute(late_query(filters, cursor=cursor, limit=limit)).all())
-    if len(rows) > limit:
-        last = rows[limit - 1][0]
-        return rows[:limit], encode_cursor([last.due_date.isoformat(), last.id])
-    return rows, None
+    query = late_query(filters, cursor=cursor, limit=limit, before=before)
+    return Keyset(before=before).page(
+        list(session.execute(query).all()), limit, lambda row: late_key(row[0])
+    )
+
+
+def late_key(invoice: Invoice) -> list[str]:
+    """The late-invoice list's sort key of an invoice, as its cursors hold it."""
+    return [invoice.due_date.isoformat(), invoice.id]
 
 
 def late_query(
-    filters: LateFilter, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+    filters: LateFilter,
+    *,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    before: bool = False,
 ) -> Select[Any]:
     """Every late invoice (open or partially paid, amount due left, due before `today`),
     oldest due first, each with its dunning status: the latest plan that covers it (its id,
@@ -347,7 +362,8 @@ def late_query(
     ix_invoices_late (0009_ops): the page is read in due-date order without touching the paid
     invoices, and each row finds its plan through the plans' invoice index and
     plan_invoices. Rows: (invoice, customer_name, plan_id, plan_status, level, policy,
-    next_step_on)."""
+    next_step_on). `before`: the rows before the cursor's, nearest first (`Keyset`)."""
+    keyset = Keyset(before=before)
     today = filters.today
     # the latest plan covering the invoice: its own (invoice mode) or one it was linked to
     # (customer mode); one correlated subquery, two index lookups per invoice
@@ -400,12 +416,12 @@ def late_query(
             raise InvalidInput(
                 "{field}: not a cursor this list gave out", field="starting_after"
             ) from None
-        late = late.where(tuple_(Invoice.due_date, Invoice.id) > tuple_(due, last_id))
+        late = late.where(keyset.past(tuple_(Invoice.due_date, Invoice.id), tuple_(due, last_id)))
     plan_filtered = bool((filters.status and filters.status != NOT_IN_PLAN) or filters.level)
     if not (plan_filtered or filters.policy):
         # the page is known before any plan is looked up: sorted and cut here, so the plans of
         # 26 invoices are joined, not of every match (a search's matches are misestimated)
-        late = late.order_by(Invoice.due_date, Invoice.id).limit(limit + 1)
+        late = late.order_by(*keyset.order(Invoice.due_date, Invoice.id)).limit(limit + 1)
     sub = late.subquery("late")
     query = (
         select(
@@ -422,7 +438,7 @@ def late_query(
         .outerjoin(Plan, Plan.id == sub.c.plan_id)
         .outerjoin(PolicyRow, PolicyRow.id == Plan.policy_id)
         .options(lazyload(Invoice.customer))  # the name comes with the row, not a join more
-        .order_by(sub.c.due_date, sub.c.invoice_id)
+        .order_by(*keyset.order(sub.c.due_date, sub.c.invoice_id))
         .limit(limit + 1)
     )
     if filters.status and filters.status != NOT_IN_PLAN:  # none: filtered in `late` above
@@ -439,7 +455,7 @@ def late_cursor(session: Session, invoice_id: str) -> list[str]:
     found = session.get(Invoice, invoice_id)
     if found is None:
         raise NotFound(f"invoice {invoice_id} not found")
-    return [found.due_date.isoformat(), found.id]
+    return late_key(found)
 
 
 # --- what closing a plan reads -------------------------------------------------------------

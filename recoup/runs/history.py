@@ -27,12 +27,16 @@ COUNTS = (
 )
 
 
-def list_runs(session: Session, *, limit: int, starting_after: str | None = None) -> Page[RunRead]:
+def list_runs(
+    session: Session, *, limit: int, starting_after: str | None = None, before: bool = False
+) -> Page[RunRead]:
     """Runs newest first. A run still marked running while no run holds the lock was killed
     (it could not record its end): it reads `interrupted`."""
     # before the rows: a run ending between the two reads must not look killed
     in_progress = run_in_progress(session.get_bind().engine)
-    rows, next_cursor = repository.list_runs(session, limit=limit, starting_after=starting_after)
+    rows, next_cursor = repository.list_runs(
+        session, limit=limit, starting_after=starting_after, before=before
+    )
     live = None
     if in_progress and any(run.status == "running" for run in rows):
         live = repository.newest_running_id(session)

@@ -9,20 +9,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from recoup.core.errors import NotFound
-from recoup.core.schemas import decode_id_cursor, split_page
+from recoup.core.schemas import Keyset, decode_id_cursor
 from recoup.models import Run
 
 
 def list_runs(
-    session: Session, *, limit: int, starting_after: str | None = None
+    session: Session, *, limit: int, starting_after: str | None = None, before: bool = False
 ) -> tuple[list[Run], str | None]:
-    """Runs newest first, `limit` at a time; the cursor of the page after, if there is one."""
-    query = select(Run).order_by(Run.id.desc())
+    """Runs newest first, `limit` at a time; the cursor of the page after, if there is one.
+    `before`: the page before the cursor's run (`starting_after` is then that cursor)."""
+    keyset = Keyset(descending=True, before=before)
+    query = select(Run).order_by(*keyset.order(Run.id))
     if starting_after is not None:
-        query = query.where(Run.id < decode_id_cursor(starting_after, "starting_after"))
+        query = query.where(keyset.past(Run.id, decode_id_cursor(starting_after, "starting_after")))
     if limit < 1:
         return [], None
-    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
+    return keyset.page(list(session.scalars(query.limit(limit + 1))), limit)
 
 
 def get_or_not_found(session: Session, run_id: int) -> Run:

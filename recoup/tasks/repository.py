@@ -14,7 +14,7 @@ from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.orm import Session, lazyload
 
 from recoup.core.errors import InvalidInput, NotFound
-from recoup.core.schemas import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
+from recoup.core.schemas import DEFAULT_LIMIT, Keyset, check_limit, decode_cursor
 from recoup.domain.enums import OPEN_TASK_VALUES, PlanStatus
 from recoup.log import repository as log_repository
 from recoup.models import ActionInstance, Customer, Invoice, LogEntry, Plan, PlanInvoice, Task
@@ -63,8 +63,10 @@ def page(
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
     today: date,
+    before: bool = False,
 ) -> tuple[list[WorkItem], str | None]:
-    """One page of the work list (oldest first) and the cursor of the next (None: the last)."""
+    """One page of the work list (oldest first) and the cursor of the next (None: the last);
+    `before`: the page before the cursor's task."""
     limit = check_limit(limit)
     after = None
     if cursor is not None:
@@ -81,11 +83,13 @@ def page(
         claimed_by=claimed_by,
         after=after,
         limit=limit + 1,
+        before=before,
     )
-    if len(items) > limit:
-        last = items[limit - 1].task
-        return items[:limit], encode_cursor([last.created_on, last.created_at, last.id])
-    return items, None
+
+    def sort_key(item: WorkItem) -> list[object]:
+        return [item.task.created_on, item.task.created_at, item.task.id]
+
+    return Keyset(before=before).page(items, limit, sort_key)
 
 
 @dataclass(frozen=True)
@@ -126,10 +130,13 @@ def work_list(
     task_ids: Sequence[int] | None = None,
     after: tuple[date, datetime, int] | None = None,
     limit: int | None = None,
+    before: bool = False,
 ) -> list[WorkItem]:
     """Tasks, oldest first, with their plan, customer and invoices (a few queries for the
     whole list, not one per task). `statuses=None`: every status; `roles`: only tasks for one
-    of these roles (the back office's 'my roles')."""
+    of these roles (the back office's 'my roles'). `before`: the tasks before `after` instead,
+    newest first (`Keyset`)."""
+    keyset = Keyset(before=before)
     query = (
         select(Task, Plan, Customer, ActionInstance.invoice_id)
         .outerjoin(Plan, Plan.id == Task.plan_id)
@@ -139,7 +146,7 @@ def work_list(
             Customer, Customer.id == func.coalesce(Plan.customer_id, ActionInstance.customer_id)
         )
         .options(lazyload(Plan.policy))
-        .order_by(Task.created_on, Task.created_at, Task.id)
+        .order_by(*keyset.order(Task.created_on, Task.created_at, Task.id))
     )
     if statuses is not None:
         query = query.where(Task.status.in_(list(statuses)))
@@ -155,11 +162,13 @@ def work_list(
         on, at, task_id = after
         key = tuple_(Task.created_on, Task.created_at, Task.id)
         query = query.where(
-            key
-            > tuple_(
-                literal(on, Task.created_on.type),
-                literal(at, Task.created_at.type),
-                literal(task_id, Task.id.type),
+            keyset.past(
+                key,
+                tuple_(
+                    literal(on, Task.created_on.type),
+                    literal(at, Task.created_at.type),
+                    literal(task_id, Task.id.type),
+                ),
             )
         )
     if limit is not None:

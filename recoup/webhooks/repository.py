@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.schemas import (
     DEFAULT_LIMIT,
+    Keyset,
     check_limit,
     decode_id_cursor,
     split_page,
@@ -65,17 +66,20 @@ def endpoint_page(
     status: str | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    before: bool = False,
 ) -> tuple[list[WebhookDelivery], str | None]:
-    """One page of an endpoint's deliveries, newest first, and the cursor of the next."""
+    """One page of an endpoint's deliveries, newest first, and the cursor of the next;
+    `before`: the page before the cursor's delivery."""
     limit = check_limit(limit)
+    keyset = Keyset(descending=True, before=before)
     query = (
         _filtered(status)
         .where(WebhookDelivery.endpoint_id == endpoint_id)
-        .order_by(WebhookDelivery.id.desc())
+        .order_by(*keyset.order(WebhookDelivery.id))
     )
     if cursor is not None:
-        query = query.where(WebhookDelivery.id < decode_id_cursor(cursor))
-    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
+        query = query.where(keyset.past(WebhookDelivery.id, decode_id_cursor(cursor)))
+    return keyset.page(list(session.scalars(query.limit(limit + 1))), limit)
 
 
 def get_delivery_or_not_found(session: Session, delivery_id: int) -> WebhookDelivery:
@@ -100,14 +104,20 @@ def endpoint_by_url(session: Session, url: str) -> WebhookEndpoint | None:
 
 
 def endpoints_page(
-    session: Session, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+    session: Session,
+    *,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    before: bool = False,
 ) -> tuple[list[WebhookEndpoint], str | None]:
-    """One page of the endpoints, oldest first (by id), and the cursor of the next."""
+    """One page of the endpoints, oldest first (by id), and the cursor of the next;
+    `before`: the page before the cursor's endpoint."""
     limit = check_limit(limit)
-    query = select(WebhookEndpoint).order_by(WebhookEndpoint.id)
+    keyset = Keyset(before=before)
+    query = select(WebhookEndpoint).order_by(*keyset.order(WebhookEndpoint.id))
     if cursor is not None:
-        query = query.where(WebhookEndpoint.id > decode_id_cursor(cursor))
-    return split_page(list(session.scalars(query.limit(limit + 1))), limit)
+        query = query.where(keyset.past(WebhookEndpoint.id, decode_id_cursor(cursor)))
+    return keyset.page(list(session.scalars(query.limit(limit + 1))), limit)
 
 
 def all_endpoints(session: Session) -> list[WebhookEndpoint]:

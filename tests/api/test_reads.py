@@ -205,9 +205,3 @@ def test_an_unknown_starting_after_is_422(admin: TestClient, path: str, after: s
     body = assert_problem(admin.get(path, params={"starting_after": after}), 422)
     assert [e["field"] for e in body["errors"]] == ["starting_after"]
     assert body["detail"] == f"starting_after: no object {after!r} in this list"
-
-
-def test_ending_before_is_not_supported_yet(admin: TestClient) -> None:
-    body = assert_problem(admin.get("/api/v1/plans", params={"ending_before": "1"}), 422)
-    assert [e["field"] for e in body["errors"]] == ["ending_before"]
-    assert body["detail"] == "ending_before: not supported yet"

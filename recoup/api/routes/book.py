@@ -30,7 +30,7 @@ def customers(
     """Customer accounts by id, with what they owe on open invoices and their open plans."""
     cursor = page.cursor(lambda id: [repository.get_customer_or_not_found(session, id).id])
     rows, next_cursor = list_customers(
-        session, status=status, search=search, cursor=cursor, limit=page.limit
+        session, status=status, search=search, cursor=cursor, limit=page.limit, before=page.before
     )
     return ListPage[CustomerRead].of(
         [CustomerRead.model_validate(row) for row in rows], next_cursor
@@ -66,6 +66,7 @@ def invoices(
         currency=currency,
         cursor=page.cursor(key_of),
         limit=page.limit,
+        before=page.before,
     )
     return ListPage[InvoiceRead].of([InvoiceRead.model_validate(row) for row in rows], next_cursor)
 

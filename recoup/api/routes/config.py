@@ -69,18 +69,18 @@ class UnsupportedMediaType(RecoupError):
 
 
 def _page(rows: list[Any], page: PageParams) -> tuple[list[Any], bool]:
-    """One page of a configuration list, after the object whose `id` is `starting_after`.
-    Paged in memory: a configuration is at most a policy file's size, read whole by every
-    run."""
-    start = 0
-    if page.starting_after is not None:
-        ids = [str(row.id) for row in rows]
-        if page.starting_after not in ids:
-            raise InvalidInput(
-                f"{{field}}: no object {page.starting_after!r} in this list",
-                field="starting_after",
-            )
-        start = ids.index(page.starting_after) + 1
+    """One page of a configuration list, after the object whose `id` is `starting_after` (or
+    before the one that is `ending_before`). Paged in memory: a configuration is at most a
+    policy file's size, read whole by every run."""
+    ids = [str(row.id) for row in rows]
+    given = page.given
+    if given is not None and given not in ids:
+        raise InvalidInput(f"{{field}}: no object {given!r} in this list", field=page.field)
+    if page.before:
+        end = ids.index(str(given))
+        start = max(0, end - page.limit)
+        return rows[start:end], start > 0
+    start = 0 if given is None else ids.index(given) + 1
     return rows[start : start + page.limit], start + page.limit < len(rows)
 
 

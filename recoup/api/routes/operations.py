@@ -122,7 +122,7 @@ def late_invoices(
     )
     cursor = page.cursor(lambda id: plan_repository.late_cursor(session, id))
     rows, next_cursor = plan_repository.late_invoices(
-        session, filters, cursor=cursor, limit=page.limit
+        session, filters, cursor=cursor, limit=page.limit, before=page.before
     )
     return ListPage[LateInvoiceRead].of(
         [LateInvoiceRead.of(row, today) for row in rows], next_cursor

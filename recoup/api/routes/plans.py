@@ -58,6 +58,7 @@ def list_plans(
         today=business_today(session) if by_days else None,
         cursor=page.cursor(lambda id: [repository.get_or_not_found(session, int(id)).id]),
         limit=page.limit,
+        before=page.before,
     )
     return ListPage[PlanRead].of([PlanRead.model_validate(row) for row in rows], next_cursor)
 

@@ -13,7 +13,7 @@ from recoup.api.roles import Right
 from recoup.api.schemas import ListPage
 from recoup.charges import repository as charge_repository
 from recoup.charges.schemas import ChargeRead
-from recoup.core.schemas import decode_id_cursor
+from recoup.core.schemas import decode_id_cursor, encode_cursor
 from recoup.documents import repository as document_repository
 from recoup.documents.schemas import DocumentRead
 from recoup.domain.enums import ChargeStatus, TaskStatus
@@ -31,8 +31,10 @@ router = APIRouter(dependencies=[Depends(requires(Right.read))])
 
 Customer = Annotated[str | None, Query(description="A customer's id.")]
 
-# the log's entries have no id to continue after: its pages hand out an opaque cursor here
+# the log's entries have no id to continue after (or before): its pages hand out opaque
+# cursors here, for `starting_after` (the page after) and `ending_before` (the page before)
 NEXT_CURSOR = "Recoup-Next-Cursor"
+PREVIOUS_CURSOR = "Recoup-Previous-Cursor"
 
 
 @router.get("/log", tags=["log"])
@@ -48,7 +50,8 @@ def log(
     until: Annotated[date | None, Query(description="Up to this business date.")] = None,
 ) -> ListPage[LogEntryRead]:
     """The log, in the order it was written. Its entries have no id (SPEC §5): the page after
-    this one is `starting_after=` the `Recoup-Next-Cursor` header this page answered with."""
+    this one is `starting_after=` the `Recoup-Next-Cursor` header this page answered with (when
+    there is one), the page before it `ending_before=` its `Recoup-Previous-Cursor`."""
     filters = log_repository.LogFilter(
         plan_id=plan,
         customer_id=customer,
@@ -57,15 +60,23 @@ def log(
         since=since,
         until=until,
     )
-    cursor = page.starting_after
+    cursor = page.given
     if cursor is not None:  # checked here so the problem names the API's parameter
-        decode_id_cursor(cursor, "starting_after")
-    rows, next_cursor = log_repository.page(session, filters, cursor=cursor, limit=page.limit)
-    if next_cursor is not None:
-        response.headers[NEXT_CURSOR] = next_cursor
-    return ListPage[LogEntryRead].of(
-        [LogEntryRead.model_validate(row) for row in rows], next_cursor
+        decode_id_cursor(cursor, page.field)
+    rows, more = log_repository.page(
+        session, filters, cursor=cursor, limit=page.limit, before=page.before
     )
+    # read after a cursor (or from the start), `more` says whether a page follows, and the
+    # cursor's entry precedes; read before one, `more` says whether a page precedes, and the
+    # cursor's entry follows
+    more_after, more_before = (
+        (True, more is not None) if page.before else (more is not None, cursor is not None)
+    )
+    if rows and more_after:
+        response.headers[NEXT_CURSOR] = encode_cursor([rows[-1].id])
+    if rows and more_before:
+        response.headers[PREVIOUS_CURSOR] = encode_cursor([rows[0].id])
+    return ListPage[LogEntryRead].of([LogEntryRead.model_validate(row) for row in rows], more)
 
 
 @router.get("/tasks", tags=["tasks"])
@@ -96,6 +107,7 @@ def tasks(
         cursor=page.cursor(key_of),
         limit=page.limit,
         today=on or business_today(session),
+        before=page.before,
     )
     return ListPage[WorkItemRead].of([WorkItemRead.of(item) for item in items], next_cursor)
 
@@ -110,7 +122,12 @@ def charges(
     """Charges, oldest first."""
     cursor = page.cursor(lambda id: [charge_repository.get_or_not_found(session, int(id)).id])
     rows, next_cursor = charge_repository.page(
-        session, customer_id=customer, status=status, cursor=cursor, limit=page.limit
+        session,
+        customer_id=customer,
+        status=status,
+        cursor=cursor,
+        limit=page.limit,
+        before=page.before,
     )
     return ListPage[ChargeRead].of([ChargeRead.model_validate(row) for row in rows], next_cursor)
 
@@ -119,7 +136,7 @@ def charges(
 def runs(session: SessionDep, page: PageDep) -> ListPage[RunRead]:
     """The runs, newest first, with their counts."""
     cursor = page.cursor(lambda id: [run_repository.get_or_not_found(session, int(id)).id])
-    runs = list_runs(session, limit=page.limit, starting_after=cursor)
+    runs = list_runs(session, limit=page.limit, starting_after=cursor, before=page.before)
     return ListPage[RunRead].of(runs.items, runs.next_cursor)
 
 
@@ -144,6 +161,7 @@ def documents(
         kind=kind,
         cursor=page.cursor(key_of),
         limit=page.limit,
+        before=page.before,
     )
     return ListPage[DocumentRead].of(
         [DocumentRead.model_validate(row) for row in rows], next_cursor

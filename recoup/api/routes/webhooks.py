@@ -54,6 +54,7 @@ def list_endpoints(session: SessionDep, page: PageDep) -> ListPage[EndpointRead]
         session,
         cursor=page.cursor(lambda id: [repository.get_endpoint_or_not_found(session, int(id)).id]),
         limit=page.limit,
+        before=page.before,
     )
     return ListPage[EndpointRead].of([EndpointRead.model_validate(r) for r in rows], next_cursor)
 
@@ -138,6 +139,7 @@ def list_deliveries(
         status=status.value if status is not None else None,
         cursor=page.cursor(key_of),
         limit=page.limit,
+        before=page.before,
     )
     return ListPage[DeliveryRead].of([DeliveryRead.model_validate(r) for r in rows], next_cursor)
 
