@@ -10,6 +10,7 @@ from recoup import web
 from recoup.api import body_limit, errors
 from recoup.api.idempotency import IdempotencyMiddleware
 from recoup.api.routes import book, book_writes, config, operations, plans, records, webhooks
+from recoup.apikeys.service import KeyCache
 from recoup.core.env import load_env
 from recoup.core.sessions import session_factory
 
@@ -18,7 +19,8 @@ PREFIX = "/api/v1"
 
 def create_app(database_url: str | None = None) -> FastAPI:
     """The API on `database_url` (default: RECOUP_DATABASE_URL, as the CLI reads it)."""
-    url = database_url or load_env().database_url
+    env = load_env()
+    url = database_url or env.database_url
     app = FastAPI(
         title="Recoup",
         summary="Open-source dunning: remind, escalate, stop when paid, log everything.",
@@ -30,6 +32,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     )
     app.state.database_url = url
     app.state.session_factory = session_factory(url)
+    app.state.key_cache = KeyCache(env.api_key_cache_seconds)
     errors.install(app)
     api = APIRouter(prefix=PREFIX)
     for module in (plans, book, book_writes, records, operations, config, webhooks):

@@ -10,14 +10,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from recoup.api.errors import Forbidden, Unauthorized
 from recoup.api.roles import Right, allowed
 from recoup.apikeys import service as apikey_service
 from recoup.core.errors import FieldError, InvalidInput, NotFound
-from recoup.core.requests import SessionDep, get_session
+from recoup.core.requests import SessionDep, get_session, in_unit_of_work
 from recoup.core.schemas import check_limit, encode_cursor
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `recoup apikey create`.")
@@ -31,16 +31,30 @@ class Actor:
     role: str
 
 
-def current_actor(
-    session: SessionDep,
+async def current_actor(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
+    """The key that calls: from the app's KeyCache when it checked it moments ago, else read
+    in a transaction of its own (which also records when the key was last used)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("an API key is needed: Authorization: Bearer <key>")
-    key = apikey_service.authenticate(session, credentials.credentials)
-    if key is None:
+    caller = await check_key(request, credentials.credentials)
+    if caller is None:
         raise Unauthorized("the API key is unknown or revoked")
-    return Actor(name=key.name, role=key.role)
+    return Actor(name=caller.name, role=caller.role)
+
+
+async def check_key(request: Request, key: str) -> apikey_service.Caller | None:
+    cache: apikey_service.KeyCache = request.app.state.key_cache
+    caller = cache.get(key)
+    if caller is None:
+        caller = await in_unit_of_work(
+            request, lambda session: apikey_service.authenticate(session, key)
+        )
+        if caller is not None:
+            cache.put(key, caller)
+    return caller
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]

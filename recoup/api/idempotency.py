@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recoup.api.errors import recoup_error
 from recoup.apikeys import service as apikey_service
+from recoup.apikeys.service import KeyCache
 from recoup.core.clock import utc_now
 from recoup.core.db import unit_of_work
 from recoup.core.errors import Conflict, RecoupError
@@ -46,15 +47,16 @@ def _bearer(headers: Headers) -> str | None:
 
 
 def _reserve(
-    factory: SessionFactory, token: str, key: str, fingerprint: str
+    factory: SessionFactory, cache: KeyCache, token: str, key: str, fingerprint: str
 ) -> Reserved | Replay | None:
     """The reservation, in a transaction of its own; None when the API key is not live."""
     for attempt in (1, 2):
         try:
             with unit_of_work(factory) as session:
-                api_key = apikey_service.authenticate(session, token)
+                api_key = cache.get(token) or apikey_service.authenticate(session, token)
                 if api_key is None:
                     return None
+                cache.put(token, api_key)
                 return service.reserve(
                     session,
                     api_key_id=api_key.id,
@@ -114,12 +116,13 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         factory: SessionFactory = scope["app"].state.session_factory
+        cache: KeyCache = scope["app"].state.key_cache
         body = await _read_body(receive)
         fingerprint = service.fingerprint(
             scope["method"], scope["path"], scope.get("query_string", b""), body
         )
         try:
-            outcome = await run_in_threadpool(_reserve, factory, token, key, fingerprint)
+            outcome = await run_in_threadpool(_reserve, factory, cache, token, key, fingerprint)
         except RecoupError as exc:
             await recoup_error(None, exc)(scope, receive, send)  # type: ignore[arg-type]
             return

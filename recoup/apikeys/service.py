@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -84,4 +86,46 @@ def authenticate(session: Session, key: str) -> Caller | None:
     return Caller(id=row.id, name=row.name, role=row.role)
 
 
-__all__ = ["Caller", "KEY_PREFIX", "authenticate", "create_key", "hash_key", "revoke_key"]
+class KeyCache:
+    """The keys a server checked in the last `ttl` seconds, by their hash, so that a request
+    need not read its key again: a key revoked meanwhile is refused `ttl` seconds later at
+    most (RECOUP_API_KEY_CACHE_SECONDS; 0 reads the key on every request). Unknown and revoked
+    keys are not kept: each such request looks again."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._callers: dict[str, tuple[float, Caller]] = {}
+
+    def get(self, key: str) -> Caller | None:
+        if self.ttl <= 0:
+            return None
+        digest = hash_key(key)
+        found = self._callers.get(digest)
+        if found is None:
+            return None
+        checked_at, caller = found
+        if self._clock() - checked_at >= self.ttl:
+            self._callers.pop(digest, None)
+            return None
+        return caller
+
+    def put(self, key: str, caller: Caller) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._callers) >= MAX_CACHED_KEYS:
+            self._callers.clear()  # bounded: a flood of keys only costs their lookups
+        self._callers[hash_key(key)] = (self._clock(), caller)
+
+
+MAX_CACHED_KEYS = 10_000
+
+__all__ = [
+    "Caller",
+    "KEY_PREFIX",
+    "KeyCache",
+    "authenticate",
+    "create_key",
+    "hash_key",
+    "revoke_key",
+]

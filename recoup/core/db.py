@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.exc import ArgumentError, DisconnectionError, IntegrityError, NoSuchModuleError
@@ -208,16 +208,31 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     session = factory()
     try:
         yield session
+    except BaseException as exc:
+        roll_back_and_close(session, exc)
+    commit_and_close(session)
+
+
+def commit_and_close(session: Session) -> None:
+    """The end of a unit of work whose work succeeded (see `unit_of_work`)."""
+    try:
         session.commit()
-    except IntegrityError as exc:
+    except BaseException as exc:
+        roll_back_and_close(session, exc)
+    session.close()
+
+
+def roll_back_and_close(session: Session, error: BaseException) -> NoReturn:
+    """The end of a unit of work that failed with `error`, raised again (an IntegrityError as
+    the Conflict it means)."""
+    try:
         session.rollback()
+    finally:
+        session.close()
+    if isinstance(error, IntegrityError):
         raise Conflict(
             "the same rows were changed at the same time by someone else; nothing was "
             "written, try again",
-            details=[str(exc.orig).splitlines()[0]] if exc.orig else [],
-        ) from exc
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+            details=[str(error.orig).splitlines()[0]] if error.orig else [],
+        ) from error
+    raise error

@@ -12,6 +12,8 @@ from recoup.domain.redact import redact_text, url_secrets
 DEFAULT_FILE_MODE = 0o600  # emails and letters hold personal data: the owner only
 DEFAULT_DIR_MODE = 0o700
 DEFAULT_INVOICE_MAX_MB = 10
+DEFAULT_API_KEY_CACHE_SECONDS = 5.0
+MAX_API_KEY_CACHE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class EnvConfig:
     invoice_max_bytes: int = DEFAULT_INVOICE_MAX_MB * 1024 * 1024
     file_mode: int = DEFAULT_FILE_MODE
     dir_mode: int = DEFAULT_DIR_MODE
+    # how long the API may trust a key it checked (a revoked key is refused this much later
+    # at most); 0: every request reads its key
+    api_key_cache_seconds: float = DEFAULT_API_KEY_CACHE_SECONDS
 
     @property
     def invoices_dir(self) -> Path:
@@ -90,6 +95,21 @@ def _megabytes(name: str, default: int) -> int:
     return int(megabytes * 1024 * 1024)
 
 
+def _seconds(name: str, default: float, maximum: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1
+    if not 0 <= seconds <= maximum:
+        raise RecoupError(
+            f"{name} must be a number of seconds from 0 to {maximum:g}, not {value!r}"
+        )
+    return seconds
+
+
 def load_env() -> EnvConfig:
     data_dir = Path(os.environ.get("RECOUP_DATA_DIR", "recoup-data")).resolve()
     url = os.environ.get("RECOUP_DATABASE_URL") or f"sqlite:///{Path('recoup.db').resolve()}"
@@ -113,4 +133,7 @@ def load_env() -> EnvConfig:
         invoice_max_bytes=_megabytes("RECOUP_INVOICE_MAX_MB", DEFAULT_INVOICE_MAX_MB),
         file_mode=_mode("RECOUP_FILE_MODE", DEFAULT_FILE_MODE),
         dir_mode=_mode("RECOUP_DIR_MODE", DEFAULT_DIR_MODE),
+        api_key_cache_seconds=_seconds(
+            "RECOUP_API_KEY_CACHE_SECONDS", DEFAULT_API_KEY_CACHE_SECONDS, MAX_API_KEY_CACHE_SECONDS
+        ),
     )

@@ -1,6 +1,6 @@
 """API keys: created from the CLI and shown once, stored as a SHA-256 only, listed without the
-key, revoked; `Authorization: Bearer` — no key, an unknown or a revoked one is a 401
-problem+json with WWW-Authenticate."""
+key, revoked (refused once the server's cache of checked keys lets it go); `Authorization:
+Bearer` — no key, an unknown or a revoked one is a 401 problem+json with WWW-Authenticate."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from recoup.apikeys import repository
+from recoup.apikeys.service import KeyCache
 from recoup.cli.main import app as cli_app
 from recoup.core.sessions import transaction
 from tests.api.conftest import assert_problem, auth
@@ -41,10 +42,16 @@ def test_a_key_is_shown_once_stored_hashed_listed_without_it_and_revoked(
     assert key not in json.dumps(listed) and key not in _cli("apikey", "list")
     assert listed[0]["last_used_at"] is None and listed[0]["revoked_at"] is None
 
+    clock = [1000.0]
+    client.app.state.key_cache = KeyCache(5, clock=lambda: clock[0])  # type: ignore[attr-defined]
     assert client.get("/api/v1/plans", headers=auth(key)).status_code == 200
     assert json.loads(_cli("apikey", "list", "--json"))[0]["last_used_at"] is not None
 
     assert "revoked" in _cli("apikey", "revoke", "billing")
+    # the server trusts a key it checked for RECOUP_API_KEY_CACHE_SECONDS, no longer
+    clock[0] += 4.9
+    assert client.get("/api/v1/plans", headers=auth(key)).status_code == 200
+    clock[0] += 0.1
     body = assert_problem(client.get("/api/v1/plans", headers=auth(key)), 401)
     assert body["detail"] == "the API key is unknown or revoked"
     assert json.loads(_cli("apikey", "list", "--json"))[0]["revoked_at"] is not None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from recoup.actions.manual import ManualKind, manual_options, perform_manual_action
 from recoup.actions.schemas import ManualActionCreate, ManualActionRead, ManualOptionRead
@@ -14,6 +14,8 @@ from recoup.api.deps import Actor, PageDep, ReasonHeader, SessionDep, requires
 from recoup.api.roles import Right
 from recoup.api.routes.operations import EnvDep, FactoryDep, end_request_writes
 from recoup.api.schemas import ListPage, PlanResume
+from recoup.core.requests import in_unit_of_work
+from recoup.core.sessions import Session
 from recoup.domain.enums import PlanStatus
 from recoup.plans import promise, repository, service
 from recoup.plans.schemas import PlanDetail, PlanPause, PlanRead, PlanStop, PromiseCreate
@@ -25,9 +27,11 @@ Reader = Depends(requires(Right.read))
 Operator = Annotated[Actor, Depends(requires(Right.operate))]
 
 
+# async, their database work in one trip to the thread pool (recoup.core.requests): the two
+# reads a billing system or a finance tool polls most
 @router.get("", dependencies=[Reader])
-def list_plans(
-    session: SessionDep,
+async def list_plans(
+    request: Request,
     page: PageDep,
     status: PlanStatus | None = None,
     customer: Annotated[str | None, Query(description="A customer's id.")] = None,
@@ -46,27 +50,33 @@ def list_plans(
     """Plans, newest first. Days overdue (R1: from the due date, less the days paused) are
     counted on today's business date; only an open plan has them."""
     by_days = min_days_overdue is not None or max_days_overdue is not None
-    rows, next_cursor = repository.page(
-        session,
-        status=status,
-        customer_id=customer,
-        policy=policy,
-        level=level,
-        currency=currency,
-        min_days_overdue=min_days_overdue,
-        max_days_overdue=max_days_overdue,
-        today=business_today(session) if by_days else None,
-        cursor=page.cursor(lambda id: [repository.get_or_not_found(session, int(id)).id]),
-        limit=page.limit,
-        before=page.before,
-    )
-    return ListPage[PlanRead].of([PlanRead.model_validate(row) for row in rows], next_cursor)
+
+    def read(session: Session) -> ListPage[PlanRead]:
+        rows, next_cursor = repository.page(
+            session,
+            status=status,
+            customer_id=customer,
+            policy=policy,
+            level=level,
+            currency=currency,
+            min_days_overdue=min_days_overdue,
+            max_days_overdue=max_days_overdue,
+            today=business_today(session) if by_days else None,
+            cursor=page.cursor(lambda id: [repository.get_or_not_found(session, int(id)).id]),
+            limit=page.limit,
+            before=page.before,
+        )
+        return ListPage[PlanRead].of([PlanRead.model_validate(row) for row in rows], next_cursor)
+
+    return await in_unit_of_work(request, read)
 
 
 @router.get("/{plan_id}", dependencies=[Reader])
-def get_plan(plan_id: int, session: SessionDep) -> PlanDetail:
+async def get_plan(plan_id: int, request: Request) -> PlanDetail:
     """One plan with its invoices, actions, tasks, charges, letters and log."""
-    return PlanDetail.of(repository.get_parts(session, plan_id))
+    return await in_unit_of_work(
+        request, lambda session: PlanDetail.of(repository.get_parts(session, plan_id))
+    )
 
 
 def _detail(session: SessionDep, plan_id: int) -> PlanDetail:
