@@ -67,12 +67,6 @@ def page(
     return keyset.page(list(session.scalars(query.limit(limit + 1))), limit)
 
 
-def of_plan(session: Session, plan_id: int) -> list[Charge]:
-    return list(
-        session.scalars(select(Charge).where(Charge.plan_id == plan_id).order_by(Charge.id))
-    )
-
-
 def open_charges(session: Session) -> list[Charge]:
     """Every open charge, oldest first, locked for the change that follows."""
     return list(
@@ -85,4 +79,4 @@ def open_charges(session: Session) -> list[Charge]:
     )
 
 
-__all__ = ["get_or_not_found", "list_charges", "of_plan", "open_charges", "page"]
+__all__ = ["get_or_not_found", "list_charges", "open_charges", "page"]

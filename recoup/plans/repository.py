@@ -15,11 +15,10 @@ from typing import Any
 
 from sqlalchemy import Integer, Row, Select, case, func, or_, select, text, tuple_
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, defaultload, lazyload
+from sqlalchemy.orm import Session, defaultload, joinedload, lazyload, load_only
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from recoup.charges import repository as charge_repository
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.schemas import (
     DEFAULT_LIMIT,
@@ -29,7 +28,6 @@ from recoup.core.schemas import (
     decode_id_cursor,
 )
 from recoup.domain.enums import PROMISE_PAUSE_REASON, PlanStatus
-from recoup.log import repository as log_repository
 from recoup.models import (
     LATE_INVOICE,
     ActionInstance,
@@ -47,7 +45,6 @@ from recoup.models import (
     Task,
 )
 from recoup.plans.links import plan_links
-from recoup.tasks import repository as task_repository
 
 
 def find(session: Session, plan_id: int) -> Plan | None:
@@ -57,6 +54,12 @@ def find(session: Session, plan_id: int) -> Plan | None:
 # a plan's policy comes joined for its name; its levels (selectin by default, for the run) only
 # when asked for: a listing or a plan's page shows none of them
 _WITHOUT_LEVELS = defaultload(Plan.policy).lazyload(PolicyRow.levels)
+
+
+# what a plan's page shows of its policy: its name (the rest loads if something asks for it)
+_POLICY_NAME_ONLY = joinedload(Plan.policy).options(
+    load_only(PolicyRow.id, PolicyRow.name), lazyload(PolicyRow.levels)
+)
 
 
 def get_or_not_found(session: Session, plan_id: int) -> Plan:
@@ -271,38 +274,39 @@ def invoice_ids_by_plan(session: Session, plan_ids: Iterable[int]) -> dict[int, 
 
 @dataclass(frozen=True)
 class PlanParts:
-    """A plan and everything attached to it, each list in the order it happened."""
+    """A plan and everything attached to it, each list in the order it happened. The parts
+    are read-only rows with their model's column names (an action instance, a task, a charge,
+    a letter, a log entry), not ORM objects: a plan's page reads them on every view."""
 
     plan: Plan
     invoice_ids: list[str] = field(default_factory=list)
-    actions: list[ActionInstance] = field(default_factory=list)
-    tasks: list[Task] = field(default_factory=list)
-    charges: list[Charge] = field(default_factory=list)
-    documents: list[Document] = field(default_factory=list)
-    log: list[LogEntry] = field(default_factory=list)
+    actions: list[Row[Any]] = field(default_factory=list)
+    tasks: list[Row[Any]] = field(default_factory=list)
+    charges: list[Row[Any]] = field(default_factory=list)
+    documents: list[Row[Any]] = field(default_factory=list)
+    log: list[Row[Any]] = field(default_factory=list)
 
 
 def get_parts(session: Session, plan_id: int) -> PlanParts:
     """The plan with its invoices, action instances, tasks, charges, letters and log."""
-    plan = get_or_not_found(session, plan_id)
+    plan = session.get(Plan, plan_id, options=[_POLICY_NAME_ONLY])
+    if plan is None:
+        raise NotFound(f"plan {plan_id} not found")
+
+    def rows_of(model: Any) -> list[Row[Any]]:
+        table = model.__table__
+        query = select(*table.c).where(table.c.plan_id == plan.id).order_by(table.c.id)
+        return list(session.execute(query).all())
+
     return PlanParts(
         plan=plan,
-        invoice_ids=invoice_ids(session, plan.id),
-        actions=list(
-            session.scalars(
-                select(ActionInstance)
-                .where(ActionInstance.plan_id == plan.id)
-                .order_by(ActionInstance.id)
-            )
-        ),
-        tasks=task_repository.of_plan(session, plan.id),
-        charges=charge_repository.of_plan(session, plan.id),
-        documents=list(
-            session.scalars(
-                select(Document).where(Document.plan_id == plan.id).order_by(Document.id)
-            )
-        ),
-        log=log_repository.for_plan(session, plan.id),
+        # an invoice-mode plan covers its own invoice and has no link rows (plans.links)
+        invoice_ids=[plan.invoice_id] if plan.invoice_id else invoice_ids(session, plan.id),
+        actions=rows_of(ActionInstance),
+        tasks=rows_of(Task),
+        charges=rows_of(Charge),
+        documents=rows_of(Document),
+        log=rows_of(LogEntry),
     )
 
 

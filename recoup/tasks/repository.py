@@ -48,11 +48,6 @@ def count_waiting(session: Session, *, roles: Collection[str] | None = None) -> 
     return int(session.scalar(query) or 0)
 
 
-def of_plan(session: Session, plan_id: int) -> list[Task]:
-    """Every task of a plan, in the order they were created."""
-    return list(session.scalars(select(Task).where(Task.plan_id == plan_id).order_by(Task.id)))
-
-
 def page(
     session: Session,
     *,
@@ -249,7 +244,6 @@ __all__ = [
     "days_overdue",
     "get_or_not_found",
     "has_open",
-    "of_plan",
     "open_of_plan",
     "page",
     "task_detail",
