@@ -1,0 +1,50 @@
+"""The server's cache of checked API keys (RECOUP_API_KEY_CACHE_SECONDS): a key checked moments
+ago is not read again, for at most the time to live; 0 turns it off; it stays bounded."""
+
+from __future__ import annotations
+
+import pytest
+
+from recoup.apikeys.service import MAX_CACHED_KEYS, Caller, KeyCache
+from recoup.core.env import DEFAULT_API_KEY_CACHE_SECONDS, load_env
+from recoup.core.errors import RecoupError
+
+CALLER = Caller(id=1, name="billing", role="collector")
+
+
+def test_a_checked_key_is_kept_for_its_time_to_live_and_no_longer() -> None:
+    now = [100.0]
+    cache = KeyCache(5, clock=lambda: now[0])
+    assert cache.get("rk_a") is None
+    cache.put("rk_a", CALLER)
+    now[0] += 4.99
+    assert cache.get("rk_a") == CALLER
+    assert cache.get("rk_b") is None
+    now[0] += 0.01
+    assert cache.get("rk_a") is None
+
+
+def test_a_time_to_live_of_zero_keeps_nothing() -> None:
+    cache = KeyCache(0)
+    cache.put("rk_a", CALLER)
+    assert cache.get("rk_a") is None
+
+
+def test_the_cache_stays_bounded() -> None:
+    cache = KeyCache(60)
+    for n in range(MAX_CACHED_KEYS + 1):
+        cache.put(f"rk_{n}", CALLER)
+    assert cache.get(f"rk_{MAX_CACHED_KEYS}") == CALLER
+    assert cache.get("rk_0") is None
+    assert len(cache._callers) == 1
+
+
+def test_the_time_to_live_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECOUP_API_KEY_CACHE_SECONDS", raising=False)
+    assert load_env().api_key_cache_seconds == DEFAULT_API_KEY_CACHE_SECONDS
+    monkeypatch.setenv("RECOUP_API_KEY_CACHE_SECONDS", "0")
+    assert load_env().api_key_cache_seconds == 0
+    for bad in ("soon", "-1", "301"):
+        monkeypatch.setenv("RECOUP_API_KEY_CACHE_SECONDS", bad)
+        with pytest.raises(RecoupError, match="RECOUP_API_KEY_CACHE_SECONDS must be a number"):
+            load_env()
