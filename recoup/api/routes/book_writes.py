@@ -33,7 +33,9 @@ from recoup.book.schemas import (
 )
 from recoup.core.env import EnvConfig, load_env
 from recoup.core.errors import FieldError, InvalidInput
+from recoup.core.requests import in_unit_of_work
 from recoup.core.schemas import Schema
+from recoup.core.sessions import Session
 
 router = APIRouter(tags=["book"])
 
@@ -189,17 +191,24 @@ def upload_invoice_pdf(
     status_code=201,
     responses={200: {"model": PaymentRead, "description": "Recorded before: nothing changed."}},
 )
-def record_payment(
-    body: PaymentCreate, session: SessionDep, actor: Operator, response: Response
+async def record_payment(
+    body: PaymentCreate, request: Request, actor: Operator, response: Response
 ) -> PaymentRead:
     """Record a payment or a credit (R8): it lowers the invoice it names, or the customer's
     oldest due invoices; plans whose debt is gone close `recovered`, and the answer lists them
     (`plans_closed`). The same payment again (same id and values) is a 200 that changes
     nothing; the same id with other values a 422 (payments are immutable)."""
-    recorded = writes.record_payment(session, body, actor=actor.name)
-    if not recorded.created:
+
+    # async, its database work in one trip to the thread pool (recoup.core.requests): what
+    # a billing system sends the moment a payment clears
+    def record(session: Session) -> tuple[bool, PaymentRead]:
+        recorded = writes.record_payment(session, body, actor=actor.name)
+        return recorded.created, PaymentRead.model_validate(recorded)
+
+    created, answer = await in_unit_of_work(request, record)
+    if not created:
         response.status_code = 200
-    return PaymentRead.model_validate(recorded)
+    return answer
 
 
 # --- batches -------------------------------------------------------------------------------------
