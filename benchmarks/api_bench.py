@@ -4,9 +4,9 @@ test.
 The book: run_bench.py's generator (N open invoices, N/5 customers, its policy) in the database
 `recoup_api_bench`, and a first run (execute=False) as of its date, so ~77% of the invoices have
 a plan; the database is kept and reused while it holds N invoices and some plans. A new admin
-key per benchmark. The API is served by uvicorn in a subprocess (`create_app` as a factory, no
-access log, 1 and then 2 workers) and loaded by wrk from another process, at C connections for
-D seconds each, after a short warm-up:
+key per benchmark. The API is served by uvicorn in a subprocess, as `recoup serve` serves it
+(`create_served_app`; no access log, 1 and then 2 workers), and loaded by wrk from another
+process, at C connections for D seconds each, after a short warm-up:
 
   GET  /api/v1/plans?status=active   the first page (20 plans)
   GET  /api/v1/plans/{id}            random plan ids of the book (a Lua script)
@@ -479,7 +479,7 @@ def bench(args: argparse.Namespace) -> list[Row]:
         floor_body = Path(tmp) / "floor.json"
         env = {"RECOUP_DATABASE_URL": url, "RECOUP_DATA_DIR": tmp, FLOOR_BODY_ENV: str(floor_body)}
         for workers in args.workers:
-            api = Server("recoup.api.app:create_app", workers, env, "/api/v1/openapi.json")
+            api = Server("recoup.api.app:create_served_app", workers, env, "/api/v1/openapi.json")
             try:
                 status, body = call(api.base, "GET", "/api/v1/plans?status=active", book.key)
                 if status != 200:

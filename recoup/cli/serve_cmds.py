@@ -10,7 +10,7 @@ import typer
 
 from recoup.cli.common import handle_errors
 
-APP = "recoup.api.app:create_app"
+APP = "recoup.api.app:create_served_app"
 
 
 def register(app: typer.Typer) -> None:

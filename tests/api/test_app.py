@@ -4,6 +4,7 @@ key; `recoup serve` serving it with several workers, Nagle off on their connecti
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -13,9 +14,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from recoup.api.app import create_app, create_served_app
 from recoup.cli.serve_cmds import tcp_listener
 
 
@@ -85,3 +88,18 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_the_served_app_freezes_what_startup_built(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECOUP_DATABASE_URL", db_url)
+    gc.unfreeze()
+    try:
+        with TestClient(create_served_app()) as client:
+            assert gc.get_freeze_count() > 0
+            assert client.get("/api/v1/openapi.json").status_code == 200
+    finally:
+        gc.unfreeze()  # a test process builds many apps: let the collector see them again
+    with TestClient(create_app(db_url)):
+        assert gc.get_freeze_count() == 0  # the tests' apps freeze nothing
