@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Integer, Row, Select, case, func, or_, select, text, tuple_
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, defaultload, joinedload, lazyload, load_only
+from sqlalchemy.orm import Session, defaultload, lazyload
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -54,12 +54,6 @@ def find(session: Session, plan_id: int) -> Plan | None:
 # a plan's policy comes joined for its name; its levels (selectin by default, for the run) only
 # when asked for: a listing or a plan's page shows none of them
 _WITHOUT_LEVELS = defaultload(Plan.policy).lazyload(PolicyRow.levels)
-
-
-# what a plan's page shows of its policy: its name (the rest loads if something asks for it)
-_POLICY_NAME_ONLY = joinedload(Plan.policy).options(
-    load_only(PolicyRow.id, PolicyRow.name), lazyload(PolicyRow.levels)
-)
 
 
 def get_or_not_found(session: Session, plan_id: int) -> Plan:
@@ -274,11 +268,12 @@ def invoice_ids_by_plan(session: Session, plan_ids: Iterable[int]) -> dict[int, 
 
 @dataclass(frozen=True)
 class PlanParts:
-    """A plan and everything attached to it, each list in the order it happened. The parts
-    are read-only rows with their model's column names (an action instance, a task, a charge,
-    a letter, a log entry), not ORM objects: a plan's page reads them on every view."""
+    """A plan and everything attached to it, each list in the order it happened. All are
+    read-only rows with their model's column names (the plan, an action instance, a task, a
+    charge, a letter, a log entry), not ORM objects: a plan's page reads them on every view."""
 
-    plan: Plan
+    plan: Row[Any]
+    policy: str
     invoice_ids: list[str] = field(default_factory=list)
     actions: list[Row[Any]] = field(default_factory=list)
     tasks: list[Row[Any]] = field(default_factory=list)
@@ -288,8 +283,14 @@ class PlanParts:
 
 
 def get_parts(session: Session, plan_id: int) -> PlanParts:
-    """The plan with its invoices, action instances, tasks, charges, letters and log."""
-    plan = session.get(Plan, plan_id, options=[_POLICY_NAME_ONLY])
+    """The plan with its policy's name, its invoices, action instances, tasks, charges,
+    letters and log."""
+    plans, policies = Plan.__table__, PolicyRow.__table__
+    plan = session.execute(
+        select(plans, policies.c.name.label("policy_name"))
+        .join(policies, policies.c.id == plans.c.policy_id)
+        .where(plans.c.id == plan_id)
+    ).first()
     if plan is None:
         raise NotFound(f"plan {plan_id} not found")
 
@@ -300,6 +301,7 @@ def get_parts(session: Session, plan_id: int) -> PlanParts:
 
     return PlanParts(
         plan=plan,
+        policy=plan.policy_name,
         # an invoice-mode plan covers its own invoice and has no link rows (plans.links)
         invoice_ids=[plan.invoice_id] if plan.invoice_id else invoice_ids(session, plan.id),
         actions=rows_of(ActionInstance),

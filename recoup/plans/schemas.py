@@ -87,7 +87,7 @@ class PlanDetail(PlanRead):
         plan = parts.plan
         fields: dict[str, Any] = {name: getattr(plan, name) for name in _PLAN_COLUMNS}
         fields.update(
-            policy=plan.policy.name,
+            policy=parts.policy,
             invoices=parts.invoice_ids,
             actions=parts.actions,
             tasks=parts.tasks,

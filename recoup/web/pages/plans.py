@@ -331,7 +331,6 @@ def _plan_page(
     ids = plan_repository.invoice_ids(page.session, plan.id)
     explanation = _explain(page, plan.invoice_id or (ids[0] if ids else None))
     parts = plan_repository.get_parts(page.session, plan_id)
-    plan = parts.plan
     detail = PlanDetail.of(parts)
     may_operate = page.login is not None and page.login.may(Right.operate)
     invoices = list(plan_repository.invoices(page.session, parts.invoice_ids))
