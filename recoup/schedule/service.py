@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import delete, insert, literal, select, update
+from sqlalchemy import bindparam, delete, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from recoup.core.db import forget_loaded, table_of
 from recoup.domain.enums import PlanStatus
 from recoup.models import Invoice, InvoiceCheck, Plan
 
@@ -20,6 +21,18 @@ def recheck_invoices(session: Session, invoice_ids: list[str]) -> None:
         session.execute(
             insert(InvoiceCheck), [{"invoice_id": i, "check_on": CHECK_NOW} for i in invoice_ids]
         )
+
+
+_CHECKS = table_of(InvoiceCheck)
+_UNCHECK = delete(_CHECKS).where(_CHECKS.c.invoice_id == bindparam("invoice_id"))
+_CHECK = insert(_CHECKS)
+
+
+def recheck_invoice(session: Session, invoice_id: str) -> None:
+    """recheck_invoices of one invoice, in statements built once (a payment through the API)."""
+    session.execute(_UNCHECK, {"invoice_id": invoice_id})
+    session.execute(_CHECK, {"invoice_id": invoice_id, "check_on": CHECK_NOW})
+    forget_loaded(session, InvoiceCheck, invoice_id)
 
 
 def check_on(session: Session, invoice_id: str) -> date | None:

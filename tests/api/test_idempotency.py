@@ -125,16 +125,15 @@ def test_a_server_error_is_not_kept_and_the_key_runs_again(
     db_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = writes.import_payments
-
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the disk is on fire")
 
     headers = {**auth(keys["collector"]), "Idempotency-Key": "pay-1"}
-    monkeypatch.setattr(writes, "import_payments", broken)
-    assert_problem(client.post("/api/v1/payments", json=PAYMENT, headers=headers), 500)
+    with monkeypatch.context() as patched:  # both ways a payment is recorded
+        patched.setattr(writes, "import_payments", broken)
+        patched.setattr(writes, "record_row", broken)
+        assert_problem(client.post("/api/v1/payments", json=PAYMENT, headers=headers), 500)
     assert _stored(db_url) == 0
-    monkeypatch.setattr(writes, "import_payments", real)
     again = client.post("/api/v1/payments", json=PAYMENT, headers=headers)
     assert again.status_code == 201 and "idempotent-replayed" not in again.headers
     assert len(_payments(client, headers)) == 1
@@ -177,15 +176,18 @@ def test_a_second_request_while_the_first_runs_is_409_and_one_payment_is_recorde
     live: str, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entered, release = threading.Event(), threading.Event()
-    real = writes.import_payments
 
-    def held(*args: Any, **kwargs: Any) -> Any:
-        if not entered.is_set():  # the first request waits here, inside its route
-            entered.set()
-            assert release.wait(20)
-        return real(*args, **kwargs)
+    def held(real: Any) -> Any:
+        def wait_then_run(*args: Any, **kwargs: Any) -> Any:
+            if not entered.is_set():  # the first request waits here, inside its route
+                entered.set()
+                assert release.wait(20)
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(writes, "import_payments", held)
+        return wait_then_run
+
+    for way in ("import_payments", "record_row"):  # both ways a payment is recorded
+        monkeypatch.setattr(writes, way, held(getattr(writes, way)))
     headers = {**auth(keys["collector"]), "Idempotency-Key": "pay-1"}
     answers: list[httpx.Response] = []
     with httpx.Client(base_url=live, timeout=30) as http:
