@@ -175,12 +175,14 @@ def record_one(session: Session, payment: PaymentIn, *, actor: str | None) -> Re
     if payment.invoice_id is None:
         return None
     session.flush()  # the statements below do not autoflush, as the import's queries do
-    if repository.payment_recorded(session, payment.id):
-        return None
     # the lock before the plans are read, as _Ledger.load takes it (SQLite: the write lock)
     hold_write_lock(session)
-    row = repository.lock_owed(session, payment.invoice_id)
-    if row is None or (row.customer_id, row.currency) != (payment.customer_id, payment.currency):
+    row = repository.lock_owed(session, payment.invoice_id, payment.id)
+    if (
+        row is None
+        or row.payment_recorded
+        or (row.customer_id, row.currency) != (payment.customer_id, payment.currency)
+    ):
         return None
     owed = _Owed(row)
     ledger = _Ledger()

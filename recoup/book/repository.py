@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, bindparam, func, or_, select, tuple_
+from sqlalchemy import Row, bindparam, exists, func, or_, select, tuple_
 from sqlalchemy.orm import Session, lazyload
 
 from recoup.core.db import table_of
@@ -311,8 +311,10 @@ def lock_invoices(session: Session, ids: Iterable[str]) -> dict[str, Invoice]:
 
 
 _INVOICES = table_of(Invoice)
-# one invoice a payment names, locked as lock_invoices locks it: the columns a payment reads and
-# changes, as a row (no ORM object); built once, a payment through the API runs it every time
+_PAYMENTS = table_of(Payment)
+# the invoice a payment names, locked as lock_invoices locks it: the columns a payment reads and
+# changes, as a row (no ORM object), and whether the payment was recorded before; built once,
+# a payment through the API runs it every time
 _LOCK_OWED = (
     select(
         _INVOICES.c.id,
@@ -321,16 +323,18 @@ _LOCK_OWED = (
         _INVOICES.c.due_date,
         _INVOICES.c.amount_due,
         _INVOICES.c.status,
+        exists().where(_PAYMENTS.c.id == bindparam("payment_id")).label("payment_recorded"),
     )
     .where(_INVOICES.c.id == bindparam("invoice_id"))
-    .with_for_update(key_share=True)
+    .with_for_update(key_share=True, of=_INVOICES)
 )
 
 
-def lock_owed(session: Session, invoice_id: str) -> Row[*tuple[Any, ...]] | None:
-    """(id, customer_id, currency, due_date, amount_due, status) of the invoice, locked as
-    lock_invoices locks it (SQLite: the caller holds the write lock), or None."""
-    return session.execute(_LOCK_OWED, {"invoice_id": invoice_id}).first()
+def lock_owed(session: Session, invoice_id: str, payment_id: str) -> Row[*tuple[Any, ...]] | None:
+    """(id, customer_id, currency, due_date, amount_due, status, payment_recorded) of the
+    invoice, locked as lock_invoices locks it (SQLite: the caller holds the write lock), or
+    None; `payment_recorded`: whether a payment `payment_id` exists already."""
+    return session.execute(_LOCK_OWED, {"invoice_id": invoice_id, "payment_id": payment_id}).first()
 
 
 def invoice_owners(session: Session, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
@@ -372,14 +376,6 @@ def payments_by_id(session: Session, ids: Iterable[str]) -> dict[str, Payment]:
             (p.id, p) for p in session.scalars(select(Payment).where(Payment.id.in_(chunk)))
         )
     return found
-
-
-_PAYMENTS = table_of(Payment)
-_PAYMENT_RECORDED = select(_PAYMENTS.c.id).where(_PAYMENTS.c.id == bindparam("payment_id"))
-
-
-def payment_recorded(session: Session, payment_id: str) -> bool:
-    return session.execute(_PAYMENT_RECORDED, {"payment_id": payment_id}).first() is not None
 
 
 def get_payment_or_not_found(session: Session, payment_id: str) -> Payment:
@@ -504,7 +500,6 @@ __all__ = [
     "open_plan_counts",
     "open_plans_covering",
     "open_plans_of_invoice",
-    "payment_recorded",
     "payments_by_id",
     "plans_of_customer",
     "policy_names",
