@@ -65,17 +65,23 @@ def reserve(
     session: Session, *, api_key_id: int, key: str, fingerprint: str, now: datetime
 ) -> Reserved | Replay:
     """Reserve `key` for this request, or the stored answer to replay. Expired keys are purged
-    first (lazily: here, not by a job)."""
+    first (lazily: here, not by a job; a batch at a time, and one still there is not
+    replayed: it goes, and the key is reserved anew)."""
     check_key(key)
-    repository.purge_created_before(session, now - TTL)
+    cutoff = now - TTL
+    repository.purge_created_before(session, cutoff)
     row = None
-    for _attempt in (1, 2):  # a second time: the one found was released in between
+    # a second time: the one found was released in between, or had expired
+    for _attempt in (1, 2):
         row_id = repository.add_unless_taken(
             session, api_key_id=api_key_id, key=key, fingerprint=fingerprint, now=now
         )
         if row_id is not None:
             return Reserved(row_id)
         row = repository.find(session, api_key_id, key)
+        if row is not None and row.created_at < cutoff:
+            repository.remove_expired(session, row.id, cutoff)
+            row = None
         if row is not None:
             break
     if row is None:

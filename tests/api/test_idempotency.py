@@ -22,6 +22,7 @@ from recoup.apikeys.service import hash_key
 from recoup.book import writes
 from recoup.core.clock import utc_now
 from recoup.core.sessions import transaction
+from recoup.idempotency import repository as idempotency_repository
 from recoup.idempotency import service
 from recoup.models import IdempotencyKey
 from tests.api.conftest import assert_problem, auth
@@ -160,6 +161,27 @@ def test_a_key_expires_after_24_hours_and_is_purged(
     )
     assert other.status_code == 201
     assert _stored(db_url) == 2  # the expired one went; the two of "later" stay
+    assert len(_payments(client, headers)) == 1
+
+
+def test_an_expired_key_the_purge_has_not_reached_yet_is_not_replayed(
+    book: None,
+    client: TestClient,
+    keys: dict[str, str],
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The purge takes a batch at a time: an expired key it left is not replayed either."""
+    headers = {**auth(keys["collector"]), "Idempotency-Key": "pay-1"}
+    assert client.post("/api/v1/payments", json=PAYMENT, headers=headers).status_code == 201
+    monkeypatch.setattr(idempotency_repository, "PURGE_BATCH", 0)  # the batch reaches nothing
+    later = utc_now() + timedelta(hours=24, minutes=1)
+    monkeypatch.setattr(middleware, "utc_now", lambda: later)
+    again = client.post("/api/v1/payments", json=PAYMENT, headers=headers)
+    assert again.status_code == 200 and "idempotent-replayed" not in again.headers
+    replay = client.post("/api/v1/payments", json=PAYMENT, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true" and replay.content == again.content
+    assert _stored(db_url) == 1  # the expired reservation went, the new one stays
     assert len(_payments(client, headers)) == 1
 
 
