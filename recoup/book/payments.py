@@ -4,16 +4,19 @@ invoices oldest due first (recoup.domain.allocation); plans whose debt is gone c
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from recoup.book import repository
 from recoup.book.imports import (
+    Batch,
     ImportReport,
     Progress,
     Rows,
@@ -24,12 +27,14 @@ from recoup.book.imports import (
 )
 from recoup.book.repository import CHUNK, chunks
 from recoup.book.rows import PaymentIn, RowError, parse_payment
-from recoup.core.db import hold_write_lock
+from recoup.core.db import forget_loaded, hold_write_lock, table_of
 from recoup.domain.allocation import OpenInvoice, allocate
-from recoup.domain.enums import Event, InvoiceStatus
+from recoup.domain.enums import OPEN_INVOICE_VALUES, Event, InvoiceStatus
 from recoup.domain.money import money_text
 from recoup.log.service import log_row
-from recoup.models import Invoice, LogEntry, Payment, PaymentAllocation
+from recoup.models import Invoice, LogEntry, Payment, PaymentAllocation, Plan
+from recoup.plans.closing import own_balance, refresh_plans_of_invoice
+from recoup.schedule.service import recheck_invoice
 
 
 def import_payments(
@@ -48,6 +53,20 @@ def import_payments(
     closes close on it, and a customer-mode balance counts the invoices due by then (R4).
     `on` is accepted for the callers' symmetry with the other imports and not used."""
     batch = parse("payments", rows, parse_payment, progress)
+    if len(batch.values) == 1 and not batch.errors:
+        one = record_one(session, batch.values[0], actor=actor)
+        if one is not None:
+            if progress:
+                progress("writing", 0, 1)
+                progress("writing", 1, 1)
+            return one.report
+    return _import_many(session, batch, actor=actor, progress=progress)
+
+
+def _import_many(
+    session: Session, batch: Batch, *, actor: str | None, progress: Progress | None
+) -> ImportReport:
+    """import_payments of any batch: queries per chunk of rows, the ORM's invoices."""
     values: list[PaymentIn] = batch.values
     errors = batch.errors
     report = ImportReport("payments", rows=batch.total)
@@ -113,6 +132,116 @@ def import_payments(
     return report
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What recording one payment did: the import's report of it, the parts of it given to
+    invoices (in order; not read back) and the plans it closed."""
+
+    payment: PaymentIn
+    report: ImportReport
+    allocations: list[PaymentAllocation]
+    plans_closed: list[Plan]
+
+
+def record_row(session: Session, row: Mapping[str, str], *, actor: str | None) -> Recorded | None:
+    """record_one of a row as a payments file has it (`PaymentCreate.row()`); None as there,
+    and for a row the import refuses."""
+    batch = parse("payments", [row], parse_payment, None)
+    if batch.errors or len(batch.values) != 1:
+        return None
+    return record_one(session, batch.values[0], actor=actor)
+
+
+_INVOICES = table_of(Invoice)
+_LOWER = (
+    update(_INVOICES)
+    .where(_INVOICES.c.id == bindparam("invoice_id"))
+    .values(amount_due=bindparam("new_amount_due"), status=bindparam("new_status"))
+)
+_INSERT_PAYMENT = insert(table_of(Payment))
+_INSERT_ALLOCATION = insert(table_of(PaymentAllocation))
+_INSERT_LOG = insert(table_of(LogEntry))
+
+
+def record_one(session: Session, payment: PaymentIn, *, actor: str | None) -> Recorded | None:
+    """One new payment naming its invoice (`POST /payments`, a file of one row), recorded as
+    the import records it (R8): the same rows, log entries, plans closed or recovered, the
+    same invoice checked again; with only the statements one payment needs, each built once:
+    the invoice locked and read as a row, Core writes, the plans over it found in one query
+    (recoup.plans.closing.refresh_plans_of_invoice). None, having written nothing, for any
+    other: a payment recorded before, an invoice missing or another customer's or in another
+    currency, a payment naming no invoice; the import answers those (its errors, `unchanged`,
+    its spreading)."""
+    if payment.invoice_id is None:
+        return None
+    session.flush()  # the statements below do not autoflush, as the import's queries do
+    # the lock before the plans are read, as _Ledger.load takes it (SQLite: the write lock)
+    hold_write_lock(session)
+    row = repository.lock_owed(session, payment.invoice_id, payment.id)
+    if (
+        row is None
+        or row.payment_recorded
+        or (row.customer_id, row.currency) != (payment.customer_id, payment.currency)
+    ):
+        return None
+    owed = _Owed(row)
+    ledger = _Ledger()
+    ledger.invoices[owed.id] = owed
+    report = ImportReport("payments", rows=1)
+    touched = ledger.apply(payment, actor, report)
+    if touched:  # the import's invoice object is flushed before its inserts
+        session.execute(
+            _LOWER,
+            {"invoice_id": owed.id, "new_amount_due": owed.amount_due, "new_status": owed.status},
+        )
+        forget_loaded(session, Invoice, owed.id)
+    session.execute(_INSERT_PAYMENT, ledger.pending_payments)
+    if ledger.pending_allocations:
+        session.execute(_INSERT_ALLOCATION, ledger.pending_allocations)
+    session.execute(_INSERT_LOG, ledger.pending_logs)
+    closed: list[Plan] = []
+    if touched:
+        closed = refresh_plans_of_invoice(
+            session,
+            owed.id,
+            owed.customer_id,
+            owed.currency,
+            balance=own_balance(owed.amount_due, owed.is_open),
+            on=payment.date,
+            actor=actor,
+        )
+        recheck_invoice(session, owed.id)
+    session.flush()
+    report.created = 1
+    report.plans_recovered = [p.id for p in closed]
+    report.rechecked = len(touched)
+    return Recorded(
+        payment=payment,
+        report=report,
+        allocations=[PaymentAllocation(**part) for part in ledger.pending_allocations],
+        plans_closed=closed,
+    )
+
+
+class _Owed:
+    """An invoice as one payment reads and changes it (repository.lock_owed's row): what
+    _Ledger.apply uses of an Invoice object, without the object."""
+
+    __slots__ = ("amount_due", "currency", "customer_id", "due_date", "id", "status")
+
+    def __init__(self, row: Any) -> None:
+        self.id: str = row.id
+        self.customer_id: str = row.customer_id
+        self.currency: str = row.currency
+        self.due_date: date = row.due_date
+        self.amount_due: Decimal = row.amount_due
+        self.status: str = row.status
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_INVOICE_VALUES
+
+
 def _check_payment_refs(
     value: PaymentIn, customers: set[str], named: dict[str, tuple[str, str]]
 ) -> list[RowError]:
@@ -156,9 +285,9 @@ class _Ledger:
     Which invoice gets how much is recoup.domain.allocation's decision; this applies it."""
 
     def __init__(self) -> None:
-        self.invoices: dict[str, Invoice] = {}
+        self.invoices: dict[str, Invoice | _Owed] = {}
         # per (customer, currency), oldest due first: the invoices a payment naming none spreads on
-        self.open_by_account: dict[tuple[str, str], list[Invoice]] = defaultdict(list)
+        self.open_by_account: dict[tuple[str, str], list[Invoice | _Owed]] = defaultdict(list)
         # invoices an invoice-mode plan is open on, or an unrecovered plan (any mode) ended on
         self.plan_invoices: set[str] = set()
         self.plan_accounts: set[tuple[str, str]] = set()  # customer-mode plans open
@@ -176,7 +305,7 @@ class _Ledger:
         # chunk's): a run's chunk deciding on them commits first and its plans are found here,
         # or it waits for this import and sees the payments (R8). SQLite: the write lock.
         hold_write_lock(session)
-        ledger.invoices = repository.lock_invoices(session, wanted)
+        ledger.invoices = dict(repository.lock_invoices(session, wanted))
         for inv in sorted(ledger.invoices.values(), key=lambda i: (i.due_date, i.id)):
             if inv.customer_id in spread and inv.is_open and inv.amount_due > 0:
                 ledger.open_by_account[(inv.customer_id, inv.currency)].append(inv)
@@ -280,4 +409,4 @@ class _Ledger:
         session.flush()
 
 
-__all__ = ["import_payments"]
+__all__ = ["Recorded", "import_payments", "record_one", "record_row"]

@@ -14,9 +14,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import Row, bindparam, exists, func, or_, select, tuple_
 from sqlalchemy.orm import Session, lazyload
 
+from recoup.core.db import table_of
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.schemas import Keyset, decode_cursor
 from recoup.domain.enums import ActionType, Event, PlanStatus
@@ -309,6 +310,33 @@ def lock_invoices(session: Session, ids: Iterable[str]) -> dict[str, Invoice]:
     return found
 
 
+_INVOICES = table_of(Invoice)
+_PAYMENTS = table_of(Payment)
+# the invoice a payment names, locked as lock_invoices locks it: the columns a payment reads and
+# changes, as a row (no ORM object), and whether the payment was recorded before; built once,
+# a payment through the API runs it every time
+_LOCK_OWED = (
+    select(
+        _INVOICES.c.id,
+        _INVOICES.c.customer_id,
+        _INVOICES.c.currency,
+        _INVOICES.c.due_date,
+        _INVOICES.c.amount_due,
+        _INVOICES.c.status,
+        exists().where(_PAYMENTS.c.id == bindparam("payment_id")).label("payment_recorded"),
+    )
+    .where(_INVOICES.c.id == bindparam("invoice_id"))
+    .with_for_update(key_share=True, of=_INVOICES)
+)
+
+
+def lock_owed(session: Session, invoice_id: str, payment_id: str) -> Row[*tuple[Any, ...]] | None:
+    """(id, customer_id, currency, due_date, amount_due, status, payment_recorded) of the
+    invoice, locked as lock_invoices locks it (SQLite: the caller holds the write lock), or
+    None; `payment_recorded`: whether a payment `payment_id` exists already."""
+    return session.execute(_LOCK_OWED, {"invoice_id": invoice_id, "payment_id": payment_id}).first()
+
+
 def invoice_owners(session: Session, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
     """invoice id -> (customer id, currency)."""
     found: dict[str, tuple[str, str]] = {}
@@ -466,6 +494,7 @@ __all__ = [
     "list_customers",
     "list_invoices",
     "lock_invoices",
+    "lock_owed",
     "open_invoice_ids",
     "open_invoices_of_customer",
     "open_plan_counts",

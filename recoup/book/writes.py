@@ -22,7 +22,7 @@ from recoup.book import repository
 from recoup.book.customers import import_customers
 from recoup.book.imports import ImportReport
 from recoup.book.invoices import import_invoices
-from recoup.book.payments import import_payments
+from recoup.book.payments import import_payments, record_row
 from recoup.book.schemas import (
     CustomerCreate,
     CustomerUpdate,
@@ -182,7 +182,23 @@ class PaymentRecorded:
 def record_payment(session: Session, body: PaymentCreate, *, actor: str | None) -> PaymentRecorded:
     """Record one payment (R8), through the payments import: the same allocation, the same
     plans closed or recovered. The same payment again (same id, same values) changes nothing."""
-    report = _one(import_payments, session, body.row(), actor)
+    row = body.row()
+    one = record_row(session, row, actor=actor)
+    if one is not None:  # what it wrote is known: nothing to read back
+        value = one.payment
+        return PaymentRecorded(
+            id=value.id,
+            customer_id=value.customer_id,
+            invoice_id=value.invoice_id,
+            amount=value.amount,
+            currency=value.currency,
+            date=value.date,
+            allocations=one.allocations,
+            unallocated=sum((u.amount for u in one.report.unallocated), start=Decimal(0)),
+            plans_closed=one.plans_closed,
+            created=True,
+        )
+    report = _one(import_payments, session, row, actor)
     payment = repository.get_payment_or_not_found(session, body.id)
     return PaymentRecorded(
         id=payment.id,

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
-from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.exc import ArgumentError, DisconnectionError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -152,6 +152,19 @@ def _ping_when_idle(engine: Engine) -> None:
             # the pool discards this connection and checks out another (SQLAlchemy's
             # pessimistic disconnect handling)
             raise DisconnectionError(f"a pooled connection is gone: {exc}") from exc
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, for Core statements built once (no ORM objects, no ORM compilation)."""
+    return cast(Table, model.__table__)
+
+
+def forget_loaded(session: Session, model: type[Any], ident: Any) -> None:
+    """After a Core write of a row the session may hold as an object: that object is read
+    again when next used, instead of showing what it held before."""
+    loaded = session.identity_map.get(session.identity_key(model, ident))
+    if loaded is not None:
+        session.expire(loaded)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

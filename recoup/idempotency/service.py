@@ -65,15 +65,29 @@ def reserve(
     session: Session, *, api_key_id: int, key: str, fingerprint: str, now: datetime
 ) -> Reserved | Replay:
     """Reserve `key` for this request, or the stored answer to replay. Expired keys are purged
-    first (lazily: here, not by a job)."""
+    first (lazily: here, not by a job; a batch at a time, and one still there is not
+    replayed: it goes, and the key is reserved anew)."""
     check_key(key)
-    repository.purge_created_before(session, now - TTL)
-    row = repository.find(session, api_key_id, key)
+    cutoff = now - TTL
+    repository.purge_created_before(session, cutoff)
+    row = None
+    # a second time: the one found was released in between, or had expired
+    for _attempt in (1, 2):
+        row_id = repository.add_unless_taken(
+            session, api_key_id=api_key_id, key=key, fingerprint=fingerprint, now=now
+        )
+        if row_id is not None:
+            return Reserved(row_id)
+        row = repository.find(session, api_key_id, key)
+        if row is not None and row.created_at < cutoff:
+            repository.remove_expired(session, row.id, cutoff)
+            row = None
+        if row is not None:
+            break
     if row is None:
-        return Reserved(
-            repository.add(
-                session, api_key_id=api_key_id, key=key, fingerprint=fingerprint, now=now
-            ).id
+        raise Conflict(
+            "{field}: another request with this key came and went at the same moment; try again",
+            field=FIELD,
         )
     if row.fingerprint != fingerprint:
         raise InvalidInput(
@@ -102,20 +116,16 @@ def complete(
     content_type: str | None,
     body: bytes,
 ) -> None:
-    """Keep the answer to replay."""
-    row = repository.get(session, reservation.id)
-    if row is None:  # purged meanwhile (a request of more than a day): nothing to keep
-        return
-    row.status_code = status_code
-    row.content_type = content_type
-    row.body = body
-    session.flush()
+    """Keep the answer to replay (purged meanwhile, a request of more than a day: nothing to
+    keep)."""
+    repository.keep_answer(
+        session, reservation.id, status_code=status_code, content_type=content_type, body=body
+    )
 
 
 def release(session: Session, reservation: Reserved) -> None:
     """Forget the reservation: the request is to run again when sent again."""
     repository.remove(session, reservation.id)
-    session.flush()
 
 
 __all__ = [

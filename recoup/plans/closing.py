@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from recoup.core.clock import utc_now
+from recoup.core.db import table_of
 from recoup.domain.enums import (
+    OPEN_PLAN_VALUES,
     Event,
     InstanceStatus,
     InvoiceStatus,
@@ -195,17 +197,28 @@ def customer_plan_balance(
     )
 
 
-def _is_recovered(session: Session, plan: Plan, settings: SettingsRow, on: date) -> bool:
-    """Set the plan's balance from its invoices as of `on`; True when R8 closes it."""
+def _is_recovered(
+    session: Session, plan: Plan, on: date, *, own: tuple[str, Decimal] | None = None
+) -> bool:
+    """Set the plan's balance from its invoices as of `on`; True when R8 closes it. `own`:
+    (invoice id, the balance its invoice-mode plan has) when the caller knows it."""
     if plan.invoice_id is not None:
-        invoice = repository.invoice(session, plan.invoice_id)
-        assert invoice is not None
-        plan.balance = invoice.amount_due if invoice.is_open else Decimal(0)
+        if own is not None and own[0] == plan.invoice_id:
+            plan.balance = own[1]
+        else:
+            invoice = repository.invoice(session, plan.invoice_id)
+            assert invoice is not None
+            plan.balance = own_balance(invoice.amount_due, invoice.is_open)
         return plan.balance <= 0
-    plan.balance = customer_plan_balance(session, plan, settings, on)
+    plan.balance = customer_plan_balance(session, plan, get_settings(session), on)
     policy = repository.policy_of(session, plan)
     threshold = Decimal((policy.min_balance or {}).get(plan.currency, "0")) if policy else 0
     return plan.balance <= 0 or plan.balance < threshold
+
+
+def own_balance(amount_due: Decimal, is_open: bool) -> Decimal:
+    """What an invoice-mode plan owes: its invoice's amount due while the invoice is open."""
+    return amount_due if is_open else Decimal(0)
 
 
 def refresh_plans_after_change(
@@ -218,26 +231,89 @@ def refresh_plans_after_change(
     (R4). Returns the plans recovered."""
     if not invoice_ids:
         return []
-    settings = get_settings(session)
-    invoices = repository.invoices(session, invoice_ids)
     plans: dict[int, Plan] = {}
     for plan in repository.open_for_invoices(session, invoice_ids):
         plans[plan.id] = plan
+    # loaded (not only their accounts): each invoice-mode plan's balance is read from its own
+    invoices = repository.invoices(session, invoice_ids)
     pairs = {(inv.customer_id, inv.currency) for inv in invoices}
     for plan in repository.open_for_customers(session, pairs):
         plans[plan.id] = plan
     closed: list[Plan] = []
     for plan in sorted(plans.values(), key=lambda p: p.id):
-        if _is_recovered(session, plan, settings, on):
+        if _is_recovered(session, plan, on):
             close_plan(session, plan, PlanStatus.recovered, on=on, actor=actor, reason="paid")
             closed.append(plan)
     # R8: a debt paid after its plan ended at the last level
     for plan in repository.ended_unrecovered_for_invoices(session, invoice_ids):
-        if _is_recovered(session, plan, settings, on):
+        if _is_recovered(session, plan, on):
             recover_after_end(session, plan, on=on, actor=actor)
             closed.append(plan)
     session.flush()
     return closed
+
+
+def refresh_plans_of_invoice(
+    session: Session,
+    invoice_id: str,
+    customer_id: str,
+    currency: str,
+    *,
+    balance: Decimal,
+    on: date,
+    actor: str | None = None,
+) -> list[Plan]:
+    """refresh_plans_after_change of one invoice whose debt the caller has just changed
+    (`balance`: own_balance of it, as written): the same plans settled in the same order,
+    with the same effects and log entries, found in one query. A plan of the invoice alone
+    that stays open (a partial payment, the common case) is only given its new balance,
+    without being loaded; every other goes the ORM way above."""
+    rows = repository.over_invoice(session, invoice_id, customer_id, currency)
+    if not rows:
+        return []
+    opened = sorted({r.id for r in rows if r.status in OPEN_PLAN_VALUES})
+    ended = sorted({r.id for r in rows if r.status == PlanStatus.unrecovered.value})
+    stays = {
+        r.id: r.balance
+        for r in rows
+        if r.invoice_id == invoice_id
+        and r.status in OPEN_PLAN_VALUES
+        and balance > 0
+        and not repository.is_loaded(session, r.id)  # a loaded plan's state is the one to use
+    }
+    own = (invoice_id, balance)
+    closed: list[Plan] = []
+    for plan_id in opened:
+        if plan_id in stays:
+            if stays[plan_id] != balance:  # as the ORM writes a changed value only
+                set_balance(session, plan_id, balance)
+            continue
+        plan = repository.find_bare(session, plan_id)
+        assert plan is not None
+        if _is_recovered(session, plan, on, own=own):
+            close_plan(session, plan, PlanStatus.recovered, on=on, actor=actor, reason="paid")
+            closed.append(plan)
+    for plan_id in ended:
+        plan = repository.find_bare(session, plan_id)
+        assert plan is not None
+        if _is_recovered(session, plan, on, own=own):
+            recover_after_end(session, plan, on=on, actor=actor)
+            closed.append(plan)
+    session.flush()
+    return closed
+
+
+_PLANS = table_of(Plan)
+_SET_BALANCE = (
+    update(_PLANS)
+    .where(_PLANS.c.id == bindparam("plan_id"))
+    .values(balance=bindparam("new_balance"))
+)
+
+
+def set_balance(session: Session, plan_id: int, balance: Decimal) -> None:
+    """An open plan's new balance, written without loading it (`updated_at` follows)."""
+    session.execute(_SET_BALANCE, {"plan_id": plan_id, "new_balance": balance})
 
 
 def recover_after_end(session: Session, plan: Plan, *, on: date, actor: str | None) -> None:
@@ -295,7 +371,10 @@ __all__ = [
     "has_pending_work",
     "domain_settings",
     "maybe_close_unrecovered",
+    "own_balance",
     "recover_after_end",
     "refresh_plans_after_change",
+    "refresh_plans_of_invoice",
     "restore_account_status",
+    "set_balance",
 ]

@@ -13,12 +13,26 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Row, Select, case, func, or_, select, text, tuple_
+from sqlalchemy import (
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, defaultload, lazyload
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from recoup.core.db import table_of
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.schemas import (
     DEFAULT_LIMIT,
@@ -200,12 +214,24 @@ def page(
     return keyset.page(list(session.execute(query).all()), limit)
 
 
+# what closing or settling a plan reads of it: not its policy (a join, and the policy's levels
+# selectin-loaded after it); the customer-mode threshold reads the policy alone (policy_of)
+_BARE = lazyload(Plan.policy)
+
+
+def find_bare(session: Session, plan_id: int) -> Plan | None:
+    """The plan, without its policy joined (see _BARE)."""
+    return session.get(Plan, plan_id, options=[_BARE])
+
+
 def open_for_invoices(session: Session, invoice_ids: Collection[str]) -> list[Plan]:
     """The open invoice-mode plans of these invoices."""
     if not invoice_ids:
         return []
     return list(
-        session.scalars(select(Plan).where(Plan.invoice_id.in_(list(invoice_ids)), Plan.is_open))
+        session.scalars(
+            select(Plan).options(_BARE).where(Plan.invoice_id.in_(list(invoice_ids)), Plan.is_open)
+        )
     )
 
 
@@ -215,7 +241,9 @@ def open_for_customers(session: Session, pairs: Iterable[tuple[str, str]]) -> li
     for customer_id, currency in pairs:
         plans.extend(
             session.scalars(
-                select(Plan).where(
+                select(Plan)
+                .options(_BARE)
+                .where(
                     Plan.customer_id == customer_id,
                     Plan.currency == currency,
                     Plan.invoice_id.is_(None),
@@ -232,6 +260,7 @@ def ended_unrecovered_for_invoices(session: Session, invoice_ids: Collection[str
     return list(
         session.scalars(
             select(Plan)
+            .options(_BARE)
             .where(
                 Plan.id.in_(
                     select(links.c.plan_id).where(links.c.invoice_id.in_(list(invoice_ids)))
@@ -241,6 +270,59 @@ def ended_unrecovered_for_invoices(session: Session, invoice_ids: Collection[str
             .order_by(Plan.id)
         )
     )
+
+
+_PLANS = table_of(Plan)
+_PLAN_INVOICES = table_of(PlanInvoice)
+
+
+def _among(column: Any, values: Iterable[str]) -> Any:
+    """`column IN ('a', 'b')` with the statuses written into the SQL, compiled once: a bound
+    list is expanded again on every execution."""
+    assert all(v.isidentifier() for v in values)
+    return column.in_([literal_column(f"'{v}'") for v in values])
+
+
+_OPEN = tuple(OPEN_PLAN_VALUES)
+# One invoice's debt changed: the plans open_for_invoices, open_for_customers and
+# ended_unrecovered_for_invoices would find for it, in one statement built once (a payment
+# through the API runs it on every request), each part led by its index.
+_OVER_INVOICE = union_all(
+    select(_PLANS.c.id, _PLANS.c.invoice_id, _PLANS.c.status, _PLANS.c.balance).where(
+        _PLANS.c.invoice_id == bindparam("invoice_id"),
+        _among(_PLANS.c.status, (*_OPEN, PlanStatus.unrecovered.value)),
+    ),
+    select(_PLANS.c.id, _PLANS.c.invoice_id, _PLANS.c.status, _PLANS.c.balance).where(
+        _PLANS.c.customer_id == bindparam("customer_id"),
+        _PLANS.c.currency == bindparam("currency"),
+        _PLANS.c.invoice_id.is_(None),
+        _among(_PLANS.c.status, _OPEN),
+    ),
+    select(_PLANS.c.id, _PLANS.c.invoice_id, _PLANS.c.status, _PLANS.c.balance)
+    .join(_PLAN_INVOICES, _PLAN_INVOICES.c.plan_id == _PLANS.c.id)
+    .where(
+        _PLAN_INVOICES.c.invoice_id == bindparam("invoice_id"),
+        _among(_PLANS.c.status, (PlanStatus.unrecovered.value,)),
+    ),
+)
+
+
+def over_invoice(
+    session: Session, invoice_id: str, customer_id: str, currency: str
+) -> Sequence[Row[Any]]:
+    """(id, invoice_id, status, balance) of the plans a change of this invoice's debt settles
+    (recoup.plans.closing.refresh_plans_after_change): the open invoice-mode plan of the
+    invoice, the open customer-mode plan of its customer and currency, and the plans covering
+    it that ended `unrecovered`. A plan may come twice; in no order."""
+    return session.execute(
+        _OVER_INVOICE,
+        {"invoice_id": invoice_id, "customer_id": customer_id, "currency": currency},
+    ).all()
+
+
+def is_loaded(session: Session, plan_id: int) -> bool:
+    """Whether the session holds this plan as an object (its state is then the one to use)."""
+    return session.identity_key(Plan, plan_id) in session.identity_map
 
 
 def invoice_ids(session: Session, plan_id: int) -> list[str]:
@@ -521,15 +603,19 @@ def customer_of(session: Session, plan: Plan) -> Customer | None:
 
 
 def policy_of(session: Session, plan: Plan) -> PolicyRow | None:
-    return session.get(PolicyRow, plan.policy_id)
+    """The plan's policy; its levels are read when asked for (the threshold of R8 needs none)."""
+    return session.get(PolicyRow, plan.policy_id, options=[lazyload(PolicyRow.levels)])
 
 
 def invoice(session: Session, invoice_id: str) -> Invoice | None:
-    return session.get(Invoice, invoice_id)
+    return session.get(Invoice, invoice_id, options=[lazyload(Invoice.customer)])
 
 
 def invoices(session: Session, invoice_ids: Collection[str]) -> Sequence[Invoice]:
-    return session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids))).all()
+    """The invoices (their customers are not joined: closing reads none)."""
+    return session.scalars(
+        select(Invoice).options(lazyload(Invoice.customer)).where(Invoice.id.in_(invoice_ids))
+    ).all()
 
 
 def open_invoices_of_account(
@@ -605,12 +691,14 @@ __all__ = [
     "customer_of",
     "ended_unrecovered_for_invoices",
     "find",
+    "find_bare",
     "get_or_not_found",
     "get_parts",
     "has_unfinished_instance",
     "invoice",
     "invoice_ids",
     "invoices",
+    "is_loaded",
     "late_cursor",
     "late_invoices",
     "late_query",
@@ -619,6 +707,7 @@ __all__ = [
     "open_for_invoices",
     "open_invoices_of_account",
     "other_open_status_change",
+    "over_invoice",
     "page",
     "paid_toward_promises",
     "plan_days_overdue",

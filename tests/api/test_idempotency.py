@@ -22,6 +22,7 @@ from recoup.apikeys.service import hash_key
 from recoup.book import writes
 from recoup.core.clock import utc_now
 from recoup.core.sessions import transaction
+from recoup.idempotency import repository as idempotency_repository
 from recoup.idempotency import service
 from recoup.models import IdempotencyKey
 from tests.api.conftest import assert_problem, auth
@@ -125,16 +126,15 @@ def test_a_server_error_is_not_kept_and_the_key_runs_again(
     db_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = writes.import_payments
-
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the disk is on fire")
 
     headers = {**auth(keys["collector"]), "Idempotency-Key": "pay-1"}
-    monkeypatch.setattr(writes, "import_payments", broken)
-    assert_problem(client.post("/api/v1/payments", json=PAYMENT, headers=headers), 500)
+    with monkeypatch.context() as patched:  # both ways a payment is recorded
+        patched.setattr(writes, "import_payments", broken)
+        patched.setattr(writes, "record_row", broken)
+        assert_problem(client.post("/api/v1/payments", json=PAYMENT, headers=headers), 500)
     assert _stored(db_url) == 0
-    monkeypatch.setattr(writes, "import_payments", real)
     again = client.post("/api/v1/payments", json=PAYMENT, headers=headers)
     assert again.status_code == 201 and "idempotent-replayed" not in again.headers
     assert len(_payments(client, headers)) == 1
@@ -164,6 +164,27 @@ def test_a_key_expires_after_24_hours_and_is_purged(
     assert len(_payments(client, headers)) == 1
 
 
+def test_an_expired_key_the_purge_has_not_reached_yet_is_not_replayed(
+    book: None,
+    client: TestClient,
+    keys: dict[str, str],
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The purge takes a batch at a time: an expired key it left is not replayed either."""
+    headers = {**auth(keys["collector"]), "Idempotency-Key": "pay-1"}
+    assert client.post("/api/v1/payments", json=PAYMENT, headers=headers).status_code == 201
+    monkeypatch.setattr(idempotency_repository, "PURGE_BATCH", 0)  # the batch reaches nothing
+    later = utc_now() + timedelta(hours=24, minutes=1)
+    monkeypatch.setattr(middleware, "utc_now", lambda: later)
+    again = client.post("/api/v1/payments", json=PAYMENT, headers=headers)
+    assert again.status_code == 200 and "idempotent-replayed" not in again.headers
+    replay = client.post("/api/v1/payments", json=PAYMENT, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true" and replay.content == again.content
+    assert _stored(db_url) == 1  # the expired reservation went, the new one stays
+    assert len(_payments(client, headers)) == 1
+
+
 # --- concurrent requests, against a live server ---------------------------------------------------
 
 
@@ -177,15 +198,18 @@ def test_a_second_request_while_the_first_runs_is_409_and_one_payment_is_recorde
     live: str, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entered, release = threading.Event(), threading.Event()
-    real = writes.import_payments
 
-    def held(*args: Any, **kwargs: Any) -> Any:
-        if not entered.is_set():  # the first request waits here, inside its route
-            entered.set()
-            assert release.wait(20)
-        return real(*args, **kwargs)
+    def held(real: Any) -> Any:
+        def wait_then_run(*args: Any, **kwargs: Any) -> Any:
+            if not entered.is_set():  # the first request waits here, inside its route
+                entered.set()
+                assert release.wait(20)
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(writes, "import_payments", held)
+        return wait_then_run
+
+    for way in ("import_payments", "record_row"):  # both ways a payment is recorded
+        monkeypatch.setattr(writes, way, held(getattr(writes, way)))
     headers = {**auth(keys["collector"]), "Idempotency-Key": "pay-1"}
     answers: list[httpx.Response] = []
     with httpx.Client(base_url=live, timeout=30) as http:
