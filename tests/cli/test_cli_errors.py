@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 from recoup.cli.main import app
 
 
-def test_uninitialised_database_says_run_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_uninitialised_database_says_run_init(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RECOUP_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
     result = CliRunner().invoke(app, ["plans"])
     assert result.exit_code == 1

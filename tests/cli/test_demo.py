@@ -33,7 +33,8 @@ def test_demo_small_book(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert emails, "the demo wrote no email to the outbox"
     assert str(folder / "outbox") in out
     assert re.search(
-        rf"RECOUP_DATABASE_URL=sqlite:///{re.escape(str(folder / 'recoup.db'))} \S*recoup plans", out
+        rf"RECOUP_DATABASE_URL=sqlite:///{re.escape(str(folder / 'recoup.db'))} \S*recoup plans",
+        out,
     )
     assert re.search(r"\S*recoup report\n", out)
 

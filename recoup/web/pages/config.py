@@ -56,6 +56,7 @@ def _save(page: Page, kind: Any, editing: str | None, item: Any) -> None:
     else:
         config_service.create_item(page.session, kind, item, actor=page.actor, reason=REASON)
 
+
 BLANK_LEVEL_ROWS = 2  # empty rows under a policy's levels, to add levels without JS
 NEW_POLICY_ROWS = 4  # rows of a new policy's form
 PREVIEW_INVOICES = 50  # invoices offered to preview a template on
