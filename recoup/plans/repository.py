@@ -79,20 +79,20 @@ def get_or_not_found(session: Session, plan_id: int) -> Plan:
 
 # The plans table's columns: a query written with them alone is plain SQL, which SQLAlchemy
 # runs without its ORM steps (a third cheaper for a page of plans: benchmarks/api_bench.py).
-_PLANS = Plan.__table__.c
+_PLANS = table_of(Plan)
 
 # what a listing shows of a plan (PlanRead): read as columns, so a page of plans costs no ORM
 # objects and no join of their policies
 SUMMARY_COLUMNS = (
-    _PLANS.id,
-    _PLANS.customer_id,
-    _PLANS.invoice_id,
-    _PLANS.currency,
-    _PLANS.status,
-    _PLANS.level,
-    _PLANS.balance,
-    _PLANS.opened_on,
-    _PLANS.closed_on,
+    _PLANS.c.id,
+    _PLANS.c.customer_id,
+    _PLANS.c.invoice_id,
+    _PLANS.c.currency,
+    _PLANS.c.status,
+    _PLANS.c.level,
+    _PLANS.c.balance,
+    _PLANS.c.opened_on,
+    _PLANS.c.closed_on,
 )
 
 
@@ -107,16 +107,17 @@ def _filters(
     """The conditions of a listing's filters, on the plans table's columns."""
     conditions: list[Any] = []
     if status:
-        conditions.append(_PLANS.status == status)
+        conditions.append(_PLANS.c.status == status)
     if customer_id:
-        conditions.append(_PLANS.customer_id == customer_id)
+        conditions.append(_PLANS.c.customer_id == customer_id)
     if policy:
-        policies = PolicyRow.__table__.c
-        conditions.append(_PLANS.policy_id.in_(select(policies.id).where(policies.name == policy)))
+        policies = table_of(PolicyRow).c
+        named = select(policies.id).where(policies.name == policy)
+        conditions.append(_PLANS.c.policy_id.in_(named))
     if level:
-        conditions.append(_PLANS.level == level)
+        conditions.append(_PLANS.c.level == level)
     if currency:
-        conditions.append(_PLANS.currency == currency.upper())
+        conditions.append(_PLANS.c.currency == currency.upper())
     return conditions
 
 
@@ -148,17 +149,17 @@ def plan_days_overdue(today: date) -> Any:
     """R1 as SQL for an open plan, as recoup.tasks.repository.days_overdue computes it on a
     row: today − its anchor date, less the days it spent paused (the current pause too)."""
     today_n = (today - EPOCH).days
-    paused_since = today_n - _DayNumber(_PLANS.paused_on)
+    paused_since = today_n - _DayNumber(_PLANS.c.paused_on)
     current_pause = case(
         (
-            (_PLANS.status == PlanStatus.paused.value)
-            & _PLANS.paused_on.is_not(None)
+            (_PLANS.c.status == PlanStatus.paused.value)
+            & _PLANS.c.paused_on.is_not(None)
             & (paused_since > 0),
             paused_since,
         ),
         else_=0,
     )
-    return today_n - _DayNumber(_PLANS.anchor_date) - _PLANS.paused_days - current_pause
+    return today_n - _DayNumber(_PLANS.c.anchor_date) - _PLANS.c.paused_days - current_pause
 
 
 def list_plans(
@@ -197,19 +198,19 @@ def page(
     query = (
         select(*SUMMARY_COLUMNS)
         .where(*_filters(status, customer_id, policy=policy, level=level, currency=currency))
-        .order_by(*keyset.order(_PLANS.id))
+        .order_by(*keyset.order(_PLANS.c.id))
     )
     if min_days_overdue is not None or max_days_overdue is not None:
         if today is None:
             raise ValueError("days overdue are counted on a date: pass today")
         overdue = plan_days_overdue(today)
-        query = query.where(_PLANS.status.in_(OPEN_PLAN_VALUES))
+        query = query.where(_PLANS.c.status.in_(OPEN_PLAN_VALUES))
         if min_days_overdue is not None:
             query = query.where(overdue >= min_days_overdue)
         if max_days_overdue is not None:
             query = query.where(overdue <= max_days_overdue)
     if cursor is not None:
-        query = query.where(keyset.past(_PLANS.id, decode_id_cursor(cursor)))
+        query = query.where(keyset.past(_PLANS.c.id, decode_id_cursor(cursor)))
     query = query.limit(limit + 1)
     return keyset.page(list(session.execute(query).all()), limit)
 
@@ -272,7 +273,6 @@ def ended_unrecovered_for_invoices(session: Session, invoice_ids: Collection[str
     )
 
 
-_PLANS = table_of(Plan)
 _PLAN_INVOICES = table_of(PlanInvoice)
 
 
@@ -373,17 +373,17 @@ class PlanParts:
 def get_parts(session: Session, plan_id: int) -> PlanParts:
     """The plan with its policy's name, its invoices, action instances, tasks, charges,
     letters and log."""
-    plans, policies = Plan.__table__, PolicyRow.__table__
+    policies = table_of(PolicyRow)
     plan = session.execute(
-        select(plans, policies.c.name.label("policy_name"))
-        .join(policies, policies.c.id == plans.c.policy_id)
-        .where(plans.c.id == plan_id)
+        select(_PLANS, policies.c.name.label("policy_name"))
+        .join(policies, policies.c.id == _PLANS.c.policy_id)
+        .where(_PLANS.c.id == plan_id)
     ).first()
     if plan is None:
         raise NotFound(f"plan {plan_id} not found")
 
     def rows_of(model: Any) -> list[Row[Any]]:
-        table = model.__table__
+        table = table_of(model)
         query = select(*table.c).where(table.c.plan_id == plan.id).order_by(table.c.id)
         return list(session.execute(query).all())
 
