@@ -44,6 +44,7 @@ def import_payments(
     actor: str | None = None,
     on: date | None = None,
     progress: Progress | None = None,
+    short: bool = True,
 ) -> ImportReport:
     """Record payments (R8). Each lowers the amount due of the invoice it names, or of the
     customer's oldest due invoices first (same currency); money beyond what is due is kept
@@ -51,9 +52,12 @@ def import_payments(
     Payments are immutable: the same id again with the same values changes nothing, with other
     values it is an error. Each payment's business date is its own `date` (R8): the plans it
     closes close on it, and a customer-mode balance counts the invoices due by then (R4).
-    `on` is accepted for the callers' symmetry with the other imports and not used."""
+    `on` is accepted for the callers' symmetry with the other imports and not used.
+
+    One new payment takes the short way (record_one) unless `short` is False (a caller that
+    has just been declined by it)."""
     batch = parse("payments", rows, parse_payment, progress)
-    if len(batch.values) == 1 and not batch.errors:
+    if short and len(batch.values) == 1 and not batch.errors:
         one = record_one(session, batch.values[0], actor=actor)
         if one is not None:
             if progress:

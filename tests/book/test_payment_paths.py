@@ -358,9 +358,7 @@ def report_fields(report: ImportReport) -> Any:
 
 def general(session: Session, rows: Any, *, actor: str | None) -> ImportReport:
     """The import of a batch, whatever its size."""
-    return payments._import_many(
-        session, parse("payments", rows, parse_payment, None), actor=actor, progress=None
-    )
+    return payments.import_payments(session, rows, actor=actor, short=False)
 
 
 def record_read_back(session: Session, payment: PaymentCreate, *, actor: str) -> Any:
