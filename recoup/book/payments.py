@@ -162,9 +162,10 @@ _LOWER = (
     .where(_INVOICES.c.id == bindparam("invoice_id"))
     .values(amount_due=bindparam("new_amount_due"), status=bindparam("new_status"))
 )
-_INSERT_PAYMENT = insert(table_of(Payment))
-_INSERT_ALLOCATION = insert(table_of(PaymentAllocation))
-_INSERT_LOG = insert(table_of(LogEntry))
+# inline: no RETURNING of the ids the database gives (nothing reads them back)
+_INSERT_PAYMENT = insert(table_of(Payment)).inline()
+_INSERT_ALLOCATION = insert(table_of(PaymentAllocation)).inline()
+_INSERT_LOG = insert(table_of(LogEntry)).inline()
 
 
 def record_one(session: Session, payment: PaymentIn, *, actor: str | None) -> Recorded | None:
