@@ -33,7 +33,7 @@ from recoup.domain.enums import OPEN_INVOICE_VALUES, Event, InvoiceStatus
 from recoup.domain.money import money_text
 from recoup.log.service import log_row
 from recoup.models import Invoice, LogEntry, Payment, PaymentAllocation, Plan
-from recoup.plans.closing import own_balance, refresh_plans_of_invoice
+from recoup.plans.closing import own_balance, refresh_plans_of_invoices
 from recoup.schedule.service import recheck_invoice
 
 
@@ -44,6 +44,7 @@ def import_payments(
     actor: str | None = None,
     on: date | None = None,
     progress: Progress | None = None,
+    short: bool = True,
 ) -> ImportReport:
     """Record payments (R8). Each lowers the amount due of the invoice it names, or of the
     customer's oldest due invoices first (same currency); money beyond what is due is kept
@@ -51,9 +52,12 @@ def import_payments(
     Payments are immutable: the same id again with the same values changes nothing, with other
     values it is an error. Each payment's business date is its own `date` (R8): the plans it
     closes close on it, and a customer-mode balance counts the invoices due by then (R4).
-    `on` is accepted for the callers' symmetry with the other imports and not used."""
+    `on` is accepted for the callers' symmetry with the other imports and not used.
+
+    One new payment takes the short way (record_one) unless `short` is False (a caller that
+    has just been declined by it)."""
     batch = parse("payments", rows, parse_payment, progress)
-    if len(batch.values) == 1 and not batch.errors:
+    if short and len(batch.values) == 1 and not batch.errors:
         one = record_one(session, batch.values[0], actor=actor)
         if one is not None:
             if progress:
@@ -158,63 +162,75 @@ _LOWER = (
     .where(_INVOICES.c.id == bindparam("invoice_id"))
     .values(amount_due=bindparam("new_amount_due"), status=bindparam("new_status"))
 )
-_INSERT_PAYMENT = insert(table_of(Payment))
-_INSERT_ALLOCATION = insert(table_of(PaymentAllocation))
-_INSERT_LOG = insert(table_of(LogEntry))
+# inline: no RETURNING of the ids the database gives (nothing reads them back)
+_INSERT_PAYMENT = insert(table_of(Payment)).inline()
+_INSERT_ALLOCATION = insert(table_of(PaymentAllocation)).inline()
+_INSERT_LOG = insert(table_of(LogEntry)).inline()
 
 
 def record_one(session: Session, payment: PaymentIn, *, actor: str | None) -> Recorded | None:
-    """One new payment naming its invoice (`POST /payments`, a file of one row), recorded as
-    the import records it (R8): the same rows, log entries, plans closed or recovered, the
-    same invoice checked again; with only the statements one payment needs, each built once:
-    the invoice locked and read as a row, Core writes, the plans over it found in one query
-    (recoup.plans.closing.refresh_plans_of_invoice). None, having written nothing, for any
-    other: a payment recorded before, an invoice missing or another customer's or in another
-    currency, a payment naming no invoice; the import answers those (its errors, `unchanged`,
-    its spreading)."""
-    if payment.invoice_id is None:
-        return None
+    """One new payment (`POST /payments`, a file of one row) recorded as the import records it
+    (R8): the same rows, log entries, plans closed or recovered, the same invoices checked
+    again; with only the statements one payment needs, each built once: the invoice it names
+    (or those of the customer it can spread over) locked and read as rows, Core writes, the
+    plans over the invoices it lowered found in one query
+    (recoup.plans.closing.refresh_plans_of_invoices). None, having written nothing, for a
+    payment recorded before, an invoice missing or another customer's or in another
+    currency, a customer missing: the import answers those (its errors, `unchanged`)."""
     session.flush()  # the statements below do not autoflush, as the import's queries do
-    # the lock before the plans are read, as _Ledger.load takes it (SQLite: the write lock)
-    hold_write_lock(session)
-    row = repository.lock_owed(session, payment.invoice_id, payment.id)
-    if (
-        row is None
-        or row.payment_recorded
-        or (row.customer_id, row.currency) != (payment.customer_id, payment.currency)
-    ):
-        return None
-    owed = _Owed(row)
     ledger = _Ledger()
-    ledger.invoices[owed.id] = owed
+    if payment.invoice_id is not None:
+        # the lock before the plans are read, as _Ledger.load takes it (SQLite: the write lock)
+        hold_write_lock(session)
+        row = repository.lock_owed(session, payment.invoice_id, payment.id)
+        if (
+            row is None
+            or row.payment_recorded
+            or (row.customer_id, row.currency) != (payment.customer_id, payment.currency)
+        ):
+            return None
+        ledger.invoices[row.id] = _Owed(row)
+    else:
+        recorded, known = repository.payment_and_customer(session, payment.id, payment.customer_id)
+        if recorded or not known:
+            return None
+        hold_write_lock(session)
+        owing = repository.lock_owing(session, payment.customer_id)
+        ledger.invoices = {row.id: _Owed(row) for row in owing}
+        ledger.spread_over({payment.customer_id})
     report = ImportReport("payments", rows=1)
     touched = ledger.apply(payment, actor, report)
-    if touched:  # the import's invoice object is flushed before its inserts
+    lowered = [ledger.invoices[i] for i in touched]
+    if lowered:  # the import's invoice objects are flushed before its inserts
         session.execute(
             _LOWER,
-            {"invoice_id": owed.id, "new_amount_due": owed.amount_due, "new_status": owed.status},
+            [
+                {"invoice_id": i.id, "new_amount_due": i.amount_due, "new_status": i.status}
+                for i in lowered
+            ],
         )
-        forget_loaded(session, Invoice, owed.id)
+        for invoice in lowered:
+            forget_loaded(session, Invoice, invoice.id)
     session.execute(_INSERT_PAYMENT, ledger.pending_payments)
     if ledger.pending_allocations:
         session.execute(_INSERT_ALLOCATION, ledger.pending_allocations)
     session.execute(_INSERT_LOG, ledger.pending_logs)
     closed: list[Plan] = []
-    if touched:
-        closed = refresh_plans_of_invoice(
+    if lowered:
+        closed = refresh_plans_of_invoices(
             session,
-            owed.id,
-            owed.customer_id,
-            owed.currency,
-            balance=own_balance(owed.amount_due, owed.is_open),
+            {i.id: own_balance(i.amount_due, i.is_open) for i in lowered},
+            payment.customer_id,
+            payment.currency,
             on=payment.date,
             actor=actor,
         )
-        recheck_invoice(session, owed.id)
+        for invoice_id in sorted(touched):
+            recheck_invoice(session, invoice_id)
     session.flush()
     report.created = 1
     report.plans_recovered = [p.id for p in closed]
-    report.rechecked = len(touched)
+    report.rechecked = len(set(touched))
     return Recorded(
         payment=payment,
         report=report,
@@ -306,9 +322,7 @@ class _Ledger:
         # or it waits for this import and sees the payments (R8). SQLite: the write lock.
         hold_write_lock(session)
         ledger.invoices = dict(repository.lock_invoices(session, wanted))
-        for inv in sorted(ledger.invoices.values(), key=lambda i: (i.due_date, i.id)):
-            if inv.customer_id in spread and inv.is_open and inv.amount_due > 0:
-                ledger.open_by_account[(inv.customer_id, inv.currency)].append(inv)
+        ledger.spread_over(spread)
         ledger.plan_invoices = repository.invoices_with_open_plan(session, ledger.invoices)
         # R8: a debt paid after its plan ended `unrecovered` recovers that plan
         ledger.plan_invoices |= repository.invoices_of_unrecovered_plans(session, ledger.invoices)
@@ -316,6 +330,13 @@ class _Ledger:
             session, {p.customer_id for p in payments}
         )
         return ledger
+
+    def spread_over(self, customers: set[str]) -> None:
+        """The invoices of these customers that payments naming none can lower, by account,
+        oldest due first."""
+        for inv in sorted(self.invoices.values(), key=lambda i: (i.due_date, i.id)):
+            if inv.customer_id in customers and inv.is_open and inv.amount_due > 0:
+                self.open_by_account[(inv.customer_id, inv.currency)].append(inv)
 
     def apply(self, payment: PaymentIn, actor: str | None, report: ImportReport) -> list[str]:
         """Spread one payment; returns the invoices it lowered."""

@@ -14,13 +14,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, bindparam, exists, func, or_, select, tuple_
+from sqlalchemy import Row, bindparam, exists, func, literal_column, or_, select, tuple_
 from sqlalchemy.orm import Session, lazyload
 
 from recoup.core.db import table_of
 from recoup.core.errors import InvalidInput, NotFound
 from recoup.core.schemas import Keyset, decode_cursor
-from recoup.domain.enums import ActionType, Event, PlanStatus
+from recoup.domain.enums import OPEN_INVOICE_VALUES, ActionType, Event, PlanStatus
 from recoup.models import (
     ActionRow,
     Charge,
@@ -337,6 +337,46 @@ def lock_owed(session: Session, invoice_id: str, payment_id: str) -> Row[*tuple[
     return session.execute(_LOCK_OWED, {"invoice_id": invoice_id, "payment_id": payment_id}).first()
 
 
+# a payment naming no invoice: whether it was recorded before, whether its customer exists
+_PAYMENT_AND_CUSTOMER = select(
+    exists().where(_PAYMENTS.c.id == bindparam("payment_id")),
+    exists().where(table_of(Customer).c.id == bindparam("customer_id")),
+)
+# ... and the invoices it can spread over, locked as lock_invoices locks them, in id order
+_LOCK_OWING = (
+    select(
+        _INVOICES.c.id,
+        _INVOICES.c.customer_id,
+        _INVOICES.c.currency,
+        _INVOICES.c.due_date,
+        _INVOICES.c.amount_due,
+        _INVOICES.c.status,
+    )
+    .where(
+        _INVOICES.c.customer_id == bindparam("customer_id"),
+        _INVOICES.c.status.in_([literal_column(f"'{s}'") for s in OPEN_INVOICE_VALUES]),
+        _INVOICES.c.amount_due > 0,
+    )
+    .order_by(_INVOICES.c.id)
+    .with_for_update(key_share=True)
+)
+
+
+def payment_and_customer(session: Session, payment_id: str, customer_id: str) -> tuple[bool, bool]:
+    """(whether payment `payment_id` was recorded, whether customer `customer_id` exists)."""
+    recorded, known = session.execute(
+        _PAYMENT_AND_CUSTOMER, {"payment_id": payment_id, "customer_id": customer_id}
+    ).one()
+    return bool(recorded), bool(known)
+
+
+def lock_owing(session: Session, customer_id: str) -> Sequence[Row[*tuple[Any, ...]]]:
+    """(id, customer_id, currency, due_date, amount_due, status) of the customer's open invoices
+    with something due (open_invoice_ids(owing=True)), locked as lock_invoices locks them
+    (SQLite: the caller holds the write lock)."""
+    return session.execute(_LOCK_OWING, {"customer_id": customer_id}).all()
+
+
 def invoice_owners(session: Session, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
     """invoice id -> (customer id, currency)."""
     found: dict[str, tuple[str, str]] = {}
@@ -495,11 +535,13 @@ __all__ = [
     "list_invoices",
     "lock_invoices",
     "lock_owed",
+    "lock_owing",
     "open_invoice_ids",
     "open_invoices_of_customer",
     "open_plan_counts",
     "open_plans_covering",
     "open_plans_of_invoice",
+    "payment_and_customer",
     "payments_by_id",
     "plans_of_customer",
     "policy_names",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -198,7 +199,8 @@ def record_payment(session: Session, body: PaymentCreate, *, actor: str | None) 
             plans_closed=one.plans_closed,
             created=True,
         )
-    report = _one(import_payments, session, row, actor)
+    # declined (recorded before, a refusal): the import's answer, without asking again
+    report = _one(partial(import_payments, short=False), session, row, actor)
     payment = repository.get_payment_or_not_found(session, body.id)
     return PaymentRecorded(
         id=payment.id,

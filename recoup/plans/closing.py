@@ -3,6 +3,7 @@ stopped by hand (R10). Services flush; the caller owns the transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 
@@ -198,13 +199,13 @@ def customer_plan_balance(
 
 
 def _is_recovered(
-    session: Session, plan: Plan, on: date, *, own: tuple[str, Decimal] | None = None
+    session: Session, plan: Plan, on: date, *, known: Mapping[str, Decimal] | None = None
 ) -> bool:
-    """Set the plan's balance from its invoices as of `on`; True when R8 closes it. `own`:
-    (invoice id, the balance its invoice-mode plan has) when the caller knows it."""
+    """Set the plan's balance from its invoices as of `on`; True when R8 closes it. `known`:
+    by invoice, the balance its invoice-mode plan has, where the caller knows it."""
     if plan.invoice_id is not None:
-        if own is not None and own[0] == plan.invoice_id:
-            plan.balance = own[1]
+        if known is not None and plan.invoice_id in known:
+            plan.balance = known[plan.invoice_id]
         else:
             invoice = repository.invoice(session, plan.invoice_id)
             assert invoice is not None
@@ -253,50 +254,50 @@ def refresh_plans_after_change(
     return closed
 
 
-def refresh_plans_of_invoice(
+def refresh_plans_of_invoices(
     session: Session,
-    invoice_id: str,
+    balances: Mapping[str, Decimal],
     customer_id: str,
     currency: str,
     *,
-    balance: Decimal,
     on: date,
     actor: str | None = None,
 ) -> list[Plan]:
-    """refresh_plans_after_change of one invoice whose debt the caller has just changed
-    (`balance`: own_balance of it, as written): the same plans settled in the same order,
-    with the same effects and log entries, found in one query. A plan of the invoice alone
-    that stays open (a partial payment, the common case) is only given its new balance,
-    without being loaded; every other goes the ORM way above."""
-    rows = repository.over_invoice(session, invoice_id, customer_id, currency)
+    """refresh_plans_after_change of invoices of one customer and currency whose debt the
+    caller has just changed (one payment): `balances`, by invoice, own_balance of it as
+    written. The same plans settled in the same order, with the same effects and log
+    entries, found in one query. A plan of one invoice alone that stays open (a partial
+    payment, the common case) is only given its new balance, without being loaded; every
+    other goes the ORM way above."""
+    rows = repository.over_invoices(session, sorted(balances), customer_id, currency)
     if not rows:
         return []
     opened = sorted({r.id for r in rows if r.status in OPEN_PLAN_VALUES})
     ended = sorted({r.id for r in rows if r.status == PlanStatus.unrecovered.value})
     stays = {
-        r.id: r.balance
+        r.id: (r.balance, balances[r.invoice_id])
         for r in rows
-        if r.invoice_id == invoice_id
+        if r.invoice_id in balances
         and r.status in OPEN_PLAN_VALUES
-        and balance > 0
+        and balances[r.invoice_id] > 0
         and not repository.is_loaded(session, r.id)  # a loaded plan's state is the one to use
     }
-    own = (invoice_id, balance)
     closed: list[Plan] = []
     for plan_id in opened:
         if plan_id in stays:
-            if stays[plan_id] != balance:  # as the ORM writes a changed value only
+            was, balance = stays[plan_id]
+            if was != balance:  # as the ORM writes a changed value only
                 set_balance(session, plan_id, balance)
             continue
         plan = repository.find_bare(session, plan_id)
         assert plan is not None
-        if _is_recovered(session, plan, on, own=own):
+        if _is_recovered(session, plan, on, known=balances):
             close_plan(session, plan, PlanStatus.recovered, on=on, actor=actor, reason="paid")
             closed.append(plan)
     for plan_id in ended:
         plan = repository.find_bare(session, plan_id)
         assert plan is not None
-        if _is_recovered(session, plan, on, own=own):
+        if _is_recovered(session, plan, on, known=balances):
             recover_after_end(session, plan, on=on, actor=actor)
             closed.append(plan)
     session.flush()
@@ -374,7 +375,7 @@ __all__ = [
     "own_balance",
     "recover_after_end",
     "refresh_plans_after_change",
-    "refresh_plans_of_invoice",
+    "refresh_plans_of_invoices",
     "restore_account_status",
     "set_balance",
 ]

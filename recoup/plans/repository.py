@@ -284,40 +284,50 @@ def _among(column: Any, values: Iterable[str]) -> Any:
 
 
 _OPEN = tuple(OPEN_PLAN_VALUES)
-# One invoice's debt changed: the plans open_for_invoices, open_for_customers and
-# ended_unrecovered_for_invoices would find for it, in one statement built once (a payment
-# through the API runs it on every request), each part led by its index.
-_OVER_INVOICE = union_all(
-    select(_PLANS.c.id, _PLANS.c.invoice_id, _PLANS.c.status, _PLANS.c.balance).where(
-        _PLANS.c.invoice_id == bindparam("invoice_id"),
-        _among(_PLANS.c.status, (*_OPEN, PlanStatus.unrecovered.value)),
-    ),
-    select(_PLANS.c.id, _PLANS.c.invoice_id, _PLANS.c.status, _PLANS.c.balance).where(
-        _PLANS.c.customer_id == bindparam("customer_id"),
-        _PLANS.c.currency == bindparam("currency"),
-        _PLANS.c.invoice_id.is_(None),
-        _among(_PLANS.c.status, _OPEN),
-    ),
-    select(_PLANS.c.id, _PLANS.c.invoice_id, _PLANS.c.status, _PLANS.c.balance)
-    .join(_PLAN_INVOICES, _PLAN_INVOICES.c.plan_id == _PLANS.c.id)
-    .where(
-        _PLAN_INVOICES.c.invoice_id == bindparam("invoice_id"),
-        _among(_PLANS.c.status, (PlanStatus.unrecovered.value,)),
-    ),
-)
 
 
-def over_invoice(
-    session: Session, invoice_id: str, customer_id: str, currency: str
+def _over(invoices: Any) -> Any:
+    """The plans open_for_invoices, open_for_customers and ended_unrecovered_for_invoices would
+    find for the invoices `invoices` selects (of one customer and currency), in one statement,
+    each part led by its index."""
+    columns = (_PLANS.c.id, _PLANS.c.invoice_id, _PLANS.c.status, _PLANS.c.balance)
+    return union_all(
+        select(*columns).where(
+            invoices(_PLANS.c.invoice_id),
+            _among(_PLANS.c.status, (*_OPEN, PlanStatus.unrecovered.value)),
+        ),
+        select(*columns).where(
+            _PLANS.c.customer_id == bindparam("customer_id"),
+            _PLANS.c.currency == bindparam("currency"),
+            _PLANS.c.invoice_id.is_(None),
+            _among(_PLANS.c.status, _OPEN),
+        ),
+        select(*columns)
+        .join(_PLAN_INVOICES, _PLAN_INVOICES.c.plan_id == _PLANS.c.id)
+        .where(
+            invoices(_PLAN_INVOICES.c.invoice_id),
+            _among(_PLANS.c.status, (PlanStatus.unrecovered.value,)),
+        ),
+    )
+
+
+# built once: a payment through the API runs one on every request (one invoice: no IN list)
+_OVER_INVOICE = _over(lambda column: column == bindparam("invoice_id"))
+_OVER_INVOICES = _over(lambda column: column.in_(bindparam("invoice_ids", expanding=True)))
+
+
+def over_invoices(
+    session: Session, invoice_ids: Sequence[str], customer_id: str, currency: str
 ) -> Sequence[Row[Any]]:
-    """(id, invoice_id, status, balance) of the plans a change of this invoice's debt settles
-    (recoup.plans.closing.refresh_plans_after_change): the open invoice-mode plan of the
-    invoice, the open customer-mode plan of its customer and currency, and the plans covering
-    it that ended `unrecovered`. A plan may come twice; in no order."""
-    return session.execute(
-        _OVER_INVOICE,
-        {"invoice_id": invoice_id, "customer_id": customer_id, "currency": currency},
-    ).all()
+    """(id, invoice_id, status, balance) of the plans a change of these invoices' debt settles
+    (recoup.plans.closing.refresh_plans_after_change), the invoices all of `customer_id` in
+    `currency`: their open invoice-mode plans, the open customer-mode plan of the customer and
+    currency, and the plans covering them that ended `unrecovered`. A plan may come twice; in
+    no order."""
+    account = {"customer_id": customer_id, "currency": currency}
+    if len(invoice_ids) == 1:
+        return session.execute(_OVER_INVOICE, {"invoice_id": invoice_ids[0], **account}).all()
+    return session.execute(_OVER_INVOICES, {"invoice_ids": list(invoice_ids), **account}).all()
 
 
 def is_loaded(session: Session, plan_id: int) -> bool:
@@ -707,7 +717,7 @@ __all__ = [
     "open_for_invoices",
     "open_invoices_of_account",
     "other_open_status_change",
-    "over_invoice",
+    "over_invoices",
     "page",
     "paid_toward_promises",
     "plan_days_overdue",

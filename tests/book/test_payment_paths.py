@@ -92,7 +92,7 @@ class Spec:
     status_change: str | None  # None, "own" (the plan suspended C1), "shared" (the other too)
     min_balance: str | None  # the policy's threshold in EUR (customer mode closes below it)
     pay: int  # cents
-    named: str  # "first" or another invoice id (refusals)
+    named: str | None  # "first", another invoice id (refusals), None: spread over C1's
     currency: str
     customer: str
     before: str | None  # "same" or "other": the payment id was recorded before
@@ -141,7 +141,13 @@ def specs(draw: st.DrawFn) -> Spec:
             st.integers(1, 30_000),
         )
     )
+    spread = draw(st.booleans())
+    if spread:  # oldest due first over what is due in its currency
+        due = sum(i.due for i in invoices if i.currency == "EUR" and i.status in STATUSES[:2])
+        pay = draw(st.sampled_from([max(due, 1), max(1, due // 2), due + 700, 1]))
     refusal = draw(st.sampled_from([None] * 8 + ["unknown", "customer", "currency", "before"]))
+    if spread and refusal == "unknown":
+        refusal = None
     return Spec(
         mode=mode,
         invoices=invoices,
@@ -157,9 +163,9 @@ def specs(draw: st.DrawFn) -> Spec:
         status_change=draw(st.sampled_from([None, "own", "shared"])),
         min_balance=draw(st.sampled_from([None, "50.00", "150.00"])),
         pay=pay,
-        named="I-missing" if refusal == "unknown" else "first",
-        currency="USD" if refusal == "currency" else "EUR",
-        customer="C2" if refusal == "customer" else "C1",
+        named=None if spread else "I-missing" if refusal == "unknown" else "first",
+        currency="USD" if refusal == "currency" else "EUR",  # spread: over C1's USD invoices
+        customer=("C-missing" if spread else "C2") if refusal == "customer" else "C1",
         before=draw(st.sampled_from(["same", "other"])) if refusal == "before" else None,
         loaded=draw(st.booleans()),
     )
@@ -281,7 +287,7 @@ def build(session: Session, spec: Spec) -> None:
     session.flush()
 
 
-def _named(spec: Spec) -> str:
+def _named(spec: Spec) -> str | None:
     return "I0" if spec.named == "first" else spec.named
 
 
@@ -352,9 +358,7 @@ def report_fields(report: ImportReport) -> Any:
 
 def general(session: Session, rows: Any, *, actor: str | None) -> ImportReport:
     """The import of a batch, whatever its size."""
-    return payments._import_many(
-        session, parse("payments", rows, parse_payment, None), actor=actor, progress=None
-    )
+    return payments.import_payments(session, rows, actor=actor, short=False)
 
 
 def record_read_back(session: Session, payment: PaymentCreate, *, actor: str) -> Any:
@@ -507,6 +511,19 @@ BASE = Spec(
         pytest.param({"before": "same"}, id="recorded-before"),
         pytest.param({"before": "other"}, id="recorded-before-otherwise"),
         pytest.param({"named": "I-missing"}, id="unknown-invoice"),
+        pytest.param({"named": None}, id="spread-pays-the-oldest"),
+        pytest.param({"named": None, "pay": 12_000}, id="spread-over-two"),
+        pytest.param({"named": None, "pay": 20_000}, id="spread-beyond-what-is-due"),
+        pytest.param({"named": None, "pay": 12_000, "loaded": True}, id="spread-objects-held"),
+        pytest.param({"named": None, "pay": 12_000, "other_plan": "active"}, id="spread-two-plans"),
+        pytest.param(
+            {"named": None, "mode": "customer", "covered": 2, "pay": 12_000},
+            id="spread-customer-plan",
+        ),
+        pytest.param({"named": None, "currency": "USD"}, id="spread-nothing-due-in-it"),
+        pytest.param({"named": None, "customer": "C2"}, id="spread-customer-owes-nothing"),
+        pytest.param({"named": None, "customer": "C-missing"}, id="spread-unknown-customer"),
+        pytest.param({"named": None, "before": "same"}, id="spread-recorded-before"),
         pytest.param({"customer": "C2"}, id="another-customers-invoice"),
         pytest.param({"currency": "USD"}, id="another-currency"),
     ],
@@ -520,7 +537,12 @@ def test_each_shape_the_short_way_does_what_the_import_does(
             short = check_same_ways(session, spec)
         finally:
             session.rollback()
-    refused = {"before", "named", "customer", "currency"} & set(changes)
+    refused = (
+        "before" in changes
+        or changes.get("named", "first") not in ("first", None)
+        or (changes.get("named", "first") is not None and {"customer", "currency"} & set(changes))
+        or changes.get("customer") == "C-missing"
+    )
     assert short == (not refused)
 
 
