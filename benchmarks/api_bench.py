@@ -104,9 +104,27 @@ def prepare(base: str, n: int, rebuild: bool) -> str:
         if invoices == n and plans:
             print(f"reusing {PG_DATABASE}: {invoices:,} invoices, {plans:,} plans", flush=True)
             _migrate(url)  # built by an older Recoup: the tables added since
+            _analyze(url)
             return url
     build(base, n)
+    _analyze(url)
     return url
+
+
+def _analyze(url: str) -> None:
+    """Fresh planner statistics: earlier runs' payments and idempotency keys are rows that
+    autovacuum may not have counted yet, and a stale count can turn an index read into a scan
+    (as a production database's autovacuum would keep them)."""
+    from sqlalchemy import text
+
+    from recoup.core.db import make_engine
+
+    engine = make_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+    finally:
+        engine.dispose()
 
 
 def _migrate(url: str) -> None:

@@ -380,6 +380,10 @@ class PlanParts:
     log: list[Row[Any]] = field(default_factory=list)
 
 
+# what a plan shows of its action instances: not their results (JSON) nor their leases
+_ACTION_COLUMNS = ("id", "level", "action", "type", "status", "attempts", "error")
+
+
 def get_parts(session: Session, plan_id: int) -> PlanParts:
     """The plan with its policy's name, its invoices, action instances, tasks, charges,
     letters and log."""
@@ -392,9 +396,10 @@ def get_parts(session: Session, plan_id: int) -> PlanParts:
     if plan is None:
         raise NotFound(f"plan {plan_id} not found")
 
-    def rows_of(model: Any) -> list[Row[Any]]:
+    def rows_of(model: Any, names: Sequence[str] | None = None) -> list[Row[Any]]:
         table = table_of(model)
-        query = select(*table.c).where(table.c.plan_id == plan.id).order_by(table.c.id)
+        columns = [table.c[name] for name in names] if names else list(table.c)
+        query = select(*columns).where(table.c.plan_id == plan.id).order_by(table.c.id)
         return list(session.execute(query).all())
 
     return PlanParts(
@@ -402,7 +407,7 @@ def get_parts(session: Session, plan_id: int) -> PlanParts:
         policy=plan.policy_name,
         # an invoice-mode plan covers its own invoice and has no link rows (plans.links)
         invoice_ids=[plan.invoice_id] if plan.invoice_id else invoice_ids(session, plan.id),
-        actions=rows_of(ActionInstance),
+        actions=rows_of(ActionInstance, _ACTION_COLUMNS),
         tasks=rows_of(Task),
         charges=rows_of(Charge),
         documents=rows_of(Document),
