@@ -21,6 +21,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check recoup tests benchmarks
+	$(BIN)/ruff format --check recoup tests benchmarks
 	$(BIN)/mypy recoup/domain
 	$(BIN)/lint-imports
 
