@@ -47,14 +47,10 @@ async def current_actor(
 
 async def check_key(request: Request, key: str) -> apikey_service.Caller | None:
     cache: apikey_service.KeyCache = request.app.state.key_cache
-    caller = cache.get(key)
-    if caller is None:
-        caller = await in_unit_of_work(
-            request, lambda session: apikey_service.authenticate(session, key)
-        )
-        if caller is not None:
-            cache.put(key, caller)
-    return caller
+    # a key in the cache is known on the event loop, without a trip to the thread pool
+    return cache.get(key) or await in_unit_of_work(
+        request, lambda session: apikey_service.check_key(session, cache, key)
+    )
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]

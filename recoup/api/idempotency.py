@@ -53,10 +53,9 @@ def _reserve(
     for attempt in (1, 2):
         try:
             with unit_of_work(factory) as session:
-                api_key = cache.get(token) or apikey_service.authenticate(session, token)
+                api_key = apikey_service.check_key(session, cache, token)
                 if api_key is None:
                     return None
-                cache.put(token, api_key)
                 return service.reserve(
                     session,
                     api_key_id=api_key.id,

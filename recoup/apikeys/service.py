@@ -120,11 +120,25 @@ class KeyCache:
 
 MAX_CACHED_KEYS = 10_000
 
+
+def check_key(session: Session, cache: KeyCache, key: str) -> Caller | None:
+    """The live key `key` is: from `cache` while it trusts it, else read (`authenticate`) and
+    kept there from now. A key found in the cache is not put back: that would renew its time to
+    live, and a revoked key in steady use would never be read again."""
+    caller = cache.get(key)
+    if caller is None:
+        caller = authenticate(session, key)
+        if caller is not None:
+            cache.put(key, caller)
+    return caller
+
+
 __all__ = [
     "Caller",
     "KEY_PREFIX",
     "KeyCache",
     "authenticate",
+    "check_key",
     "create_key",
     "hash_key",
     "revoke_key",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from recoup.apikeys.service import MAX_CACHED_KEYS, Caller, KeyCache
+from recoup.apikeys.service import MAX_CACHED_KEYS, Caller, KeyCache, check_key
 from recoup.core.env import DEFAULT_API_KEY_CACHE_SECONDS, load_env
 from recoup.core.errors import RecoupError
 
@@ -48,3 +48,14 @@ def test_the_time_to_live_comes_from_the_environment(monkeypatch: pytest.MonkeyP
         monkeypatch.setenv("RECOUP_API_KEY_CACHE_SECONDS", bad)
         with pytest.raises(RecoupError, match="RECOUP_API_KEY_CACHE_SECONDS must be a number"):
             load_env()
+
+
+def test_a_key_used_from_the_cache_is_still_read_again_after_its_time_to_live() -> None:
+    """Using a cached key does not renew it: a revoked key in steady use is refused in time."""
+    now = [100.0]
+    cache = KeyCache(5, clock=lambda: now[0])
+    cache.put("rk_a", CALLER)
+    now[0] += 4
+    assert check_key(None, cache, "rk_a") == CALLER  # type: ignore[arg-type]  # no read
+    now[0] += 1
+    assert cache.get("rk_a") is None
