@@ -650,15 +650,10 @@ def _dry_run(page: Page, text: str) -> config_service.ChangeReport:
     return config_service.apply_document(page.session, document, page.actor, reason=REASON)
 
 
-@router.post("/config/upload")
-def upload_preview(page: ConfigurePage, upload: UploadDep) -> Response:
-    """Step one: what the file would change (a dry run: applied, reported, rolled back)."""
-    text, problem = upload
-    if problem is not None:
-        return page.render("config_upload.html", status_code=422, errors={"file": problem}, text="")
-    before = fingerprint(page)
+def _dry_run_or_refusal(page: Page, text: str) -> config_service.ChangeReport | Response:
+    """`_dry_run` of the file, or the upload page again with why the file was refused."""
     try:
-        report = _dry_run(page, text)
+        return _dry_run(page, text)
     except RecoupError as exc:
         page.session.rollback()
         return page.render(
@@ -668,6 +663,18 @@ def upload_preview(page: ConfigurePage, upload: UploadDep) -> Response:
             errors={"file": exc.message},
             problems=exc.details,
         )
+
+
+@router.post("/config/upload")
+def upload_preview(page: ConfigurePage, upload: UploadDep) -> Response:
+    """Step one: what the file would change (a dry run: applied, reported, rolled back)."""
+    text, problem = upload
+    if problem is not None:
+        return page.render("config_upload.html", status_code=422, errors={"file": problem}, text="")
+    before = fingerprint(page)
+    report = _dry_run_or_refusal(page, text)
+    if isinstance(report, Response):
+        return report
     page.session.rollback()  # a preview writes nothing
     return page.render("config_upload_preview.html", report=report, text=text, fingerprint=before)
 
@@ -687,17 +694,9 @@ def upload_apply(page: ConfigurePage, form: FormDep) -> Response:
             stale="The configuration changed since this preview: here is what the file would "
             "change now. Check it and apply again.",
         )
-    try:
-        report = _dry_run(page, text)
-    except RecoupError as exc:
-        page.session.rollback()
-        return page.render(
-            "config_upload.html",
-            status_code=exc.status_code,
-            text=text,
-            errors={"file": exc.message},
-            problems=exc.details,
-        )
+    report = _dry_run_or_refusal(page, text)
+    if isinstance(report, Response):
+        return report
     changes = len(report.created) + len(report.changed) + len(report.removed)
     message = f"Policy file applied: {changes} change{'s' if changes != 1 else ''}."
     return page.redirect("/config/policies", message=message if changes else "Nothing changed.")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from recoup.book.customers import customer_detail, list_customers
@@ -99,16 +99,11 @@ def customer(customer_id: str, page: ReadPage) -> Response:
 def record_customer_payment(
     customer_id: str,
     page: OperatePage,
-    payment_id: str = Form(""),
-    received: str = Form("", alias="date"),
-    amount: str = Form(""),
-    currency: str = Form(""),
-    invoice: str = Form(""),
+    posted: payments.PostedDep,
 ) -> Response:
     """Record a payment of the customer (pages/payments.py); then their page says which plans
     it closed."""
     detail = customer_detail(page.session, customer_id, log_limit=1)  # 404 for no customer
-    posted = payments.Posted(payment_id, received, amount, currency, invoice)
     outcome = payments.record(page, customer_id, posted, currencies=_currencies(detail))
     if isinstance(outcome, dict):
         return _customer_page(

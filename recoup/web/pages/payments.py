@@ -12,8 +12,9 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Form
 from pydantic import ValidationError
 
 from recoup.book.schemas import PaymentCreate
@@ -50,6 +51,20 @@ class Posted:
     amount: str
     currency: str
     invoice: str
+
+
+def posted_form(
+    payment_id: str = Form(""),
+    received: str = Form("", alias="date"),
+    amount: str = Form(""),
+    currency: str = Form(""),
+    invoice: str = Form(""),
+) -> Posted:
+    """The payment form as posted, from a plan's or a customer's page."""
+    return Posted(payment_id, received, amount, currency, invoice)
+
+
+PostedDep = Annotated[Posted, Depends(posted_form)]
 
 
 def new_payment_id(today: date) -> str:

@@ -388,16 +388,11 @@ def _payment_form(
 def record_plan_payment(
     plan_id: int,
     page: OperatePage,
-    payment_id: str = Form(""),
-    received: str = Form("", alias="date"),
-    amount: str = Form(""),
-    currency: str = Form(""),
-    invoice: str = Form(""),
+    posted: payments.PostedDep,
 ) -> Response:
     """Record a payment of the plan's customer (pages/payments.py); then the plan's page says
     which plans it closed."""
     plan = plan_repository.get_or_not_found(page.session, plan_id)
-    posted = payments.Posted(payment_id, received, amount, currency, invoice)
     outcome = payments.record(page, plan.customer_id, posted, currencies=[plan.currency])
     if isinstance(outcome, dict):
         return _plan_page(page, plan_id, posted=posted, payment_errors=outcome, status_code=422)
