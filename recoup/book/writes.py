@@ -186,22 +186,21 @@ def record_payment(session: Session, body: PaymentCreate, *, actor: str | None) 
     row = body.row()
     one = record_row(session, row, actor=actor)
     if one is not None:  # what it wrote is known: nothing to read back
-        value = one.payment
-        return PaymentRecorded(
-            id=value.id,
-            customer_id=value.customer_id,
-            invoice_id=value.invoice_id,
-            amount=value.amount,
-            currency=value.currency,
-            date=value.date,
-            allocations=one.allocations,
-            unallocated=sum((u.amount for u in one.report.unallocated), start=Decimal(0)),
-            plans_closed=one.plans_closed,
-            created=True,
-        )
+        return _recorded(one.payment, one.allocations, one.report, one.plans_closed)
     # declined (recorded before, a refusal): the import's answer, without asking again
     report = _one(partial(import_payments, short=False), session, row, actor)
-    payment = repository.get_payment_or_not_found(session, body.id)
+    return _recorded(
+        repository.get_payment_or_not_found(session, body.id),
+        repository.allocations_of_payment(session, body.id),
+        report,
+        [plan_repository.get_or_not_found(session, i) for i in report.plans_recovered],
+    )
+
+
+def _recorded(
+    payment: Any, allocations: list[Any], report: ImportReport, plans_closed: list[Any]
+) -> PaymentRecorded:
+    """The answer about `payment` (the one written, or the row of one recorded before)."""
     return PaymentRecorded(
         id=payment.id,
         customer_id=payment.customer_id,
@@ -209,9 +208,9 @@ def record_payment(session: Session, body: PaymentCreate, *, actor: str | None) 
         amount=payment.amount,
         currency=payment.currency,
         date=payment.date,
-        allocations=repository.allocations_of_payment(session, body.id),
+        allocations=allocations,
         unallocated=sum((u.amount for u in report.unallocated), start=Decimal(0)),
-        plans_closed=[plan_repository.get_or_not_found(session, i) for i in report.plans_recovered],
+        plans_closed=plans_closed,
         created=report.created > 0,
     )
 
