@@ -12,7 +12,7 @@ import uvicorn
 from recoup.api.app import create_app
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -20,7 +20,7 @@ def _free_port() -> int:
 
 class LiveServer:
     def __init__(self, db_url: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             create_app(db_url),

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from recoup.api.app import create_app, create_served_app
 from recoup.cli.serve_cmds import tcp_listener
+from tests.live_server import free_port
 
 
 def test_openapi_and_docs_are_served_under_the_prefix(client: TestClient) -> None:
@@ -32,7 +33,7 @@ def test_openapi_and_docs_are_served_under_the_prefix(client: TestClient) -> Non
 
 
 def test_serve_answers_with_two_workers(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RECOUP_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
     recoup = Path(sys.executable).with_name("recoup")
     migrate = subprocess.run([str(recoup), "init"], env=env, capture_output=True, text=True)
@@ -58,11 +59,9 @@ def test_serve_answers_with_two_workers(tmp_path: Path) -> None:
 def test_the_workers_listener_turns_nagle_off_on_every_connection() -> None:
     """uvicorn binds the workers' socket without saying TCP, and asyncio then leaves Nagle on:
     each keep-alive answer would wait ~40 ms on the client's delayed ACK."""
-    config = uvicorn.Config("recoup.api.app:create_app", host="127.0.0.1", port=_free_port())
+    config = uvicorn.Config("recoup.api.app:create_app", host="127.0.0.1", port=free_port())
     assert config.bind_socket().proto == 0  # uvicorn's, which tcp_listener mends
-    listener = tcp_listener(
-        uvicorn.Config("x:y", host="127.0.0.1", port=_free_port()).bind_socket()
-    )
+    listener = tcp_listener(uvicorn.Config("x:y", host="127.0.0.1", port=free_port()).bind_socket())
     assert listener.proto == socket.IPPROTO_TCP
 
     async def nodelay_of_accepted() -> int:
@@ -82,12 +81,6 @@ def test_the_workers_listener_turns_nagle_off_on_every_connection() -> None:
             server.close()
 
     assert asyncio.run(nodelay_of_accepted()) == 1
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_the_served_app_freezes_what_startup_built(
