@@ -17,6 +17,7 @@ from recoup.api.idempotency import IdempotencyMiddleware
 from recoup.api.routes import book, book_writes, config, operations, plans, records, webhooks
 from recoup.apikeys.service import KeyCache
 from recoup.core.env import load_env
+from recoup.core.requests import async_database
 from recoup.core.sessions import session_factory
 
 PREFIX = "/api/v1"
@@ -29,24 +30,30 @@ def create_served_app() -> FastAPI:
     while requests waited: the slowest answers took three times longer
     (benchmarks/api_bench.py). Not for tests, which build many apps: frozen objects are never
     collected."""
-    return create_app(lifespan=_freeze_startup_objects)
+    return create_app(freeze=True)
 
 
-@asynccontextmanager
-async def _freeze_startup_objects(_app: FastAPI) -> AsyncIterator[None]:
-    gc.collect()
-    gc.freeze()
-    yield
+def _lifespan(freeze: bool) -> Lifespan[FastAPI]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if freeze:
+            gc.collect()
+            gc.freeze()
+        try:
+            yield
+        finally:
+            await async_database(app).dispose()
+
+    return lifespan
 
 
-def create_app(
-    database_url: str | None = None, *, lifespan: Lifespan[FastAPI] | None = None
-) -> FastAPI:
-    """The API on `database_url` (default: RECOUP_DATABASE_URL, as the CLI reads it)."""
+def create_app(database_url: str | None = None, *, freeze: bool = False) -> FastAPI:
+    """The API on `database_url` (default: RECOUP_DATABASE_URL, as the CLI reads it).
+    `freeze`: see `create_served_app`."""
     env = load_env()
     url = database_url or env.database_url
     app = FastAPI(
-        lifespan=lifespan,
+        lifespan=_lifespan(freeze),
         title="Recoup",
         summary="Open-source dunning: remind, escalate, stop when paid, log everything.",
         version=_version(),

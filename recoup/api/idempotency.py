@@ -17,10 +17,10 @@ Without the header, or without a key the API knows (the route answers 401), noth
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import anyio
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,9 +29,9 @@ from recoup.api.errors import recoup_error
 from recoup.apikeys import service as apikey_service
 from recoup.apikeys.service import KeyCache
 from recoup.core.clock import utc_now
-from recoup.core.db import unit_of_work
 from recoup.core.errors import Conflict, RecoupError
-from recoup.core.sessions import SessionFactory
+from recoup.core.requests import run_unit_of_work
+from recoup.core.sessions import Session
 from recoup.idempotency import service
 from recoup.idempotency.service import Replay, Reserved
 
@@ -47,22 +47,25 @@ def _bearer(headers: Headers) -> str | None:
 
 
 def _reserve(
-    factory: SessionFactory, cache: KeyCache, token: str, key: str, fingerprint: str
-) -> Reserved | Replay | None:
-    """The reservation, in a transaction of its own; None when the API key is not live."""
+    cache: KeyCache, token: str, key: str, fingerprint: str
+) -> Callable[[Session], Reserved | Replay | None]:
+    """The reservation (in a unit of work of its own); None when the API key is not live."""
+
+    def reserve(session: Session) -> Reserved | Replay | None:
+        api_key = apikey_service.check_key(session, cache, token)
+        if api_key is None:
+            return None
+        return service.reserve(
+            session, api_key_id=api_key.id, key=key, fingerprint=fingerprint, now=utc_now()
+        )
+
+    return reserve
+
+
+async def _reserved(app: Any, work: Callable[[Session], Reserved | Replay | None]) -> Any:
     for attempt in (1, 2):
         try:
-            with unit_of_work(factory) as session:
-                api_key = apikey_service.check_key(session, cache, token)
-                if api_key is None:
-                    return None
-                return service.reserve(
-                    session,
-                    api_key_id=api_key.id,
-                    key=key,
-                    fingerprint=fingerprint,
-                    now=utc_now(),
-                )
+            return await run_unit_of_work(app, work)
         except Conflict as exc:
             # the unit of work's: a request with the same key reserved it at the same moment;
             # looking again finds it (in flight: 409, answered: its replay)
@@ -72,21 +75,15 @@ def _reserve(
 
 
 def _complete(
-    factory: SessionFactory,
-    reservation: Reserved,
-    status: int,
-    content_type: str | None,
-    body: bytes,
-) -> None:
-    with unit_of_work(factory) as session:
-        service.complete(
-            session, reservation, status_code=status, content_type=content_type, body=body
-        )
+    reservation: Reserved, status: int, content_type: str | None, body: bytes
+) -> Callable[[Session], None]:
+    return lambda session: service.complete(
+        session, reservation, status_code=status, content_type=content_type, body=body
+    )
 
 
-def _release(factory: SessionFactory, reservation: Reserved) -> None:
-    with unit_of_work(factory) as session:
-        service.release(session, reservation)
+def _release(reservation: Reserved) -> Callable[[Session], None]:
+    return lambda session: service.release(session, reservation)
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -114,14 +111,14 @@ class IdempotencyMiddleware:
         if key is None or token is None:
             await self.app(scope, receive, send)
             return
-        factory: SessionFactory = scope["app"].state.session_factory
-        cache: KeyCache = scope["app"].state.key_cache
+        app = scope["app"]
+        cache: KeyCache = app.state.key_cache
         body = await _read_body(receive)
         fingerprint = service.fingerprint(
             scope["method"], scope["path"], scope.get("query_string", b""), body
         )
         try:
-            outcome = await run_in_threadpool(_reserve, factory, cache, token, key, fingerprint)
+            outcome = await _reserved(app, _reserve(cache, token, key, fingerprint))
         except RecoupError as exc:
             await recoup_error(None, exc)(scope, receive, send)  # type: ignore[arg-type]
             return
@@ -158,7 +155,7 @@ class IdempotencyMiddleware:
             # nothing to replay, the key runs the request again
             with anyio.CancelScope(shield=True):
                 try:
-                    await run_in_threadpool(_release, factory, outcome)
+                    await run_unit_of_work(app, _release(outcome))
                 except Exception:
                     logger.exception("could not release idempotency key %r", key)
             raise
@@ -168,15 +165,11 @@ class IdempotencyMiddleware:
         with anyio.CancelScope(shield=True):
             try:
                 if status >= 500:
-                    await run_in_threadpool(_release, factory, outcome)
+                    await run_unit_of_work(app, _release(outcome))
                 else:
-                    await run_in_threadpool(
-                        _complete,
-                        factory,
-                        outcome,
-                        status,
-                        response_headers.get("content-type"),
-                        answer,
+                    await run_unit_of_work(
+                        app,
+                        _complete(outcome, status, response_headers.get("content-type"), answer),
                     )
             except Exception:
                 # the request did what it did: answer it; the reservation stays in flight

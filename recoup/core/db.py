@@ -11,6 +11,7 @@ from typing import Any, NoReturn, cast
 
 from sqlalchemy import BigInteger, DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.exc import ArgumentError, DisconnectionError, IntegrityError, NoSuchModuleError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -130,6 +131,35 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+def make_async_engine(url: str, *, read_only: bool = False) -> AsyncEngine | None:
+    """The engine of `url` for work awaited on an event loop (SQLAlchemy's asyncio extension
+    over psycopg's async connections), or None where there is none: SQLite, whose only async
+    driver would run each statement in a thread anyway.
+
+    `read_only`: autocommit, so a read costs no BEGIN and COMMIT round trips (PostgreSQL's
+    READ COMMITTED gives each statement its own snapshot either way), and a statement that is
+    not a SELECT is refused before it is sent."""
+    if url.startswith("sqlite"):
+        return None
+    options: dict[str, Any] = {"pool_size": 20, "max_overflow": 10}
+    if read_only:
+        options["isolation_level"] = "AUTOCOMMIT"
+    engine = create_async_engine(url, **options)
+    _ping_when_idle(engine.sync_engine)
+    if read_only:
+        _refuse_writes(engine.sync_engine)
+    return engine
+
+
+def _refuse_writes(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _only_reads(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+    ) -> None:
+        if not statement.lstrip()[:6].upper() == "SELECT":
+            raise RecoupError(f"a read-only unit of work may not run {statement[:40]!r}")
+
+
 # A connection that sat in the pool this long is pinged before use: PostgreSQL may have
 # restarted or dropped it meanwhile. `pool_pre_ping` would ping on every checkout, a round trip
 # per API request; one in use moments ago is as good as a ping.
@@ -242,6 +272,12 @@ def roll_back_and_close(session: Session, error: BaseException) -> NoReturn:
         session.rollback()
     finally:
         session.close()
+    raise_as_meant(error)
+
+
+def raise_as_meant(error: BaseException) -> NoReturn:
+    """`error`, that ended a unit of work, raised again: an IntegrityError as the Conflict it
+    means."""
     if isinstance(error, IntegrityError):
         raise Conflict(
             "the same rows were changed at the same time by someone else; nothing was "

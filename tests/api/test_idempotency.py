@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -194,15 +197,43 @@ def live(book: None, db_url: str) -> Iterator[str]:
         yield server.url
 
 
-def test_a_second_request_while_the_first_runs_is_409_and_one_payment_is_recorded(
-    live: str, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    entered, release = threading.Event(), threading.Event()
+@contextmanager
+def first_payment_held(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The first payment recorded is held inside its route until `release()`. On PostgreSQL
+    the route's statements are awaited on the server's event loop (recoup.core.requests), so it
+    is held as a real request is: its write waits on a table lock another connection holds.
+    On SQLite the route runs in the thread pool, and that thread waits on an event."""
+    if db_url.startswith("postgresql"):
+        dsn = db_url.replace("+psycopg", "")
+        holder = psycopg.connect(dsn)
+        holder.execute("LOCK TABLE payments IN SHARE MODE")
+        # another connection looks: a transaction sees pg_stat_activity as it first read it
+        watcher = psycopg.connect(dsn, autocommit=True)
+
+        def entered() -> bool:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                waiting = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND query ILIKE 'INSERT INTO payments%'"
+                ).fetchone()
+                if waiting and waiting[0]:
+                    return True
+                time.sleep(0.02)
+            return False
+
+        try:
+            yield entered, holder.rollback
+        finally:
+            holder.close()
+            watcher.close()
+        return
+    reached, release = threading.Event(), threading.Event()
 
     def held(real: Any) -> Any:
         def wait_then_run(*args: Any, **kwargs: Any) -> Any:
-            if not entered.is_set():  # the first request waits here, inside its route
-                entered.set()
+            if not reached.is_set():  # the first request waits here, inside its route
+                reached.set()
                 assert release.wait(20)
             return real(*args, **kwargs)
 
@@ -210,20 +241,29 @@ def test_a_second_request_while_the_first_runs_is_409_and_one_payment_is_recorde
 
     for way in ("import_payments", "record_row"):  # both ways a payment is recorded
         monkeypatch.setattr(writes, way, held(getattr(writes, way)))
+    yield (lambda: reached.wait(10)), release.set
+
+
+def test_a_second_request_while_the_first_runs_is_409_and_one_payment_is_recorded(
+    live: str, keys: dict[str, str], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     headers = {**auth(keys["collector"]), "Idempotency-Key": "pay-1"}
     answers: list[httpx.Response] = []
-    with httpx.Client(base_url=live, timeout=30) as http:
+    with (
+        first_payment_held(db_url, monkeypatch) as (entered, release),
+        httpx.Client(base_url=live, timeout=30) as http,
+    ):
         first = threading.Thread(
             target=lambda: answers.append(
                 http.post("/api/v1/payments", json=PAYMENT, headers=headers)
             )
         )
         first.start()
-        assert entered.wait(10), "the first request never reached its route"
+        assert entered(), "the first request never reached its route"
         second = http.post("/api/v1/payments", json=PAYMENT, headers=headers)
         body = assert_problem(second, 409)
         assert body["errors"][0]["field"] == "Idempotency-Key"
-        release.set()
+        release()
         first.join(20)
         (answer,) = answers
         assert answer.status_code == 201, answer.text

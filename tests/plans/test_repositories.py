@@ -18,7 +18,7 @@ from recoup.log import repository as log_repository
 from recoup.log.repository import LogFilter
 from recoup.log.schemas import LogEntryRead
 from recoup.log.service import log
-from recoup.models import Charge, Task, WebhookDelivery
+from recoup.models import Charge, Document, Task, WebhookDelivery
 from recoup.plans import repository as plan_repository
 from recoup.plans.promise import check_amount, parse_promised_amount
 from recoup.plans.schemas import PlanDetail, PlanRead
@@ -256,3 +256,52 @@ def test_errors_name_their_field_not_a_flag(session_factory: sessionmaker[Sessio
     assert amount.value.field == "amount" and amount.value.text(cli_flag).startswith("--amount:")
     with pytest.raises(InvalidInput, match="EUR amounts have 2 decimal"):
         check_amount(Decimal("1.001"), "EUR")
+
+
+def test_a_plan_read_in_one_statement_has_the_parts_read_one_list_at_a_time(
+    session_factory: sessionmaker[Session], db_url: str
+) -> None:
+    """PostgreSQL reads a plan's parts as JSON in one statement (`_parts_in_one`): every value
+    comes back as the column's own type gives it (amounts, dates, aware timestamps, JSON)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the one-statement read is PostgreSQL's (json_agg)")
+    at = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
+    with unit_of_work(session_factory) as session:
+        plan_id = _plans(session, 1)[0]
+        plan = plan_repository.get_or_not_found(session, plan_id)
+        instance = make_action_instance(session, plan)
+        customer = make_customer(session, id="C-shared")
+        shared = make_customer_plan(
+            session, customer, [make_invoice(session, customer, id=i) for i in ("I-y", "I-x")]
+        ).id
+        log(session, "plan_opened", plan_id=plan_id, on=date(2026, 3, 2), reason="x")
+        session.add_all(
+            [
+                Task(plan_id=plan_id, role="collector", created_on=date(2026, 3, 2),
+                     created_at=at, instructions="call", claimed_at=at + timedelta(hours=1)),
+                Charge(action_instance_id=instance.id, customer_id=plan.customer_id,
+                       plan_id=plan_id, amount=Decimal("15.0625"), currency="EUR",
+                       service="late_fee", kind="late_fee", created_on=date(2026, 3, 2),
+                       created_at=at),
+                Document(plan_id=plan_id, path="letters/a.pdf", invoice_ids=["I-1"],
+                         created_at=at),
+            ]
+        )  # fmt: skip
+        session.flush()
+        for pid in (plan_id, shared):
+            one = plan_repository._parts_in_one(session, pid)
+            each = plan_repository._parts_one_per_list(session, pid)
+            # the plan's columns and policy name first, then the lists as JSON
+            assert tuple(one.plan)[: len(each.plan)] == tuple(each.plan)
+            assert (one.policy, one.invoice_ids) == (each.policy, each.invoice_ids)
+            for name in ("actions", "tasks", "charges", "documents", "log"):
+                assert [tuple(row) for row in getattr(one, name)] == [
+                    tuple(row) for row in getattr(each, name)
+                ], name
+        parts = plan_repository._parts_in_one(session, plan_id)
+        assert parts.charges[0].amount == Decimal("15.0625")
+        assert parts.tasks[0].claimed_at == at + timedelta(hours=1)
+        assert parts.documents[0].invoice_ids == ["I-1"]
+        assert plan_repository._parts_in_one(session, shared).invoice_ids == ["I-x", "I-y"]
+        with pytest.raises(NotFound):
+            plan_repository._parts_in_one(session, 999999)

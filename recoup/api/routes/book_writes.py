@@ -199,7 +199,7 @@ async def record_payment(
     (`plans_closed`). The same payment again (same id and values) is a 200 that changes
     nothing; the same id with other values a 422 (payments are immutable)."""
 
-    # async, its database work in one trip to the thread pool (recoup.core.requests): what
+    # async, its database work awaited on the event loop (recoup.core.requests): what
     # a billing system sends the moment a payment clears
     def record(session: Session) -> tuple[bool, PaymentRead]:
         recorded = writes.record_payment(session, body, actor=actor.name)

@@ -14,7 +14,7 @@ from recoup.api.deps import Actor, PageDep, ReasonHeader, SessionDep, requires
 from recoup.api.roles import Right
 from recoup.api.routes.operations import EnvDep, FactoryDep, end_request_writes
 from recoup.api.schemas import ListPage, PlanResume
-from recoup.core.requests import in_unit_of_work
+from recoup.core.requests import in_read
 from recoup.core.sessions import Session
 from recoup.domain.enums import PlanStatus
 from recoup.plans import promise, repository, service
@@ -27,8 +27,8 @@ Reader = Depends(requires(Right.read))
 Operator = Annotated[Actor, Depends(requires(Right.operate))]
 
 
-# async, their database work in one trip to the thread pool (recoup.core.requests): the two
-# reads a billing system or a finance tool polls most
+# async, their database work awaited on the event loop (recoup.core.requests.in_read): the
+# two reads a billing system or a finance tool polls most
 @router.get("", dependencies=[Reader])
 async def list_plans(
     request: Request,
@@ -68,13 +68,13 @@ async def list_plans(
         )
         return ListPage[PlanRead].of([PlanRead.model_validate(row) for row in rows], next_cursor)
 
-    return await in_unit_of_work(request, read)
+    return await in_read(request, read)
 
 
 @router.get("/{plan_id}", dependencies=[Reader])
 async def get_plan(plan_id: int, request: Request) -> PlanDetail:
     """One plan with its invoices, actions, tasks, charges, letters and log."""
-    return await in_unit_of_work(
+    return await in_read(
         request, lambda session: PlanDetail.of(repository.get_parts(session, plan_id))
     )
 
