@@ -65,6 +65,7 @@ def create_app(database_url: str | None = None, *, freeze: bool = False) -> Fast
     app.state.database_url = url
     app.state.session_factory = session_factory(url)
     app.state.key_cache = KeyCache(env.api_key_cache_seconds)
+    app.state.key_checks = {}  # recoup.api.deps.check_key: the key reads under way
     errors.install(app)
     api = APIRouter(prefix=PREFIX)
     for module in (plans, book, book_writes, records, operations, config, webhooks):

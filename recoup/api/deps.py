@@ -6,6 +6,7 @@ recoup.core.requests' (the back office, recoup.web, uses the same one)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -47,10 +48,33 @@ async def current_actor(
 
 async def check_key(request: Request, key: str) -> apikey_service.Caller | None:
     cache: apikey_service.KeyCache = request.app.state.key_cache
-    # a key in the cache is known on the event loop, without a trip to the thread pool
-    return cache.get(key) or await in_unit_of_work(
-        request, lambda session: apikey_service.check_key(session, cache, key)
-    )
+    # a key in the cache is known on the event loop, without touching the database
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    # Requests that find their key missing at the same moment (when it expired from the cache
+    # under steady use: all the requests in flight) wait on one read of it, not one read and
+    # write each: a burst of transactions every few seconds that the slowest answers showed.
+    checks: dict[str, asyncio.Future[apikey_service.Caller | None]] = request.app.state.key_checks
+    digest = apikey_service.hash_key(key)
+    pending = checks.get(digest)
+    if pending is None:
+        pending = checks[digest] = asyncio.ensure_future(
+            in_unit_of_work(request, lambda session: apikey_service.check_key(session, cache, key))
+        )
+        pending.add_done_callback(lambda done: _checked(checks, digest, done))
+    # shielded: a waiter that gives up does not cancel the check the others wait on
+    return await asyncio.shield(pending)
+
+
+def _checked(
+    checks: dict[str, asyncio.Future[apikey_service.Caller | None]],
+    digest: str,
+    done: asyncio.Future[apikey_service.Caller | None],
+) -> None:
+    checks.pop(digest, None)
+    if not done.cancelled():
+        done.exception()  # retrieved: a check nobody waits on any more fails quietly
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]
