@@ -13,9 +13,10 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from functools import cache
+from typing import Annotated, Any, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer, TypeAdapter
 
 from recoup.core.errors import InvalidInput
 
@@ -34,6 +35,21 @@ Timestamp = Annotated[
 
 class Schema(BaseModel):
     model_config = ConfigDict(from_attributes=True, extra="forbid", populate_by_name=True)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Any]) -> list[Self]:
+        """Rows of a Core SELECT whose columns are exactly the schema's fields (by name),
+        validated as dicts of their values: half the cost of reading a Row's attributes one
+        by one (`model_validate(row)`), for the lists read on every request."""
+        if not rows:
+            return []
+        names = rows[0]._fields
+        return _list_of(cls).validate_python([dict(zip(names, row, strict=True)) for row in rows])
+
+
+@cache
+def _list_of(schema: type[Schema]) -> TypeAdapter[Any]:
+    return TypeAdapter(list[schema])  # type: ignore[valid-type]
 
 
 class Page(Schema, Generic[T]):

@@ -305,3 +305,17 @@ def test_a_plan_read_in_one_statement_has_the_parts_read_one_list_at_a_time(
         assert plan_repository._parts_in_one(session, shared).invoice_ids == ["I-x", "I-y"]
         with pytest.raises(NotFound):
             plan_repository._parts_in_one(session, 999999)
+
+
+def test_a_page_of_plans_validated_from_its_rows_is_the_rows_one_by_one(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """`Schema.from_rows` (the plans page's way, as dicts) gives what `model_validate(row)`
+    gives for each row: the rounded balance, the status as the enum."""
+    with unit_of_work(session_factory) as session:
+        _plans(session, 3)
+        rows, _ = plan_repository.page(session, limit=10)
+        assert len(rows) == 3
+        assert PlanRead.from_rows(rows) == [PlanRead.model_validate(row) for row in rows]
+        assert PlanRead.from_rows(rows)[-1].balance == Decimal("100.01")  # the oldest, half up
+        assert PlanRead.from_rows([]) == []

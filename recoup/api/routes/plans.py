@@ -66,7 +66,7 @@ async def list_plans(
             limit=page.limit,
             before=page.before,
         )
-        return ListPage[PlanRead].of([PlanRead.model_validate(row) for row in rows], next_cursor)
+        return ListPage[PlanRead].of(PlanRead.from_rows(rows), next_cursor)
 
     return await in_read(request, read)
 
