@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -104,8 +105,11 @@ async def in_read(request: Request, work: Callable[[Session], T]) -> T:
     factory = async_database(request.app).factory(read_only=True)
     if factory is None:
         return await run_unit_of_work(request.app, work)
-    async with factory() as session:
+    session = factory()
+    try:
         return await session.run_sync(work)
+    finally:
+        await _close(session)
 
 
 async def run_unit_of_work(app: Any, work: Callable[[Session], T]) -> T:
@@ -120,14 +124,23 @@ async def run_unit_of_work(app: Any, work: Callable[[Session], T]) -> T:
                 return work(session)
 
         return await run_in_threadpool(run)
-    async with factory() as session:
-        try:
-            result = await session.run_sync(work)
-            await session.commit()
-        except BaseException as exc:
-            await session.rollback()
-            raise_as_meant(exc)
+    session = factory()
+    try:
+        result = await session.run_sync(work)
+        await session.commit()
+    except BaseException as exc:
+        await _close(session)  # which rolls back
+        raise_as_meant(exc)
+    await _close(session)
     return result
+
+
+async def _close(session: AsyncSession) -> None:
+    """The session's end, its connection back in the pool, also when the request is being
+    cancelled (a client gone, the server stopping): a cancelled wait there would leave the
+    connection in the middle of its transaction."""
+    with anyio.CancelScope(shield=True):
+        await session.close()
 
 
 __all__ = [
