@@ -65,7 +65,7 @@ def _reserve(
 async def _reserved(app: Any, work: Callable[[Session], Reserved | Replay | None]) -> Any:
     for attempt in (1, 2):
         try:
-            return await run_unit_of_work(app, work)
+            return await run_unit_of_work(app, work, autocommit=True)
         except Conflict as exc:
             # the unit of work's: a request with the same key reserved it at the same moment;
             # looking again finds it (in flight: 409, answered: its replay)
@@ -155,7 +155,7 @@ class IdempotencyMiddleware:
             # nothing to replay, the key runs the request again
             with anyio.CancelScope(shield=True):
                 try:
-                    await run_unit_of_work(app, _release(outcome))
+                    await run_unit_of_work(app, _release(outcome), autocommit=True)
                 except Exception:
                     logger.exception("could not release idempotency key %r", key)
             raise
@@ -165,11 +165,12 @@ class IdempotencyMiddleware:
         with anyio.CancelScope(shield=True):
             try:
                 if status >= 500:
-                    await run_unit_of_work(app, _release(outcome))
+                    await run_unit_of_work(app, _release(outcome), autocommit=True)
                 else:
                     await run_unit_of_work(
                         app,
                         _complete(outcome, status, response_headers.get("content-type"), answer),
+                        autocommit=True,
                     )
             except Exception:
                 # the request did what it did: answer it; the reservation stays in flight

@@ -112,9 +112,15 @@ async def in_read(request: Request, work: Callable[[Session], T]) -> T:
         await _close(session)
 
 
-async def run_unit_of_work(app: Any, work: Callable[[Session], T]) -> T:
+async def run_unit_of_work(
+    app: Any, work: Callable[[Session], T], *, autocommit: bool = False
+) -> T:
     """`work` in a unit of work of its own on `app`'s database (`in_unit_of_work`): for a
-    middleware, which has the app and no request."""
+    middleware, which has the app and no request.
+
+    `autocommit` (PostgreSQL): each statement is committed as it runs, without BEGIN and
+    COMMIT round trips, for work whose every write stands on its own (one conditional INSERT
+    or UPDATE: the idempotency middleware's). A failure keeps what was written before it."""
     factory = async_database(app).factory(read_only=False)
     if factory is None:
         sessions = app.state.session_factory
@@ -126,6 +132,8 @@ async def run_unit_of_work(app: Any, work: Callable[[Session], T]) -> T:
         return await run_in_threadpool(run)
     session = factory()
     try:
+        if autocommit:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         result = await session.run_sync(work)
         await session.commit()
     except BaseException as exc:

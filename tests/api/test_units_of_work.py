@@ -91,3 +91,19 @@ def test_a_read_reads_and_on_postgresql_cannot_write(db_url: str) -> None:
             ),
         )
     assert _customers(db_url) == ["C-1"]
+
+
+def test_autocommit_work_keeps_each_write_as_it_runs_on_postgresql(db_url: str) -> None:
+    """The idempotency middleware's way: each statement committed alone (PostgreSQL), so a
+    failure after a write keeps that write; on SQLite it is one transaction as any other."""
+
+    def add_then_fail(session: Session) -> None:
+        _add("C-1")(session)
+        raise ValueError("refused after writing")
+
+    with pytest.raises(ValueError, match="refused after writing"):
+        _run(db_url, lambda app: run_unit_of_work(app, add_then_fail, autocommit=True))
+    kept = ["C-1"] if db_url.startswith("postgresql") else []
+    assert _customers(db_url) == kept
+    _run(db_url, lambda app: run_unit_of_work(app, _add("C-2"), autocommit=True))
+    assert _customers(db_url) == [*kept, "C-2"]
