@@ -47,7 +47,7 @@ def _bearer(headers: Headers) -> str | None:
 
 
 def _reserve(
-    cache: KeyCache, token: str, key: str, fingerprint: str
+    cache: KeyCache, purges: service.PurgeSchedule, token: str, key: str, fingerprint: str
 ) -> Callable[[Session], Reserved | Replay | None]:
     """The reservation (in a unit of work of its own); None when the API key is not live."""
 
@@ -56,7 +56,12 @@ def _reserve(
         if api_key is None:
             return None
         return service.reserve(
-            session, api_key_id=api_key.id, key=key, fingerprint=fingerprint, now=utc_now()
+            session,
+            api_key_id=api_key.id,
+            key=key,
+            fingerprint=fingerprint,
+            now=utc_now(),
+            purges=purges,
         )
 
     return reserve
@@ -100,6 +105,7 @@ async def _read_body(receive: Receive) -> bytes:
 class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.purges = service.PurgeSchedule()  # this server's purges of expired keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -118,7 +124,7 @@ class IdempotencyMiddleware:
             scope["method"], scope["path"], scope.get("query_string", b""), body
         )
         try:
-            outcome = await _reserved(app, _reserve(cache, token, key, fingerprint))
+            outcome = await _reserved(app, _reserve(cache, self.purges, token, key, fingerprint))
         except RecoupError as exc:
             await recoup_error(None, exc)(scope, receive, send)  # type: ignore[arg-type]
             return

@@ -61,15 +61,48 @@ def check_key(key: str) -> str:
     return key
 
 
+# how often a server purges the expired keys, at most, while no backlog is left
+PURGE_EVERY = timedelta(minutes=1)
+
+
+@dataclass
+class PurgeSchedule:
+    """When a server purges expired keys before a reservation (`reserve(purge=...)`): at most
+    every PURGE_EVERY, and at each reservation while the last purge found a full batch (a
+    backlog). The purge is a statement of its own; most reservations have nothing to purge."""
+
+    last: datetime | None = None
+    backlog: bool = False
+
+    def claim(self, now: datetime) -> bool:
+        """Whether the reservation at `now` purges; if so, the next ones wait (no herd)."""
+        if self.backlog or self.last is None or now - self.last >= PURGE_EVERY:
+            self.last = now
+            return True
+        return False
+
+    def done(self, removed: int) -> None:
+        self.backlog = removed >= repository.PURGE_BATCH
+
+
 def reserve(
-    session: Session, *, api_key_id: int, key: str, fingerprint: str, now: datetime
+    session: Session,
+    *,
+    api_key_id: int,
+    key: str,
+    fingerprint: str,
+    now: datetime,
+    purges: PurgeSchedule | None = None,
 ) -> Reserved | Replay:
     """Reserve `key` for this request, or the stored answer to replay. Expired keys are purged
     first (lazily: here, not by a job; a batch at a time, and one still there is not
-    replayed: it goes, and the key is reserved anew)."""
+    replayed: it goes, and the key is reserved anew), every time, or when `purges` says."""
     check_key(key)
     cutoff = now - TTL
-    repository.purge_created_before(session, cutoff)
+    if purges is None:
+        repository.purge_created_before(session, cutoff)
+    elif purges.claim(now):
+        purges.done(repository.purge_created_before(session, cutoff))
     row = None
     # a second time: the one found was released in between, or had expired
     for _attempt in (1, 2):

@@ -337,3 +337,17 @@ def test_a_reservation_whose_request_never_answered_is_taken_over_after_a_while(
     replay = client.post("/api/v1/payments", content=content, headers=headers)
     assert replay.headers["idempotent-replayed"] == "true" and replay.content == ran.content
     assert len(_payments(client, headers)) == 1 and _stored(db_url) == 1
+
+
+def test_a_server_purges_expired_keys_once_a_minute_and_at_once_while_a_backlog_lasts() -> None:
+    purges = service.PurgeSchedule()
+    start = utc_now()
+    assert purges.claim(start)  # the first reservation purges
+    purges.done(0)
+    assert not purges.claim(start + timedelta(seconds=30))
+    assert purges.claim(start + service.PURGE_EVERY)
+    purges.done(idempotency_repository.PURGE_BATCH)  # a full batch: more may wait
+    later = start + service.PURGE_EVERY + timedelta(seconds=1)
+    assert purges.claim(later) and purges.claim(later)
+    purges.done(3)
+    assert not purges.claim(later + timedelta(seconds=1))
