@@ -156,7 +156,8 @@ def _refuse_writes(engine: Engine) -> None:
     def _only_reads(
         _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
     ) -> None:
-        if not statement.lstrip()[:6].upper() == "SELECT":
+        # a compound SELECT may open with a parenthesis; SHOW reads a setting
+        if not statement.lstrip(" \n\t(").upper().startswith(("SELECT", "SHOW")):
             raise RecoupError(f"a read-only unit of work may not run {statement[:40]!r}")
 
 

@@ -80,6 +80,14 @@ def test_a_read_reads_and_on_postgresql_cannot_write(db_url: str) -> None:
         ),
     )
     assert count == 1
+    compound = _run(
+        db_url,
+        lambda app: in_read(
+            SimpleNamespace(app=app),  # type: ignore[arg-type]
+            lambda session: session.execute(text("(SELECT 1) UNION ALL (SELECT 2)")).all(),
+        ),
+    )
+    assert [row[0] for row in compound] == [1, 2]
     if not db_url.startswith("postgresql"):
         return  # SQLite's reads share the units of work's way (the thread pool)
     with pytest.raises(RecoupError, match="read-only"):
