@@ -312,17 +312,21 @@ def lock_invoices(session: Session, ids: Iterable[str]) -> dict[str, Invoice]:
 
 _INVOICES = table_of(Invoice)
 _PAYMENTS = table_of(Payment)
+# what a payment reads and changes of an invoice
+_OWED_COLUMNS = (
+    _INVOICES.c.id,
+    _INVOICES.c.customer_id,
+    _INVOICES.c.currency,
+    _INVOICES.c.due_date,
+    _INVOICES.c.amount_due,
+    _INVOICES.c.status,
+)
 # the invoice a payment names, locked as lock_invoices locks it: the columns a payment reads and
 # changes, as a row (no ORM object), and whether the payment was recorded before; built once,
 # a payment through the API runs it every time
 _LOCK_OWED = (
     select(
-        _INVOICES.c.id,
-        _INVOICES.c.customer_id,
-        _INVOICES.c.currency,
-        _INVOICES.c.due_date,
-        _INVOICES.c.amount_due,
-        _INVOICES.c.status,
+        *_OWED_COLUMNS,
         exists().where(_PAYMENTS.c.id == bindparam("payment_id")).label("payment_recorded"),
     )
     .where(_INVOICES.c.id == bindparam("invoice_id"))
@@ -344,14 +348,7 @@ _PAYMENT_AND_CUSTOMER = select(
 )
 # ... and the invoices it can spread over, locked as lock_invoices locks them, in id order
 _LOCK_OWING = (
-    select(
-        _INVOICES.c.id,
-        _INVOICES.c.customer_id,
-        _INVOICES.c.currency,
-        _INVOICES.c.due_date,
-        _INVOICES.c.amount_due,
-        _INVOICES.c.status,
-    )
+    select(*_OWED_COLUMNS)
     .where(
         _INVOICES.c.customer_id == bindparam("customer_id"),
         _INVOICES.c.status.in_([literal_column(f"'{s}'") for s in OPEN_INVOICE_VALUES]),

@@ -157,7 +157,7 @@ def _refuse_writes(engine: Engine) -> None:
         _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
     ) -> None:
         # a compound SELECT may open with a parenthesis; SHOW reads a setting
-        if not statement.lstrip(" \n\t(").upper().startswith(("SELECT", "SHOW")):
+        if not statement.lstrip(" \n\t(")[:6].upper().startswith(("SELECT", "SHOW")):
             raise RecoupError(f"a read-only unit of work may not run {statement[:40]!r}")
 
 

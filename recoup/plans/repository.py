@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -106,28 +106,44 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _filters(
+def _filter_values(
     status: str | None,
     customer_id: str | None,
     *,
     policy: str | None = None,
     level: str | None = None,
     currency: str | None = None,
-) -> list[Any]:
-    """The conditions of a listing's filters, on the plans table's columns."""
-    conditions: list[Any] = []
-    if status:
-        conditions.append(_PLANS.c.status == status)
-    if customer_id:
-        conditions.append(_PLANS.c.customer_id == customer_id)
-    if policy:
+) -> dict[str, Any]:
+    """The values of a listing's filters that are given (an empty one is no filter), by the
+    name `_filters` binds them to."""
+    values = {
+        "status": status or None,
+        "customer_id": customer_id or None,
+        "policy": policy or None,
+        "level": level or None,
+        "currency": currency.upper() if currency else None,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _filters(given: Collection[str]) -> list[Any]:
+    """The conditions of the filters `given` (`_filter_values`' names), on the plans table's
+    columns, their values bound at execution."""
+    plans = _PLANS.c
+    conditions: list[Any] = [
+        column == bindparam(name)
+        for name, column in (
+            ("status", plans.status),
+            ("customer_id", plans.customer_id),
+            ("level", plans.level),
+            ("currency", plans.currency),
+        )
+        if name in given
+    ]
+    if "policy" in given:
         policies = table_of(PolicyRow).c
-        named = select(policies.id).where(policies.name == policy)
-        conditions.append(_PLANS.c.policy_id.in_(named))
-    if level:
-        conditions.append(_PLANS.c.level == level)
-    if currency:
-        conditions.append(_PLANS.c.currency == currency.upper())
+        named = select(policies.id).where(policies.name == bindparam("policy"))
+        conditions.append(plans.policy_id.in_(named))
     return conditions
 
 
@@ -184,8 +200,9 @@ def list_plans(
     limit: int = 1000,
 ) -> list[Plan]:
     """The newest `limit` matching plans, newest first."""
-    query = select(Plan).where(*_filters(status, customer_id)).order_by(Plan.id.desc()).limit(limit)
-    return list(session.scalars(query))
+    values = _filter_values(status, customer_id)
+    query = select(Plan).where(*_filters(values)).order_by(Plan.id.desc()).limit(limit)
+    return list(session.scalars(query, values))
 
 
 def page(
@@ -208,17 +225,13 @@ def page(
     `min_days_overdue` / `max_days_overdue` (R1 on `today`), only open plans in that range:
     a closed plan has no days overdue."""
     limit = check_limit(limit)
-    values: dict[str, Any] = {
-        "status": status or None,
-        "customer_id": customer_id or None,
-        "policy": policy or None,
-        "level": level or None,
-        "currency": currency.upper() if currency else None,
+    given = _filter_values(status, customer_id, policy=policy, level=level, currency=currency)
+    extra = {
         "min_days": min_days_overdue,
         "max_days": max_days_overdue,
         "cursor_id": decode_id_cursor(cursor) if cursor is not None else None,
     }
-    given = {name: value for name, value in values.items() if value is not None}
+    given.update((name, value) for name, value in extra.items() if value is not None)
     if "min_days" in given or "max_days" in given:
         if today is None:
             raise ValueError("days overdue are counted on a date: pass today")
@@ -234,20 +247,7 @@ def _page_query(given: frozenset[str], before: bool) -> Select[Any]:
     per such set: building a statement and its cache key cost more than running it."""
     keyset = Keyset(descending=True, before=before)
     plans = _PLANS.c
-    query = select(*SUMMARY_COLUMNS).order_by(*keyset.order(plans.id))
-    for name, column in (
-        ("status", plans.status),
-        ("customer_id", plans.customer_id),
-        ("level", plans.level),
-        ("currency", plans.currency),
-    ):
-        if name in given:
-            query = query.where(column == bindparam(name))
-    if "policy" in given:
-        policies = table_of(PolicyRow).c
-        query = query.where(
-            plans.policy_id.in_(select(policies.id).where(policies.name == bindparam("policy")))
-        )
+    query = select(*SUMMARY_COLUMNS).where(*_filters(given)).order_by(*keyset.order(plans.id))
     if "today_n" in given:
         overdue = _days_overdue(bindparam("today_n", type_=Integer))
         query = query.where(plans.status.in_(OPEN_PLAN_VALUES))
@@ -477,16 +477,19 @@ _PART_COLUMNS: dict[str, tuple[Table, list[Column[Any]]]] = {
 
 def _parts_in_one(session: Session, plan_id: int) -> PlanParts:
     """`get_parts` in one round trip: each list comes as a JSON array of arrays (PostgreSQL's
-    json_agg), read back into rows with the column types' own conversions (`_from_json`).
+    json_agg), read back into rows with the column types' own conversions (`_reader`).
     Six statements cost the server and the API more than the rows they read (issue 11's
     benchmark)."""
-    plan = session.execute(_parts_query(), {"plan_id": plan_id}).first()
+    plan = session.execute(_PARTS_STATEMENT, {"plan_id": plan_id}).first()
     if plan is None:
         raise NotFound(f"plan {plan_id} not found")
     mapping = plan._mapping
     lists = {
-        name: [part(*_from_json(columns, values)) for values in mapping[name] or ()]
-        for name, (part, columns) in _PART_ROWS.items()
+        name: [
+            part(*(read(value) for read, value in zip(readers, values, strict=True)))
+            for values in mapping[name] or ()
+        ]
+        for name, (part, readers) in _PART_ROWS.items()
     }
     return PlanParts(
         plan=plan,
@@ -496,15 +499,7 @@ def _parts_in_one(session: Session, plan_id: int) -> PlanParts:
     )
 
 
-# each list's row: a named tuple of its columns, as a Row reads (by name and by position)
-_PART_ROWS = {
-    name: (namedtuple(f"{name}_row", [column.name for column in columns]), columns)  # type: ignore[misc]
-    for name, (_table, columns) in _PART_COLUMNS.items()
-}
-
-
-@lru_cache(maxsize=1)
-def _parts_query() -> Select[Any]:
+def _parts_statement() -> Select[Any]:
     policies = table_of(PolicyRow)
     links = table_of(PlanInvoice)
     lists = []
@@ -526,14 +521,9 @@ def _parts_query() -> Select[Any]:
     )
 
 
-def _from_json(columns: Sequence[Column[Any]], values: Sequence[Any]) -> list[Any]:
-    """A row's values as JSON gave them, as the columns' types give them to Python: JSON has
-    no dates nor timestamps (ISO text), and an Amount is still the integer stored."""
-    return [_reader(column)(value) for column, value in zip(columns, values, strict=True)]
-
-
-@cache
 def _reader(column: Column[Any]) -> Callable[[Any], Any]:
+    """A value of `column` as JSON gave it → as the column's type gives it to Python: JSON has
+    no dates nor timestamps (ISO text), and an Amount is still the integer stored."""
     kind = column.type
     impl = kind.impl if isinstance(kind, TypeDecorator) else kind
     if isinstance(impl, DateTime):
@@ -561,6 +551,16 @@ def _same(value: Any) -> Any:
 
 
 _PG_DIALECT = postgresql.dialect()
+_PARTS_STATEMENT = _parts_statement()
+# each list's row (a named tuple of its columns, read as a Row reads: by name and by position)
+# and its columns' readers
+_PART_ROWS = {
+    name: (
+        namedtuple(f"{name}_row", [column.name for column in columns]),  # type: ignore[misc]
+        [_reader(column) for column in columns],
+    )
+    for name, (_table, columns) in _PART_COLUMNS.items()
+}
 
 
 # --- the late-invoice list ------------------------------------------------------------------
